@@ -1,0 +1,59 @@
+# waimai-bridge: set-up, checks and tests (GNU make).
+#
+#   make install    create .venv and install the project, its dev tools and the plugins
+#   make run        run the main job
+#   make test       run the test suite (PYTEST_ARGS='-k redis -x' passes options through)
+#   make lint       ruff, ruff format --check, mypy and the contracts schema check
+#   make services   make sure the local PostgreSQL and Redis are up
+#   make clean      remove the virtualenv, caches and build output
+
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTHON := $(BIN)/python
+STAMP  := $(VENV)/.installed
+
+PLUGINS            := eleme meituan own_pos
+PLUGIN_DIRS        := $(addprefix plugins/,$(PLUGINS))
+PLUGIN_PYPROJECTS  := $(addsuffix /pyproject.toml,$(PLUGIN_DIRS))
+
+# The main job that `make run` starts; swap it here (later: waimai-bridge demo).
+MAIN_JOB := $(BIN)/waimai-bridge plugins
+
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
+
+.DEFAULT_GOAL := install
+.PHONY: install run test lint services clean
+
+install: $(STAMP)
+
+# One pip command for everything, so the resolver sees the root package and
+# the plugins together. Reinstalls when any pyproject.toml changes.
+$(STAMP): pyproject.toml $(PLUGIN_PYPROJECTS)
+	@test -x $(PYTHON) || { echo "creating $(VENV)"; python3 -m venv $(VENV); }
+	@echo "installing waimai-bridge[dev] and plugins ($(PLUGINS)) into $(VENV)"
+	@$(PYTHON) -m pip install -q --upgrade pip
+	@$(PYTHON) -m pip install -q -e '.[dev]' $(addprefix -e ,$(PLUGIN_DIRS))
+	@touch $@
+
+run: install
+	$(MAIN_JOB)
+
+test: install services
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(PYTHON) -m waimai_bridge.contracts --check
+
+services:
+	.ci/services
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

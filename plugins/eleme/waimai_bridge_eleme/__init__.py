@@ -1,0 +1,1 @@
+"""waimai-bridge plugin for the Eleme (饿了么) shop open platform."""

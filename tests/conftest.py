@@ -1,0 +1,103 @@
+"""Fixtures that give tests real services.
+
+- ``sqlite_url``: a ``sqlite:///`` URL of a fresh file in the test's ``tmp_path``.
+- ``postgres_url``: a throwaway PostgreSQL database ``waimai_test_<hex>``, created
+  once per session on the server behind ``WAIMAI_TEST_POSTGRES_URL`` (default
+  ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) and dropped afterwards.
+- ``redis_url``: Redis db index 15 (``WAIMAI_TEST_REDIS_URL`` overrides it),
+  flushed before and after each test.
+
+PostgreSQL and Redis are required: when one cannot be reached the fixture fails
+the test, it never skips. ``.ci/services`` (or ``make services``) starts both.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redis
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+def _redis_url_without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else "***@"
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite database file of this test's own."""
+    return f"sqlite:///{tmp_path / 'waimai.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session; dropped at the end."""
+    admin_url = make_url(os.environ.get("WAIMAI_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    shown = admin_url.render_as_string(hide_password=True)
+    name = f"waimai_test_{secrets.token_hex(6)}"
+    engine = create_engine(
+        admin_url,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0].rstrip(".")
+        pytest.fail(
+            f"PostgreSQL is required but cannot be used at {shown}: {reason}. "
+            "Run .ci/services (or make services) to start it.",
+            pytrace=False,
+        )
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Redis db 15 (by default), empty at the start and flushed at the end."""
+    url = os.environ.get("WAIMAI_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    client = redis.Redis.from_url(
+        url,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=CONNECT_TIMEOUT_SECONDS,
+    )
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        client.close()
+        pytest.fail(
+            f"Redis is required but cannot be used at {_redis_url_without_password(url)}: "
+            f"{str(exc).rstrip('.')}. Run .ci/services (or make services) to start it.",
+            pytrace=False,
+        )
+    try:
+        yield url
+    finally:
+        try:
+            client.flushdb()
+        finally:
+            client.close()

@@ -1,0 +1,151 @@
+"""The service fixtures talk to real SQLite, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, make_url, text
+
+REDIS_KEY = "waimai:test_services:probe"
+
+
+# --- SQLite -----------------------------------------------------------------
+
+
+def test_sqlite_url_is_a_file_in_tmp_path(sqlite_url: str, tmp_path: Path) -> None:
+    assert sqlite_url.startswith("sqlite:///")
+    database = make_url(sqlite_url).database
+    assert database is not None
+    assert Path(database).parent == tmp_path
+
+
+def test_sqlite_rows_written_by_one_engine_are_read_by_another(sqlite_url: str) -> None:
+    writer = create_engine(sqlite_url)
+    try:
+        with writer.begin() as conn:
+            conn.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY, platform TEXT)"))
+            conn.execute(
+                text("INSERT INTO orders (id, platform) VALUES (:id, :platform)"),
+                [{"id": 1, "platform": "eleme"}, {"id": 2, "platform": "meituan"}],
+            )
+    finally:
+        writer.dispose()
+
+    database = make_url(sqlite_url).database
+    assert database is not None
+    assert Path(database).is_file()
+
+    reader = create_engine(sqlite_url)
+    try:
+        with reader.connect() as conn:
+            rows = conn.execute(text("SELECT id, platform FROM orders ORDER BY id")).all()
+    finally:
+        reader.dispose()
+    assert [tuple(row) for row in rows] == [(1, "eleme"), (2, "meituan")]
+
+
+# --- PostgreSQL -------------------------------------------------------------
+
+
+def test_postgres_database_is_a_fresh_waimai_test_database(postgres_url: str) -> None:
+    name = make_url(postgres_url).database
+    assert name is not None
+    assert name.startswith("waimai_test_")
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version()")).scalar_one()
+            current = conn.execute(text("SELECT current_database()")).scalar_one()
+    finally:
+        engine.dispose()
+    assert str(version).startswith("PostgreSQL ")
+    assert current == name
+
+
+def test_postgres_create_insert_select(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("CREATE TABLE probe_orders (id serial PRIMARY KEY, total_cents integer)")
+            )
+            conn.execute(
+                text("INSERT INTO probe_orders (total_cents) VALUES (:cents)"),
+                [{"cents": 1250}, {"cents": 399}],
+            )
+        with engine.connect() as conn:
+            totals = conn.execute(
+                text("SELECT total_cents FROM probe_orders ORDER BY id")
+            ).scalars()
+            assert list(totals) == [1250, 399]
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE probe_orders"))
+    finally:
+        engine.dispose()
+
+
+def test_postgres_database_is_separate_from_test(postgres_url: str) -> None:
+    table = "probe_separate_from_test"
+    own = create_engine(postgres_url)
+    other = create_engine(make_url(postgres_url).set(database="test"))
+    try:
+        with own.begin() as conn:
+            conn.execute(text(f"CREATE TABLE {table} (id integer)"))
+        lookup = text("SELECT to_regclass(:name) IS NOT NULL")
+        with own.connect() as conn:
+            assert conn.execute(lookup, {"name": table}).scalar_one() is True
+        with other.connect() as conn:
+            assert conn.execute(text("SELECT current_database()")).scalar_one() == "test"
+            assert conn.execute(lookup, {"name": table}).scalar_one() is False
+        with own.begin() as conn:
+            conn.execute(text(f"DROP TABLE {table}"))
+    finally:
+        own.dispose()
+        other.dispose()
+
+
+# --- Redis ------------------------------------------------------------------
+
+
+def test_redis_url_is_db_15_by_default(redis_url: str) -> None:
+    expected = os.environ.get("WAIMAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    assert redis_url == expected
+
+
+def test_redis_set_get_in_its_own_db(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        assert client.dbsize() == 0
+        assert client.set(REDIS_KEY, "42") is True
+        assert client.get(REDIS_KEY) == "42"
+        if "WAIMAI_TEST_REDIS_URL" not in os.environ:
+            assert client.client_info()["db"] == 15
+    finally:
+        client.close()
+
+
+def test_redis_key_from_the_previous_test_is_gone(redis_url: str) -> None:
+    # Runs after test_redis_set_get_in_its_own_db (file order): the fixture's
+    # FLUSHDB must have removed what that test wrote.
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        assert client.exists(REDIS_KEY) == 0
+        assert client.dbsize() == 0
+    finally:
+        client.close()
+
+
+def test_redis_fixture_flushes_keys_left_before_it(request: pytest.FixtureRequest) -> None:
+    # Leave a stale key in the db first, then set the fixture up: it must be gone.
+    url = os.environ.get("WAIMAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        client.set(REDIS_KEY, "stale")
+        assert client.exists(REDIS_KEY) == 1
+        assert request.getfixturevalue("redis_url") == url
+        assert client.exists(REDIS_KEY) == 0
+    finally:
+        client.close()

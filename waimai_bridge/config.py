@@ -1,0 +1,333 @@
+"""The configuration (SPEC §7.1): a TOML file, environment overrides, embedded defaults.
+
+``[bridge]`` is validated by :class:`BridgeSettings`; every ``[platforms.NAME]`` table
+against the ``config_schema`` its plugin declares, and every store's ``NAME`` table against
+the plugin's ``store_config_schema``. All faults are reported together, each as the dotted
+key and the problem. Values are never shown in a message, so a secret cannot leak through
+one; secrets are ``SecretStr`` or live only in a :class:`~waimai_bridge.models.PluginConfig`,
+whose repr hides them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from waimai_bridge.errors import ConfigError
+from waimai_bridge.models import PluginConfig
+from waimai_bridge.plugins import PluginRegistry
+
+CONFIG_ENV = "WAIMAI_CONFIG"
+"""Environment variable naming the config file when ``--config`` is not given."""
+
+Problem = tuple[str, str]
+
+
+class BridgeSettings(BaseSettings):
+    """The ``[bridge]`` table; ``WAIMAI_<KEY>`` environment variables override it."""
+
+    model_config = SettingsConfigDict(env_prefix="WAIMAI_", extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        default="sqlite:///waimai-bridge.db",
+        description="SQLAlchemy URL: sqlite:///FILE (embedded) or postgresql+psycopg://…",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where platforms reach the bridge; some platforms sign this URL.",
+    )
+    broker_url: str = Field(
+        default="", description='"" for the in-process broker, or redis://host:6379/0'
+    )
+    shards: int = Field(default=8, ge=1, le=1024, description="How many store-pinned queues.")
+    accept_hold_seconds: int = Field(
+        default=60, ge=0, description="How long an accepted order waits before it is stored."
+    )
+    api_tokens: list[SecretStr] = Field(
+        default_factory=list, description="Bearer tokens accepted by /api."
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError("must be an http:// or https:// URL without query or fragment")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment overrides the file (the file arrives as init arguments)."""
+        return env_settings, init_settings
+
+
+class _StoreTable(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """A ``[stores.ID]`` table: the chain's store and its binding on each platform."""
+
+    store_id: str
+    name: str | None
+    bindings: Mapping[str, Mapping[str, Any]] = field(repr=False)
+
+
+class PlatformNotConfigured(LookupError):
+    """A plugin is loaded but has no ``[platforms.NAME]`` table."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration."""
+
+    bridge: BridgeSettings
+    platforms: Mapping[str, Mapping[str, Any]] = field(repr=False)
+    stores: Mapping[str, StoreConfig]
+    source: str | None = None
+
+    def plugin_config(self, platform: str) -> PluginConfig:
+        """What the hooks of ``platform`` are given: its settings and its store bindings."""
+        if platform not in self.platforms:
+            where = self.source or "the embedded defaults"
+            raise PlatformNotConfigured(
+                f"platform {platform!r} has no [platforms.{platform}] table in {where}"
+            )
+        return PluginConfig(
+            platform=platform,
+            public_base_url=self.bridge.public_base_url,
+            settings=dict(self.platforms[platform]),
+            stores={
+                store.store_id: dict(store.bindings[platform])
+                for store in self.stores.values()
+                if platform in store.bindings
+            },
+        )
+
+
+def load_config(
+    path: str | os.PathLike[str] | None,
+    registry: PluginRegistry,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, merge and validate the configuration; raise :class:`ConfigError` listing faults.
+
+    ``path`` falls back to ``WAIMAI_CONFIG``; with neither, the embedded defaults apply.
+    """
+    environ = os.environ if environ is None else environ
+    chosen = path if path is not None else environ.get(CONFIG_ENV) or None
+    document = _read_toml(Path(chosen)) if chosen is not None else {}
+    source = str(chosen) if chosen is not None else None
+    problems: list[Problem] = []
+    for key in sorted(set(document) - {"bridge", "platforms", "stores"}):
+        problems.append((key, "unknown table; the tables are [bridge], [platforms.*], [stores.*]"))
+
+    bridge = _bridge(_table(document, "bridge", problems), problems)
+    platforms = {}
+    for name, table in _tables(document, "platforms", problems).items():
+        key = f"platforms.{name}"
+        if not _plugin_problem(registry, key, name, problems):
+            continue
+        schema = registry.platform(name).manifest.config_schema
+        if _schema_problems(key, table, schema, problems):
+            platforms[name] = _with_defaults(table, schema)
+    stores = {
+        store_id: store
+        for store_id, table in _tables(document, "stores", problems).items()
+        if (store := _store(store_id, table, registry, platforms, problems)) is not None
+    }
+    if problems:
+        raise ConfigError(problems, source=source)
+    assert bridge is not None  # no problems means the bridge table validated
+    return Config(bridge=bridge, platforms=platforms, stores=stores, source=source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError([("--config", f"file {path} does not exist")]) from None
+    except OSError as exc:
+        raise ConfigError([("--config", f"file {path} cannot be read: {exc.strerror}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([("(file)", f"not valid TOML: {exc}")], source=str(path)) from None
+
+
+def _table(document: Mapping[str, Any], key: str, problems: list[Problem]) -> dict[str, Any]:
+    value = document.get(key, {})
+    if not isinstance(value, dict):
+        problems.append((key, "must be a table"))
+        return {}
+    return value
+
+
+def _tables(
+    document: Mapping[str, Any], key: str, problems: list[Problem]
+) -> dict[str, dict[str, Any]]:
+    tables = {}
+    for name, value in _table(document, key, problems).items():
+        if isinstance(value, dict):
+            tables[str(name)] = value
+        else:
+            problems.append((f"{key}.{name}", "must be a table"))
+    return tables
+
+
+def _bridge(table: dict[str, Any], problems: list[Problem]) -> BridgeSettings | None:
+    try:
+        return BridgeSettings(**table)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            key = ".".join(str(part) for part in ("bridge", *error["loc"]))
+            problems.append((key, _pydantic_problem(error["type"], error["msg"])))
+        return None
+
+
+def _pydantic_problem(kind: str, message: str) -> str:
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing required key"
+    return message.removeprefix("Value error, ")
+
+
+def _plugin_problem(registry: PluginRegistry, key: str, name: str, problems: list[Problem]) -> bool:
+    """Whether ``name`` is a loaded plugin; a blocked one is skipped without a problem."""
+    if name in registry.platforms:
+        return True
+    if registry.is_blocked(name):
+        return False
+    reports = {report.name: report for report in registry.reports}
+    if name in reports:
+        problems.append((key, f"plugin {name!r} is not loaded: {reports[name].problem}"))
+    else:
+        loaded = ", ".join(sorted(registry.platforms)) or "none"
+        problems.append((key, f"no plugin named {name!r} is installed (loaded: {loaded})"))
+    return False
+
+
+def _store(
+    store_id: str,
+    table: dict[str, Any],
+    registry: PluginRegistry,
+    platforms: Mapping[str, Any],
+    problems: list[Problem],
+) -> StoreConfig | None:
+    key = f"stores.{store_id}"
+    before = len(problems)
+    try:
+        parsed = _StoreTable(**table)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            problems.append((f"{key}.{'.'.join(map(str, error['loc']))}", error["msg"]))
+        return None
+    bindings = {}
+    for platform, binding in (parsed.model_extra or {}).items():
+        where = f"{key}.{platform}"
+        if not _plugin_problem(registry, where, platform, problems):
+            continue
+        if not isinstance(binding, dict):
+            problems.append((where, 'must be a table, e.g. { shop_id = "…" }'))
+            continue
+        if platform not in platforms and platform in registry.platforms:
+            problems.append((where, f"[platforms.{platform}] is not configured"))
+            continue
+        schema = registry.platform(platform).manifest.store_config_schema
+        if _schema_problems(where, binding, schema, problems):
+            bindings[platform] = _with_defaults(binding, schema)
+    if len(problems) > before:
+        return None
+    return StoreConfig(store_id=store_id, name=parsed.name, bindings=bindings)
+
+
+def _schema_problems(
+    key: str, table: Mapping[str, Any], schema: Mapping[str, Any], problems: list[Problem]
+) -> bool:
+    """Check ``table`` against a plugin's config schema; True when it is valid."""
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(table), key=lambda e: list(e.path)
+    )
+    for error in errors:
+        problems.append(_schema_problem(key, error))
+    return not errors
+
+
+_SCHEMA_PROBLEMS: Mapping[str, str] = {
+    "type": "must be of type {validator_value}",
+    "enum": "must be one of {enum}",
+    "const": "must be {validator_value!r}",
+    "pattern": "must match {validator_value}",
+    "format": "must be a valid {validator_value}",
+    "minimum": "must be at least {validator_value}",
+    "maximum": "must be at most {validator_value}",
+    "exclusiveMinimum": "must be more than {validator_value}",
+    "exclusiveMaximum": "must be less than {validator_value}",
+    "minLength": "must be at least {validator_value} characters long",
+    "maxLength": "must be at most {validator_value} characters long",
+    "minItems": "must have at least {validator_value} items",
+    "maxItems": "must have at most {validator_value} items",
+}
+"""JSON Schema keyword → problem text; none of them shows the offending value."""
+
+
+def _schema_problem(key: str, error: jsonschema.ValidationError) -> Problem:
+    path = ".".join([key, *(str(part) for part in error.path)])
+    keyword = str(error.validator)
+    if keyword == "required":
+        missing = _missing_keys(
+            cast(list[str], error.validator_value), cast(dict[str, Any], error.instance)
+        )
+        return f"{path}.{missing[0]}" if len(missing) == 1 else path, (
+            "missing required key" if len(missing) == 1 else f"missing required keys {missing}"
+        )
+    if keyword == "additionalProperties":
+        known = cast(dict[str, Any], error.schema).get("properties", {})
+        extra = sorted(k for k in cast(dict[str, Any], error.instance) if k not in known)
+        allowed = ", ".join(sorted(known)) or "none"
+        return f"{path}.{extra[0]}" if len(extra) == 1 else path, f"unknown key (known: {allowed})"
+    template = _SCHEMA_PROBLEMS.get(keyword, "is not valid ({keyword})")
+    enum = ", ".join(repr(value) for value in _as_list(error.validator_value))
+    return path, template.format(validator_value=error.validator_value, enum=enum, keyword=keyword)
+
+
+def _missing_keys(required: Iterable[str], instance: Mapping[str, Any]) -> list[str]:
+    return [key for key in required if key not in instance]
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _with_defaults(table: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The table with the top-level ``default`` of every property it leaves out."""
+    merged = dict(table)
+    for name, prop in schema.get("properties", {}).items():
+        if name not in merged and isinstance(prop, dict) and "default" in prop:
+            merged[name] = prop["default"]
+    return merged

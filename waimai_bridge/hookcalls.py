@@ -1,0 +1,183 @@
+"""Calling one platform's hooks with their contracts checked on the way in and out.
+
+pluggy checks only argument names; here every argument and every return value is checked
+against its contract (:data:`HOOK_CONTRACTS`), and a value that breaks one raises
+:class:`~waimai_bridge.errors.ContractViolation` naming the plugin, the hook and the JSON
+path of the offending value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import pluggy
+
+from waimai_bridge.errors import ContractViolation, PlatformRejected, TransientPlatformError
+from waimai_bridge.models import (
+    ActionOutcome,
+    ActionRequest,
+    ActionResult,
+    Capability,
+    ContractModel,
+    Event,
+    InboundRequest,
+    Manifest,
+    NativeEvent,
+    ParsedPush,
+    PluginConfig,
+    PriceBreakdown,
+    StateChange,
+)
+from waimai_bridge.validation import ContractProblem, conform
+
+R = TypeVar("R", bound=ContractModel)
+
+
+@dataclass(frozen=True)
+class HookContract(Generic[R]):
+    """What a hook takes (argument name → model) and returns; ``optional``: may be None."""
+
+    arguments: Mapping[str, type[ContractModel]]
+    returns: type[R]
+    optional: bool = False
+
+
+HOOK_CONTRACTS: Mapping[str, HookContract[Any]] = {
+    "plugin_manifest": HookContract({}, Manifest),
+    "parse_event": HookContract(
+        {"request": InboundRequest, "config": PluginConfig}, ParsedPush, optional=True
+    ),
+    "map_state": HookContract({"event": NativeEvent}, StateChange),
+    "price_breakdown": HookContract(
+        {"order": NativeEvent, "config": PluginConfig}, PriceBreakdown, optional=True
+    ),
+    "outbound_action": HookContract(
+        {"action": ActionRequest, "config": PluginConfig}, ActionResult
+    ),
+}
+"""Every hook spec and its contract; a test keeps this in step with the hook specs."""
+
+
+def call_checked(
+    plugin: str,
+    hooks: pluggy.HookRelay,
+    hook: str,
+    *,
+    reference: bool = False,
+    **arguments: Any,
+) -> Any:
+    """Call ``hook`` with ``platform=plugin`` and the arguments, checking both ways.
+
+    Returns the checked model, or None where the hook may answer None.
+    """
+    contract = HOOK_CONTRACTS[hook]
+    checked_arguments: dict[str, Any] = {}
+    for name, model in contract.arguments.items():
+        try:
+            checked_arguments[name] = conform(model, arguments[name], reference=reference)
+        except ContractProblem as exc:
+            raise ContractViolation(
+                plugin, hook, f"argument {name}: {exc.path}", exc.problem
+            ) from None
+    caller = getattr(hooks, hook)
+    if hook != "plugin_manifest":
+        checked_arguments["platform"] = plugin
+    result = caller(**checked_arguments)
+    if result is None:
+        if contract.optional:
+            return None
+        raise ContractViolation(plugin, hook, "$", f"returned nothing; {hook} must return a result")
+    try:
+        return conform(contract.returns, result, reference=reference)
+    except ContractProblem as exc:
+        raise ContractViolation(plugin, hook, exc.path, exc.problem) from None
+
+
+class Platform:
+    """A loaded plugin whose manifest was accepted: its hooks, called with contracts checked."""
+
+    def __init__(
+        self, manifest: Manifest, plugin_manager: pluggy.PluginManager, *, reference: bool = False
+    ) -> None:
+        self.manifest = manifest
+        self.name = manifest.name
+        self._hooks = plugin_manager.hook
+        self._reference = reference
+        self._maps_to = {row.code: set(row.maps_to) for row in manifest.native_codes}
+
+    def __repr__(self) -> str:
+        return f"<Platform {self.name} {self.manifest.version}>"
+
+    def supports(self, capability: Capability) -> bool:
+        """Whether the plugin implements the hook of ``capability``."""
+        return capability in self.manifest.capabilities
+
+    def _call(self, hook: str, **arguments: Any) -> Any:
+        if not self.supports(Capability(hook)):
+            raise NotImplementedError(f"plugin {self.name!r} does not implement {hook}")
+        return call_checked(self.name, self._hooks, hook, reference=self._reference, **arguments)
+
+    def parse_event(self, request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
+        """The plugin's reading of a push; every event's native code is in the manifest."""
+        parsed: ParsedPush | None = self._call("parse_event", request=request, config=config)
+        if parsed is None:
+            return None
+        for index, event in enumerate(parsed.events):
+            if event.platform != self.name:
+                raise ContractViolation(
+                    self.name,
+                    "parse_event",
+                    f"$.events[{index}].platform",
+                    f"{event.platform!r} is not this plugin's platform {self.name!r}",
+                )
+            if event.native_code not in self._maps_to:
+                raise ContractViolation(
+                    self.name,
+                    "parse_event",
+                    f"$.events[{index}].native_code",
+                    f"{event.native_code!r} is not in the manifest's native_codes",
+                )
+        return parsed
+
+    def map_state(self, event: NativeEvent) -> StateChange:
+        """The baseline state of a native event, one the manifest declares for its code."""
+        change: StateChange = self._call("map_state", event=event)
+        allowed = self._maps_to.get(event.native_code)
+        if allowed is None:
+            raise ContractViolation(
+                self.name,
+                "map_state",
+                "argument event: $.native_code",
+                f"{event.native_code!r} is not in the manifest's native_codes",
+            )
+        if change.state is not None and change.state not in allowed:
+            declared = ", ".join(str(int(state)) for state in sorted(allowed)) or "none"
+            raise ContractViolation(
+                self.name,
+                "map_state",
+                "$.state",
+                f"{int(change.state)} is not among the states the manifest declares for "
+                f"native code {event.native_code!r} ({declared})",
+            )
+        return change
+
+    def event(self, native: NativeEvent) -> Event:
+        """The canonical event of a native event."""
+        return Event.of(native, self.map_state(native))
+
+    def price_breakdown(self, order: NativeEvent, config: PluginConfig) -> PriceBreakdown | None:
+        """The price breakdown of an order payload, or None when it carries no prices."""
+        result: PriceBreakdown | None = self._call("price_breakdown", order=order, config=config)
+        return result
+
+    def outbound_action(self, action: ActionRequest, config: PluginConfig) -> ActionResult:
+        """Perform an action on the platform; platform errors become results."""
+        try:
+            result: ActionResult = self._call("outbound_action", action=action, config=config)
+        except TransientPlatformError as exc:
+            return ActionResult(outcome=ActionOutcome.TRANSIENT, code=exc.code, message=exc.message)
+        except PlatformRejected as exc:
+            return ActionResult(outcome=ActionOutcome.REJECTED, code=exc.code, message=exc.message)
+        return result

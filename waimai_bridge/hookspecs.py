@@ -1,0 +1,172 @@
+"""The hook specifications a platform plugin implements (SPEC §2.1).
+
+A plugin is one object (usually a module) registered under the entry-point group
+``waimai_bridge``; the entry point's name is the platform's name. The core calls each hook
+only on the plugin of the platform concerned, so an implementation never has to check
+``platform`` — it is passed so that one function can serve several registrations.
+
+Every call is checked against the contracts in ``waimai_bridge/contracts/``: the arguments
+before the call, the return value after it. A hook may return the model or a plain ``dict``
+of the same shape. A value that breaks the contract raises
+:class:`~waimai_bridge.errors.ContractViolation` naming the plugin, the hook and the JSON
+path of the offending value. An implementation may accept fewer arguments than the spec
+lists (pluggy passes only the ones it names).
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from waimai_bridge.models import (
+    ActionRequest,
+    ActionResult,
+    InboundRequest,
+    Manifest,
+    NativeEvent,
+    ParsedPush,
+    PluginConfig,
+    PriceBreakdown,
+    StateChange,
+)
+
+PROJECT_NAME = "waimai_bridge"
+"""The pluggy project name, which is also the entry-point group plugins register under."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec(firstresult=True)
+def plugin_manifest() -> Manifest:
+    """Describe the plugin: its platform name, versions, hooks, actions, config and codes.
+
+    Called once, when the plugin is loaded, before any other hook. Every plugin implements
+    it.
+
+    :returns: the plugin's :class:`~waimai_bridge.models.Manifest`: ``name`` (equal to the
+        entry-point name), ``display_name``, ``version``, ``contract_version`` (its major
+        must equal the core's), ``capabilities`` (exactly the other hooks it implements),
+        ``actions`` (the outbound actions it supports), ``config_schema`` and
+        ``store_config_schema`` (JSON Schemas of its config tables, secrets marked
+        ``writeOnly``) and ``native_codes`` (every native code and the baseline states it
+        can map to).
+
+    Contract: ``contracts/manifest.schema.json``; the two config schemas must be valid
+    JSON Schemas (Draft 2020-12). A manifest that breaks it gets the plugin refused.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def parse_event(platform: str, request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
+    """Verify and decode one push from the platform.
+
+    Called by the web receiver for every request to ``/webhooks/{platform}`` and
+    ``/webhooks/{platform}/{kind}``, before anything is written. Implemented by plugins
+    with the ``parse_event`` capability.
+
+    :param platform: the platform's name, as in the manifest.
+    :param request: the raw request: method, public ``url`` (the one the platform signs),
+        ``kind``, ``query``, ``headers`` and the raw ``body``.
+    :param config: the plugin's validated settings (secrets included) and store bindings;
+        ``config.store_for(key, value)`` resolves a platform shop id to the chain's store.
+    :returns: a :class:`~waimai_bridge.models.ParsedPush`: the ``reply`` the platform
+        expects (also for an empty console probe, which carries no events) and zero or
+        more native events, each with the store id, the platform order id (a string), the
+        native code, an idempotency key and the platform's own time of the change; or
+        ``None`` when the request is not a push of this platform (the receiver answers 404).
+    :raises BadSignature: missing or wrong signature or app id (HTTP 401).
+    :raises UndecodablePush: a body that cannot be decoded, or a message the platform
+        does not send (HTTP 400).
+    :raises UnknownStore: a shop no store is bound to (HTTP 400).
+
+    Contract: ``contracts/inbound-request.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/parsed-push.schema.json`` out;
+    every ``native_code`` must appear in the manifest's ``native_codes``.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def map_state(platform: str, event: NativeEvent) -> StateChange:
+    """Map a native event to the baseline platform state of SPEC §4.1.
+
+    Called by the worker for every native event before it is folded, and again whenever
+    the event log is re-folded, so it must be a pure function of the event. Implemented
+    by plugins with the ``map_state`` capability, as a lookup in the manifest's
+    ``native_codes`` table plus whatever the payload decides (a partial refund, a cancel
+    before or after acceptance).
+
+    :param platform: the platform's name.
+    :param event: a native event that ``parse_event`` returned.
+    :returns: a :class:`~waimai_bridge.models.StateChange`: the baseline ``state`` (or
+        ``None``: kept in the log, ignored by the state machine), and for cancel and refund
+        events ``partial``, ``refund_amount_fen``, ``refunded_items`` and ``reason``.
+
+    Contract: ``contracts/native-event.schema.json`` in,
+    ``contracts/state-change.schema.json`` out; ``state`` must be one of the ``maps_to``
+    states the manifest declares for the event's native code.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def price_breakdown(
+    platform: str, order: NativeEvent, config: PluginConfig
+) -> PriceBreakdown | None:
+    """Read the canonical price breakdown (SPEC §6) out of an order payload.
+
+    Called by the worker when it stores an order, with the native event that carries the
+    full order (a new-order push or a fetched order). Implemented by plugins with the
+    ``price_breakdown`` capability.
+
+    :param platform: the platform's name.
+    :param order: the native event whose payload holds the order.
+    :param config: the plugin's settings (e.g. what the platform's ``price`` means for the
+        store's subscription).
+    :returns: a :class:`~waimai_bridge.models.PriceBreakdown`, every amount in fen, the
+        figures the platform states (user paid, merchant income) taken as stated, never
+        recomputed; or ``None`` when the payload carries no prices.
+
+    Contract: ``contracts/native-event.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/price-breakdown.schema.json``
+    out.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def outbound_action(platform: str, action: ActionRequest, config: PluginConfig) -> ActionResult:
+    """Perform an action of the chain's own system on the platform's API.
+
+    Called by the action worker, once per attempt, for actions the manifest lists.
+    Implemented by plugins with the ``outbound_action`` capability; the request is signed
+    as the platform requires.
+
+    :param platform: the platform's name.
+    :param action: the action, the platform order id, the store, an optional reason and
+        the attempt number.
+    :param config: the plugin's settings (API root, keys) and the store's binding (token).
+    :returns: an :class:`~waimai_bridge.models.ActionResult`: ``done``, ``rejected`` (for
+        good, with the platform's code and message) or ``transient`` (to be retried).
+        Raising :class:`~waimai_bridge.errors.TransientPlatformError` or
+        :class:`~waimai_bridge.errors.PlatformRejected` means the same as returning the
+        matching result.
+
+    Contract: ``contracts/action-request.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/action-result.schema.json``
+    out.
+    """
+    raise NotImplementedError
+
+
+__all__ = [
+    "PROJECT_NAME",
+    "hookimpl",
+    "hookspec",
+    "map_state",
+    "outbound_action",
+    "parse_event",
+    "plugin_manifest",
+    "price_breakdown",
+]

@@ -1,0 +1,345 @@
+"""The canonical vocabulary every plugin speaks (SPEC §4 and §6).
+
+These pydantic models are the source of truth of the contracts: the JSON Schemas in
+``waimai_bridge/contracts/`` are generated from them (``python -m waimai_bridge.contracts``)
+and a test proves the two agree. Money is always integer fen; times are integer epoch
+milliseconds, so a contract never depends on time-zone or float formatting.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import IntEnum, StrEnum
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+CONTRACT_VERSION = "1.0"
+"""Version of the contracts in ``waimai_bridge/contracts/``; a plugin must match the major."""
+
+Fen = Annotated[int, Field(ge=0, description="An amount of money in fen (分), never negative.")]
+EpochMs = Annotated[int, Field(ge=0, description="A point in time as epoch milliseconds.")]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class ContractModel(BaseModel):
+    """Base of every model that crosses a hook boundary: closed, immutable, revalidated."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        revalidate_instances="always",
+        ser_json_bytes="base64",
+        val_json_bytes="base64",
+    )
+
+
+class PlatformState(IntEnum):
+    """A platform order state of the baseline table (SPEC §4.1, Eleme's push types)."""
+
+    CREATED = 10
+    ACCEPTED = 12
+    CANCELLED = 14
+    INVALIDATED = 15
+    FORCE_INVALIDATED = 17
+    COMPLETED = 18
+    CANCEL_REQUESTED = 20
+    CANCEL_WITHDRAWN = 21
+    CANCEL_REJECTED = 22
+    CANCEL_AGREED = 23
+    REFUND_REQUESTED = 30
+    REFUND_WITHDRAWN = 31
+    REFUND_REJECTED = 32
+    REFUND_AGREED = 33
+    RIDER_AWAITING_PICKUP = 53
+    RIDER_AT_STORE = 54
+    RIDER_DELIVERING = 55
+    RIDER_DELIVERED = 56
+
+    @property
+    def label(self) -> str:
+        """The lower-case name used in the HTTP API (``created``, ``rider_at_store`` …)."""
+        return self.name.lower()
+
+
+class OrderState(StrEnum):
+    """The chain's own order state (SPEC §4.2, the ``order.state`` of seed 000)."""
+
+    PAID = "paid"
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    READY = "ready"
+    DELIVERING = "delivering"
+    COMPLETED = "completed"
+    REFUNDING = "refunding"
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    CANCELLED = "cancelled"
+
+
+class RiderState(StrEnum):
+    """Where the rider is (SPEC §4.3); an order has none before the first rider event."""
+
+    AWAITING_PICKUP = "awaiting_pickup"
+    AT_STORE = "at_store"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+
+
+class Action(StrEnum):
+    """What the chain's own system can ask a platform to do (SPEC §4.4)."""
+
+    CONFIRM = "confirm"
+    CANCEL = "cancel"
+    AGREE_CANCEL = "agree_cancel"
+    REJECT_CANCEL = "reject_cancel"
+    AGREE_REFUND = "agree_refund"
+    REJECT_REFUND = "reject_refund"
+    MEAL_READY = "meal_ready"
+    ACCEPT = "accept"
+    START_PREPARING = "start_preparing"
+    MARK_READY = "mark_ready"
+
+
+class Capability(StrEnum):
+    """A hook a plugin implements; the manifest lists exactly the ones it implements."""
+
+    PARSE_EVENT = "parse_event"
+    MAP_STATE = "map_state"
+    PRICE_BREAKDOWN = "price_breakdown"
+    OUTBOUND_ACTION = "outbound_action"
+
+
+class ActionOutcome(StrEnum):
+    """How a platform answered an outbound action."""
+
+    DONE = "done"
+    REJECTED = "rejected"
+    TRANSIENT = "transient"
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+class NativeCode(ContractModel):
+    """One row of a plugin's native-code table: a platform's own code and what it becomes."""
+
+    code: NonEmpty = Field(description="The platform's own status or message code, as a string.")
+    name: NonEmpty = Field(description="What the platform calls it.")
+    maps_to: list[PlatformState] = Field(
+        description="The baseline states this code can become; empty: kept in the event log "
+        "and ignored by the state machine."
+    )
+    note: str | None = Field(default=None, description="Why, where the mapping needs a word.")
+
+
+class Manifest(ContractModel):
+    """What a platform plugin says about itself; checked when the plugin is loaded."""
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="The platform's name: entry-point name, URL segment and config table.",
+    )
+    display_name: NonEmpty
+    version: NonEmpty = Field(description="The plugin distribution's version.")
+    contract_version: str = Field(
+        pattern=r"^[0-9]+\.[0-9]+$", description="The contracts version the plugin was written for."
+    )
+    capabilities: list[Capability] = Field(
+        description="The hooks the plugin implements.", json_schema_extra={"uniqueItems": True}
+    )
+    actions: list[Action] = Field(
+        description="The outbound actions the plugin supports.",
+        json_schema_extra={"uniqueItems": True},
+    )
+    config_schema: dict[str, Any] = Field(
+        description="JSON Schema of the plugin's ``[platforms.NAME]`` config table; secret "
+        "values are marked ``writeOnly: true``."
+    )
+    store_config_schema: dict[str, Any] = Field(
+        description="JSON Schema of the ``NAME`` table of each ``[stores.ID]`` config table."
+    )
+    native_codes: list[NativeCode] = Field(
+        description="Every native code the platform sends and what it maps to."
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> Manifest:
+        for field in ("capabilities", "actions"):
+            values = getattr(self, field)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{field} lists a value twice")
+        return self
+
+
+# --------------------------------------------------------------------------- inbound
+
+
+class PluginConfig(ContractModel):
+    """A plugin's validated configuration, handed to every hook that talks to the platform."""
+
+    platform: NonEmpty
+    public_base_url: str = Field(description="Where platforms reach the bridge, no trailing slash.")
+    settings: dict[str, Any] = Field(
+        repr=False, description="The ``[platforms.NAME]`` table, valid against config_schema."
+    )
+    stores: dict[str, dict[str, Any]] = Field(
+        repr=False,
+        description="Store id → that store's ``NAME`` table, valid against store_config_schema.",
+    )
+
+    def store_for(self, key: str, value: object) -> str | None:
+        """The store whose binding has ``key`` equal to ``value`` (compared as strings)."""
+        wanted = str(value)
+        for store_id, binding in self.stores.items():
+            if key in binding and str(binding[key]) == wanted:
+                return store_id
+        return None
+
+
+class InboundRequest(ContractModel):
+    """A push as it reached ``/webhooks/{platform}[/{kind}]``, before anything was trusted."""
+
+    method: str = Field(pattern=r"^[A-Z]+$")
+    url: str = Field(description="The public URL the platform called: public_base_url + path.")
+    kind: str | None = Field(description="The ``{kind}`` path segment, if the URL has one.")
+    query: list[tuple[str, str]] = Field(description="Query parameters in arrival order.")
+    headers: dict[str, str] = Field(description="Headers, names in lower case.")
+    body: bytes = Field(description="The raw body (base64 in JSON).")
+    received_at_ms: EpochMs
+
+    def decode_form(self) -> list[tuple[str, str]]:
+        """The body decoded as ``application/x-www-form-urlencoded`` (one decoding pass)."""
+        return parse_qsl(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+
+    def decode_json(self) -> Any:
+        """The body decoded as JSON; raises ``ValueError`` when it is not JSON."""
+        return json.loads(self.body)
+
+
+class Reply(ContractModel):
+    """The HTTP answer the platform expects."""
+
+    status: int = Field(default=200, ge=200, le=599)
+    content_type: str = "application/json"
+    body: str
+
+
+class NativeEvent(ContractModel):
+    """One platform message, decoded and trusted, not yet mapped to the baseline."""
+
+    platform: NonEmpty
+    store_id: NonEmpty = Field(description="The chain's own store id, resolved from the config.")
+    platform_order_id: NonEmpty = Field(description="The platform's order id, always a string.")
+    native_code: NonEmpty = Field(description="A code of the plugin's native-code table.")
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    platform_time_ms: EpochMs = Field(description="The platform's own time of the change.")
+    payload: dict[str, Any] = Field(description="The decoded message, as the platform sent it.")
+
+
+class ParsedPush(ContractModel):
+    """What ``parse_event`` makes of a push: the reply to send and the events it carried."""
+
+    reply: Reply
+    events: list[NativeEvent]
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+class RefundedItem(ContractModel):
+    """A line a cancel or refund gives money back for."""
+
+    name: NonEmpty
+    quantity: int = Field(ge=1)
+    sku_code: str | None = None
+    platform_sku_id: str | None = None
+    amount_fen: Fen | None = Field(default=None, description="Refund for this line, when stated.")
+
+
+class StateChange(ContractModel):
+    """What ``map_state`` makes of a native event (SPEC §4.1)."""
+
+    state: PlatformState | None = Field(
+        description="The baseline state; null: kept in the log, ignored by the state machine."
+    )
+    partial: bool = False
+    refund_amount_fen: Fen | None = None
+    refunded_items: list[RefundedItem] = Field(default_factory=list)
+    reason: str | None = None
+
+
+class Event(ContractModel):
+    """The canonical event the state machine folds: a native event and its state change."""
+
+    platform: NonEmpty
+    store_id: NonEmpty
+    platform_order_id: NonEmpty
+    native_code: NonEmpty
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    platform_time_ms: EpochMs
+    payload: dict[str, Any]
+    state: PlatformState | None
+    partial: bool = False
+    refund_amount_fen: Fen | None = None
+    refunded_items: list[RefundedItem] = Field(default_factory=list)
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, native: NativeEvent, change: StateChange) -> Event:
+        """Join a native event and its state change."""
+        return cls(**native.model_dump(), **change.model_dump())
+
+
+# --------------------------------------------------------------------------- money
+
+
+class PriceItem(ContractModel):
+    """One order line of the price breakdown (SPEC §6)."""
+
+    sku_code: str | None = Field(description="The merchant's own code, as the platform sends it.")
+    platform_sku_id: str | None
+    name: NonEmpty
+    quantity: int = Field(ge=1)
+    unit_original: Fen
+    unit_paid: Fen
+    product_id: str | None = Field(
+        default=None, description="The chain's product, from the SKU mapping; null when unmapped."
+    )
+
+
+class PriceBreakdown(ContractModel):
+    """The ``price`` object of an order (SPEC §6); every figure in fen."""
+
+    items: list[PriceItem]
+    original_amount: Fen
+    packaging_fee: Fen
+    delivery_fee: Fen
+    merchant_discount: Fen
+    platform_discount: Fen
+    user_paid: Fen
+    commission: Fen
+    merchant_income: int = Field(description="商家实收 as the platform states it, in fen.")
+
+
+# --------------------------------------------------------------------------- outbound
+
+
+class ActionRequest(ContractModel):
+    """An outbound action for ``outbound_action`` to perform on the platform."""
+
+    action_id: NonEmpty
+    action: Action
+    platform_order_id: NonEmpty
+    store_id: NonEmpty
+    reason: str | None = None
+    attempt: int = Field(ge=1, description="1 for the first platform call, then 2, 3 …")
+
+
+class ActionResult(ContractModel):
+    """How the platform answered: done, rejected with its code and message, or transient."""
+
+    outcome: ActionOutcome
+    code: str | None = Field(default=None, description="The platform's code, as it sends it.")
+    message: str | None = None

@@ -1,0 +1,71 @@
+"""The plugin API: everything a platform plugin may import from the core, and nothing else.
+
+Semantic versioning applies to this module and to the contracts in
+``waimai_bridge/contracts/`` (``CONTRACT_VERSION``). A plugin imports from here only::
+
+    from waimai_bridge.plugin_api import hookimpl, NativeEvent, ParsedPush, Reply, BadSignature
+"""
+
+from __future__ import annotations
+
+from waimai_bridge.errors import (
+    BadSignature,
+    PlatformError,
+    PlatformRejected,
+    PushRefused,
+    TransientPlatformError,
+    UndecodablePush,
+    UnknownStore,
+)
+from waimai_bridge.hookspecs import hookimpl
+from waimai_bridge.manifest_file import read_manifest
+from waimai_bridge.models import (
+    CONTRACT_VERSION,
+    Action,
+    ActionOutcome,
+    ActionRequest,
+    ActionResult,
+    Capability,
+    InboundRequest,
+    Manifest,
+    NativeCode,
+    NativeEvent,
+    ParsedPush,
+    PlatformState,
+    PluginConfig,
+    PriceBreakdown,
+    PriceItem,
+    RefundedItem,
+    Reply,
+    StateChange,
+)
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "Action",
+    "ActionOutcome",
+    "ActionRequest",
+    "ActionResult",
+    "BadSignature",
+    "Capability",
+    "InboundRequest",
+    "Manifest",
+    "NativeCode",
+    "NativeEvent",
+    "ParsedPush",
+    "PlatformError",
+    "PlatformRejected",
+    "PlatformState",
+    "PluginConfig",
+    "PriceBreakdown",
+    "PriceItem",
+    "PushRefused",
+    "RefundedItem",
+    "Reply",
+    "StateChange",
+    "TransientPlatformError",
+    "UndecodablePush",
+    "UnknownStore",
+    "hookimpl",
+    "read_manifest",
+]
