@@ -4,6 +4,7 @@
 - ``postgres_url``: a throwaway PostgreSQL database ``waimai_test_<hex>``, created
   once per session on the server behind ``WAIMAI_TEST_POSTGRES_URL`` (default
   ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) and dropped afterwards.
+- ``install``: installs a one-module plugin distribution on ``sys.path`` for this test.
 - ``redis_url``: Redis db index 15 (``WAIMAI_TEST_REDIS_URL`` overrides it),
   flushed before and after each test.
 
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -101,3 +103,29 @@ def redis_url() -> Iterator[str]:
             client.flushdb()
         finally:
             client.close()
+
+
+Install = Callable[..., None]
+"""``install(distribution, module, source, *, entry_point)``; see the ``install`` fixture."""
+
+
+@pytest.fixture
+def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Install:
+    """Install a one-module distribution registering entry points in ``waimai_bridge``."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+
+    def install(distribution: str, module: str, source: str, *, entry_point: str) -> None:
+        """Write ``module`` and a dist-info naming it under ``entry_point``."""
+        (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        info = site / f"{distribution.replace('-', '_')}-0.1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1.0\n", encoding="utf-8"
+        )
+        (info / "entry_points.txt").write_text(
+            f"[waimai_bridge]\n{entry_point} = {module}\n", encoding="utf-8"
+        )
+
+    return install

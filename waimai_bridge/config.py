@@ -148,8 +148,9 @@ def load_config(
         problems.append((key, "unknown table; the tables are [bridge], [platforms.*], [stores.*]"))
 
     bridge = _bridge(_table(document, "bridge", problems), problems)
+    platform_tables = _tables(document, "platforms", problems)
     platforms = {}
-    for name, table in _tables(document, "platforms", problems).items():
+    for name, table in platform_tables.items():
         key = f"platforms.{name}"
         if not _plugin_problem(registry, key, name, problems):
             continue
@@ -159,7 +160,7 @@ def load_config(
     stores = {
         store_id: store
         for store_id, table in _tables(document, "stores", problems).items()
-        if (store := _store(store_id, table, registry, platforms, problems)) is not None
+        if (store := _store(store_id, table, registry, set(platform_tables), problems)) is not None
     }
     if problems:
         raise ConfigError(problems, source=source)
@@ -236,7 +237,7 @@ def _store(
     store_id: str,
     table: dict[str, Any],
     registry: PluginRegistry,
-    platforms: Mapping[str, Any],
+    configured: set[str],
     problems: list[Problem],
 ) -> StoreConfig | None:
     key = f"stores.{store_id}"
@@ -255,8 +256,8 @@ def _store(
         if not isinstance(binding, dict):
             problems.append((where, 'must be a table, e.g. { shop_id = "…" }'))
             continue
-        if platform not in platforms and platform in registry.platforms:
-            problems.append((where, f"[platforms.{platform}] is not configured"))
+        if platform not in configured:
+            problems.append((where, f"there is no [platforms.{platform}] table"))
             continue
         schema = registry.platform(platform).manifest.store_config_schema
         if _schema_problems(where, binding, schema, problems):

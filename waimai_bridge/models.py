@@ -36,7 +36,7 @@ class ContractModel(BaseModel):
 
 
 class PlatformState(IntEnum):
-    """A platform order state of the baseline table (SPEC §4.1, Eleme's push types)."""
+    """A platform order state of the baseline table (SPEC §4.1)."""
 
     CREATED = 10
     ACCEPTED = 12

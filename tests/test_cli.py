@@ -1,0 +1,130 @@
+"""The ``waimai-bridge`` command line (SPEC §7.2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import Install
+from tests.test_plugin_loading import BROKEN_MANIFEST
+from waimai_bridge.cli import PLANNED, PlannedCommand, cli
+from waimai_bridge.plugins import BLOCK_ENV
+
+SPEC_COMMANDS = ("serve", "worker", "migrate", "demo", "contract", "plugins", "orders")
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for variable in ("WAIMAI_CONFIG", BLOCK_ENV, "WAIMAI_DATABASE_URL", "WAIMAI_BROKER_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    return CliRunner()
+
+
+def test_help_lists_every_command_and_says_which_are_not_built(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--help"], prog_name="waimai-bridge")
+    assert result.exit_code == 0
+    listed = {
+        line.split()[0]: line
+        for line in result.output.split("Commands:")[1].splitlines()
+        if line.startswith("  ") and not line.startswith("    ")
+    }
+    assert set(SPEC_COMMANDS) <= set(listed)
+    for planned in PLANNED:
+        assert f"[not built yet: issue #{planned.issue}]" in listed[planned.name]
+    assert "not built" not in listed["plugins"]
+
+
+@pytest.mark.parametrize("planned", PLANNED, ids=lambda planned: planned.name)
+def test_a_command_not_built_yet_says_so_and_fails(
+    runner: CliRunner, planned: PlannedCommand
+) -> None:
+    result = runner.invoke(cli, [planned.name, "--anything"])
+    assert result.exit_code == 1
+    assert (
+        f"'waimai-bridge {planned.name}' is not built yet; it arrives with issue #{planned.issue}."
+        in result.output
+    )
+
+
+def test_plugins_lists_the_three_platforms_valid(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert set(rows) == {"eleme", "meituan", "own_pos"}
+    for row in rows.values():
+        assert row["status"] == "valid"
+        assert row["contract_version"] == "1.0"
+        assert row["version"] == "0.1.0"
+        assert row["native_codes"] > 0
+        assert row["configured"] is False
+
+
+def test_plugins_table_shows_status(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["plugins"])
+    assert result.exit_code == 0
+    for name in ("eleme", "meituan", "own_pos"):
+        assert any(name in line and "valid" in line for line in result.output.splitlines())
+
+
+def test_plugins_shows_what_is_configured(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "waimai.toml"
+    config.write_text(
+        '[platforms.meituan]\napp_id = 6123\napp_secret = "x"\n'
+        '[stores.S1]\nmeituan = { app_poi_code = "p1" }\n'
+        '[stores.S2]\nmeituan = { app_poi_code = "p2" }\n',
+        encoding="utf-8",
+    )
+    result = runner.invoke(cli, ["--config", str(config), "plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert rows["meituan"]["configured"] is True
+    assert rows["meituan"]["stores"] == 2
+    assert rows["eleme"]["configured"] is False
+
+
+def test_an_invalid_config_stops_with_its_problems_and_no_secret(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    config = tmp_path / "waimai.toml"
+    config.write_text('[platforms.meituan]\napp_secret = "TOP-SECRET"\n', encoding="utf-8")
+    result = runner.invoke(cli, ["--config", str(config), "plugins"])
+    assert result.exit_code == 2
+    assert f"invalid configuration in {config}" in result.output
+    assert "platforms.meituan.app_id: missing required key" in result.output
+    assert "TOP-SECRET" not in result.output
+
+
+def test_blocked_plugins_are_shown_as_blocked(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BLOCK_ENV, "meituan")
+    rows = {
+        row["name"]: row for row in json.loads(runner.invoke(cli, ["plugins", "--json"]).output)
+    }
+    assert rows["meituan"]["status"] == "blocked"
+    assert rows["eleme"]["status"] == "valid"
+
+
+def test_the_installed_command_refuses_a_broken_plugin(install: Install, tmp_path: Path) -> None:
+    install("waimai-bridge-broken", "broken_plugin", BROKEN_MANIFEST, entry_point="broken")
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("WAIMAI_CONFIG", BLOCK_ENV)
+    }
+    environment["PYTHONPATH"] = str(tmp_path / "site")
+    environment["COLUMNS"] = "200"
+    script = Path(sys.executable).parent / "waimai-bridge"
+    result = subprocess.run(
+        [str(script), "plugins"], capture_output=True, text=True, env=environment, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "broken: plugin 'broken', hook 'plugin_manifest', at $.display_name: Field required"
+        in result.stdout
+    )
+    assert any("eleme" in line and "valid" in line for line in result.stdout.splitlines())
