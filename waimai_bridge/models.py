@@ -270,21 +270,8 @@ class StateChange(ContractModel):
     reason: str | None = None
 
 
-class Event(ContractModel):
+class Event(NativeEvent, StateChange):
     """The canonical event the state machine folds: a native event and its state change."""
-
-    platform: NonEmpty
-    store_id: NonEmpty
-    platform_order_id: NonEmpty
-    native_code: NonEmpty
-    idempotency_key: str = Field(min_length=1, max_length=200)
-    platform_time_ms: EpochMs
-    payload: dict[str, Any]
-    state: PlatformState | None
-    partial: bool = False
-    refund_amount_fen: Fen | None = None
-    refunded_items: list[RefundedItem] = Field(default_factory=list)
-    reason: str | None = None
 
     @classmethod
     def of(cls, native: NativeEvent, change: StateChange) -> Event:
