@@ -87,6 +87,14 @@ class RiderState(StrEnum):
     DELIVERED = "delivered"
 
 
+class KitchenStep(StrEnum):
+    """A step of the chain's own kitchen, reported by its own channel (SPEC §4.4)."""
+
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    READY = "ready"
+
+
 class Action(StrEnum):
     """What the chain's own system can ask a platform to do (SPEC §4.4)."""
 
@@ -262,7 +270,12 @@ class StateChange(ContractModel):
     """What ``map_state`` makes of a native event (SPEC §4.1)."""
 
     state: PlatformState | None = Field(
-        description="The baseline state; null: kept in the log, ignored by the state machine."
+        description="The baseline state; null: no platform state (a kitchen step, or kept in "
+        "the log and ignored by the state machine)."
+    )
+    kitchen_step: KitchenStep | None = Field(
+        default=None,
+        description="A kitchen step of the chain's own channel; it only moves fulfilment forward.",
     )
     partial: bool = False
     refund_amount_fen: Fen | None = None

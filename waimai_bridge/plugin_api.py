@@ -27,6 +27,7 @@ from waimai_bridge.models import (
     ActionResult,
     Capability,
     InboundRequest,
+    KitchenStep,
     Manifest,
     NativeCode,
     NativeEvent,
@@ -39,6 +40,7 @@ from waimai_bridge.models import (
     Reply,
     StateChange,
 )
+from waimai_bridge.money import yuan_to_fen
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -49,6 +51,7 @@ __all__ = [
     "BadSignature",
     "Capability",
     "InboundRequest",
+    "KitchenStep",
     "Manifest",
     "NativeCode",
     "NativeEvent",
@@ -68,4 +71,5 @@ __all__ = [
     "UnknownStore",
     "hookimpl",
     "read_manifest",
+    "yuan_to_fen",
 ]
