@@ -4,6 +4,8 @@
 - ``postgres_url``: a throwaway PostgreSQL database ``waimai_test_<hex>``, created
   once per session on the server behind ``WAIMAI_TEST_POSTGRES_URL`` (default
   ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) and dropped afterwards.
+- ``empty_postgres_url``: the same, but a database of the test's own, dropped after it.
+- ``database``: a migrated, empty :class:`Database`, once on SQLite and once on PostgreSQL.
 - ``install``: installs a one-module plugin distribution on ``sys.path`` for this test.
 - ``redis_url``: Redis db index 15 (``WAIMAI_TEST_REDIS_URL`` overrides it),
   flushed before and after each test.
@@ -18,6 +20,7 @@ import os
 import secrets
 import textwrap
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,6 +28,9 @@ import pytest
 import redis
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
+
+from waimai_bridge.store.database import Database
+from waimai_bridge.store.tables import Base
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -48,9 +54,9 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'waimai.sqlite3'}"
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for the session; dropped at the end."""
+@contextmanager
+def _fresh_postgres_database() -> Iterator[str]:
+    """Create ``waimai_test_<hex>`` on the test server, yield its URL, drop it after."""
     admin_url = make_url(os.environ.get("WAIMAI_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
     shown = admin_url.render_as_string(hide_password=True)
     name = f"waimai_test_{secrets.token_hex(6)}"
@@ -76,6 +82,20 @@ def postgres_url() -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session; dropped at the end."""
+    with _fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own, without any table; dropped after it."""
+    with _fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -129,3 +149,32 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Install:
         )
 
     return install
+
+
+def clear(database: Database) -> None:
+    """Delete every row of the bridge's tables."""
+    with database.transaction() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres(postgres_url: str) -> Iterator[Database]:
+    database = Database(postgres_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database: a SQLite file, then the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
+        database.migrate()
+        yield database
+        database.dispose()
+    else:
+        database = request.getfixturevalue("_migrated_postgres")
+        clear(database)
+        yield database

@@ -10,12 +10,22 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from waimai_bridge import __version__
+from waimai_bridge.clock import system_clock
 from waimai_bridge.config import CONFIG_ENV, Config, load_config
 from waimai_bridge.errors import ConfigError
 from waimai_bridge.plugins import PluginRegistry, PluginReport, PluginStatus
+from waimai_bridge.store.database import Database, SchemaNotCurrent
+from waimai_bridge.store.skus import (
+    ImportSummary,
+    SkuFileError,
+    import_skus,
+    product_ids,
+    read_sku_csv,
+)
 
 
 @dataclass(frozen=True)
@@ -30,9 +40,7 @@ class PlannedCommand:
 PLANNED: Sequence[PlannedCommand] = (
     PlannedCommand("serve", 4, "Run the web receivers and the API (embedded worker in-process)."),
     PlannedCommand("worker", 4, "Run Dramatiq workers on the configured broker."),
-    PlannedCommand("migrate", 3, "Upgrade the database schema (Alembic)."),
     PlannedCommand("orders", 4, "List and show unified orders."),
-    PlannedCommand("skus", 3, "Import and look up the SKU mapping."),
     PlannedCommand("inbox", 4, "List failed inbox events and retry them."),
     PlannedCommand("actions", 7, "List failed outbound actions and retry them."),
     PlannedCommand("demo", 7, "Replay a day of mixed traffic through the embedded stack."),
@@ -43,12 +51,14 @@ PLANNED: Sequence[PlannedCommand] = (
 
 
 class BridgeContext:
-    """What every command shares: the config path, the plugins and (lazily) the config."""
+    """What every command shares: the config path, the plugins, and lazily the config and
+    the database."""
 
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
         self.registry = PluginRegistry.discover()
         self._config: Config | None = None
+        self._database: Database | None = None
 
     @property
     def config(self) -> Config:
@@ -60,6 +70,17 @@ class BridgeContext:
                 click.echo(f"waimai-bridge: {exc}", err=True)
                 sys.exit(2)
         return self._config
+
+    def database(self, *, current: bool = True) -> Database:
+        """The configured database; with ``current``, its schema checked (SQLite: upgraded)."""
+        if self._database is None:
+            self._database = Database(self.config.bridge.database_url)
+        if current:
+            try:
+                self._database.ensure_schema()
+            except SchemaNotCurrent as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._database
 
 
 pass_context = click.make_pass_decorator(BridgeContext)
@@ -146,6 +167,70 @@ def _print_plugins(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         if row["problem"]:
             console.print(f"[bold red]{row['name']}[/]: {row['problem']}", highlight=False)
+
+
+@cli.command()
+@pass_context
+def migrate(bridge: BridgeContext) -> None:
+    """Upgrade the database schema to this version's (Alembic)."""
+    database = bridge.database(current=False)
+    before = database.current_revision()
+    database.migrate()
+    after = database.current_revision()
+    where = repr(database).removeprefix("<Database ").removesuffix(">")
+    if before == after:
+        click.echo(f"{where}: already at {after}")
+    else:
+        click.echo(f"{where}: upgraded from {before or 'an empty schema'} to {after}")
+
+
+@cli.group()
+def skus() -> None:
+    """The SKU mapping: platform item codes → the chain's own product ids."""
+
+
+@skus.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@pass_context
+def skus_import(bridge: BridgeContext, file: str) -> None:
+    """Import a CSV with the header platform,sku_code,product_id.
+
+    Every line is checked first; a file with any bad line imports nothing.
+    """
+    with click.open_file(file, encoding="utf-8") as stream:
+        text = stream.read()
+    try:
+        rows = read_sku_csv(text, platforms=bridge.registry.platforms.keys(), source=file)
+    except SkuFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    database = bridge.database()
+    console = Console(stderr=True)
+    summary = ImportSummary(0, 0, 0)
+    with (
+        Progress(console=console, transient=True) as progress,
+        database.transaction() as session,
+    ):
+        task = progress.add_task("importing SKU mappings", total=len(rows))
+        for summary in import_skus(session, rows, now_ms=system_clock()):
+            progress.update(task, completed=summary.added + summary.changed + summary.unchanged)
+    click.echo(
+        f"imported {len(rows)} SKU mappings from {file}: {summary.added} added, "
+        f"{summary.changed} changed, {summary.unchanged} unchanged"
+    )
+
+
+@skus.command("lookup")
+@click.argument("platform")
+@click.argument("sku_codes", nargs=-1, required=True)
+@pass_context
+def skus_lookup(bridge: BridgeContext, platform: str, sku_codes: tuple[str, ...]) -> None:
+    """Show the product of each SKU code; exits 1 when one is unmapped."""
+    with bridge.database().transaction() as session:
+        known = product_ids(session, platform, sku_codes)
+    for code in sku_codes:
+        click.echo(f"{platform}\t{code}\t{known.get(code, '(unmapped)')}")
+    if len(known) < len(set(sku_codes)):
+        sys.exit(1)
 
 
 def _planned_command(planned: PlannedCommand) -> click.Command:

@@ -1,0 +1,393 @@
+"""The order log on SQLite and PostgreSQL: applying events, the accept hold, items, locking."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from tests.conftest import clear
+from tests.test_statemachine import E, lifecycles, log
+from waimai_bridge.models import Event, OrderState, PlatformState, PriceBreakdown, RiderState
+from waimai_bridge.statemachine import fold
+from waimai_bridge.store.database import Database, alembic_config
+from waimai_bridge.store.orders import (
+    Release,
+    apply_event,
+    lock_platform_order,
+    release_hold,
+)
+from waimai_bridge.store.skus import SkuRow, import_skus
+from waimai_bridge.store.tables import Anomaly, Base, Order, OrderEvent, OrderItem, PlatformOrder
+
+P = PlatformState
+HOLD_MS = 60_000
+T0 = 1_716_181_200_000
+ORDER_ID = "3084512398765432101"
+
+PRICE = PriceBreakdown.model_validate(
+    {
+        "items": [
+            {"sku_code": "SKU-1001", "platform_sku_id": "2001", "name": "宫保鸡丁", "quantity": 1,
+             "unit_original": 2800, "unit_paid": 2800},
+            {"sku_code": "SKU-2002", "platform_sku_id": "2002", "name": "可乐", "quantity": 2,
+             "unit_original": 500, "unit_paid": 400},
+            {"sku_code": None, "platform_sku_id": None, "name": "餐盒", "quantity": 1,
+             "unit_original": 200, "unit_paid": 200},
+        ],
+        "original_amount": 4000,
+        "packaging_fee": 200,
+        "delivery_fee": 500,
+        "merchant_discount": 300,
+        "platform_discount": 100,
+        "user_paid": 3790,
+        "commission": 448,
+        "merchant_income": 2542,
+    }
+)  # fmt: skip
+
+
+def event(
+    state: PlatformState | None,
+    position: int,
+    *,
+    order: str = ORDER_ID,
+    partial: bool = False,
+    amount: int | None = None,
+    key: str | None = None,
+) -> Event:
+    return Event(
+        platform="sample",
+        store_id="S001",
+        platform_order_id=order,
+        native_code=str(int(state)) if state is not None else "45",
+        idempotency_key=key or f"{order}:{position}",
+        platform_time_ms=T0 + position * 1000,
+        payload={"position": position},
+        state=state,
+        partial=partial,
+        refund_amount_fen=amount,
+    )
+
+
+def apply(
+    database: Database, item: Event, received_at_ms: int, price: PriceBreakdown | None = None
+) -> Any:
+    with database.transaction() as session:
+        return apply_event(
+            session, item, received_at_ms=received_at_ms, accept_hold_ms=HOLD_MS, price=price
+        )
+
+
+def release(database: Database, now_ms: int, order: str = ORDER_ID) -> Any:
+    with database.transaction() as session:
+        return release_hold(session, "sample", order, accept_hold_ms=HOLD_MS, now_ms=now_ms)
+
+
+def stored(database: Database, order: str = ORDER_ID) -> tuple[Order | None, PlatformOrder]:
+    with database.transaction() as session:
+        platform_order = session.execute(
+            select(PlatformOrder).where(PlatformOrder.platform_order_id == order)
+        ).scalar_one()
+        return platform_order.order, platform_order
+
+
+def count(database: Database, table: type[Base]) -> int:
+    with database.transaction() as session:
+        return session.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_the_migrations_build_exactly_the_tables(database: Database) -> None:
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert context.get_current_revision() == head
+
+
+def test_migrating_again_changes_nothing(database: Database) -> None:
+    database.migrate()
+    assert count(database, Order) == 0
+
+
+# --------------------------------------------------------------------------- the accept hold
+
+
+def test_an_accepted_order_is_stored_when_its_hold_is_over(database: Database) -> None:
+    created = apply(database, event(P.CREATED, 0), T0, price=PRICE)
+    assert created.release_at_ms is None
+    assert stored(database)[0] is None
+    accepted = apply(database, event(P.ACCEPTED, 1), T0 + 1000)
+    assert accepted.release_at_ms == T0 + 1000 + HOLD_MS
+
+    early = release(database, T0 + 1000 + HOLD_MS - 1)
+    assert early.outcome is Release.NOT_YET
+    assert early.release_at_ms == accepted.release_at_ms
+    assert count(database, Order) == 0
+
+    released = release(database, T0 + 1000 + HOLD_MS)
+    assert released.outcome is Release.STORED
+    order, platform_order = stored(database)
+    assert order is not None
+    assert (order.state, order.rider_state, order.version) == (OrderState.PAID, None, 1)
+    assert order.price == PRICE.model_dump(mode="json")
+    assert platform_order.state_code == P.ACCEPTED
+    assert platform_order.order_id == released.order_id
+    assert release(database, T0 + 10 * HOLD_MS).outcome is Release.ALREADY_STORED
+
+
+@pytest.mark.parametrize("cancel", [P.CANCELLED, P.INVALIDATED, P.FORCE_INVALIDATED])
+def test_an_order_cancelled_within_the_hold_is_never_stored(
+    database: Database, cancel: PlatformState
+) -> None:
+    apply(database, event(P.CREATED, 0), T0, price=PRICE)
+    apply(database, event(P.ACCEPTED, 1), T0 + 1000)
+    apply(database, event(cancel, 30), T0 + 30_000)
+    assert release(database, T0 + 1000 + HOLD_MS).outcome is Release.DISCARDED
+    assert count(database, Order) == 0
+    assert release(database, T0 + 5 * HOLD_MS).outcome is Release.DISCARDED
+    apply(database, event(P.COMPLETED, 90), T0 + 90_000)
+    assert count(database, Order) == 0
+
+
+def test_a_cancel_received_in_the_holds_last_millisecond_counts(database: Database) -> None:
+    apply(database, event(P.ACCEPTED, 1), T0)
+    apply(database, event(P.CANCELLED, 60), T0 + HOLD_MS)
+    assert release(database, T0 + HOLD_MS).outcome is Release.DISCARDED
+
+
+def test_a_user_cancel_agreed_within_the_hold_is_never_stored(database: Database) -> None:
+    apply(database, event(P.ACCEPTED, 1), T0)
+    apply(database, event(P.CANCEL_REQUESTED, 10), T0 + 10_000)
+    apply(database, event(P.CANCEL_AGREED, 20), T0 + 20_000)
+    assert release(database, T0 + HOLD_MS).outcome is Release.DISCARDED
+
+
+def test_a_cancel_received_after_the_hold_is_a_refund(database: Database) -> None:
+    apply(database, event(P.CREATED, 0), T0, price=PRICE)
+    apply(database, event(P.ACCEPTED, 1), T0 + 1000)
+    apply(database, event(P.FORCE_INVALIDATED, 70), T0 + 1000 + HOLD_MS + 1)
+    assert release(database, T0 + 1000 + HOLD_MS + 5).outcome is Release.STORED
+    order, _ = stored(database)
+    assert order is not None
+    assert order.state == OrderState.REFUNDED
+    assert order.refunded_amount_fen == PRICE.user_paid
+
+
+def test_a_cancelled_order_never_accepted_is_not_held(database: Database) -> None:
+    apply(database, event(P.CREATED, 0), T0, price=PRICE)
+    result = apply(database, event(P.CANCELLED, 1), T0 + 1000)
+    assert result.release_at_ms is None
+    assert release(database, T0 + 2 * HOLD_MS).outcome is Release.NOT_HELD
+    assert release(database, T0, order="nope").outcome is Release.UNKNOWN
+
+
+def test_the_hold_is_measured_from_receipt_not_platform_time(database: Database) -> None:
+    late = event(P.ACCEPTED, 1)  # platform time T0 + 1 s, received ten minutes later
+    assert apply(database, late, T0 + 600_000).release_at_ms == T0 + 600_000 + HOLD_MS
+
+
+# --------------------------------------------------------------------------- after storage
+
+
+def test_events_after_storage_update_the_order(database: Database) -> None:
+    apply(database, event(P.CREATED, 0), T0, price=PRICE)
+    apply(database, event(P.ACCEPTED, 1), T0)
+    release(database, T0 + HOLD_MS)
+    apply(database, event(P.RIDER_DELIVERING, 100), T0 + HOLD_MS + 1)
+    apply(database, event(P.REFUND_REQUESTED, 200), T0 + HOLD_MS + 2)
+    apply(database, event(P.COMPLETED, 300), T0 + HOLD_MS + 3)
+    order, platform_order = stored(database)
+    assert order is not None
+    assert (order.state, order.rider_state) == (OrderState.REFUNDING, RiderState.DELIVERING)
+    assert platform_order.order_state == OrderState.COMPLETED  # remembered
+    assert platform_order.state_code == P.COMPLETED
+    assert order.version == 3
+    apply(database, event(P.REFUND_AGREED, 400, partial=True, amount=450), T0 + HOLD_MS + 4)
+    order, platform_order = stored(database)
+    assert order is not None
+    assert order.state == OrderState.PARTIALLY_REFUNDED
+    assert order.refunded_amount_fen == 450
+    assert platform_order.order_state is None
+    assert order.version == 4
+
+
+def test_a_duplicate_changes_nothing(database: Database) -> None:
+    apply(database, event(P.ACCEPTED, 1), T0)
+    release(database, T0 + HOLD_MS)
+    first = apply(database, event(P.RIDER_AT_STORE, 5), T0 + HOLD_MS + 1)
+    again = apply(database, event(P.RIDER_AT_STORE, 5), T0 + HOLD_MS + 9)
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert count(database, OrderEvent) == 2
+    order, _ = stored(database)
+    assert order is not None
+    assert order.version == 2
+
+
+def test_items_are_mapped_to_products_and_unmapped_lines_flagged(database: Database) -> None:
+    with database.transaction() as session:
+        list(import_skus(session, [SkuRow("sample", "SKU-1001", "P-KUNGPAO")], now_ms=T0))
+    apply(database, event(P.CREATED, 0), T0, price=PRICE)
+    apply(database, event(P.ACCEPTED, 1), T0)
+    release(database, T0 + HOLD_MS)
+    with database.transaction() as session:
+        items = session.execute(select(OrderItem).order_by(OrderItem.line)).scalars().all()
+        assert [(item.sku_code, item.product_id, item.unmapped) for item in items] == [
+            ("SKU-1001", "P-KUNGPAO", False),
+            ("SKU-2002", None, True),
+            (None, None, True),
+        ]
+        assert [(item.quantity, item.unit_original_fen, item.unit_paid_fen) for item in items] == [
+            (1, 2800, 2800),
+            (2, 500, 400),
+            (1, 200, 200),
+        ]
+        anomalies = session.execute(select(Anomaly.kind, Anomaly.detail, Anomaly.order_id)).all()
+        order_id = items[0].order_id
+    assert sorted(anomalies) == [
+        ("unmapped_sku", "line 2 (可乐): SKU code 'SKU-2002' maps to no product", order_id),
+        ("unmapped_sku", "line 3 (餐盒): no SKU code maps to no product", order_id),
+    ]
+
+
+def test_a_price_arriving_after_storage_fills_the_items(database: Database) -> None:
+    apply(database, event(P.ACCEPTED, 1), T0)
+    release(database, T0 + HOLD_MS)
+    apply(database, event(None, 2, key="fetched-order"), T0 + HOLD_MS, price=PRICE)
+    assert count(database, OrderItem) == 3
+
+
+# --------------------------------------------------------------------------- order independence
+
+
+def _events(lifecycle: list[E]) -> list[Event]:
+    return [
+        Event(
+            platform="sample",
+            store_id="S001",
+            platform_order_id=ORDER_ID,
+            native_code="x",
+            idempotency_key=entry.key,
+            platform_time_ms=entry.platform_time_ms,
+            payload={},
+            state=entry.state,
+            kitchen_step=entry.kitchen_step,
+            partial=entry.partial,
+            refund_amount_fen=entry.refund_amount_fen,
+        )
+        for entry in log(*lifecycle)
+    ]
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(lifecycle=lifecycles(), data=st.data())
+def test_the_stored_order_is_the_fold_of_the_set_of_events(
+    database: Database, lifecycle: list[E], data: st.DataObject
+) -> None:
+    clear(database)
+    events = _events(lifecycle)
+    arrivals = data.draw(
+        st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=4)))
+    )
+    release_at = T0
+    for item in arrivals:
+        # everything arrives within the hold, except what the hold must not see
+        applied = apply(database, item, T0)
+        release_at = applied.release_at_ms or release_at
+    outcome = release(database, release_at).outcome
+    expected = fold(log(*lifecycle), user_paid_fen=None)
+    order, platform_order = stored(database)
+    assert platform_order.state_code == (
+        None if expected.platform_state is None else int(expected.platform_state)
+    )
+    assert platform_order.order_state == expected.saved_state
+    if expected.refunded or expected.fulfilment is None:
+        assert order is None
+        assert outcome in (Release.DISCARDED, Release.NOT_HELD)
+        return
+    assert outcome is Release.STORED
+    assert order is not None
+    assert (order.state, order.rider_state, order.refunded_amount_fen) == (
+        expected.order_state,
+        expected.rider_state,
+        expected.refunded_amount_fen,
+    )
+
+
+# --------------------------------------------------------------------------- serialisation
+
+
+def test_one_order_is_applied_by_one_worker_at_a_time(database: Database) -> None:
+    apply(database, event(P.ACCEPTED, 1), T0)
+    release(database, T0 + HOLD_MS)
+    locked = threading.Event()
+    moments: dict[str, float] = {}
+
+    def hold_the_lock() -> None:
+        with database.transaction() as session:
+            assert lock_platform_order(session, "sample", ORDER_ID) is not None
+            locked.set()
+            time.sleep(0.5)
+            moments["released"] = time.monotonic()
+
+    def apply_meanwhile() -> None:
+        locked.wait()
+        apply(database, event(P.RIDER_DELIVERING, 50), T0 + HOLD_MS + 1)
+        moments["applied"] = time.monotonic()
+
+    threads = [threading.Thread(target=hold_the_lock), threading.Thread(target=apply_meanwhile)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert moments["applied"] > moments["released"]
+
+
+def test_concurrent_workers_lose_no_event(database: Database) -> None:
+    lifecycle = [
+        P.CREATED,
+        P.ACCEPTED,
+        P.RIDER_AWAITING_PICKUP,
+        P.RIDER_AT_STORE,
+        P.RIDER_DELIVERING,
+    ]
+    lifecycle += [P.RIDER_DELIVERED, P.COMPLETED, P.REFUND_REQUESTED]
+    events = [event(state, position) for position, state in enumerate(lifecycle)]
+    apply(database, events[1], T0)
+    release(database, T0 + HOLD_MS)
+    errors: list[BaseException] = []
+
+    def worker(share: list[Event]) -> None:
+        try:
+            for item in share:
+                apply(database, item, T0 + HOLD_MS)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(events[index::3] * 2,)) for index in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    order, platform_order = stored(database)
+    assert order is not None
+    assert order.state == OrderState.REFUNDING
+    assert platform_order.order_state == OrderState.COMPLETED
+    assert count(database, OrderEvent) == len(events)

@@ -1,0 +1,113 @@
+"""The database: one engine per URL, transactions that serialise writers, migrations.
+
+SQLite (embedded mode) starts every transaction with ``BEGIN IMMEDIATE``, taking the
+writer lock up front, so a read-then-write transaction never fails half-way and two
+workers never interleave; PostgreSQL serialises per order with ``SELECT … FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from waimai_bridge.errors import WaimaiBridgeError
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" below start it
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class SchemaNotCurrent(WaimaiBridgeError):
+    """The database schema is not the one this code needs."""
+
+
+class Database:
+    """A database URL made usable: transactions and migrations."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(url)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"<Database {make_url(self.url).render_as_string(hide_password=True)}>"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back on error."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` with the Alembic migrations."""
+        with self.engine.begin() as connection:
+            command.upgrade(alembic_config(connection), revision)
+
+    def current_revision(self) -> str | None:
+        """The migration the database is at; None when it has none."""
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def ensure_schema(self) -> None:
+        """Make sure the schema is current: SQLite (embedded) is upgraded, others are checked."""
+        if self.dialect == "sqlite":
+            self.migrate()
+            return
+        current, head = self.current_revision(), head_revision()
+        if current != head:
+            raise SchemaNotCurrent(
+                f"the database schema is at {current or 'no revision'}, this version needs "
+                f"{head}: run `waimai-bridge migrate`"
+            )
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def alembic_config(connection: Any = None) -> AlembicConfig:
+    """The Alembic configuration of the bridge's migrations, bound to ``connection``."""
+    config = AlembicConfig()
+    config.set_main_option(
+        "script_location", str(resources.files("waimai_bridge.store").joinpath("migrations"))
+    )
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this version of the code has."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package ships its migrations
+    return head

@@ -1,0 +1,322 @@
+"""The order log: applying an event, and storing an order once its accept hold is over.
+
+Each function runs inside the caller's transaction (see
+:meth:`~waimai_bridge.store.database.Database.transaction`) and starts by locking the
+platform order, so two workers never interleave on one order. The state is always the fold
+of the whole log (:mod:`waimai_bridge.statemachine`), never an update of the last state, so
+the order events arrive in cannot matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
+from waimai_bridge.statemachine import LogEntry, OrderFold, fold
+from waimai_bridge.store.skus import product_ids
+from waimai_bridge.store.tables import Anomaly, Base, Order, OrderEvent, OrderItem, PlatformOrder
+
+_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one event did.
+
+    ``release_at_ms``: while the order waits out its accept hold, when to call
+    :func:`release_hold`; None when nothing is held.
+    """
+
+    platform_order_pk: int
+    duplicate: bool
+    order_id: int | None
+    state: OrderFold | None
+    release_at_ms: int | None
+
+
+class Release(StrEnum):
+    """What :func:`release_hold` found."""
+
+    STORED = "stored"
+    DISCARDED = "discarded"
+    NOT_YET = "not_yet"
+    ALREADY_STORED = "already_stored"
+    NOT_HELD = "not_held"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Released:
+    """The outcome of a release; ``release_at_ms`` is set when it came too early."""
+
+    outcome: Release
+    order_id: int | None = None
+    release_at_ms: int | None = None
+
+
+def insert_ignoring_conflict(
+    session: Session, table: type[Base], values: dict[str, Any]
+) -> Any | None:
+    """Insert a row unless it collides with a row on a unique key; its id, or None.
+
+    Each table this is used on has one unique key besides its generated id.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERTS:
+        raise NotImplementedError(f"database {dialect!r} is not supported: {', '.join(_INSERTS)}")
+    statement = (
+        _INSERTS[dialect](table)
+        .values(**values)
+        .on_conflict_do_nothing()
+        .returning(*inspect(table).primary_key)
+    )
+    return session.execute(statement).scalar()
+
+
+def lock_platform_order(
+    session: Session, platform: str, platform_order_id: str
+) -> PlatformOrder | None:
+    """The platform order, locked until the transaction ends (FOR UPDATE; SQLite's writer lock)."""
+    statement = (
+        select(PlatformOrder)
+        .where(
+            PlatformOrder.platform == platform, PlatformOrder.platform_order_id == platform_order_id
+        )
+        .with_for_update()
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def apply_event(
+    session: Session,
+    event: Event,
+    *,
+    received_at_ms: int,
+    accept_hold_ms: int,
+    price: PriceBreakdown | None = None,
+) -> Applied:
+    """Add ``event`` to its order's log (once per idempotency key) and refold the order.
+
+    ``received_at_ms`` is when the bridge received the push: the accept hold of an order
+    starts when its first fulfilment event (acceptance, a kitchen step, a rider event or
+    completion) is received. ``price`` is the order's price breakdown when the event carries
+    the order.
+    """
+    insert_ignoring_conflict(
+        session,
+        PlatformOrder,
+        {
+            "platform": event.platform,
+            "platform_order_id": event.platform_order_id,
+            "store_id": event.store_id,
+            "latest_payload": event.payload,
+            "discarded": False,
+            "created_at_ms": received_at_ms,
+            "updated_at_ms": received_at_ms,
+        },
+    )
+    platform_order = lock_platform_order(session, event.platform, event.platform_order_id)
+    assert platform_order is not None  # inserted or found above, and locked now
+    event_id = insert_ignoring_conflict(
+        session, OrderEvent, _event_row(platform_order, event, received_at_ms)
+    )
+    if event_id is None:
+        return Applied(platform_order.id, True, platform_order.order_id, None, None)
+
+    if price is not None:
+        platform_order.price = price.model_dump(mode="json")
+    entries = [_entry(row) for row in _log(session, platform_order)]
+    state = fold(entries, user_paid_fen=_user_paid(platform_order))
+    platform_order.state_code = None if state.platform_state is None else int(state.platform_state)
+    platform_order.order_state = state.saved_state
+    platform_order.latest_payload = event.payload
+    platform_order.updated_at_ms = received_at_ms
+    held = platform_order.order_id is None and not platform_order.discarded
+    if held and platform_order.hold_started_at_ms is None and starts_fulfilment(event):
+        platform_order.hold_started_at_ms = received_at_ms
+    if platform_order.order is not None:
+        _update_order(session, platform_order, platform_order.order, state, received_at_ms)
+    release_at = None
+    if held and platform_order.hold_started_at_ms is not None:
+        release_at = platform_order.hold_started_at_ms + accept_hold_ms
+    return Applied(platform_order.id, False, platform_order.order_id, state, release_at)
+
+
+def starts_fulfilment(event: Event) -> bool:
+    """Whether the event shows the order accepted (and so starts the accept hold)."""
+    return LogEntry.of(event, arrival=0).transition.fulfilment is not None
+
+
+def release_hold(
+    session: Session,
+    platform: str,
+    platform_order_id: str,
+    *,
+    accept_hold_ms: int,
+    now_ms: int,
+) -> Released:
+    """Store the order if its accept hold is over and it was not cancelled within it.
+
+    Called from a delayed message at the time :func:`apply_event` gave; calling it again,
+    too early or for an order already stored is harmless. An order whose events received
+    within the hold already refund it in full is discarded: it never enters ``orders``.
+    """
+    platform_order = lock_platform_order(session, platform, platform_order_id)
+    if platform_order is None:
+        return Released(Release.UNKNOWN)
+    if platform_order.order_id is not None:
+        return Released(Release.ALREADY_STORED, platform_order.order_id)
+    if platform_order.discarded:
+        return Released(Release.DISCARDED)
+    if platform_order.hold_started_at_ms is None:
+        return Released(Release.NOT_HELD)
+    deadline = platform_order.hold_started_at_ms + accept_hold_ms
+    if now_ms < deadline:
+        return Released(Release.NOT_YET, release_at_ms=deadline)
+    rows = _log(session, platform_order)
+    user_paid = _user_paid(platform_order)
+    within_hold = [_entry(row) for row in rows if row.received_at_ms <= deadline]
+    if fold(within_hold, user_paid_fen=user_paid).refunded:
+        platform_order.discarded = True
+        return Released(Release.DISCARDED)
+    state = fold([_entry(row) for row in rows], user_paid_fen=user_paid)
+    if state.order_state is None:  # unreachable: the hold starts with fulfilment
+        raise AssertionError(f"held order {platform}/{platform_order_id} has no order state")
+    order = Order(
+        platform=platform,
+        platform_order_id=platform_order_id,
+        store_id=platform_order.store_id,
+        state=state.order_state,
+        rider_state=state.rider_state,
+        refunded_amount_fen=state.refunded_amount_fen,
+        price=platform_order.price,
+        version=1,
+        created_at_ms=now_ms,
+        updated_at_ms=now_ms,
+    )
+    session.add(order)
+    session.flush()
+    platform_order.order_id = order.id
+    platform_order.order = order
+    _store_items(session, platform_order, order, now_ms)
+    return Released(Release.STORED, order.id)
+
+
+def _event_row(platform_order: PlatformOrder, event: Event, received_at_ms: int) -> dict[str, Any]:
+    return {
+        "platform_order_pk": platform_order.id,
+        "platform": event.platform,
+        "idempotency_key": event.idempotency_key,
+        "native_code": event.native_code,
+        "state_code": None if event.state is None else int(event.state),
+        "kitchen_step": event.kitchen_step,
+        "partial": event.partial,
+        "refund_amount_fen": event.refund_amount_fen,
+        "refunded_items": [item.model_dump(mode="json") for item in event.refunded_items],
+        "reason": event.reason,
+        "platform_time_ms": event.platform_time_ms,
+        "received_at_ms": received_at_ms,
+        "payload": event.payload,
+    }
+
+
+def _entry(row: OrderEvent) -> LogEntry:
+    return LogEntry(
+        key=row.idempotency_key,
+        platform_time_ms=row.platform_time_ms,
+        arrival=row.id,
+        state=None if row.state_code is None else PlatformState(row.state_code),
+        kitchen_step=None if row.kitchen_step is None else KitchenStep(row.kitchen_step),
+        partial=row.partial,
+        refund_amount_fen=row.refund_amount_fen,
+    )
+
+
+def _log(session: Session, platform_order: PlatformOrder) -> Sequence[OrderEvent]:
+    statement = (
+        select(OrderEvent)
+        .where(OrderEvent.platform_order_pk == platform_order.id)
+        .order_by(OrderEvent.id)
+    )
+    return session.execute(statement).scalars().all()
+
+
+def _user_paid(platform_order: PlatformOrder) -> int | None:
+    if platform_order.price is None:
+        return None
+    return int(platform_order.price["user_paid"])
+
+
+def _update_order(
+    session: Session, platform_order: PlatformOrder, order: Order, state: OrderFold, now_ms: int
+) -> None:
+    assert state.order_state is not None  # a stored order was accepted
+    observed = (state.order_state, state.rider_state, state.refunded_amount_fen)
+    if observed != (order.state, order.rider_state, order.refunded_amount_fen):
+        order.state, order.rider_state, order.refunded_amount_fen = observed
+        order.version += 1
+        order.updated_at_ms = now_ms
+    if order.price is None and platform_order.price is not None:
+        order.price = platform_order.price
+        _store_items(session, platform_order, order, now_ms)
+
+
+def _store_items(
+    session: Session, platform_order: PlatformOrder, order: Order, now_ms: int
+) -> None:
+    """The order's lines from its price breakdown, each mapped to the chain's product."""
+    if platform_order.price is None:
+        return
+    price = PriceBreakdown.model_validate(platform_order.price)
+    known = product_ids(
+        session, order.platform, [item.sku_code for item in price.items if item.sku_code]
+    )
+    for line, item in enumerate(price.items, start=1):
+        product_id = known.get(item.sku_code) if item.sku_code else None
+        session.add(
+            OrderItem(
+                order_id=order.id,
+                line=line,
+                sku_code=item.sku_code,
+                platform_sku_id=item.platform_sku_id,
+                name=item.name,
+                quantity=item.quantity,
+                unit_original_fen=item.unit_original,
+                unit_paid_fen=item.unit_paid,
+                product_id=product_id,
+                unmapped=product_id is None,
+            )
+        )
+        if product_id is None:
+            code = f"SKU code {item.sku_code!r}" if item.sku_code else "no SKU code"
+            record_anomaly(
+                session,
+                platform_order,
+                "unmapped_sku",
+                f"line {line} ({item.name}): {code} maps to no product",
+                now_ms,
+            )
+
+
+def record_anomaly(
+    session: Session, platform_order: PlatformOrder, kind: str, detail: str, now_ms: int
+) -> None:
+    """Note something about an order a person should look at (once per kind and detail)."""
+    insert_ignoring_conflict(
+        session,
+        Anomaly,
+        {
+            "platform_order_pk": platform_order.id,
+            "order_id": platform_order.order_id,
+            "kind": kind,
+            "detail": detail[:500],
+            "created_at_ms": now_ms,
+        },
+    )

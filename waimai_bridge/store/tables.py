@@ -1,0 +1,154 @@
+"""The database tables (SQLAlchemy 2 declarative); Alembic migrations follow them exactly.
+
+Times are epoch milliseconds and money is integer fen, as everywhere in the bridge, so the
+same rows mean the same thing on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+"""Primary keys: 64-bit, but SQLite's INTEGER so that it autoincrements there."""
+
+
+class Base(DeclarativeBase):
+    """The bridge's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {int: BigInteger, dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012  (read by SQLAlchemy)
+
+
+class Order(Base):
+    """The chain's own order (seed 000's ``order``): one per stored platform order."""
+
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("platform", "platform_order_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    platform_order_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    rider_state: Mapped[str | None] = mapped_column(String(32))
+    refunded_amount_fen: Mapped[int]
+    price: Mapped[dict[str, Any] | None]
+    version: Mapped[int] = mapped_column(Integer)
+    created_at_ms: Mapped[int]
+    updated_at_ms: Mapped[int] = mapped_column(index=True)
+
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", order_by="OrderItem.line", cascade="all, delete-orphan"
+    )
+
+
+class PlatformOrder(Base):
+    """A platform's order as the bridge knows it (seed 000's ``waimai_order``)."""
+
+    __tablename__ = "platform_orders"
+    __table_args__ = (UniqueConstraint("platform", "platform_order_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    platform_order_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    state_code: Mapped[int | None] = mapped_column(Integer)
+    order_state: Mapped[str | None] = mapped_column(String(32))
+    latest_payload: Mapped[dict[str, Any]]
+    price: Mapped[dict[str, Any] | None]
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
+    hold_started_at_ms: Mapped[int | None]
+    discarded: Mapped[bool] = mapped_column(Boolean)
+    created_at_ms: Mapped[int]
+    updated_at_ms: Mapped[int]
+
+    order: Mapped[Order | None] = relationship()
+
+
+class OrderEvent(Base):
+    """The append-only event log; ``id`` is the arrival order."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (UniqueConstraint("platform", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform_order_pk: Mapped[int] = mapped_column(ForeignKey("platform_orders.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    native_code: Mapped[str] = mapped_column(String(64))
+    state_code: Mapped[int | None] = mapped_column(Integer)
+    kitchen_step: Mapped[str | None] = mapped_column(String(16))
+    partial: Mapped[bool] = mapped_column(Boolean)
+    refund_amount_fen: Mapped[int | None]
+    refunded_items: Mapped[list[Any]]
+    reason: Mapped[str | None] = mapped_column(Text)
+    platform_time_ms: Mapped[int]
+    received_at_ms: Mapped[int]
+    payload: Mapped[dict[str, Any]]
+
+
+class OrderItem(Base):
+    """A line of a stored order, with the chain's product where the SKU mapping knows it."""
+
+    __tablename__ = "order_items"
+    __table_args__ = (UniqueConstraint("order_id", "line"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    line: Mapped[int] = mapped_column(Integer)
+    sku_code: Mapped[str | None] = mapped_column(String(128))
+    platform_sku_id: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(Text)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_original_fen: Mapped[int]
+    unit_paid_fen: Mapped[int]
+    product_id: Mapped[str | None] = mapped_column(String(128))
+    unmapped: Mapped[bool] = mapped_column(Boolean)
+
+    order: Mapped[Order] = relationship(back_populates="items")
+
+
+class SkuMapping(Base):
+    """A platform item code → the chain's own product (SPEC §6)."""
+
+    __tablename__ = "sku_mappings"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sku_code: Mapped[str] = mapped_column(String(128), primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(128))
+    updated_at_ms: Mapped[int]
+
+
+class Anomaly(Base):
+    """Something about an order a person should look at (an unmapped SKU …)."""
+
+    __tablename__ = "anomalies"
+    __table_args__ = (UniqueConstraint("platform_order_pk", "kind", "detail"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform_order_pk: Mapped[int] = mapped_column(ForeignKey("platform_orders.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(500))
+    created_at_ms: Mapped[int]
