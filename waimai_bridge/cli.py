@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +21,11 @@ from waimai_bridge import __version__
 from waimai_bridge.clock import system_clock
 from waimai_bridge.config import CONFIG_ENV, Config, load_config
 from waimai_bridge.errors import ConfigError
+from waimai_bridge.models import OrderState
 from waimai_bridge.plugins import PluginRegistry, PluginReport, PluginStatus
+from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.database import Database, SchemaNotCurrent
+from waimai_bridge.store.inbox import failed as failed_inbox
 from waimai_bridge.store.skus import (
     ImportSummary,
     SkuFileError,
@@ -26,6 +33,7 @@ from waimai_bridge.store.skus import (
     product_ids,
     read_sku_csv,
 )
+from waimai_bridge.web.views import MAX_PAGE, find_order, list_orders
 
 
 @dataclass(frozen=True)
@@ -38,10 +46,6 @@ class PlannedCommand:
 
 
 PLANNED: Sequence[PlannedCommand] = (
-    PlannedCommand("serve", 4, "Run the web receivers and the API (embedded worker in-process)."),
-    PlannedCommand("worker", 4, "Run Dramatiq workers on the configured broker."),
-    PlannedCommand("orders", 4, "List and show unified orders."),
-    PlannedCommand("inbox", 4, "List failed inbox events and retry them."),
     PlannedCommand("actions", 7, "List failed outbound actions and retry them."),
     PlannedCommand("demo", 7, "Replay a day of mixed traffic through the embedded stack."),
     PlannedCommand("contract", 8, "Run the contract harness on a plugin."),
@@ -59,6 +63,7 @@ class BridgeContext:
         self.registry = PluginRegistry.discover()
         self._config: Config | None = None
         self._database: Database | None = None
+        self._runtime: Bridge | None = None
 
     @property
     def config(self) -> Config:
@@ -70,6 +75,12 @@ class BridgeContext:
                 click.echo(f"waimai-bridge: {exc}", err=True)
                 sys.exit(2)
         return self._config
+
+    def runtime(self) -> Bridge:
+        """The running parts: database, broker and pipeline."""
+        if self._runtime is None:
+            self._runtime = Bridge(self.config, self.registry)
+        return self._runtime
 
     def database(self, *, current: bool = True) -> Database:
         """The configured database; with ``current``, its schema checked (SQLite: upgraded)."""
@@ -167,6 +178,231 @@ def _print_plugins(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         if row["problem"]:
             console.print(f"[bold red]{row['name']}[/]: {row['problem']}", highlight=False)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--worker/--no-worker",
+    default=None,
+    help="Work the queue in this process too (default: only with the in-process broker).",
+)
+@click.option("--log-level", default="info", show_default=True)
+@pass_context
+def serve(bridge: BridgeContext, host: str, port: int, worker: bool | None, log_level: str) -> None:
+    """Run the web receivers and the API.
+
+    With the in-process broker (the embedded default) this process also runs the worker
+    and creates or upgrades its SQLite schema.
+    """
+    import uvicorn
+
+    from waimai_bridge.web.app import create_app
+
+    _configure_logging(log_level)
+    app = create_app(bridge.runtime(), run_worker=worker)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+@cli.command()
+@click.option(
+    "--shards",
+    "shard_list",
+    default=None,
+    help="Comma-separated shard numbers to consume (default: all).",
+)
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256))
+@click.option("--log-level", default="info", show_default=True)
+@pass_context
+def worker(
+    bridge: BridgeContext, shard_list: str | None, processes: int, threads: int, log_level: str
+) -> None:
+    """Run Dramatiq workers on the configured broker (all shard queues or --shards)."""
+    settings = bridge.config.bridge
+    if not settings.broker_url:
+        raise click.ClickException(
+            'the broker is in-process (broker_url = ""): `waimai-bridge serve` works the queue '
+            "itself; set [bridge].broker_url or WAIMAI_BROKER_URL to run separate workers"
+        )
+    shards = _parse_shards(shard_list, settings.shards)
+    _configure_logging(log_level)
+    if processes > 1:
+        sys.exit(_supervise(bridge.config_path, shard_list, processes, threads, log_level))
+    runtime = bridge.runtime()
+    runtime.database.ensure_schema()
+    runtime.start_worker(shards=shards, threads=threads)
+    shown = ", ".join(str(shard) for shard in sorted(shards)) if shards else "all"
+    click.echo(
+        f"worker consuming shards {shown} of {settings.shards} with {threads} threads", err=True
+    )
+    _wait_for_signal()
+    runtime.stop()
+
+
+def _parse_shards(shard_list: str | None, count: int) -> set[int] | None:
+    if shard_list is None:
+        return None
+    try:
+        shards = {int(part) for part in shard_list.split(",") if part.strip()}
+    except ValueError:
+        raise click.BadParameter("must be shard numbers separated by commas, e.g. 0,3") from None
+    wrong = sorted(shard for shard in shards if not 0 <= shard < count)
+    if wrong or not shards:
+        raise click.BadParameter(f"shards are numbered 0 to {count - 1}; got {shard_list!r}")
+    return shards
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    stop.wait()
+
+
+def _supervise(
+    config_path: str | None, shard_list: str | None, processes: int, threads: int, level: str
+) -> int:
+    """Run ``processes`` single-process workers and stop them together."""
+    command = [sys.executable, "-m", "waimai_bridge"]
+    if config_path:
+        command += ["--config", config_path]
+    command += ["worker", "--processes", "1", "--threads", str(threads), "--log-level", level]
+    if shard_list:
+        command += ["--shards", shard_list]
+    children = [subprocess.Popen(command) for _ in range(processes)]
+
+    def forward(number: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(number)
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, forward)
+    return max(child.wait() for child in children)
+
+
+@cli.group()
+def orders() -> None:
+    """List and show unified orders."""
+
+
+@orders.command("list")
+@click.option("--store-id", default=None)
+@click.option("--platform", default=None)
+@click.option("--state", type=click.Choice([state.value for state in OrderState]), default=None)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_PAGE))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_context
+def orders_list(
+    bridge: BridgeContext,
+    store_id: str | None,
+    platform: str | None,
+    state: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The most recent orders matching the filters."""
+    with bridge.database().transaction() as session:
+        page = list_orders(
+            session,
+            store_id=store_id,
+            platform=platform,
+            state=None if state is None else OrderState(state),
+            limit=limit,
+        )
+    if as_json:
+        click.echo(page.model_dump_json(indent=2))
+        return
+    table = Table(title=f"{len(page.items)} orders", title_justify="left")
+    for column in (
+        "id",
+        "platform",
+        "platform order",
+        "store",
+        "state",
+        "rider",
+        "paid",
+        "updated",
+    ):
+        table.add_column(column)
+    for item in page.items:
+        table.add_row(
+            str(item.id),
+            item.platform,
+            item.platform_order_id,
+            item.store_id,
+            item.state,
+            item.rider_state or "-",
+            f"{item.price.user_paid / 100:.2f}" if item.price else "-",
+            item.updated_at,
+        )
+    Console().print(table)
+
+
+@orders.command("show")
+@click.argument("order_id", type=int)
+@pass_context
+def orders_show(bridge: BridgeContext, order_id: int) -> None:
+    """One order with its items, price, anomalies and events, as JSON."""
+    with bridge.database().transaction() as session:
+        found = find_order(session, order_id)
+    if found is None:
+        raise click.ClickException(f"no order {order_id}")
+    click.echo(found.model_dump_json(indent=2))
+
+
+@cli.group()
+def inbox() -> None:
+    """Inbox events a plugin could not read (parked, never dropped), and retrying them."""
+
+
+@inbox.command("failed")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@pass_context
+def inbox_failed(bridge: BridgeContext, limit: int) -> None:
+    """List the parked events with their errors."""
+    with bridge.database().transaction() as session:
+        rows = failed_inbox(session, limit=limit)
+        shown = [
+            (str(row.id), row.platform, row.platform_order_id, row.native_code,
+             str(row.attempts), row.error or "")
+            for row in rows
+        ]  # fmt: skip
+    if not shown:
+        click.echo("no failed inbox events")
+        return
+    table = Table(title=f"{len(shown)} failed inbox events", title_justify="left")
+    for column in ("id", "platform", "platform order", "code", "attempts", "error"):
+        table.add_column(column, overflow="fold")
+    for row in shown:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@inbox.command("retry")
+@click.argument("row_ids", nargs=-1, type=int, required=True)
+@pass_context
+def inbox_retry(bridge: BridgeContext, row_ids: tuple[int, ...]) -> None:
+    """Put parked events back in line (e.g. after fixing the plugin or its config)."""
+    runtime = bridge.runtime()
+    missing = [
+        row_id
+        for row_id in row_ids
+        if not runtime.pipeline.retry(row_id, send=not runtime.embedded)
+    ]
+    queued = len(row_ids) - len(missing)
+    where = "queued" if not runtime.embedded else "put back; the running serve picks them up"
+    click.echo(f"{queued} inbox events {where}")
+    if missing:
+        raise click.ClickException(f"no failed inbox event with id {', '.join(map(str, missing))}")
 
 
 @cli.command()

@@ -55,6 +55,12 @@ class BridgeSettings(BaseSettings):
     api_tokens: list[SecretStr] = Field(
         default_factory=list, description="Bearer tokens accepted by /api."
     )
+    sweep_interval_seconds: float = Field(
+        default=15, gt=0, description="How often workers look for work a lost message left."
+    )
+    resend_after_seconds: float = Field(
+        default=60, gt=0, description="How long an event may wait in line before it is resent."
+    )
 
     @field_validator("public_base_url")
     @classmethod

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
 from waimai_bridge.store.skus import product_ids
-from waimai_bridge.store.tables import Anomaly, Base, Order, OrderEvent, OrderItem, PlatformOrder
-
-_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, OrderItem, PlatformOrder
+from waimai_bridge.store.upsert import insert_ignoring_conflict
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,8 @@ class Applied:
     """What applying one event did.
 
     ``release_at_ms``: while the order waits out its accept hold, when to call
-    :func:`release_hold`; None when nothing is held.
+    :func:`release_hold`; None when nothing is held. ``starts_hold``: this event started
+    the hold (so the caller schedules the release once).
     """
 
     platform_order_pk: int
@@ -39,6 +38,7 @@ class Applied:
     order_id: int | None
     state: OrderFold | None
     release_at_ms: int | None
+    starts_hold: bool = False
 
 
 class Release(StrEnum):
@@ -59,25 +59,6 @@ class Released:
     outcome: Release
     order_id: int | None = None
     release_at_ms: int | None = None
-
-
-def insert_ignoring_conflict(
-    session: Session, table: type[Base], values: dict[str, Any]
-) -> Any | None:
-    """Insert a row unless it collides with a row on a unique key; its id, or None.
-
-    Each table this is used on has one unique key besides its generated id.
-    """
-    dialect = session.get_bind().dialect.name
-    if dialect not in _INSERTS:
-        raise NotImplementedError(f"database {dialect!r} is not supported: {', '.join(_INSERTS)}")
-    statement = (
-        _INSERTS[dialect](table)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(*inspect(table).primary_key)
-    )
-    return session.execute(statement).scalar()
 
 
 def lock_platform_order(
@@ -139,14 +120,17 @@ def apply_event(
     platform_order.latest_payload = event.payload
     platform_order.updated_at_ms = received_at_ms
     held = platform_order.order_id is None and not platform_order.discarded
-    if held and platform_order.hold_started_at_ms is None and starts_fulfilment(event):
+    starts_hold = held and platform_order.hold_started_at_ms is None and starts_fulfilment(event)
+    if starts_hold:
         platform_order.hold_started_at_ms = received_at_ms
     if platform_order.order is not None:
         _update_order(session, platform_order, platform_order.order, state, received_at_ms)
     release_at = None
     if held and platform_order.hold_started_at_ms is not None:
         release_at = platform_order.hold_started_at_ms + accept_hold_ms
-    return Applied(platform_order.id, False, platform_order.order_id, state, release_at)
+    return Applied(
+        platform_order.id, False, platform_order.order_id, state, release_at, starts_hold
+    )
 
 
 def starts_fulfilment(event: Event) -> bool:
@@ -207,6 +191,24 @@ def release_hold(
     platform_order.order = order
     _store_items(session, platform_order, order, now_ms)
     return Released(Release.STORED, order.id)
+
+
+def overdue_holds(
+    session: Session, *, accept_hold_ms: int, before_ms: int, limit: int
+) -> list[tuple[str, str, str]]:
+    """Held orders whose hold ended before ``before_ms`` and are still not released:
+    ``(platform, platform_order_id, store_id)`` of each (a lost delayed message)."""
+    statement = (
+        select(PlatformOrder.platform, PlatformOrder.platform_order_id, PlatformOrder.store_id)
+        .where(
+            PlatformOrder.order_id.is_(None),
+            PlatformOrder.discarded.is_(False),
+            PlatformOrder.hold_started_at_ms < before_ms - accept_hold_ms,
+        )
+        .order_by(PlatformOrder.hold_started_at_ms)
+        .limit(limit)
+    )
+    return [(platform, order, store) for platform, order, store in session.execute(statement)]
 
 
 def _event_row(platform_order: PlatformOrder, event: Event, received_at_ms: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -152,3 +153,32 @@ class Anomaly(Base):
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(String(500))
     created_at_ms: Mapped[int]
+
+
+class InboxEvent(Base):
+    """A push's native event as received, written before the platform gets its ACK.
+
+    ``status`` is ``pending`` until a worker has applied it (``done``), or ``failed`` when
+    the platform's plugin cannot make sense of it (a poison event, kept with its error).
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("platform", "idempotency_key"),
+        Index(None, "status", "enqueued_at_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    store_id: Mapped[str] = mapped_column(String(64))
+    platform_order_id: Mapped[str] = mapped_column(String(64))
+    native_code: Mapped[str] = mapped_column(String(64))
+    platform_time_ms: Mapped[int]
+    payload: Mapped[dict[str, Any]]
+    received_at_ms: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    enqueued_at_ms: Mapped[int]
+    done_at_ms: Mapped[int | None]

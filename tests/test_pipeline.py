@@ -1,0 +1,440 @@
+"""The pipeline in one process (embedded mode): signed pushes in over the ASGI app, the
+in-process worker folding them, orders read back from the API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from tests import testpay
+from tests.conftest import clear
+from tests.sample_plugin import PRICE
+from waimai_bridge.config import load_config
+from waimai_bridge.pipeline.shards import queue_of, shard_of
+from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge.runtime import Bridge
+from waimai_bridge.store import inbox
+from waimai_bridge.store.tables import InboxEvent, OrderEvent
+from waimai_bridge.web.app import create_app
+
+SECRET = "testpay-secret"
+TOKEN = "api-token-1"
+T0 = 1_716_181_200_000
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def config_text(database_url: str, *, hold: int = 0, broker: str = "") -> str:
+    return f"""
+[bridge]
+database_url = "{database_url}"
+broker_url = "{broker}"
+public_base_url = "https://bridge.example.com"
+shards = 4
+accept_hold_seconds = {hold}
+api_tokens = ["{TOKEN}"]
+sweep_interval_seconds = 0.2
+resend_after_seconds = 0.5
+
+[platforms.testpay]
+secret = "{SECRET}"
+
+[stores.S001]
+testpay = {{ shop = 100001 }}
+
+[stores.S002]
+testpay = {{ shop = "100002" }}
+"""
+
+
+def registry() -> PluginRegistry:
+    plugins = PluginRegistry.discover(blocked=())
+    plugins.add(testpay.NAME, testpay)
+    return plugins
+
+
+@pytest.fixture(scope="module")
+def _clients(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, TestClient]]:
+    """One running app per accept hold, shared by the module's tests (starting and
+    stopping the embedded worker costs a second or two)."""
+    clients: dict[int, TestClient] = {}
+    yield clients
+    for client in clients.values():
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def make_client(
+    _clients: dict[int, TestClient], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., TestClient]:
+    """A running embedded bridge with an empty database, accept hold ``hold`` seconds."""
+
+    def make(*, hold: int = 0) -> TestClient:
+        if hold not in _clients:
+            folder = tmp_path_factory.mktemp(f"hold{hold}")
+            path = folder / "bridge.toml"
+            path.write_text(
+                config_text(f"sqlite:///{folder / 'bridge.sqlite3'}", hold=hold), "utf-8"
+            )
+            plugins = registry()
+            client = TestClient(create_app(Bridge(load_config(path, plugins), plugins)))
+            client.__enter__()
+            _clients[hold] = client
+        client = _clients[hold]
+        clear(bridge_of(client).database)
+        return client
+
+    return make
+
+
+def send(client: TestClient, body: bytes, *, signature: str | None = None) -> Any:
+    headers = {
+        testpay.SIGNATURE_HEADER: testpay.sign(body, SECRET) if signature is None else signature
+    }
+    return client.post("/webhooks/testpay", content=body, headers=headers)
+
+
+def bridge_of(client: TestClient) -> Bridge:
+    bridge: Bridge = client.app.state.bridge  # type: ignore[attr-defined]
+    return bridge
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {check.__doc__ or check}")
+        time.sleep(0.02)
+
+
+def orders(client: TestClient, **filters: Any) -> list[dict[str, Any]]:
+    answer = client.get("/api/v1/orders", params=filters, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def platform_order(client: TestClient, order: str) -> dict[str, Any]:
+    answer: dict[str, Any] = client.get(
+        f"/api/v1/platform-orders/testpay/{order}", headers=AUTH
+    ).json()
+    return answer
+
+
+def inbox_count(client: TestClient) -> int:
+    with bridge_of(client).database.transaction() as session:
+        return session.execute(select(func.count()).select_from(InboxEvent)).scalar_one()
+
+
+def lifecycle(order: str, *codes: str, start: int = 0, **extra: Any) -> list[bytes]:
+    return [
+        testpay.push(f"{order}:{n}", order, code, T0 + n * 1000, **extra)
+        for n, code in enumerate(codes, start=start)
+    ]
+
+
+# --------------------------------------------------------------------------- happy path
+
+
+def test_signed_pushes_become_orders(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    first = testpay.push("T1:0", "T1", "order.created", T0, price=PRICE)
+    answer = send(client, first)
+    assert (answer.status_code, answer.json()) == (200, {"ok": True})
+    for body in lifecycle("T1", "order.accepted", "kitchen.preparing", "rider.delivering", start=1):
+        assert send(client, body).status_code == 200
+    assert send(client, first).json() == {"ok": True}  # a duplicate gets the normal ACK
+
+    [order] = wait_until(lambda: [o for o in orders(client) if o["state"] == "delivering"])
+    assert order["platform"] == "testpay"
+    assert order["platform_order_id"] == "T1"
+    assert order["store_id"] == "S001"
+    assert order["rider_state"] == "delivering"
+    assert order["platform_state"] == {"code": 55, "name": "rider_delivering"}
+    assert order["saved_state"] is None
+    assert order["price"]["user_paid"] == PRICE["user_paid"]
+    assert [item["sku_code"] for item in order["items"]] == ["SKU-1"]
+    assert order["items"][0]["unmapped"] is True
+    assert order["anomalies"][0]["kind"] == "unmapped_sku"
+    assert order["events"] is None
+    detail = client.get(f"/api/v1/orders/{order['id']}", headers=AUTH).json()
+    by_time = sorted(detail["events"], key=lambda event: event["platform_time"])
+    assert [event["native_code"] for event in by_time] == [
+        "order.created", "order.accepted", "kitchen.preparing", "rider.delivering",
+    ]  # fmt: skip
+    assert set(detail) == {
+        "id", "platform", "platform_order_id", "store_id", "state", "rider_state",
+        "platform_state", "saved_state", "items", "price", "refunded_amount", "anomalies",
+        "events", "created_at", "updated_at",
+    }  # fmt: skip
+    view = client.get("/api/v1/platform-orders/testpay/T1", headers=AUTH).json()
+    assert view == {
+        "state": {"code": 55, "name": "rider_delivering"},
+        "order_state": None,
+        "stored": True,
+        "order_id": order["id"],
+    }
+    with bridge_of(client).database.transaction() as session:
+        assert session.execute(select(func.count()).select_from(OrderEvent)).scalar_one() == 4
+
+
+def test_a_request_pending_shows_the_remembered_state(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client()
+    for body in lifecycle(
+        "T2", "order.accepted", "rider.delivering", "refund.requested", "order.completed"
+    ):
+        send(client, body)
+    wait_until(
+        lambda: (
+            client.get("/api/v1/platform-orders/testpay/T2", headers=AUTH).json()["state"]["code"]
+            == 18
+        )
+    )
+    [order] = orders(client, platform_order_id="T2")
+    assert (order["state"], order["saved_state"]) == ("refunding", "completed")
+    view = client.get("/api/v1/platform-orders/testpay/T2", headers=AUTH).json()
+    assert view["order_state"] == "completed"
+
+
+def test_an_order_not_yet_stored_is_a_platform_order_only(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(hold=60)
+    send(client, testpay.push("T3:0", "T3", "order.created", T0, price=PRICE))
+    send(client, testpay.push("T3:1", "T3", "order.accepted", T0 + 1))
+    view = wait_until(
+        lambda: (
+            client.get("/api/v1/platform-orders/testpay/T3", headers=AUTH).json().get("state")
+            and client.get("/api/v1/platform-orders/testpay/T3", headers=AUTH).json()
+        )
+    )
+    wait_until(
+        lambda: (
+            client.get("/api/v1/platform-orders/testpay/T3", headers=AUTH).json()["state"]["code"]
+            == 12
+        )
+    )
+    view = client.get("/api/v1/platform-orders/testpay/T3", headers=AUTH).json()
+    assert view == {
+        "state": {"code": 12, "name": "accepted"},
+        "order_state": None,
+        "stored": False,
+        "order_id": None,
+    }
+    assert orders(client) == []
+    unknown = client.get("/api/v1/platform-orders/testpay/NOPE", headers=AUTH)
+    assert unknown.status_code == 404
+
+
+def test_the_accept_hold_runs_on_a_delayed_message(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(hold=1)
+    for body in lifecycle("KEEP", "order.created", "order.accepted"):
+        send(client, body)
+    for body in lifecycle("DROP", "order.created", "order.accepted", "order.force_invalidated"):
+        send(client, body)
+    [kept] = wait_until(lambda: orders(client), timeout=15)
+    assert kept["platform_order_id"] == "KEEP"
+    time.sleep(0.5)
+    assert [order["platform_order_id"] for order in orders(client)] == ["KEEP"]
+    assert (
+        client.get("/api/v1/platform-orders/testpay/DROP", headers=AUTH).json()["stored"] is False
+    )
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+BAD_PUSHES = {
+    "wrong signature": ("/webhooks/testpay", b'{"id":"x"}', "wrong", 401, '{"ok":false}'),
+    "no signature": ("/webhooks/testpay", b'{"id":"x"}', "", 401, '{"ok":false}'),
+    "not json": ("/webhooks/testpay", b"not json", None, 400, "the body is not JSON"),
+    "fields missing": (
+        "/webhooks/testpay", b'{"id":"x"}', None, 400, "a push needs id, shop, order, code and time"
+    ),
+    "unknown store": (
+        "/webhooks/testpay", testpay.push("m", "T", "order.created", T0, shop="999"), None, 400,
+        "no store is bound to shop '999'",
+    ),
+    "unknown platform": ("/webhooks/nowhere", b"{}", None, 404, "no platform plugin 'nowhere'"),
+    "platform not configured": (
+        "/webhooks/eleme", b"{}", None, 404, "platform 'eleme' has no [platforms.eleme] table in"
+    ),
+    "unknown kind": (
+        "/webhooks/testpay/kind", b"{}", None, 404,
+        "platform 'testpay' has no push POST /webhooks/testpay/kind",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_PUSHES)
+def test_bad_input_is_refused_and_nothing_is_written(
+    make_client: Callable[..., TestClient], case: str
+) -> None:
+    path, body, signature, status, answer = BAD_PUSHES[case]
+    client = make_client()
+    signed = testpay.sign(body, SECRET) if signature is None else signature
+    response = client.post(path, content=body, headers={testpay.SIGNATURE_HEADER: signed})
+    assert response.status_code == status, response.text
+    assert answer in response.text
+    assert SECRET not in response.text
+    assert inbox_count(client) == 0
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_empty_probe_gets_the_normal_ack(
+    make_client: Callable[..., TestClient], method: str
+) -> None:
+    client = make_client()
+    response = client.request(method, "/webhooks/testpay")
+    assert (response.status_code, response.json()) == (200, {"ok": True})
+    assert inbox_count(client) == 0
+
+
+def test_an_oversized_body_is_refused(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    response = client.post("/webhooks/testpay", content=b"x" * (1 << 20 + 1))
+    assert response.status_code == 413
+
+
+# --------------------------------------------------------------------------- poison and recovery
+
+
+def test_a_poison_event_is_parked_without_blocking_others(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client()
+    send(client, testpay.push("P:0", "POISONED", "order.accepted", T0))
+    send(client, testpay.push("P:1", "POISONED", "note.poison", T0 + 1000))
+    for body in lifecycle("HEALTHY", "order.accepted", "rider.delivering"):
+        send(client, body)
+    wait_until(
+        lambda: [
+            o
+            for o in orders(client)
+            if o["platform_order_id"] == "HEALTHY" and o["state"] == "delivering"
+        ]
+    )
+    bridge = bridge_of(client)
+
+    def parked() -> list[InboxEvent]:
+        with bridge.database.transaction() as session:
+            return list(inbox.failed(session))
+
+    [row] = wait_until(parked)
+    assert row.error == "ValueError: testpay cannot map this payload"
+    assert (row.platform_order_id, row.attempts) == ("POISONED", 1)
+
+    testpay.CURED.add("POISONED")
+    try:
+        assert bridge.pipeline.retry(row.id)
+        assert not bridge.pipeline.retry(row.id)  # no longer failed
+
+        def status() -> tuple[str, int, str | None] | None:
+            with bridge.database.transaction() as session:
+                found = session.get(InboxEvent, row.id)
+                assert found is not None
+                return (found.status, found.attempts, found.error)
+
+        wait_until(lambda: status() == ("done", 2, None))
+    finally:
+        testpay.CURED.discard("POISONED")
+
+
+def test_the_sweeper_resends_what_a_lost_message_left(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client()
+    bridge = bridge_of(client)
+    lost = testpay.push("L:0", "LOST", "order.accepted", T0)
+    # the push reaches the inbox, but its message never reaches a queue
+    from waimai_bridge.models import InboundRequest
+
+    parsed = bridge.registry.platform("testpay").parse_event(
+        InboundRequest(method="POST", url="x", kind=None, query=[], headers={
+            testpay.SIGNATURE_HEADER: testpay.sign(lost, SECRET)}, body=lost, received_at_ms=T0),
+        bridge.config.plugin_config("testpay"),
+    )  # fmt: skip
+    assert parsed is not None
+    with bridge.database.transaction() as session:
+        inbox.record(session, parsed.events, received_at_ms=bridge.clock())
+    [order] = wait_until(lambda: orders(client), timeout=10)
+    assert order["platform_order_id"] == "LOST"
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def test_the_api_wants_a_bearer_token(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        response = client.get("/api/v1/orders", headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert TOKEN not in response.text
+
+
+def test_orders_filter_and_page(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    for n in range(5):
+        shop = "100001" if n % 2 == 0 else "100002"
+        send(client, testpay.push(f"F{n}", f"F{n}", "order.accepted", T0 + n, shop=shop))
+    wait_until(lambda: len(orders(client)) == 5)
+    assert [o["platform_order_id"] for o in orders(client, store_id="S002")] == ["F1", "F3"]
+    first = client.get("/api/v1/orders", params={"limit": 2}, headers=AUTH).json()
+    assert [o["platform_order_id"] for o in first["items"]] == ["F0", "F1"]
+    second = client.get(
+        "/api/v1/orders", params={"limit": 2, "cursor": first["next_cursor"]}, headers=AUTH
+    ).json()
+    assert [o["platform_order_id"] for o in second["items"]] == ["F2", "F3"]
+    last = client.get(
+        "/api/v1/orders", params={"limit": 2, "cursor": second["next_cursor"]}, headers=AUTH
+    ).json()
+    assert ([o["platform_order_id"] for o in last["items"]], last["next_cursor"]) == (["F4"], None)
+    assert orders(client, state="refunded") == []
+    assert len(orders(client, since="2000-01-01T00:00:00Z")) == 5
+    assert orders(client, since=str(2**50)) == []
+    bad = client.get("/api/v1/orders", params={"since": "yesterday"}, headers=AUTH)
+    assert (bad.status_code, bad.json()) == (
+        400,
+        {"error": "since must be epoch milliseconds or an ISO 8601 time"},
+    )
+    assert client.get("/api/v1/orders", params={"state": "lost"}, headers=AUTH).status_code == 422
+    assert client.get("/api/v1/orders/999999", headers=AUTH).status_code == 404
+
+
+def test_health_metrics_and_openapi(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    health = client.get("/healthz")
+    assert (health.status_code, health.json()) == (
+        200,
+        {"status": "ok", "database": "ok", "broker": "ok"},
+    )
+    send(client, testpay.push("M:0", "M", "order.accepted", T0))
+    wait_until(lambda: orders(client))
+    metrics = client.get("/metrics").text
+    assert 'waimai_webhook_requests_total{platform="testpay",status="200"}' in metrics
+    assert "waimai_push_to_commit_seconds_count" in metrics
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/webhooks/{platform}", "/webhooks/{platform}/{kind}", "/api/v1/orders",
+            "/api/v1/orders/{order_id}", "/api/v1/platform-orders/{platform}/{platform_order_id}",
+            "/healthz"} <= set(paths)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def test_a_store_always_goes_to_the_same_queue() -> None:
+    assert shard_of("S001", 8) == shard_of("S001", 8)
+    assert queue_of("S001", 8) == f"waimai.shard.{shard_of('S001', 8)}"
+    assert shard_of("S001", 8) == 1  # crc32: the same in every process and Python version
+    spread = {shard_of(f"S{n:04}", 8) for n in range(200)}
+    assert spread == set(range(8))

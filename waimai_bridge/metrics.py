@@ -1,0 +1,36 @@
+"""Prometheus metrics of the bridge (served at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+WEBHOOK_REQUESTS = Counter(
+    "waimai_webhook_requests_total",
+    "Pushes received, by platform and HTTP status.",
+    ["platform", "status"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "waimai_webhook_seconds",
+    "Time from a push's arrival to its ACK.",
+    ["platform"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+INBOX_EVENTS = Counter(
+    "waimai_inbox_events_total",
+    "Native events received, new or duplicate.",
+    ["platform", "outcome"],
+)
+EVENTS_PROCESSED = Counter(
+    "waimai_events_processed_total",
+    "Inbox events taken by a worker: applied, duplicate (already in the log) or failed.",
+    ["platform", "outcome"],
+)
+PUSH_TO_COMMIT_SECONDS = Histogram(
+    "waimai_push_to_commit_seconds",
+    "Time from a push's arrival to the commit of its event in the order log.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+)
+ORDERS_RELEASED = Counter(
+    "waimai_orders_released_total", "Accept holds ended, by outcome.", ["outcome"]
+)
+SWEPT = Counter("waimai_swept_total", "Messages the sweeper sent again, by kind.", ["kind"])

@@ -1,0 +1,225 @@
+"""The actors of the pipeline: apply an inbox event, release an accept hold, sweep.
+
+Messages go to the queue of the event's store (:mod:`waimai_bridge.pipeline.shards`), so
+one store's events stay on one queue; correctness does not rest on that order, though:
+every actor reads the durable state, applies it under the order's lock and is harmless
+to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from dramatiq import Broker, Message
+
+from waimai_bridge.clock import Clock, system_clock
+from waimai_bridge.config import Config
+from waimai_bridge.metrics import (
+    EVENTS_PROCESSED,
+    INBOX_EVENTS,
+    ORDERS_RELEASED,
+    PUSH_TO_COMMIT_SECONDS,
+    SWEPT,
+)
+from waimai_bridge.models import Capability, Event, NativeEvent, PriceBreakdown
+from waimai_bridge.pipeline.shards import queue_name, queue_of
+from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge.store import inbox
+from waimai_bridge.store.database import Database
+from waimai_bridge.store.orders import Release, apply_event, overdue_holds, release_hold
+from waimai_bridge.store.tables import InboxEvent
+
+logger = logging.getLogger(__name__)
+
+PROCESS_EVENT = "waimai.process_event"
+RELEASE_ORDER = "waimai.release_order"
+SWEEP_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep sent again."""
+
+    events: int
+    releases: int
+
+
+class Pipeline:
+    """The actors of one process, bound to its database, broker, plugins and config."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        broker: Broker,
+        registry: PluginRegistry,
+        config: Config,
+        clock: Clock = system_clock,
+        stale_after_ms: int = 60_000,
+    ) -> None:
+        self.database = database
+        self.broker = broker
+        self.registry = registry
+        self.config = config
+        self.clock = clock
+        self.shards = config.bridge.shards
+        self.accept_hold_ms = config.bridge.accept_hold_seconds * 1000
+        self.stale_after_ms = stale_after_ms
+        for shard in range(self.shards):
+            broker.declare_queue(queue_name(shard))
+        self._process = dramatiq.Actor(
+            self.process_event, broker=broker, actor_name=PROCESS_EVENT,
+            queue_name=queue_name(0), priority=0, options={},
+        )  # fmt: skip
+        self._release = dramatiq.Actor(
+            self.release_order, broker=broker, actor_name=RELEASE_ORDER,
+            queue_name=queue_name(0), priority=0, options={},
+        )  # fmt: skip
+
+    def queues(self, shards: Iterable[int] | None = None) -> set[str]:
+        """The queue names of ``shards`` (all shards when None)."""
+        chosen = range(self.shards) if shards is None else shards
+        return {queue_name(shard) for shard in chosen}
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive(self, events: Sequence[NativeEvent], *, received_at_ms: int) -> int:
+        """Write a push's events to the inbox (committed), then queue the new ones.
+
+        Returns how many were new. A broker failure after the commit loses nothing: the
+        rows stay pending and the sweeper sends them again.
+        """
+        with self.database.transaction() as session:
+            new = inbox.record(session, events, received_at_ms=received_at_ms)
+        if events:
+            INBOX_EVENTS.labels(events[0].platform, "new").inc(len(new))
+            INBOX_EVENTS.labels(events[0].platform, "duplicate").inc(len(events) - len(new))
+        for row_id, store_id in new:
+            self._send(self._process, store_id, (row_id,), quiet=True)
+        return len(new)
+
+    def retry(self, row_id: int, *, send: bool = True) -> bool:
+        """Put a parked inbox event back in line; False when no failed row has that id.
+
+        Without ``send`` (a process whose broker is not the one the workers use) the row is
+        only marked pending and due, and the next sweep sends it.
+        """
+        with self.database.transaction() as session:
+            row = inbox.retry(session, row_id, self.clock() if send else 0)
+            store_id = row.store_id if row is not None else None
+        if store_id is None:
+            return False
+        if send:
+            self._send(self._process, store_id, (row_id,), quiet=True)
+        return True
+
+    # ------------------------------------------------------------------ actors
+
+    def process_event(self, row_id: int) -> None:
+        """Apply one inbox event to its order, or park it when its plugin cannot read it."""
+        with self.database.transaction() as session:
+            row = session.get(InboxEvent, row_id)
+            if row is None or row.status != inbox.InboxStatus.PENDING:
+                return
+            native = inbox.native_event(row)
+            try:
+                event, price = self._read(native)
+            except Exception as exc:  # the plugin cannot read this payload: a poison event
+                inbox.mark_failed(row, f"{type(exc).__name__}: {exc}", self.clock())
+                EVENTS_PROCESSED.labels(native.platform, "failed").inc()
+                logger.warning("inbox event %s parked: %s: %s", row_id, type(exc).__name__, exc)
+                return
+            applied = apply_event(
+                session, event, received_at_ms=row.received_at_ms,
+                accept_hold_ms=self.accept_hold_ms, price=price,
+            )  # fmt: skip
+            now = self.clock()
+            inbox.mark_done(row, now)
+            received_at_ms = row.received_at_ms
+        PUSH_TO_COMMIT_SECONDS.observe(max(self.clock() - received_at_ms, 0) / 1000)
+        EVENTS_PROCESSED.labels(
+            native.platform, "duplicate" if applied.duplicate else "applied"
+        ).inc()
+        if applied.starts_hold and applied.release_at_ms is not None:
+            self.schedule_release(
+                native.platform, native.platform_order_id, native.store_id, applied.release_at_ms
+            )
+
+    def release_order(self, platform: str, platform_order_id: str, store_id: str) -> None:
+        """End an order's accept hold: store it, discard it, or come back when it is due."""
+        with self.database.transaction() as session:
+            released = release_hold(
+                session, platform, platform_order_id,
+                accept_hold_ms=self.accept_hold_ms, now_ms=self.clock(),
+            )  # fmt: skip
+        ORDERS_RELEASED.labels(released.outcome).inc()
+        if released.outcome is Release.NOT_YET and released.release_at_ms is not None:
+            self.schedule_release(platform, platform_order_id, store_id, released.release_at_ms)
+
+    def schedule_release(
+        self, platform: str, platform_order_id: str, store_id: str, at_ms: int
+    ) -> None:
+        """Send the release of an order's hold for ``at_ms`` (a delayed message)."""
+        delay = max(at_ms - self.clock(), 0)
+        self._send(
+            self._release,
+            store_id,
+            (platform, platform_order_id, store_id),
+            delay=delay,
+            quiet=True,
+        )
+
+    def sweep(self) -> Swept:
+        """Send again what a lost message left behind: stale pending inbox rows and holds
+        whose release is overdue."""
+        now = self.clock()
+        with self.database.transaction() as session:
+            events = inbox.stale(
+                session, enqueued_before_ms=now - self.stale_after_ms, now_ms=now, limit=SWEEP_BATCH
+            )
+            holds = overdue_holds(
+                session, accept_hold_ms=self.accept_hold_ms,
+                before_ms=now - self.stale_after_ms, limit=SWEEP_BATCH,
+            )  # fmt: skip
+        for row_id, store_id in events:
+            self._send(self._process, store_id, (row_id,))
+        for platform, platform_order_id, store_id in holds:
+            self._send(self._release, store_id, (platform, platform_order_id, store_id))
+        SWEPT.labels("event").inc(len(events))
+        SWEPT.labels("release").inc(len(holds))
+        return Swept(len(events), len(holds))
+
+    # ------------------------------------------------------------------ internals
+
+    def _read(self, native: NativeEvent) -> tuple[Event, PriceBreakdown | None]:
+        platform = self.registry.platform(native.platform)
+        event = platform.event(native)
+        price = None
+        if platform.supports(Capability.PRICE_BREAKDOWN):
+            price = platform.price_breakdown(native, self.config.plugin_config(native.platform))
+        return event, price
+
+    def _send(
+        self, actor: dramatiq.Actor[Any, Any], store_id: str, args: tuple[Any, ...],
+        *, delay: int | None = None, quiet: bool = False,
+    ) -> None:  # fmt: skip
+        message: Message[Any] = Message(
+            queue_name=queue_of(store_id, self.shards),
+            actor_name=actor.actor_name,
+            args=args,
+            kwargs={},
+            options={},
+        )
+        try:
+            self.broker.enqueue(message, delay=delay)
+        except Exception:
+            if not quiet:
+                raise
+            # the durable state is committed: the sweeper sends this again
+            logger.warning(
+                "could not queue %s%r; the sweeper will", actor.actor_name, args, exc_info=True
+            )

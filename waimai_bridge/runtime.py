@@ -1,0 +1,75 @@
+"""A running bridge: its config, plugins, database, broker and pipeline, and the embedded
+worker that runs in-process when the broker is."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from waimai_bridge.clock import Clock, system_clock
+from waimai_bridge.config import Config
+from waimai_bridge.pipeline.actors import Pipeline
+from waimai_bridge.pipeline.broker import make_broker
+from waimai_bridge.pipeline.sweeper import Sweeper
+from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge.store.database import Database
+
+WORKER_POLL_MS = 250
+"""How long a worker thread waits for a message before it looks again (and can stop)."""
+
+
+class Bridge:
+    """Everything one process of the bridge needs, built from the config."""
+
+    def __init__(
+        self,
+        config: Config,
+        registry: PluginRegistry,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.clock = clock
+        self.database = Database(config.bridge.database_url)
+        self.broker = make_broker(config.bridge.broker_url)
+        self.pipeline = Pipeline(
+            database=self.database,
+            broker=self.broker,
+            registry=registry,
+            config=config,
+            clock=clock,
+            stale_after_ms=int(config.bridge.resend_after_seconds * 1000),
+        )
+        self._worker: dramatiq.Worker | None = None
+        self._sweeper: Sweeper | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the queue is in-process (no broker URL): then this process works it."""
+        return not self.config.bridge.broker_url
+
+    def start_worker(
+        self,
+        *,
+        shards: set[int] | None = None,
+        threads: int = 2,
+        prefetch: int = 64,
+    ) -> None:
+        """Consume the shard queues (all, or ``shards``) in this process, and sweep."""
+        worker = dramatiq.Worker(
+            self.broker, queues=self.pipeline.queues(shards), worker_threads=threads
+        )
+        worker.queue_prefetch = prefetch
+        worker.start()
+        self._worker = worker
+        self._sweeper = Sweeper(self.pipeline, interval_s=self.config.bridge.sweep_interval_seconds)
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        """Stop the worker and sweeper (if running), close the broker and the database."""
+        if self._sweeper is not None:
+            self._sweeper.stop()
+        if self._worker is not None:
+            self._worker.stop()
+        self.broker.close()
+        self.database.dispose()

@@ -1,0 +1,128 @@
+"""The inbox: every native event of an accepted push, durable before the ACK leaves.
+
+A row is ``pending`` until a worker has applied it (``done``), or ``failed`` when the
+platform's plugin cannot make sense of it: a poison event, parked with its error until a
+person retries it. A duplicate push (same platform and idempotency key) adds no row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from waimai_bridge.models import NativeEvent
+from waimai_bridge.store.tables import InboxEvent
+from waimai_bridge.store.upsert import insert_ignoring_conflict
+
+ERROR_LENGTH = 2000
+
+
+class InboxStatus(StrEnum):
+    """Where an inbox row stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+def record(
+    session: Session, events: Sequence[NativeEvent], *, received_at_ms: int
+) -> list[tuple[int, str]]:
+    """Add the events not seen before; ``(row id, store id)`` of each new row."""
+    new = []
+    for event in events:
+        row_id = insert_ignoring_conflict(
+            session,
+            InboxEvent,
+            {
+                "platform": event.platform,
+                "idempotency_key": event.idempotency_key,
+                "store_id": event.store_id,
+                "platform_order_id": event.platform_order_id,
+                "native_code": event.native_code,
+                "platform_time_ms": event.platform_time_ms,
+                "payload": event.payload,
+                "received_at_ms": received_at_ms,
+                "status": InboxStatus.PENDING,
+                "attempts": 0,
+                "enqueued_at_ms": received_at_ms,
+            },
+        )
+        if row_id is not None:
+            new.append((row_id, event.store_id))
+    return new
+
+
+def native_event(row: InboxEvent) -> NativeEvent:
+    """The native event an inbox row holds."""
+    return NativeEvent(
+        platform=row.platform,
+        store_id=row.store_id,
+        platform_order_id=row.platform_order_id,
+        native_code=row.native_code,
+        idempotency_key=row.idempotency_key,
+        platform_time_ms=row.platform_time_ms,
+        payload=row.payload,
+    )
+
+
+def mark_done(row: InboxEvent, now_ms: int) -> None:
+    """The event is applied."""
+    row.status = InboxStatus.DONE
+    row.attempts += 1
+    row.error = None
+    row.done_at_ms = now_ms
+
+
+def mark_failed(row: InboxEvent, error: str, now_ms: int) -> None:
+    """The event cannot be applied as it is: park it with its error."""
+    row.status = InboxStatus.FAILED
+    row.attempts += 1
+    row.error = error[:ERROR_LENGTH]
+    row.done_at_ms = now_ms
+
+
+def failed(session: Session, *, limit: int = 100) -> Sequence[InboxEvent]:
+    """The parked events, oldest first."""
+    statement = (
+        select(InboxEvent)
+        .where(InboxEvent.status == InboxStatus.FAILED)
+        .order_by(InboxEvent.id)
+        .limit(limit)
+    )
+    return session.execute(statement).scalars().all()
+
+
+def retry(session: Session, row_id: int, enqueued_at_ms: int) -> InboxEvent | None:
+    """Put a parked event back in line, as sent at ``enqueued_at_ms`` (0: due for the next
+    sweep); None when there is no failed row with that id."""
+    row = session.get(InboxEvent, row_id, with_for_update=True)
+    if row is None or row.status != InboxStatus.FAILED:
+        return None
+    row.status = InboxStatus.PENDING
+    row.enqueued_at_ms = enqueued_at_ms
+    row.done_at_ms = None
+    return row
+
+
+def stale(
+    session: Session, *, enqueued_before_ms: int, now_ms: int, limit: int
+) -> list[tuple[int, str]]:
+    """Pending rows last sent before ``enqueued_before_ms`` (their message was lost or is
+    still failing), marked as sent now; ``(row id, store id)`` of each."""
+    statement = (
+        select(InboxEvent)
+        .where(
+            InboxEvent.status == InboxStatus.PENDING, InboxEvent.enqueued_at_ms < enqueued_before_ms
+        )
+        .order_by(InboxEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = session.execute(statement).scalars().all()
+    for row in rows:
+        row.enqueued_at_ms = now_ms
+    return [(row.id, row.store_id) for row in rows]

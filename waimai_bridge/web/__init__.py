@@ -1,0 +1,1 @@
+"""The web app: platform webhooks, the read API, health and metrics."""

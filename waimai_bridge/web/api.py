@@ -1,0 +1,134 @@
+"""The read API (SPEC §7.3), behind bearer tokens: ``/api/v1/orders`` and platform orders."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from waimai_bridge.models import OrderState
+from waimai_bridge.runtime import Bridge
+from waimai_bridge.web.views import (
+    MAX_PAGE,
+    OrderPage,
+    OrderView,
+    PlatformOrderView,
+    find_order,
+    find_platform_order,
+    list_orders,
+)
+
+_bearer = HTTPBearer(auto_error=False, description="One of [bridge].api_tokens.")
+
+
+def _bridge(request: Request) -> Bridge:
+    bridge: Bridge = request.app.state.bridge
+    return bridge
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Let the request through only with one of the configured bearer tokens."""
+    tokens = _bridge(request).config.bridge.api_tokens
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if not tokens:
+        raise HTTPException(401, "no API tokens are configured ([bridge].api_tokens)", challenge)
+    if credentials is None:
+        raise HTTPException(401, "send Authorization: Bearer <token>", challenge)
+    given = credentials.credentials.encode()
+    if not any(hmac.compare_digest(given, token.get_secret_value().encode()) for token in tokens):
+        raise HTTPException(401, "the bearer token is not one of the configured tokens", challenge)
+
+
+router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=[Depends(require_token)])
+
+
+def _since_ms(since: str | None) -> int | None:
+    if since is None:
+        return None
+    if since.isdigit():
+        return int(since)
+    try:
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(400, "since must be epoch milliseconds or an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise HTTPException(400, "since needs a time zone, e.g. 2026-11-22T08:00:00+08:00")
+    return int(moment.timestamp() * 1000)
+
+
+@router.get("/orders", response_model=OrderPage, summary="List orders")
+async def orders(
+    request: Request,
+    store_id: str | None = None,
+    platform: str | None = None,
+    platform_order_id: str | None = None,
+    state: OrderState | None = None,
+    since: Annotated[
+        str | None, Query(description="Updated at or after: epoch ms or ISO 8601.")
+    ] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, description="next_cursor of the page before.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> OrderPage:
+    """Orders matching every filter given, oldest first, a page at a time."""
+    since_ms = _since_ms(since)
+    bridge = _bridge(request)
+
+    def query() -> OrderPage:
+        with bridge.database.transaction() as session:
+            return list_orders(
+                session,
+                store_id=store_id,
+                platform=platform,
+                platform_order_id=platform_order_id,
+                state=state,
+                since_ms=since_ms,
+                cursor=cursor,
+                limit=limit,
+            )
+
+    return await run_in_threadpool(query)
+
+
+@router.get("/orders/{order_id}", response_model=OrderView, summary="One order")
+async def order(request: Request, order_id: int) -> OrderView:
+    """The unified order with its events."""
+    bridge = _bridge(request)
+
+    def query() -> OrderView | None:
+        with bridge.database.transaction() as session:
+            return find_order(session, order_id)
+
+    found = await run_in_threadpool(query)
+    if found is None:
+        raise HTTPException(404, f"no order {order_id}")
+    return found
+
+
+@router.get(
+    "/platform-orders/{platform}/{platform_order_id}",
+    response_model=PlatformOrderView,
+    summary="A platform order",
+)
+async def platform_order(
+    request: Request, platform: str, platform_order_id: str
+) -> PlatformOrderView:
+    """The ``waimai_order`` view: latest platform state, remembered state, stored or not."""
+    bridge = _bridge(request)
+
+    def query() -> PlatformOrderView | None:
+        with bridge.database.transaction() as session:
+            return find_platform_order(session, platform, platform_order_id)
+
+    found = await run_in_threadpool(query)
+    if found is None:
+        raise HTTPException(404, f"the bridge has never seen {platform} order {platform_order_id}")
+    return found

@@ -1,0 +1,78 @@
+"""The ASGI app: webhooks, the read API, ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from dramatiq.brokers.redis import RedisBroker
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from waimai_bridge import __version__
+from waimai_bridge.runtime import Bridge
+from waimai_bridge.web import api, webhooks
+from waimai_bridge.web.errors import error
+
+
+def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> FastAPI:
+    """The web app of ``bridge``; it works the queue itself when the broker is in-process
+    (or when ``run_worker`` says so)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(bridge.database.ensure_schema)
+        if bridge.embedded if run_worker is None else run_worker:
+            bridge.start_worker()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(bridge.stop)
+
+    app = FastAPI(
+        title="waimai-bridge",
+        version=__version__,
+        summary="Takeaway platform pushes in, one order model out.",
+        lifespan=lifespan,
+    )
+    app.state.bridge = bridge
+    app.include_router(webhooks.router)
+    app.include_router(api.router)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        return error(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.get("/healthz", tags=["operations"], summary="Database and broker reachable")
+    async def healthz() -> Response:
+        checks = await run_in_threadpool(_health, bridge)
+        ok = all(value == "ok" for value in checks.values())
+        body = {"status": "ok" if ok else "unavailable", **checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _health(bridge: Bridge) -> dict[str, str]:
+    checks = {}
+    try:
+        with bridge.database.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    broker = bridge.broker
+    try:
+        if isinstance(broker, RedisBroker):
+            broker.client.ping()
+        checks["broker"] = "ok"
+    except Exception as exc:
+        checks["broker"] = f"unreachable: {type(exc).__name__}"
+    return checks

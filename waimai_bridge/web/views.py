@@ -1,0 +1,238 @@
+"""What the read API and ``waimai-bridge orders`` show of an order (SPEC §7.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from waimai_bridge.models import OrderState, PlatformState, PriceBreakdown, RiderState
+from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, PlatformOrder
+
+MAX_PAGE = 500
+
+
+class StateView(BaseModel):
+    """A baseline platform state: its code and name."""
+
+    code: int
+    name: str
+
+
+class ItemView(BaseModel):
+    """An order line."""
+
+    line: int
+    sku_code: str | None
+    platform_sku_id: str | None
+    name: str
+    quantity: int
+    unit_original: int = Field(description="fen")
+    unit_paid: int = Field(description="fen")
+    product_id: str | None
+    unmapped: bool
+
+
+class AnomalyView(BaseModel):
+    """Something a person should look at."""
+
+    kind: str
+    detail: str
+    created_at: str
+
+
+class EventView(BaseModel):
+    """An event of the order's log, in arrival order."""
+
+    id: int
+    native_code: str
+    state: StateView | None
+    kitchen_step: str | None
+    partial: bool
+    refund_amount: int | None = Field(description="fen")
+    reason: str | None
+    platform_time: str
+    received_at: str
+
+
+class OrderView(BaseModel):
+    """The unified order."""
+
+    id: int
+    platform: str
+    platform_order_id: str
+    store_id: str
+    state: OrderState
+    rider_state: RiderState | None
+    platform_state: StateView | None
+    saved_state: OrderState | None
+    items: list[ItemView]
+    price: PriceBreakdown | None
+    refunded_amount: int = Field(description="fen")
+    anomalies: list[AnomalyView]
+    events: list[EventView] | None = Field(description="Left out of list answers.")
+    created_at: str
+    updated_at: str
+
+
+class OrderPage(BaseModel):
+    """A page of orders; pass ``next_cursor`` back as ``cursor`` for the next one."""
+
+    items: list[OrderView]
+    next_cursor: str | None
+
+
+class PlatformOrderView(BaseModel):
+    """The ``waimai_order`` view of a platform order."""
+
+    state: StateView | None
+    order_state: OrderState | None
+    stored: bool
+    order_id: int | None
+
+
+def iso(ms: int) -> str:
+    """Epoch milliseconds as an ISO 8601 UTC time."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def state_view(code: int | None) -> StateView | None:
+    """The code and name of a baseline state."""
+    if code is None:
+        return None
+    return StateView(code=code, name=PlatformState(code).label)
+
+
+def order_view(
+    session: Session, order: Order, platform_order: PlatformOrder, *, with_events: bool = True
+) -> OrderView:
+    """The unified order as the API shows it."""
+    anomalies = session.execute(
+        select(Anomaly).where(Anomaly.platform_order_pk == platform_order.id).order_by(Anomaly.id)
+    ).scalars()
+    events = None
+    if with_events:
+        rows = session.execute(
+            select(OrderEvent)
+            .where(OrderEvent.platform_order_pk == platform_order.id)
+            .order_by(OrderEvent.id)
+        ).scalars()
+        events = [_event_view(row) for row in rows]
+    return OrderView(
+        id=order.id,
+        platform=order.platform,
+        platform_order_id=order.platform_order_id,
+        store_id=order.store_id,
+        state=OrderState(order.state),
+        rider_state=None if order.rider_state is None else RiderState(order.rider_state),
+        platform_state=state_view(platform_order.state_code),
+        saved_state=None
+        if platform_order.order_state is None
+        else OrderState(platform_order.order_state),
+        items=[
+            ItemView(
+                line=item.line,
+                sku_code=item.sku_code,
+                platform_sku_id=item.platform_sku_id,
+                name=item.name,
+                quantity=item.quantity,
+                unit_original=item.unit_original_fen,
+                unit_paid=item.unit_paid_fen,
+                product_id=item.product_id,
+                unmapped=item.unmapped,
+            )
+            for item in order.items
+        ],
+        price=None if order.price is None else PriceBreakdown.model_validate(order.price),
+        refunded_amount=order.refunded_amount_fen,
+        anomalies=[
+            AnomalyView(kind=row.kind, detail=row.detail, created_at=iso(row.created_at_ms))
+            for row in anomalies
+        ],
+        events=events,
+        created_at=iso(order.created_at_ms),
+        updated_at=iso(order.updated_at_ms),
+    )
+
+
+def _event_view(row: OrderEvent) -> EventView:
+    return EventView(
+        id=row.id,
+        native_code=row.native_code,
+        state=state_view(row.state_code),
+        kitchen_step=row.kitchen_step,
+        partial=row.partial,
+        refund_amount=row.refund_amount_fen,
+        reason=row.reason,
+        platform_time=iso(row.platform_time_ms),
+        received_at=iso(row.received_at_ms),
+    )
+
+
+def _orders() -> Select[Order, PlatformOrder]:
+    return select(Order, PlatformOrder).join(PlatformOrder, PlatformOrder.order_id == Order.id)
+
+
+def find_order(session: Session, order_id: int) -> OrderView | None:
+    """One order with its events, or None."""
+    row = session.execute(_orders().where(Order.id == order_id)).first()
+    if row is None:
+        return None
+    order, platform_order = row
+    return order_view(session, order, platform_order)
+
+
+def list_orders(
+    session: Session,
+    *,
+    store_id: str | None = None,
+    platform: str | None = None,
+    platform_order_id: str | None = None,
+    state: OrderState | None = None,
+    since_ms: int | None = None,
+    cursor: int | None = None,
+    limit: int = 50,
+) -> OrderPage:
+    """A page of orders matching the filters, by id; events are left out."""
+    statement = _orders()
+    filters: Sequence[tuple[Any, Any]] = (
+        (Order.store_id, store_id),
+        (Order.platform, platform),
+        (Order.platform_order_id, platform_order_id),
+        (Order.state, state),
+    )
+    for column, value in filters:
+        if value is not None:
+            statement = statement.where(column == value)
+    if since_ms is not None:
+        statement = statement.where(Order.updated_at_ms >= since_ms)
+    if cursor is not None:
+        statement = statement.where(Order.id > cursor)
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = session.execute(statement.order_by(Order.id).limit(limit + 1)).all()
+    items = [order_view(session, order, po, with_events=False) for order, po in rows[:limit]]
+    next_cursor = str(items[-1].id) if len(rows) > limit else None
+    return OrderPage(items=items, next_cursor=next_cursor)
+
+
+def find_platform_order(
+    session: Session, platform: str, platform_order_id: str
+) -> PlatformOrderView | None:
+    """The ``waimai_order`` view, or None for an order the bridge has never seen."""
+    row = session.execute(
+        select(PlatformOrder).where(
+            PlatformOrder.platform == platform, PlatformOrder.platform_order_id == platform_order_id
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return None
+    return PlatformOrderView(
+        state=state_view(row.state_code),
+        order_state=None if row.order_state is None else OrderState(row.order_state),
+        stored=row.order_id is not None,
+        order_id=row.order_id,
+    )
