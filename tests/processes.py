@@ -1,0 +1,139 @@
+"""Running the bridge's real commands (and a Redis server of a test's own) as processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def plugin_site(folder: Path) -> Path:
+    """A site folder registering the ``testpay`` plugin (``tests.testpay``) as installed."""
+    info = folder / "waimai_bridge_testpay-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: waimai-bridge-testpay\nVersion: 0.1.0\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text(
+        "[waimai_bridge]\ntestpay = tests.testpay\n", encoding="utf-8"
+    )
+    return folder
+
+
+def environment(site: Path, **extra: str) -> dict[str, str]:
+    """The environment of a bridge process that finds the test plugin."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WAIMAI_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
+    env.update(extra)
+    return env
+
+
+class Process:
+    """A child process whose output goes to a log file, shown when a test fails."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.log = logs / f"{name}-{time.monotonic_ns()}.log"
+        with self.log.open("wb") as output:
+            self.popen = subprocess.Popen(
+                command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT
+            )
+
+    def output(self) -> str:
+        """What it printed so far."""
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, as when a machine dies."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextmanager
+def processes(logs: Path) -> Iterator[Callable[..., Process]]:
+    """Start processes with ``start(name, command, env)``; all are stopped at the end, and
+    their output is printed when the block fails."""
+    started: list[Process] = []
+
+    def start(name: str, command: list[str], env: dict[str, str]) -> Process:
+        process = Process(name, command, env, logs)
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    except BaseException:
+        for process in started:
+            print(f"----- {process.name} -----\n{process.output()[-6000:]}", file=sys.stderr)
+        raise
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def bridge_command(config: Path, *arguments: str) -> list[str]:
+    """``waimai-bridge --config CONFIG ARGUMENTS…`` run by this interpreter."""
+    return [sys.executable, "-m", "waimai_bridge", "--config", str(config), *arguments]
+
+
+def redis_command(port: int, folder: Path) -> list[str]:
+    """A throwaway Redis server that keeps nothing on disk."""
+    server = shutil.which("redis-server")
+    assert server is not None, "redis-server is required (see .ci/services)"
+    return [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(folder)]  # fmt: skip
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``check`` until it returns something true, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except (httpx.TransportError, OSError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+
+
+def wait_for_port(port: int, timeout: float = 20) -> None:
+    """Wait until something listens on ``port``."""
+
+    def listening() -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, timeout, f"a listener on port {port}")
