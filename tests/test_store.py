@@ -20,8 +20,10 @@ from waimai_bridge.models import Event, OrderState, PlatformState, PriceBreakdow
 from waimai_bridge.statemachine import fold
 from waimai_bridge.store.database import Database, alembic_config
 from waimai_bridge.store.orders import (
+    Incoming,
     Release,
     apply_event,
+    apply_events,
     lock_platform_order,
     release_hold,
 )
@@ -305,11 +307,18 @@ def test_the_stored_order_is_the_fold_of_the_set_of_events(
     arrivals = data.draw(
         st.permutations(events + data.draw(st.lists(st.sampled_from(events), max_size=4)))
     )
+    # workers apply what has arrived in batches of any size (one event is a batch of one)
+    sizes = data.draw(st.lists(st.integers(1, 6), min_size=len(arrivals), max_size=len(arrivals)))
     release_at = T0
-    for item in arrivals:
-        # everything arrives within the hold, except what the hold must not see
-        applied = apply(database, item, T0)
-        release_at = applied.release_at_ms or release_at
+    position = 0
+    for size in sizes:
+        batch = arrivals[position : position + size]
+        position += size
+        with database.transaction(durable=False) as session:
+            results = apply_events(
+                session, [Incoming(item, T0) for item in batch], accept_hold_ms=HOLD_MS
+            )
+        release_at = max([result.release_at_ms or release_at for result in results] + [release_at])
     outcome = release(database, release_at).outcome
     expected = fold(log(*lifecycle), user_paid_fen=None)
     order, platform_order = stored(database)

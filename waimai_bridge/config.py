@@ -10,6 +10,7 @@ whose repr hides them.
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -107,7 +108,7 @@ class PlatformNotConfigured(LookupError):
     """A plugin is loaded but has no ``[platforms.NAME]`` table."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Config:
     """The whole validated configuration."""
 
@@ -123,6 +124,10 @@ class Config:
             raise PlatformNotConfigured(
                 f"platform {platform!r} has no [platforms.{platform}] table in {where}"
             )
+        return self._plugin_config(platform)
+
+    @functools.cache  # noqa: B019  (a frozen config lives as long as its process)
+    def _plugin_config(self, platform: str) -> PluginConfig:
         return PluginConfig(
             platform=platform,
             public_base_url=self.bridge.public_base_url,

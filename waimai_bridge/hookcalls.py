@@ -76,7 +76,7 @@ def call_checked(
     checked_arguments: dict[str, Any] = {}
     for name, model in contract.arguments.items():
         try:
-            checked_arguments[name] = conform(model, arguments[name], reference=reference)
+            checked_arguments[name] = conform(model, arguments[name], reference=reference, own=True)
         except ContractProblem as exc:
             raise ContractViolation(
                 plugin, hook, f"argument {name}: {exc.path}", exc.problem

@@ -65,16 +65,21 @@ def _as_json(value: object) -> bytes:
         raise ContractProblem("$", f"not a JSON document: {exc}") from None
 
 
-def conform(model: type[M], value: object, *, reference: bool = False) -> M:
+def conform(model: type[M], value: object, *, reference: bool = False, own: bool = False) -> M:
     """``value`` (a model instance or a plain dict) as a checked instance of ``model``.
 
     The value is serialised to JSON and validated strictly, so what passes is exactly
     what the JSON Schema accepts; with ``reference`` the shipped schema is checked too.
-    Raises :class:`ContractProblem` for the first offending value.
+    ``own`` marks a value the core built: an instance of ``model`` is then revalidated in
+    place (strict), without the round trip through JSON text. Raises
+    :class:`ContractProblem` for the first offending value.
     """
-    document = _as_json(value)
     try:
-        checked: M = _adapter(model).validate_json(document, strict=True)
+        if own and not reference and type(value) is model:
+            checked: M = _adapter(model).validate_python(value, strict=True)
+            return checked
+        document = _as_json(value)
+        checked = _adapter(model).validate_json(document, strict=True)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         problem = error["msg"]

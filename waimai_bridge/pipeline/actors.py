@@ -9,6 +9,7 @@ to run twice.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +27,11 @@ from waimai_bridge.metrics import (
     SWEPT,
 )
 from waimai_bridge.models import Capability, Event, NativeEvent, PriceBreakdown
-from waimai_bridge.pipeline.shards import queue_name, queue_of
+from waimai_bridge.pipeline.shards import queue_name, queue_of, shard_of
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store import inbox
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.orders import Release, apply_event, overdue_holds, release_hold
+from waimai_bridge.store.orders import Incoming, Release, apply_events, overdue_holds, release_hold
 from waimai_bridge.store.tables import InboxEvent
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 PROCESS_EVENT = "waimai.process_event"
 RELEASE_ORDER = "waimai.release_order"
 SWEEP_BATCH = 1000
+BATCH = 100
+"""Inbox events applied in one transaction, at most."""
+RECENTLY_DONE = 100_000
+"""Row ids a process remembers as applied, so their messages cost no query."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class Pipeline:
         self.shards = config.bridge.shards
         self.accept_hold_ms = config.bridge.accept_hold_seconds * 1000
         self.stale_after_ms = stale_after_ms
+        self._recently_done: dict[int, int] = {}
+        self._recent_lock = threading.Lock()
         for shard in range(self.shards):
             broker.declare_queue(queue_name(shard))
         self._process = dramatiq.Actor(
@@ -94,7 +101,9 @@ class Pipeline:
         rows stay pending and the sweeper sends them again.
         """
         with self.database.transaction() as session:
-            new = inbox.record(session, events, received_at_ms=received_at_ms)
+            new = inbox.record(
+                session, events, received_at_ms=received_at_ms, shard_of=self._shard_of
+            )
         if events:
             INBOX_EVENTS.labels(events[0].platform, "new").inc(len(new))
             INBOX_EVENTS.labels(events[0].platform, "duplicate").inc(len(events) - len(new))
@@ -120,34 +129,57 @@ class Pipeline:
     # ------------------------------------------------------------------ actors
 
     def process_event(self, row_id: int) -> None:
-        """Apply one inbox event to its order, or park it when its plugin cannot read it."""
-        with self.database.transaction() as session:
-            row = session.get(InboxEvent, row_id)
-            if row is None or row.status != inbox.InboxStatus.PENDING:
-                return
-            native = inbox.native_event(row)
-            try:
-                event, price = self._read(native)
-            except Exception as exc:  # the plugin cannot read this payload: a poison event
-                inbox.mark_failed(row, f"{type(exc).__name__}: {exc}", self.clock())
-                EVENTS_PROCESSED.labels(native.platform, "failed").inc()
-                logger.warning("inbox event %s parked: %s: %s", row_id, type(exc).__name__, exc)
-                return
-            applied = apply_event(
-                session, event, received_at_ms=row.received_at_ms,
-                accept_hold_ms=self.accept_hold_ms, price=price,
-            )  # fmt: skip
+        """Apply inbox event ``row_id`` to its order, with whatever else of its shard waits.
+
+        The batch is one transaction (commits are the main cost); an event its plugin
+        cannot read is parked with its error and the rest go on.
+        """
+        if (
+            self.clock() - self._recently_done.get(row_id, -self.stale_after_ms)
+            < self.stale_after_ms // 2
+        ):
+            return
+        with self.database.transaction(durable=False) as session:
+            rows = inbox.take(session, row_id, limit=BATCH)
+            incoming: list[Incoming] = []
+            taken: list[InboxEvent] = []
             now = self.clock()
-            inbox.mark_done(row, now)
-            received_at_ms = row.received_at_ms
-        PUSH_TO_COMMIT_SECONDS.observe(max(self.clock() - received_at_ms, 0) / 1000)
-        EVENTS_PROCESSED.labels(
-            native.platform, "duplicate" if applied.duplicate else "applied"
-        ).inc()
-        if applied.starts_hold and applied.release_at_ms is not None:
-            self.schedule_release(
-                native.platform, native.platform_order_id, native.store_id, applied.release_at_ms
-            )
+            for row in rows:
+                native = inbox.native_event(row)
+                try:
+                    event, price = self._read(native)
+                except Exception as exc:  # the plugin cannot read this payload: a poison event
+                    inbox.mark_failed(row, f"{type(exc).__name__}: {exc}", now)
+                    EVENTS_PROCESSED.labels(native.platform, "failed").inc()
+                    logger.warning("inbox event %s parked: %s: %s", row.id, type(exc).__name__, exc)
+                    continue
+                incoming.append(Incoming(event, row.received_at_ms, price))
+                taken.append(row)
+            applied = apply_events(session, incoming, accept_hold_ms=self.accept_hold_ms)
+            for row in taken:
+                inbox.mark_done(row, now)
+        self._remember_done(row.id for row in rows)
+        committed = self.clock()
+        for item, outcome in zip(incoming, applied, strict=True):
+            event = item.event
+            PUSH_TO_COMMIT_SECONDS.observe(max(committed - item.received_at_ms, 0) / 1000)
+            EVENTS_PROCESSED.labels(
+                event.platform, "duplicate" if outcome.duplicate else "applied"
+            ).inc()
+            if outcome.starts_hold and outcome.release_at_ms is not None:
+                self.schedule_release(
+                    event.platform, event.platform_order_id, event.store_id, outcome.release_at_ms
+                )
+
+    def _remember_done(self, row_ids: Iterable[int]) -> None:
+        """Remember rows applied here for a while: their own messages then cost nothing. The
+        memory is shorter than the sweeper's patience, so a commit the database lost is
+        still applied when the sweeper sends it again."""
+        now = self.clock()
+        with self._recent_lock:
+            if len(self._recently_done) > RECENTLY_DONE:
+                self._recently_done.clear()
+            self._recently_done.update(dict.fromkeys(row_ids, now))
 
     def release_order(self, platform: str, platform_order_id: str, store_id: str) -> None:
         """End an order's accept hold: store it, discard it, or come back when it is due."""
@@ -194,6 +226,9 @@ class Pipeline:
         return Swept(len(events), len(holds))
 
     # ------------------------------------------------------------------ internals
+
+    def _shard_of(self, store_id: str) -> int:
+        return shard_of(store_id, self.shards)
 
     def _read(self, native: NativeEvent) -> tuple[Event, PriceBreakdown | None]:
         platform = self.registry.platform(native.platform)

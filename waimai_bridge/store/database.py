@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,9 +64,16 @@ class Database:
         return f"<Database {make_url(self.url).render_as_string(hide_password=True)}>"
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session in one transaction: committed when the block ends, rolled back on error."""
+    def transaction(self, *, durable: bool = True) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back on error.
+
+        ``durable=False`` lets PostgreSQL acknowledge the commit before it is on disk: a
+        database crash may then lose the transaction whole (never half of it). For work
+        that is done again when lost, such as applying inbox events.
+        """
         with self._sessions.begin() as session:
+            if not durable and self.dialect == "postgresql":
+                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             yield session
 
     def migrate(self, revision: str = "head") -> None:

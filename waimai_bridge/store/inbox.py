@@ -7,7 +7,7 @@ person retries it. A duplicate push (same platform and idempotency key) adds no 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -29,31 +29,63 @@ class InboxStatus(StrEnum):
 
 
 def record(
-    session: Session, events: Sequence[NativeEvent], *, received_at_ms: int
+    session: Session,
+    events: Sequence[NativeEvent],
+    *,
+    received_at_ms: int,
+    shard_of: Callable[[str], int],
 ) -> list[tuple[int, str]]:
-    """Add the events not seen before; ``(row id, store id)`` of each new row."""
-    new = []
-    for event in events:
-        row_id = insert_ignoring_conflict(
-            session,
-            InboxEvent,
-            {
-                "platform": event.platform,
-                "idempotency_key": event.idempotency_key,
-                "store_id": event.store_id,
-                "platform_order_id": event.platform_order_id,
-                "native_code": event.native_code,
-                "platform_time_ms": event.platform_time_ms,
-                "payload": event.payload,
-                "received_at_ms": received_at_ms,
-                "status": InboxStatus.PENDING,
-                "attempts": 0,
-                "enqueued_at_ms": received_at_ms,
-            },
+    """Add the events not seen before, each with its store's shard; ``(row id, store id)``
+    of each new row."""
+    rows = [
+        {
+            "platform": event.platform,
+            "idempotency_key": event.idempotency_key,
+            "store_id": event.store_id,
+            "shard": shard_of(event.store_id),
+            "platform_order_id": event.platform_order_id,
+            "native_code": event.native_code,
+            "platform_time_ms": event.platform_time_ms,
+            "payload": event.payload,
+            "received_at_ms": received_at_ms,
+            "status": InboxStatus.PENDING,
+            "attempts": 0,
+            "enqueued_at_ms": received_at_ms,
+        }
+        for event in events
+    ]
+    inserted = insert_ignoring_conflict(
+        session, InboxEvent, rows, returning=(InboxEvent.id, InboxEvent.store_id)
+    )
+    return [(row_id, store_id) for row_id, store_id in inserted]
+
+
+def take(session: Session, row_id: int, *, limit: int) -> list[InboxEvent]:
+    """Row ``row_id`` and up to ``limit - 1`` more pending rows of its shard, locked.
+
+    Rows another worker holds are skipped (``SKIP LOCKED``); an empty answer means the
+    row is done, failed or being applied elsewhere.
+    """
+    statement = (
+        select(InboxEvent)
+        .where(InboxEvent.id == row_id, InboxEvent.status == InboxStatus.PENDING)
+        .with_for_update(skip_locked=True)
+    )
+    first = session.execute(statement).scalar_one_or_none()
+    if first is None:
+        return []
+    others = session.execute(
+        select(InboxEvent)
+        .where(
+            InboxEvent.status == InboxStatus.PENDING,
+            InboxEvent.shard == first.shard,
+            InboxEvent.id != row_id,
         )
-        if row_id is not None:
-            new.append((row_id, event.store_id))
-    return new
+        .order_by(InboxEvent.id)
+        .limit(limit - 1)
+        .with_for_update(skip_locked=True)
+    ).scalars()
+    return [first, *others]
 
 
 def native_event(row: InboxEvent) -> NativeEvent:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
@@ -75,6 +75,16 @@ def lock_platform_order(
     return session.execute(statement).scalar_one_or_none()
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """An event to apply: ``received_at_ms`` is when the bridge received its push, ``price``
+    the order's price breakdown when the event carries the order."""
+
+    event: Event
+    received_at_ms: int
+    price: PriceBreakdown | None = None
+
+
 def apply_event(
     session: Session,
     event: Event,
@@ -85,46 +95,113 @@ def apply_event(
 ) -> Applied:
     """Add ``event`` to its order's log (once per idempotency key) and refold the order.
 
-    ``received_at_ms`` is when the bridge received the push: the accept hold of an order
-    starts when its first fulfilment event (acceptance, a kitchen step, a rider event or
-    completion) is received. ``price`` is the order's price breakdown when the event carries
-    the order.
+    The accept hold of an order starts when its first fulfilment event (acceptance, a
+    kitchen step, a rider event or completion) is received.
     """
+    [applied] = apply_events(
+        session, [Incoming(event, received_at_ms, price)], accept_hold_ms=accept_hold_ms
+    )
+    return applied
+
+
+def apply_events(
+    session: Session, incoming: Sequence[Incoming], *, accept_hold_ms: int
+) -> list[Applied]:
+    """:func:`apply_event` for a batch of events of any orders, in a few statements.
+
+    The platform orders are locked in (platform, order id) order, so two batches that share
+    orders cannot deadlock; each touched order is folded once.
+    """
+    if not incoming:
+        return []
+    first: dict[tuple[str, str], Incoming] = {}
+    for item in incoming:
+        first.setdefault((item.event.platform, item.event.platform_order_id), item)
+    keys = sorted(first)
     insert_ignoring_conflict(
         session,
         PlatformOrder,
-        {
-            "platform": event.platform,
-            "platform_order_id": event.platform_order_id,
-            "store_id": event.store_id,
-            "latest_payload": event.payload,
-            "discarded": False,
-            "created_at_ms": received_at_ms,
-            "updated_at_ms": received_at_ms,
-        },
+        [
+            {
+                "platform": platform,
+                "platform_order_id": order_id,
+                "store_id": first[platform, order_id].event.store_id,
+                "latest_payload": first[platform, order_id].event.payload,
+                "discarded": False,
+                "created_at_ms": first[platform, order_id].received_at_ms,
+                "updated_at_ms": first[platform, order_id].received_at_ms,
+            }
+            for platform, order_id in keys
+        ],
     )
-    platform_order = lock_platform_order(session, event.platform, event.platform_order_id)
-    assert platform_order is not None  # inserted or found above, and locked now
-    event_id = insert_ignoring_conflict(
-        session, OrderEvent, _event_row(platform_order, event, received_at_ms)
-    )
-    if event_id is None:
-        return Applied(platform_order.id, True, platform_order.order_id, None, None)
+    orders = {
+        (row.platform, row.platform_order_id): row
+        for row in session.execute(
+            select(PlatformOrder)
+            .where(tuple_(PlatformOrder.platform, PlatformOrder.platform_order_id).in_(keys))
+            .order_by(PlatformOrder.platform, PlatformOrder.platform_order_id)
+            .with_for_update()
+        ).scalars()
+    }
+    unique: dict[tuple[str, str], Incoming] = {}
+    for item in incoming:
+        unique.setdefault((item.event.platform, item.event.idempotency_key), item)
+    inserted = {
+        (platform, key)
+        for platform, key in insert_ignoring_conflict(
+            session,
+            OrderEvent,
+            [
+                _event_row(orders[item.event.platform, item.event.platform_order_id], item)
+                for item in unique.values()
+            ],
+            returning=(OrderEvent.platform, OrderEvent.idempotency_key),
+        )
+    }
+    fresh: dict[tuple[str, str], list[Incoming]] = {}
+    for event_key, item in unique.items():
+        if event_key in inserted:
+            fresh.setdefault((item.event.platform, item.event.platform_order_id), []).append(item)
+    logs = _logs(session, [orders[key].id for key in fresh])
+    outcomes: dict[tuple[str, str], Applied] = {}
+    for key, items in fresh.items():
+        outcomes[key] = _refold(session, orders[key], items, logs[orders[key].id], accept_hold_ms)
+    results = []
+    for item in incoming:
+        event_key = (item.event.platform, item.event.idempotency_key)
+        order_key = (item.event.platform, item.event.platform_order_id)
+        if event_key in inserted and unique[event_key] is item:
+            results.append(outcomes[order_key])
+        else:
+            platform_order = orders[order_key]
+            results.append(Applied(platform_order.id, True, platform_order.order_id, None, None))
+    return results
 
-    if price is not None:
-        platform_order.price = price.model_dump(mode="json")
-    entries = [_entry(row) for row in _log(session, platform_order)]
-    state = fold(entries, user_paid_fen=_user_paid(platform_order))
+
+def _refold(
+    session: Session,
+    platform_order: PlatformOrder,
+    items: list[Incoming],
+    log: Sequence[OrderEvent],
+    accept_hold_ms: int,
+) -> Applied:
+    """Fold a platform order after new events of it were added to its log."""
+    latest = max(items, key=lambda item: item.received_at_ms)
+    prices = [item.price for item in items if item.price is not None]
+    if prices:
+        platform_order.price = prices[-1].model_dump(mode="json")
+    state = fold([_entry(row) for row in log], user_paid_fen=_user_paid(platform_order))
     platform_order.state_code = None if state.platform_state is None else int(state.platform_state)
     platform_order.order_state = state.saved_state
-    platform_order.latest_payload = event.payload
-    platform_order.updated_at_ms = received_at_ms
+    platform_order.latest_payload = latest.event.payload
+    platform_order.updated_at_ms = latest.received_at_ms
     held = platform_order.order_id is None and not platform_order.discarded
-    starts_hold = held and platform_order.hold_started_at_ms is None and starts_fulfilment(event)
+    starters = [item.received_at_ms for item in items if starts_fulfilment(item.event)]
+    starts_hold = held and platform_order.hold_started_at_ms is None and bool(starters)
     if starts_hold:
-        platform_order.hold_started_at_ms = received_at_ms
+        platform_order.hold_started_at_ms = min(starters)
     if platform_order.order is not None:
-        _update_order(session, platform_order, platform_order.order, state, received_at_ms)
+        _update_order(session, platform_order, platform_order.order, state, latest.received_at_ms)
     release_at = None
     if held and platform_order.hold_started_at_ms is not None:
         release_at = platform_order.hold_started_at_ms + accept_hold_ms
@@ -211,7 +288,8 @@ def overdue_holds(
     return [(platform, order, store) for platform, order, store in session.execute(statement)]
 
 
-def _event_row(platform_order: PlatformOrder, event: Event, received_at_ms: int) -> dict[str, Any]:
+def _event_row(platform_order: PlatformOrder, item: Incoming) -> dict[str, Any]:
+    event = item.event
     return {
         "platform_order_pk": platform_order.id,
         "platform": event.platform,
@@ -224,7 +302,7 @@ def _event_row(platform_order: PlatformOrder, event: Event, received_at_ms: int)
         "refunded_items": [item.model_dump(mode="json") for item in event.refunded_items],
         "reason": event.reason,
         "platform_time_ms": event.platform_time_ms,
-        "received_at_ms": received_at_ms,
+        "received_at_ms": item.received_at_ms,
         "payload": event.payload,
     }
 
@@ -239,6 +317,20 @@ def _entry(row: OrderEvent) -> LogEntry:
         partial=row.partial,
         refund_amount_fen=row.refund_amount_fen,
     )
+
+
+def _logs(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list[OrderEvent]]:
+    """The event logs of several platform orders, each in arrival order."""
+    logs: dict[int, list[OrderEvent]] = {pk: [] for pk in platform_order_pks}
+    if platform_order_pks:
+        statement = (
+            select(OrderEvent)
+            .where(OrderEvent.platform_order_pk.in_(platform_order_pks))
+            .order_by(OrderEvent.id)
+        )
+        for row in session.execute(statement).scalars():
+            logs[row.platform_order_pk].append(row)
+    return logs
 
 
 def _log(session: Session, platform_order: PlatformOrder) -> Sequence[OrderEvent]:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
@@ -166,12 +166,14 @@ class InboxEvent(Base):
     __table_args__ = (
         UniqueConstraint("platform", "idempotency_key"),
         Index(None, "status", "enqueued_at_ms"),
+        Index(None, "status", "shard", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     platform: Mapped[str] = mapped_column(String(32))
     idempotency_key: Mapped[str] = mapped_column(String(200))
     store_id: Mapped[str] = mapped_column(String(64))
+    shard: Mapped[int] = mapped_column(Integer)
     platform_order_id: Mapped[str] = mapped_column(String(64))
     native_code: Mapped[str] = mapped_column(String(64))
     platform_time_ms: Mapped[int]

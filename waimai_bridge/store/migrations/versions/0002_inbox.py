@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-22 01:13:43.420199
+Create Date: 2026-11-22 01:31:00.862822
 """
 
 from collections.abc import Sequence
@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("platform", sa.String(length=32), nullable=False),
         sa.Column("idempotency_key", sa.String(length=200), nullable=False),
         sa.Column("store_id", sa.String(length=64), nullable=False),
+        sa.Column("shard", sa.Integer(), nullable=False),
         sa.Column("platform_order_id", sa.String(length=64), nullable=False),
         sa.Column("native_code", sa.String(length=64), nullable=False),
         sa.Column("platform_time_ms", sa.BigInteger(), nullable=False),
@@ -42,7 +43,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("inbox", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_inbox_status"), ["status", "enqueued_at_ms"], unique=False
+            batch_op.f("ix_inbox_status_enqueued_at_ms"), ["status", "enqueued_at_ms"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_inbox_status_shard_id"), ["status", "shard", "id"], unique=False
         )
 
 
@@ -50,6 +54,7 @@ def downgrade() -> None:
     """Downgrade the schema."""
 
     with op.batch_alter_table("inbox", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_inbox_status"))
+        batch_op.drop_index(batch_op.f("ix_inbox_status_shard_id"))
+        batch_op.drop_index(batch_op.f("ix_inbox_status_enqueued_at_ms"))
 
     op.drop_table("inbox")
