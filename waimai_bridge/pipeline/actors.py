@@ -100,9 +100,9 @@ class Pipeline:
         Returns how many were new. A broker failure after the commit loses nothing: the
         rows stay pending and the sweeper sends them again.
         """
-        with self.database.transaction() as session:
+        with self.database.connection() as connection:
             new = inbox.record(
-                session, events, received_at_ms=received_at_ms, shard_of=self._shard_of
+                connection, events, received_at_ms=received_at_ms, shard_of=self._shard_of
             )
         if events:
             INBOX_EVENTS.labels(events[0].platform, "new").inc(len(new))

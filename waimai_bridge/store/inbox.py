@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import NativeEvent
@@ -29,7 +29,7 @@ class InboxStatus(StrEnum):
 
 
 def record(
-    session: Session,
+    connection: Session | Connection,
     events: Sequence[NativeEvent],
     *,
     received_at_ms: int,
@@ -55,7 +55,7 @@ def record(
         for event in events
     ]
     inserted = insert_ignoring_conflict(
-        session, InboxEvent, rows, returning=(InboxEvent.id, InboxEvent.store_id)
+        connection, InboxEvent, rows, returning=(InboxEvent.id, InboxEvent.store_id)
     )
     return [(row_id, store_id) for row_id, store_id in inserted]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from dramatiq.brokers.redis import RedisBroker
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,6 +18,9 @@ from waimai_bridge.runtime import Bridge
 from waimai_bridge.web import api, webhooks
 from waimai_bridge.web.errors import error
 
+WEB_THREADS = 4
+"""Threads that run the blocking part of requests (plugin calls, the inbox insert)."""
+
 
 def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> FastAPI:
     """The web app of ``bridge``; it works the queue itself when the broker is in-process
@@ -24,6 +28,8 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # few threads: the blocking work is short, and more threads only fight for the GIL
+        to_thread.current_default_thread_limiter().total_tokens = WEB_THREADS
         await run_in_threadpool(bridge.database.ensure_schema)
         if bridge.embedded if run_worker is None else run_worker:
             bridge.start_worker()
