@@ -7,8 +7,8 @@ It drives realistic mixed traffic (many stores, full order lifecycles with refun
 events, a share of duplicate pushes) over HTTP into ``waimai-bridge serve`` + ``worker``, and
 the same number of requests into the skeleton (:mod:`bench.skeleton`), and reports:
 
-- sustained events/s of each, end to end (first request sent → last event committed /
-  consumed), and their ratio;
+- sustained events/s of each, end to end (first request sent → last event committed and
+  every accept hold released / last message consumed), and their ratio;
 - webhook ACK latency p50/p99 and push-to-committed latency p50/p99 at half of the
   bridge's sustained rate;
 - peak RSS of each process.
@@ -226,7 +226,8 @@ def bridge(full: list[bytes], full_unique: int, paced: list[bytes], logs: Path) 
                     float(row[0])
                     for row in connection.execute(
                         text(
-                            "SELECT done_at_ms - received_at_ms FROM inbox WHERE id > :skip ORDER BY id"
+                            "SELECT done_at_ms - received_at_ms FROM inbox "
+                            "WHERE id > :skip ORDER BY id"
                         ),
                         {"skip": before},
                     )
