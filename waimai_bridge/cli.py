@@ -247,10 +247,14 @@ def _parse_shards(shard_list: str | None, count: int) -> set[int] | None:
     try:
         shards = {int(part) for part in shard_list.split(",") if part.strip()}
     except ValueError:
-        raise click.BadParameter("must be shard numbers separated by commas, e.g. 0,3") from None
+        raise click.BadParameter(
+            "must be shard numbers separated by commas, e.g. 0,3", param_hint="--shards"
+        ) from None
     wrong = sorted(shard for shard in shards if not 0 <= shard < count)
     if wrong or not shards:
-        raise click.BadParameter(f"shards are numbered 0 to {count - 1}; got {shard_list!r}")
+        raise click.BadParameter(
+            f"shards are numbered 0 to {count - 1}; got {shard_list!r}", param_hint="--shards"
+        )
     return shards
 
 
