@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -101,6 +101,25 @@ def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
                 if line.startswith("VmHWM:"):
                     peak = max(peak, int(line.split()[1]) / 1024)
     return round(peak, 1)
+
+
+def cpu_seconds(names: tuple[str, ...] = (), pids: tuple[int, ...] = ()) -> float:
+    """CPU time used so far by the processes with these pids (and their children) or whose
+    command name is one of ``names``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        parent = int(fields[1])
+        if int(entry.name) in pids or parent in pids or command in names:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -207,11 +226,22 @@ def bridge(full: list[bytes], full_unique: int, paced: list[bytes], logs: Path) 
         ):
             wait_for_port(port)
             time.sleep(1.0)
+            processes: dict[str, Callable[[], float]] = {
+                "serve": lambda: cpu_seconds(pids=(web_process.pid,)),
+                "worker": lambda: cpu_seconds(pids=(worker.pid,)),
+                "postgres": lambda: cpu_seconds(names=("postgres",)),
+                "redis": lambda: cpu_seconds(names=("redis-server",)),
+            }
+            before_cpu = {name: measure() for name, measure in processes.items()}
             result = drive("127.0.0.1", port, full)
             done = wait_for(
                 lambda: done_count(engine) >= full_unique, 600, "the bridge committing every event"
             )
             rate = full_unique / (done - result.started)
+            cpu_ms = {
+                name: round((measure() - before_cpu[name]) / full_unique * 1000, 3)
+                for name, measure in processes.items()
+            }
             log(f"bridge sustained {rate:.0f} events/s; now paced at {rate / 2:.0f}/s")
             before = done_count(engine)
             paced_result = drive("127.0.0.1", port, paced, rate=rate / 2)
@@ -241,6 +271,7 @@ def bridge(full: list[bytes], full_unique: int, paced: list[bytes], logs: Path) 
         "paced": paced_result,
         "commit_ms": latencies,
         "rss_mb": rss,
+        "cpu_ms": cpu_ms,
     }
 
 
@@ -278,6 +309,7 @@ def main() -> None:
         "worker_rss_mb": bridge_figures["rss_mb"]["worker"],
         "skeleton_web_rss_mb": skeleton_figures["rss_mb"]["skeleton_web"],
         "skeleton_worker_rss_mb": skeleton_figures["rss_mb"]["skeleton_worker"],
+        "cpu_ms_per_event": bridge_figures["cpu_ms"],
         "failed_requests": bridge_figures["failed"] + skeleton_figures["failed"],
         "cpus": os.cpu_count(),
     }
