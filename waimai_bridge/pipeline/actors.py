@@ -9,7 +9,6 @@ to run twice.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,8 @@ from waimai_bridge.metrics import (
     SWEPT,
 )
 from waimai_bridge.models import Capability, Event, NativeEvent, PriceBreakdown
-from waimai_bridge.pipeline.shards import queue_name, queue_of, shard_of
+from waimai_bridge.pipeline.shards import queue_name, shard_of
+from waimai_bridge.pipeline.signals import signals_for
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store import inbox
 from waimai_bridge.store.database import Database
@@ -36,13 +36,11 @@ from waimai_bridge.store.tables import InboxEvent
 
 logger = logging.getLogger(__name__)
 
-PROCESS_EVENT = "waimai.process_event"
+PROCESS_SHARD = "waimai.process_shard"
 RELEASE_ORDER = "waimai.release_order"
 SWEEP_BATCH = 1000
 BATCH = 100
 """Inbox events applied in one transaction, at most."""
-RECENTLY_DONE = 100_000
-"""Row ids a process remembers as applied, so their messages cost no query."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +72,11 @@ class Pipeline:
         self.shards = config.bridge.shards
         self.accept_hold_ms = config.bridge.accept_hold_seconds * 1000
         self.stale_after_ms = stale_after_ms
-        self._recently_done: dict[int, int] = {}
-        self._recent_lock = threading.Lock()
+        self.signals = signals_for(broker)
         for shard in range(self.shards):
             broker.declare_queue(queue_name(shard))
         self._process = dramatiq.Actor(
-            self.process_event, broker=broker, actor_name=PROCESS_EVENT,
+            self.process_shard, broker=broker, actor_name=PROCESS_SHARD,
             queue_name=queue_name(0), priority=0, options={},
         )  # fmt: skip
         self._release = dramatiq.Actor(
@@ -107,9 +104,26 @@ class Pipeline:
         if events:
             INBOX_EVENTS.labels(events[0].platform, "new").inc(len(new))
             INBOX_EVENTS.labels(events[0].platform, "duplicate").inc(len(events) - len(new))
-        for row_id, store_id in new:
-            self._send(self._process, store_id, (row_id,), quiet=True)
+        for shard in sorted({self._shard_of(store_id) for _, store_id in new}):
+            self.wake(shard)
         return len(new)
+
+    def wake(self, shard: int, *, force: bool = False) -> None:
+        """Make sure a message for ``shard`` is waiting in its queue (``force``: send one
+        whatever the signal says, when a message may have been lost)."""
+        try:
+            raised = self.signals.raise_signal(shard)
+        except Exception:  # the broker's Redis is down: the sweeper wakes the shard later
+            logger.warning("could not raise the signal of shard %s", shard, exc_info=True)
+            return
+        if (raised or force) and not self._send(self._process, shard, (shard,), quiet=True):
+            self._lower_quietly(shard)
+
+    def _lower_quietly(self, shard: int) -> None:
+        try:
+            self.signals.lower(shard)
+        except Exception:
+            logger.warning("could not lower the signal of shard %s", shard, exc_info=True)
 
     def retry(self, row_id: int, *, send: bool = True) -> bool:
         """Put a parked inbox event back in line; False when no failed row has that id.
@@ -119,28 +133,25 @@ class Pipeline:
         """
         with self.database.transaction() as session:
             row = inbox.retry(session, row_id, self.clock() if send else 0)
-            store_id = row.store_id if row is not None else None
-        if store_id is None:
+            shard = row.shard if row is not None else None
+        if shard is None:
             return False
         if send:
-            self._send(self._process, store_id, (row_id,), quiet=True)
+            self.wake(shard, force=True)
         return True
 
     # ------------------------------------------------------------------ actors
 
-    def process_event(self, row_id: int) -> None:
-        """Apply inbox event ``row_id`` to its order, with whatever else of its shard waits.
+    def process_shard(self, shard: int) -> None:
+        """Apply the pending inbox events of ``shard`` to their orders, a batch at a time.
 
         The batch is one transaction (commits are the main cost); an event its plugin
-        cannot read is parked with its error and the rest go on.
+        cannot read is parked with its error and the rest go on. A full batch sends the
+        shard's message again, for what is still waiting.
         """
-        if (
-            self.clock() - self._recently_done.get(row_id, -self.stale_after_ms)
-            < self.stale_after_ms // 2
-        ):
-            return
+        self.signals.lower(shard)
         with self.database.transaction(durable=False) as session:
-            rows = inbox.take(session, row_id, limit=BATCH)
+            rows = inbox.take(session, shard, limit=BATCH)
             incoming: list[Incoming] = []
             taken: list[InboxEvent] = []
             now = self.clock()
@@ -158,7 +169,8 @@ class Pipeline:
             applied = apply_events(session, incoming, accept_hold_ms=self.accept_hold_ms)
             for row in taken:
                 inbox.mark_done(row, now)
-        self._remember_done(row.id for row in rows)
+        if len(rows) == BATCH:
+            self.wake(shard, force=True)
         committed = self.clock()
         for item, outcome in zip(incoming, applied, strict=True):
             event = item.event
@@ -170,16 +182,6 @@ class Pipeline:
                 self.schedule_release(
                     event.platform, event.platform_order_id, event.store_id, outcome.release_at_ms
                 )
-
-    def _remember_done(self, row_ids: Iterable[int]) -> None:
-        """Remember rows applied here for a while: their own messages then cost nothing. The
-        memory is shorter than the sweeper's patience, so a commit the database lost is
-        still applied when the sweeper sends it again."""
-        now = self.clock()
-        with self._recent_lock:
-            if len(self._recently_done) > RECENTLY_DONE:
-                self._recently_done.clear()
-            self._recently_done.update(dict.fromkeys(row_ids, now))
 
     def release_order(self, platform: str, platform_order_id: str, store_id: str) -> None:
         """End an order's accept hold: store it, discard it, or come back when it is due."""
@@ -199,7 +201,7 @@ class Pipeline:
         delay = max(at_ms - self.clock(), 0)
         self._send(
             self._release,
-            store_id,
+            self._shard_of(store_id),
             (platform, platform_order_id, store_id),
             delay=delay,
             quiet=True,
@@ -210,20 +212,23 @@ class Pipeline:
         whose release is overdue."""
         now = self.clock()
         with self.database.transaction() as session:
-            events = inbox.stale(
-                session, enqueued_before_ms=now - self.stale_after_ms, now_ms=now, limit=SWEEP_BATCH
-            )
+            shards = inbox.stale(
+                session, enqueued_before_ms=now - self.stale_after_ms, now_ms=now,
+                limit=SWEEP_BATCH, shard_of=self._shard_of,
+            )  # fmt: skip
             holds = overdue_holds(
                 session, accept_hold_ms=self.accept_hold_ms,
                 before_ms=now - self.stale_after_ms, limit=SWEEP_BATCH,
             )  # fmt: skip
-        for row_id, store_id in events:
-            self._send(self._process, store_id, (row_id,))
+        for shard in sorted(shards):
+            self.wake(shard, force=True)
         for platform, platform_order_id, store_id in holds:
-            self._send(self._release, store_id, (platform, platform_order_id, store_id))
-        SWEPT.labels("event").inc(len(events))
+            self._send(
+                self._release, self._shard_of(store_id), (platform, platform_order_id, store_id)
+            )
+        SWEPT.labels("event").inc(sum(shards.values()))
         SWEPT.labels("release").inc(len(holds))
-        return Swept(len(events), len(holds))
+        return Swept(sum(shards.values()), len(holds))
 
     # ------------------------------------------------------------------ internals
 
@@ -239,11 +244,12 @@ class Pipeline:
         return event, price
 
     def _send(
-        self, actor: dramatiq.Actor[Any, Any], store_id: str, args: tuple[Any, ...],
+        self, actor: dramatiq.Actor[Any, Any], shard: int, args: tuple[Any, ...],
         *, delay: int | None = None, quiet: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> bool:  # fmt: skip
+        """Send a message to the queue of ``shard``; False when ``quiet`` hid a failure."""
         message: Message[Any] = Message(
-            queue_name=queue_of(store_id, self.shards),
+            queue_name=queue_name(shard),
             actor_name=actor.actor_name,
             args=args,
             kwargs={},
@@ -258,3 +264,5 @@ class Pipeline:
             logger.warning(
                 "could not queue %s%r; the sweeper will", actor.actor_name, args, exc_info=True
             )
+            return False
+        return True

@@ -60,32 +60,17 @@ def record(
     return [(row_id, store_id) for row_id, store_id in inserted]
 
 
-def take(session: Session, row_id: int, *, limit: int) -> list[InboxEvent]:
-    """Row ``row_id`` and up to ``limit - 1`` more pending rows of its shard, locked.
-
-    Rows another worker holds are skipped (``SKIP LOCKED``); an empty answer means the
-    row is done, failed or being applied elsewhere.
-    """
+def take(session: Session, shard: int, *, limit: int) -> list[InboxEvent]:
+    """Up to ``limit`` pending rows of ``shard``, oldest first, locked; rows another worker
+    holds are skipped (``SKIP LOCKED``)."""
     statement = (
         select(InboxEvent)
-        .where(InboxEvent.id == row_id, InboxEvent.status == InboxStatus.PENDING)
+        .where(InboxEvent.status == InboxStatus.PENDING, InboxEvent.shard == shard)
+        .order_by(InboxEvent.id)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    first = session.execute(statement).scalar_one_or_none()
-    if first is None:
-        return []
-    others = session.execute(
-        select(InboxEvent)
-        .where(
-            InboxEvent.status == InboxStatus.PENDING,
-            InboxEvent.shard == first.shard,
-            InboxEvent.id != row_id,
-        )
-        .order_by(InboxEvent.id)
-        .limit(limit - 1)
-        .with_for_update(skip_locked=True)
-    ).scalars()
-    return [first, *others]
+    return list(session.execute(statement).scalars())
 
 
 def native_event(row: InboxEvent) -> NativeEvent:
@@ -141,10 +126,16 @@ def retry(session: Session, row_id: int, enqueued_at_ms: int) -> InboxEvent | No
 
 
 def stale(
-    session: Session, *, enqueued_before_ms: int, now_ms: int, limit: int
-) -> list[tuple[int, str]]:
-    """Pending rows last sent before ``enqueued_before_ms`` (their message was lost or is
-    still failing), marked as sent now; ``(row id, store id)`` of each."""
+    session: Session,
+    *,
+    enqueued_before_ms: int,
+    now_ms: int,
+    limit: int,
+    shard_of: Callable[[str], int],
+) -> dict[int, int]:
+    """Pending rows last sent before ``enqueued_before_ms`` (their message was lost, or
+    is still failing), marked as sent now and given their store's shard under the current
+    shard count; how many of them each shard has."""
     statement = (
         select(InboxEvent)
         .where(
@@ -154,7 +145,9 @@ def stale(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    rows = session.execute(statement).scalars().all()
-    for row in rows:
+    shards: dict[int, int] = {}
+    for row in session.execute(statement).scalars():
         row.enqueued_at_ms = now_ms
-    return [(row.id, row.store_id) for row in rows]
+        row.shard = shard_of(row.store_id)
+        shards[row.shard] = shards.get(row.shard, 0) + 1
+    return shards
