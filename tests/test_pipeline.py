@@ -435,3 +435,23 @@ def test_a_store_always_goes_to_the_same_queue() -> None:
     assert shard_of("S001", 8) == 1  # crc32: the same in every process and Python version
     spread = {shard_of(f"S{n:04}", 8) for n in range(200)}
     assert spread == set(range(8))
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_a_shard_signal_lets_one_message_wait(kind: str, redis_url: str) -> None:
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.brokers.stub import StubBroker
+
+    from waimai_bridge.pipeline.signals import SIGNAL_TTL_SECONDS, signals_for
+
+    broker = RedisBroker(url=redis_url) if kind == "redis" else StubBroker()  # type: ignore[no-untyped-call]
+    signals = signals_for(broker)
+    assert signals.raise_signal(3) is True  # down: send a message
+    assert signals.raise_signal(3) is False  # a message waits already
+    assert signals.raise_signal(4) is True  # shards are independent
+    signals.lower(3)  # a worker is reading shard 3
+    assert signals.raise_signal(3) is True
+    if isinstance(broker, RedisBroker):
+        ttl = broker.client.ttl(f"{broker.namespace}:waimai.signal.3")
+        assert 0 < ttl <= SIGNAL_TTL_SECONDS
+    broker.close()
