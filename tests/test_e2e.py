@@ -24,10 +24,9 @@ from tests.processes import (
     wait_until,
 )
 from tests.sample_plugin import PRICE
+from tests.test_pipeline import SECRET, TOKEN, config_text
 from waimai_bridge.store.tables import InboxEvent, OrderEvent
 
-SECRET = "e2e-secret"
-TOKEN = "e2e-token"
 T0 = 1_716_181_200_000
 
 
@@ -112,29 +111,7 @@ def traffic(orders: int, *, seed: int = 7) -> Traffic:
 
 def write_config(folder: Path, database_url: str, broker_url: str = "") -> Path:
     path = folder / "bridge.toml"
-    path.write_text(
-        f"""
-[bridge]
-database_url = "{database_url}"
-broker_url = "{broker_url}"
-public_base_url = "https://bridge.example.com"
-shards = 4
-accept_hold_seconds = 0
-api_tokens = ["{TOKEN}"]
-sweep_interval_seconds = 0.5
-resend_after_seconds = 2
-
-[platforms.testpay]
-secret = "{SECRET}"
-
-[stores.S001]
-testpay = {{ shop = 100001 }}
-
-[stores.S002]
-testpay = {{ shop = 100002 }}
-""",
-        encoding="utf-8",
-    )
+    path.write_text(config_text(database_url, broker=broker_url, resend_after=2), "utf-8")
     return path
 
 

@@ -28,7 +28,10 @@ T0 = 1_716_181_200_000
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def config_text(database_url: str, *, hold: int = 0, broker: str = "") -> str:
+def config_text(
+    database_url: str, *, hold: int = 0, broker: str = "", resend_after: float = 0.5
+) -> str:
+    """A bridge config with the test platform and two stores."""
     return f"""
 [bridge]
 database_url = "{database_url}"
@@ -38,7 +41,7 @@ shards = 4
 accept_hold_seconds = {hold}
 api_tokens = ["{TOKEN}"]
 sweep_interval_seconds = 0.2
-resend_after_seconds = 0.5
+resend_after_seconds = {resend_after}
 
 [platforms.testpay]
 secret = "{SECRET}"
