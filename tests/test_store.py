@@ -25,6 +25,7 @@ from waimai_bridge.store.orders import (
     apply_event,
     apply_events,
     lock_platform_order,
+    release_due,
     release_hold,
 )
 from waimai_bridge.store.skus import SkuRow, import_skus
@@ -400,3 +401,38 @@ def test_concurrent_workers_lose_no_event(database: Database) -> None:
     assert order.state == OrderState.REFUNDING
     assert platform_order.order_state == OrderState.COMPLETED
     assert count(database, OrderEvent) == len(events)
+
+
+def test_due_holds_of_some_stores_are_released_together(database: Database) -> None:
+    def accepted(order: str, store: str, received: int, *, cancel: bool = False) -> None:
+        item = event(P.ACCEPTED, 1, order=order).model_copy(update={"store_id": store})
+        apply(database, Event.model_validate(item.model_dump()), received, price=PRICE)
+        if cancel:
+            cancelled = event(P.CANCELLED, 2, order=order).model_copy(update={"store_id": store})
+            apply(database, Event.model_validate(cancelled.model_dump()), received + 10)
+
+    accepted("DUE-1", "S001", T0)
+    accepted("DUE-2", "S002", T0 + 5)
+    accepted("CANCELLED", "S001", T0, cancel=True)
+    accepted("LATER", "S001", T0 + HOLD_MS)
+    accepted("OTHER-STORE", "S009", T0)
+    with database.transaction() as session:
+        released = release_due(
+            session, ["S001", "S002"], accept_hold_ms=HOLD_MS, now_ms=T0 + HOLD_MS + 5, limit=10
+        )
+    assert sorted(outcome.outcome for outcome in released) == [
+        Release.DISCARDED, Release.STORED, Release.STORED,
+    ]  # fmt: skip
+    stored_ids = {
+        order: stored(database, order)[0] is not None
+        for order in ("DUE-1", "DUE-2", "CANCELLED", "LATER", "OTHER-STORE")
+    }
+    assert stored_ids == {
+        "DUE-1": True, "DUE-2": True, "CANCELLED": False, "LATER": False, "OTHER-STORE": False,
+    }  # fmt: skip
+    assert count(database, OrderItem) == 2 * len(PRICE.items)
+    with database.transaction() as session:
+        again = release_due(
+            session, ["S001", "S002"], accept_hold_ms=HOLD_MS, now_ms=T0 + HOLD_MS + 5, limit=10
+        )
+    assert again == []

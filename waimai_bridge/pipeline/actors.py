@@ -31,7 +31,14 @@ from waimai_bridge.pipeline.signals import signals_for
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store import inbox
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.orders import Incoming, Release, apply_events, overdue_holds, release_hold
+from waimai_bridge.store.orders import (
+    Incoming,
+    Release,
+    apply_events,
+    overdue_holds,
+    release_due,
+    release_hold,
+)
 from waimai_bridge.store.tables import InboxEvent
 
 logger = logging.getLogger(__name__)
@@ -73,6 +80,9 @@ class Pipeline:
         self.accept_hold_ms = config.bridge.accept_hold_seconds * 1000
         self.stale_after_ms = stale_after_ms
         self.signals = signals_for(broker)
+        self._stores: dict[int, list[str]] = {shard: [] for shard in range(self.shards)}
+        for store_id in config.stores:
+            self._stores[shard_of(store_id, self.shards)].append(store_id)
         for shard in range(self.shards):
             broker.declare_queue(queue_name(shard))
         self._process = dramatiq.Actor(
@@ -184,13 +194,22 @@ class Pipeline:
                 )
 
     def release_order(self, platform: str, platform_order_id: str, store_id: str) -> None:
-        """End an order's accept hold: store it, discard it, or come back when it is due."""
-        with self.database.transaction() as session:
+        """End an order's accept hold (store it, discard it, or come back when it is due),
+        and with it every other hold of its shard that is due."""
+        now = self.clock()
+        shard = self._shard_of(store_id)
+        with self.database.transaction(durable=False) as session:
+            # this order first (it may wait for its lock); the others only if free
             released = release_hold(
                 session, platform, platform_order_id,
-                accept_hold_ms=self.accept_hold_ms, now_ms=self.clock(),
+                accept_hold_ms=self.accept_hold_ms, now_ms=now,
             )  # fmt: skip
-        ORDERS_RELEASED.labels(released.outcome).inc()
+            others = release_due(
+                session, self._stores[shard],
+                accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=BATCH,
+            )  # fmt: skip
+        for outcome in [released, *others]:
+            ORDERS_RELEASED.labels(outcome.outcome).inc()
         if released.outcome is Release.NOT_YET and released.release_at_ms is not None:
             self.schedule_release(platform, platform_order_id, store_id, released.release_at_ms)
 

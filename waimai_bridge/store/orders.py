@@ -9,7 +9,7 @@ the order events arrive in cannot matter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -241,33 +241,79 @@ def release_hold(
     deadline = platform_order.hold_started_at_ms + accept_hold_ms
     if now_ms < deadline:
         return Released(Release.NOT_YET, release_at_ms=deadline)
-    rows = _log(session, platform_order)
-    user_paid = _user_paid(platform_order)
-    within_hold = [_entry(row) for row in rows if row.received_at_ms <= deadline]
-    if fold(within_hold, user_paid_fen=user_paid).refunded:
-        platform_order.discarded = True
-        return Released(Release.DISCARDED)
-    state = fold([_entry(row) for row in rows], user_paid_fen=user_paid)
-    if state.order_state is None:  # unreachable: the hold starts with fulfilment
-        raise AssertionError(f"held order {platform}/{platform_order_id} has no order state")
-    order = Order(
-        platform=platform,
-        platform_order_id=platform_order_id,
-        store_id=platform_order.store_id,
-        state=state.order_state,
-        rider_state=state.rider_state,
-        refunded_amount_fen=state.refunded_amount_fen,
-        price=platform_order.price,
-        version=1,
-        created_at_ms=now_ms,
-        updated_at_ms=now_ms,
+    [released] = _release(session, [platform_order], accept_hold_ms, now_ms)
+    return released
+
+
+def release_due(
+    session: Session,
+    store_ids: Collection[str],
+    *,
+    accept_hold_ms: int,
+    now_ms: int,
+    limit: int,
+) -> list[Released]:
+    """:func:`release_hold` for every order of these stores whose hold is over (at most
+    ``limit``), in a few statements; orders another worker holds are skipped."""
+    if not store_ids:
+        return []
+    statement = (
+        select(PlatformOrder)
+        .where(
+            PlatformOrder.order_id.is_(None),
+            PlatformOrder.discarded.is_(False),
+            PlatformOrder.hold_started_at_ms <= now_ms - accept_hold_ms,
+            PlatformOrder.store_id.in_(store_ids),
+        )
+        .order_by(PlatformOrder.platform, PlatformOrder.platform_order_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
-    session.add(order)
+    due = list(session.execute(statement).scalars())
+    return _release(session, due, accept_hold_ms, now_ms)
+
+
+def _release(
+    session: Session, held: Sequence[PlatformOrder], accept_hold_ms: int, now_ms: int
+) -> list[Released]:
+    """Store or discard locked platform orders whose hold is over."""
+    logs = _logs(session, [platform_order.id for platform_order in held])
+    outcomes: dict[int, Released] = {}
+    stored: list[tuple[PlatformOrder, Order]] = []
+    for platform_order in held:
+        assert platform_order.hold_started_at_ms is not None  # held orders started a hold
+        deadline = platform_order.hold_started_at_ms + accept_hold_ms
+        rows = logs[platform_order.id]
+        user_paid = _user_paid(platform_order)
+        within_hold = [_entry(row) for row in rows if row.received_at_ms <= deadline]
+        if fold(within_hold, user_paid_fen=user_paid).refunded:
+            platform_order.discarded = True
+            outcomes[platform_order.id] = Released(Release.DISCARDED)
+            continue
+        state = fold([_entry(row) for row in rows], user_paid_fen=user_paid)
+        if state.order_state is None:  # unreachable: the hold starts with fulfilment
+            raise AssertionError(f"held order {platform_order.id} has no order state")
+        order = Order(
+            platform=platform_order.platform,
+            platform_order_id=platform_order.platform_order_id,
+            store_id=platform_order.store_id,
+            state=state.order_state,
+            rider_state=state.rider_state,
+            refunded_amount_fen=state.refunded_amount_fen,
+            price=platform_order.price,
+            version=1,
+            created_at_ms=now_ms,
+            updated_at_ms=now_ms,
+        )
+        stored.append((platform_order, order))
+    session.add_all([order for _, order in stored])
     session.flush()
-    platform_order.order_id = order.id
-    platform_order.order = order
-    _store_items(session, platform_order, order, now_ms)
-    return Released(Release.STORED, order.id)
+    for platform_order, order in stored:
+        platform_order.order_id = order.id
+        platform_order.order = order
+        outcomes[platform_order.id] = Released(Release.STORED, order.id)
+    _store_items(session, stored, now_ms)
+    return [outcomes[platform_order.id] for platform_order in held]
 
 
 def overdue_holds(
@@ -333,15 +379,6 @@ def _logs(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list
     return logs
 
 
-def _log(session: Session, platform_order: PlatformOrder) -> Sequence[OrderEvent]:
-    statement = (
-        select(OrderEvent)
-        .where(OrderEvent.platform_order_pk == platform_order.id)
-        .order_by(OrderEvent.id)
-    )
-    return session.execute(statement).scalars().all()
-
-
 def _user_paid(platform_order: PlatformOrder) -> int | None:
     if platform_order.price is None:
         return None
@@ -359,58 +396,52 @@ def _update_order(
         order.updated_at_ms = now_ms
     if order.price is None and platform_order.price is not None:
         order.price = platform_order.price
-        _store_items(session, platform_order, order, now_ms)
+        _store_items(session, [(platform_order, order)], now_ms)
 
 
 def _store_items(
-    session: Session, platform_order: PlatformOrder, order: Order, now_ms: int
+    session: Session, stored: Sequence[tuple[PlatformOrder, Order]], now_ms: int
 ) -> None:
-    """The order's lines from its price breakdown, each mapped to the chain's product."""
-    if platform_order.price is None:
-        return
-    price = PriceBreakdown.model_validate(platform_order.price)
-    known = product_ids(
-        session, order.platform, [item.sku_code for item in price.items if item.sku_code]
-    )
-    for line, item in enumerate(price.items, start=1):
-        product_id = known.get(item.sku_code) if item.sku_code else None
-        session.add(
-            OrderItem(
-                order_id=order.id,
-                line=line,
-                sku_code=item.sku_code,
-                platform_sku_id=item.platform_sku_id,
-                name=item.name,
-                quantity=item.quantity,
-                unit_original_fen=item.unit_original,
-                unit_paid_fen=item.unit_paid,
-                product_id=product_id,
-                unmapped=product_id is None,
-            )
+    """The orders' lines from their price breakdowns, each mapped to the chain's product;
+    an unmapped line is flagged and noted as an anomaly of its order."""
+    priced = [
+        (platform_order, order, PriceBreakdown.model_validate(platform_order.price))
+        for platform_order, order in stored
+        if platform_order.price is not None
+    ]
+    codes: dict[str, set[str]] = {}
+    for _, order, price in priced:
+        codes.setdefault(order.platform, set()).update(
+            i.sku_code for i in price.items if i.sku_code
         )
-        if product_id is None:
-            code = f"SKU code {item.sku_code!r}" if item.sku_code else "no SKU code"
-            record_anomaly(
-                session,
-                platform_order,
-                "unmapped_sku",
-                f"line {line} ({item.name}): {code} maps to no product",
-                now_ms,
+    known = {platform: product_ids(session, platform, wanted) for platform, wanted in codes.items()}
+    anomalies = []
+    for platform_order, order, price in priced:
+        for line, item in enumerate(price.items, start=1):
+            product_id = known[order.platform].get(item.sku_code) if item.sku_code else None
+            session.add(
+                OrderItem(
+                    order_id=order.id,
+                    line=line,
+                    sku_code=item.sku_code,
+                    platform_sku_id=item.platform_sku_id,
+                    name=item.name,
+                    quantity=item.quantity,
+                    unit_original_fen=item.unit_original,
+                    unit_paid_fen=item.unit_paid,
+                    product_id=product_id,
+                    unmapped=product_id is None,
+                )
             )
-
-
-def record_anomaly(
-    session: Session, platform_order: PlatformOrder, kind: str, detail: str, now_ms: int
-) -> None:
-    """Note something about an order a person should look at (once per kind and detail)."""
-    insert_ignoring_conflict(
-        session,
-        Anomaly,
-        {
-            "platform_order_pk": platform_order.id,
-            "order_id": platform_order.order_id,
-            "kind": kind,
-            "detail": detail[:500],
-            "created_at_ms": now_ms,
-        },
-    )
+            if product_id is None:
+                code = f"SKU code {item.sku_code!r}" if item.sku_code else "no SKU code"
+                anomalies.append(
+                    {
+                        "platform_order_pk": platform_order.id,
+                        "order_id": order.id,
+                        "kind": "unmapped_sku",
+                        "detail": f"line {line} ({item.name}): {code} maps to no product"[:500],
+                        "created_at_ms": now_ms,
+                    }
+                )
+    insert_ignoring_conflict(session, Anomaly, anomalies)
