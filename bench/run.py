@@ -198,6 +198,15 @@ secret = "{SECRET}"
 STORES = 50
 
 
+def max_id(engine: Any) -> int:
+    """The newest inbox row's id."""
+    with engine.connect() as connection:
+        newest: int = connection.execute(
+            text("SELECT coalesce(max(id), 0) FROM inbox")
+        ).scalar_one()
+        return newest
+
+
 def done_count(engine: Any) -> int:
     with engine.connect() as connection:
         count: int = connection.execute(
@@ -244,6 +253,8 @@ def bridge(full: list[bytes], full_unique: int, paced: list[bytes], logs: Path) 
             }
             log(f"bridge sustained {rate:.0f} events/s; now paced at {rate / 2:.0f}/s")
             before = done_count(engine)
+            # ids, not counts: a duplicate push burns a sequence value without adding a row
+            last_id = max_id(engine)
             paced_result = drive("127.0.0.1", port, paced, rate=rate / 2)
             paced_unique = len(set(paced))
             wait_for(
@@ -259,7 +270,7 @@ def bridge(full: list[bytes], full_unique: int, paced: list[bytes], logs: Path) 
                             "SELECT done_at_ms - received_at_ms FROM inbox "
                             "WHERE id > :skip ORDER BY id"
                         ),
-                        {"skip": before},
+                        {"skip": last_id},
                     )
                 ]
             rss = {"serve": peak_rss_mb(web_process), "worker": peak_rss_mb(worker)}
