@@ -15,11 +15,12 @@ from tests import testpay
 from tests.conftest import clear
 from tests.sample_plugin import PRICE
 from waimai_bridge.config import load_config
+from waimai_bridge.models import InboundRequest
 from waimai_bridge.pipeline.shards import queue_of, shard_of
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import inbox
-from waimai_bridge.store.tables import InboxEvent, OrderEvent
+from waimai_bridge.store.tables import InboxEvent, Order, OrderEvent
 from waimai_bridge.web.app import create_app
 
 SECRET = "testpay-secret"
@@ -354,8 +355,6 @@ def test_the_sweeper_resends_what_a_lost_message_left(
     bridge = bridge_of(client)
     lost = testpay.push("L:0", "LOST", "order.accepted", T0)
     # the push reaches the inbox, but its message never reaches a queue
-    from waimai_bridge.models import InboundRequest
-
     parsed = bridge.registry.platform("testpay").parse_event(
         InboundRequest(method="POST", url="x", kind=None, query=[], headers={
             testpay.SIGNATURE_HEADER: testpay.sign(lost, SECRET)}, body=lost, received_at_ms=T0),
@@ -458,3 +457,39 @@ def test_a_shard_signal_lets_one_message_wait(kind: str, redis_url: str) -> None
         ttl = broker.client.ttl(f"{broker.namespace}:waimai.signal.3")
         assert 0 < ttl <= SIGNAL_TTL_SECONDS
     broker.close()
+
+
+def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text(config_text(f"sqlite:///{tmp_path / 'late.sqlite3'}", hold=60), "utf-8")
+    plugins = registry()
+    now = [T0]
+    bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: now[0])
+    bridge.database.ensure_schema()
+    pipeline = bridge.pipeline
+    for order in ("L1", "L2", "L3"):
+        body = testpay.push(f"{order}:0", order, "order.accepted", T0)
+        signed = {testpay.SIGNATURE_HEADER: testpay.sign(body, SECRET)}
+        request = InboundRequest(
+            method="POST", url="u", kind=None, query=[], headers=signed, body=body,
+            received_at_ms=T0,
+        )  # fmt: skip
+        parsed = plugins.platform("testpay").parse_event(
+            request, bridge.config.plugin_config("testpay")
+        )
+        assert parsed is not None
+        pipeline.receive(parsed.events, received_at_ms=T0)
+    for shard in range(pipeline.shards):
+        pipeline.process_shard(shard)
+
+    def stored() -> set[str]:
+        with bridge.database.transaction() as session:
+            return set(session.execute(select(Order.platform_order_id)).scalars())
+
+    now[0] = T0 + 60_000 + 500  # on time: only this order
+    pipeline.release_order("testpay", "L1", "S001")
+    assert stored() == {"L1"}
+    now[0] = T0 + 60_000 + 5_000  # five seconds late: its shard's other due holds too
+    pipeline.release_order("testpay", "L2", "S001")
+    assert stored() == {"L1", "L2", "L3"}
+    bridge.stop()

@@ -34,6 +34,7 @@ from waimai_bridge.store.database import Database
 from waimai_bridge.store.orders import (
     Incoming,
     Release,
+    Released,
     apply_events,
     overdue_holds,
     release_due,
@@ -47,7 +48,9 @@ PROCESS_SHARD = "waimai.process_shard"
 RELEASE_ORDER = "waimai.release_order"
 SWEEP_BATCH = 1000
 BATCH = 100
-"""Inbox events applied in one transaction, at most."""
+"""Inbox events applied, or accept holds released, in one transaction, at most."""
+BEHIND_MS = 1000
+"""A release this late means others are due too: release them together."""
 
 
 @dataclass(frozen=True)
@@ -194,20 +197,24 @@ class Pipeline:
                 )
 
     def release_order(self, platform: str, platform_order_id: str, store_id: str) -> None:
-        """End an order's accept hold (store it, discard it, or come back when it is due),
-        and with it every other hold of its shard that is due."""
+        """End an order's accept hold: store it, discard it, or come back when it is due.
+
+        A release that runs late (a backlog, or a worker that was down) also releases the
+        other due holds of its shard in the same transaction.
+        """
         now = self.clock()
-        shard = self._shard_of(store_id)
         with self.database.transaction(durable=False) as session:
             # this order first (it may wait for its lock); the others only if free
             released = release_hold(
                 session, platform, platform_order_id,
                 accept_hold_ms=self.accept_hold_ms, now_ms=now,
             )  # fmt: skip
-            others = release_due(
-                session, self._stores[shard],
-                accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=BATCH,
-            )  # fmt: skip
+            others: list[Released] = []
+            if (released.overdue_ms or 0) > BEHIND_MS:
+                others = release_due(
+                    session, self._stores[self._shard_of(store_id)],
+                    accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=BATCH,
+                )  # fmt: skip
         for outcome in [released, *others]:
             ORDERS_RELEASED.labels(outcome.outcome).inc()
         if released.outcome is Release.NOT_YET and released.release_at_ms is not None:

@@ -54,11 +54,13 @@ class Release(StrEnum):
 
 @dataclass(frozen=True)
 class Released:
-    """The outcome of a release; ``release_at_ms`` is set when it came too early."""
+    """The outcome of a release; ``release_at_ms`` is set when it came too early,
+    ``overdue_ms`` (how long after the hold's end it ran) when it stored or discarded."""
 
     outcome: Release
     order_id: int | None = None
     release_at_ms: int | None = None
+    overdue_ms: int | None = None
 
 
 def lock_platform_order(
@@ -281,15 +283,19 @@ def _release(
     logs = _logs(session, [platform_order.id for platform_order in held])
     outcomes: dict[int, Released] = {}
     stored: list[tuple[PlatformOrder, Order]] = []
+    overdue: dict[int, int] = {}
     for platform_order in held:
         assert platform_order.hold_started_at_ms is not None  # held orders started a hold
         deadline = platform_order.hold_started_at_ms + accept_hold_ms
+        overdue[platform_order.id] = now_ms - deadline
         rows = logs[platform_order.id]
         user_paid = _user_paid(platform_order)
         within_hold = [_entry(row) for row in rows if row.received_at_ms <= deadline]
         if fold(within_hold, user_paid_fen=user_paid).refunded:
             platform_order.discarded = True
-            outcomes[platform_order.id] = Released(Release.DISCARDED)
+            outcomes[platform_order.id] = Released(
+                Release.DISCARDED, overdue_ms=overdue[platform_order.id]
+            )
             continue
         state = fold([_entry(row) for row in rows], user_paid_fen=user_paid)
         if state.order_state is None:  # unreachable: the hold starts with fulfilment
@@ -312,7 +318,9 @@ def _release(
     for platform_order, order in stored:
         platform_order.order_id = order.id
         platform_order.order = order
-        outcomes[platform_order.id] = Released(Release.STORED, order.id)
+        outcomes[platform_order.id] = Released(
+            Release.STORED, order.id, overdue_ms=overdue[platform_order.id]
+        )
     _store_items(session, stored, now_ms)
     return [outcomes[platform_order.id] for platform_order in held]
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -64,11 +65,24 @@ class Order(Base):
     )
 
 
+HELD = "order_id IS NULL AND NOT discarded"
+"""Platform orders waiting out their accept hold (or never accepted)."""
+
+
 class PlatformOrder(Base):
     """A platform's order as the bridge knows it (seed 000's ``waimai_order``)."""
 
     __tablename__ = "platform_orders"
-    __table_args__ = (UniqueConstraint("platform", "platform_order_id"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "platform_order_id"),
+        # finding due holds must not read every order ever seen
+        Index(
+            "ix_platform_orders_held",
+            "hold_started_at_ms",
+            postgresql_where=text(HELD),
+            sqlite_where=text(HELD),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     platform: Mapped[str] = mapped_column(String(32))
