@@ -1,8 +1,9 @@
-"""The actors of the pipeline: apply an inbox event, release an accept hold, sweep.
+"""The actors of the pipeline: apply a shard's pending inbox events, release an accept
+hold, and the sweep that resends what a lost message left behind.
 
-Messages go to the queue of the event's store (:mod:`waimai_bridge.pipeline.shards`), so
-one store's events stay on one queue; correctness does not rest on that order, though:
-every actor reads the durable state, applies it under the order's lock and is harmless
+Messages go to the queue of their store's shard (:mod:`waimai_bridge.pipeline.shards`),
+so one store's events stay on one queue; correctness does not rest on that order, though:
+every actor reads the durable state, applies it under the orders' locks and is harmless
 to run twice.
 """
 
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 PROCESS_SHARD = "waimai.process_shard"
 RELEASE_ORDER = "waimai.release_order"
 SWEEP_BATCH = 1000
+"""Stale inbox events and overdue holds one sweep looks at, at most."""
 BATCH = 100
 """Inbox events applied, or accept holds released, in one transaction, at most."""
 BEHIND_MS = 1000
