@@ -114,8 +114,9 @@ def redis_command(port: int, folder: Path) -> list[str]:
             "--dir", str(folder)]  # fmt: skip
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something true, or fail naming ``what``."""
+def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str | None = None) -> Any:
+    """Poll ``check`` until it returns something true (a connection error counts as not
+    yet), or fail naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -125,8 +126,8 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
+            raise AssertionError(f"{what or check.__doc__ or check}: not within {timeout} s")
+        time.sleep(0.02)
 
 
 def wait_for_port(port: int, timeout: float = 20) -> None:

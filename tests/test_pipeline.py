@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from tests import testpay
 from tests.conftest import clear
+from tests.processes import wait_until
 from tests.sample_plugin import PRICE
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
@@ -105,17 +106,6 @@ def send(client: TestClient, body: bytes, *, signature: str | None = None) -> An
 def bridge_of(client: TestClient) -> Bridge:
     bridge: Bridge = client.app.state.bridge  # type: ignore[attr-defined]
     return bridge
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {check.__doc__ or check}")
-        time.sleep(0.02)
 
 
 def orders(client: TestClient, **filters: Any) -> list[dict[str, Any]]:

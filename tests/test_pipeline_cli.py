@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, make_url, text
 
 from tests import testpay
-from tests.processes import plugin_site
-from tests.test_pipeline import SECRET, T0, config_text, registry, send, wait_until
+from tests.processes import plugin_site, wait_until
+from tests.test_pipeline import SECRET, T0, config_text, registry, send
 from waimai_bridge.cli import cli
 from waimai_bridge.config import load_config
 from waimai_bridge.runtime import Bridge
