@@ -175,7 +175,10 @@ def test_every_problem_is_listed_with_its_key(tmp_path: Path, registry: PluginRe
         ("bridge.public_base_url", "must be an http:// or https:// URL without query or fragment"),
         ("bridge.shards", "Input should be a valid integer, unable to parse string as an integer"),
         ("bridge.shard", "unknown key"),
-        ("platforms.eleme.region", "unknown key (known: api_base, app_id, app_key, app_secret)"),
+        (
+            "platforms.eleme.region",
+            "unknown key (known: api_base, app_id, app_key, app_secret, timeout_seconds)",
+        ),
         ("platforms.eleme.app_id", "must match ^[0-9]+$"),
         ("platforms.eleme.app_secret", "must be of type string"),
         ("platforms.meituan.price_semantics", "must be one of 'discounted', 'original'"),

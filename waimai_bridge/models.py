@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 """Version of the contracts in ``waimai_bridge/contracts/``; a plugin must match the major."""
 
 Fen = Annotated[int, Field(ge=0, description="An amount of money in fen (分), never negative.")]
@@ -319,8 +319,15 @@ class PriceBreakdown(ContractModel):
     merchant_discount: Fen
     platform_discount: Fen
     user_paid: Fen
-    commission: Fen
-    merchant_income: int = Field(description="商家实收 as the platform states it, in fen.")
+    commission: Fen | None = Field(
+        description="The platform's commission in fen; null when the payload does not state it."
+    )
+    merchant_income: int | None = Field(
+        description=(
+            "商家实收 as the platform states it, in fen; null when the payload does not state "
+            "it (never computed by the core)."
+        )
+    )
 
 
 # --------------------------------------------------------------------------- outbound

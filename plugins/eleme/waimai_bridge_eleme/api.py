@@ -1,0 +1,174 @@
+"""Eleme's order API out: the chain's actions as signed nop 1.0.0 calls (platforms.md §2).
+
+Every call is one JSON envelope POSTed to ``api_base``::
+
+    {"nop": "1.0.0", "id": "<UUID hex upper>|<ms>", "action": "eleme.order.confirmOrderLite",
+     "token": "<shop token>", "metas": {"app_key": "…", "timestamp": <s>},
+     "params": {"orderId": "…"}, "signature": "<MD5 upper>"}
+
+answered by ``{"id": …, "result": …, "error": null | {"code": …, "message": …}}``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from waimai_bridge.plugin_api import (
+    Action,
+    ActionOutcome,
+    ActionRequest,
+    ActionResult,
+    PluginConfig,
+)
+from waimai_bridge_eleme.assumptions import TRANSIENT_ERROR_CODES
+from waimai_bridge_eleme.signing import compact_json, request_signature
+
+DEFAULT_API_BASE = "https://open-api.shop.ele.me/api/v1/"
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+CANCEL_TYPES: Mapping[str, str] = {
+    "sold_out": "foodSoldOut",
+    "closed": "restaurantClosed",
+    "too_busy": "restaurantTooBusy",
+    "out_of_range": "distanceTooFar",
+    "cannot_contact_user": "contactUserFailed",
+    "fake_order": "fakeOrder",
+    "delivery_fault": "deliveryFault",
+    "other": "others",
+}
+"""A cancel's reason keyword → Eleme's OInvalidateType (platforms.md §2.3). The reason is
+``"<keyword>"`` or ``"<keyword>: <remark>"``; an Eleme type name is taken as is; any
+other reason is sent as ``others`` with the whole text as the remark."""
+ELEME_CANCEL_TYPES = frozenset(
+    {*CANCEL_TYPES.values(), "forceRejectOrder", "notSatisfiedDeliveryRequirement"}
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API method and how to build its params from an action."""
+
+    method: str
+    params: Callable[[ActionRequest], dict[str, Any]]
+
+
+def _order(action: ActionRequest) -> dict[str, Any]:
+    return {"orderId": action.platform_order_id}
+
+
+def _cancel(action: ActionRequest) -> dict[str, Any]:
+    cancel_type, remark = cancel_reason(action.reason)
+    return {"orderId": action.platform_order_id, "type": cancel_type, "remark": remark}
+
+
+def _disagree(action: ActionRequest) -> dict[str, Any]:
+    return {"orderId": action.platform_order_id, "reason": action.reason or "商家拒绝"}
+
+
+CALLS: Mapping[Action, Call] = {
+    Action.CONFIRM: Call("eleme.order.confirmOrderLite", _order),
+    Action.CANCEL: Call("eleme.order.cancelOrderLite", _cancel),
+    # one pair of methods answers both cancel and refund applications (§2.3)
+    Action.AGREE_CANCEL: Call("eleme.order.agreeRefundLite", _order),
+    Action.AGREE_REFUND: Call("eleme.order.agreeRefundLite", _order),
+    Action.REJECT_CANCEL: Call("eleme.order.disagreeRefundLite", _disagree),
+    Action.REJECT_REFUND: Call("eleme.order.disagreeRefundLite", _disagree),
+}
+"""The actions the plugin supports (the manifest's ``actions``) and their API methods."""
+
+
+def cancel_reason(reason: str | None) -> tuple[str, str]:
+    """The OInvalidateType and remark for a cancel's reason (see :data:`CANCEL_TYPES`)."""
+    text = (reason or "").strip()
+    keyword, _, remark = text.partition(":")
+    keyword = keyword.strip()
+    if keyword in CANCEL_TYPES:
+        return CANCEL_TYPES[keyword], remark.strip()
+    if keyword in ELEME_CANCEL_TYPES:
+        return keyword, remark.strip()
+    return "others", text
+
+
+def envelope(
+    method: str, params: Mapping[str, Any], *, app_key: str, secret: str, token: str
+) -> dict[str, Any]:
+    """The signed nop 1.0.0 envelope of one API call; ``metas.timestamp`` in seconds."""
+    metas = {"app_key": app_key, "timestamp": int(time.time())}
+    return {
+        "nop": "1.0.0",
+        "id": f"{uuid.uuid4().hex.upper()}|{int(time.time() * 1000)}",
+        "action": method,
+        "token": token,
+        "metas": metas,
+        "params": dict(params),
+        "signature": request_signature(method, token, metas, params, secret),
+    }
+
+
+def perform(action: ActionRequest, config: PluginConfig) -> ActionResult:
+    """Perform ``action`` on the Eleme API and classify the answer."""
+    call = CALLS.get(action.action)
+    if call is None:
+        return _rejected("UNSUPPORTED", f"Eleme has no API for {action.action.value!r}")
+    token = config.stores.get(action.store_id, {}).get("token")
+    if not token:
+        return _rejected("NO_TOKEN", f"store {action.store_id!r} has no Eleme token configured")
+    settings = config.settings
+    body = envelope(
+        call.method,
+        call.params(action),
+        app_key=settings["app_key"],
+        secret=settings["app_secret"],
+        token=token,
+    )
+    timeout = float(settings.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+    try:
+        response = httpx.post(
+            settings.get("api_base", DEFAULT_API_BASE),
+            content=compact_json(body).encode(),
+            headers={
+                "content-type": "application/json; charset=utf-8",
+                "x-eleme-requestid": body["id"],
+            },
+            timeout=timeout,
+        )
+    except httpx.TimeoutException:
+        return _transient("TIMEOUT", f"{call.method}: no answer within {timeout:g} s")
+    except httpx.TransportError as exc:
+        return _transient("NETWORK", f"{call.method}: {type(exc).__name__}")
+    return classify(response)
+
+
+def classify(response: httpx.Response) -> ActionResult:
+    """Done, transient or rejected, from an answer of the API (its ``error`` decides)."""
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or "error" not in answer:
+        problem = f"HTTP {response.status_code} without an Eleme answer"
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            return _transient(f"HTTP_{response.status_code}", problem)
+        return _rejected(f"HTTP_{response.status_code}", problem)
+    error = answer["error"]
+    if error is None:
+        return ActionResult(outcome=ActionOutcome.DONE)
+    code = str(error.get("code") or "UNKNOWN") if isinstance(error, dict) else "UNKNOWN"
+    message = str(error.get("message") or "") if isinstance(error, dict) else str(error)
+    if code in TRANSIENT_ERROR_CODES:
+        return _transient(code, message)
+    return _rejected(code, message)
+
+
+def _transient(code: str, message: str) -> ActionResult:
+    return ActionResult(outcome=ActionOutcome.TRANSIENT, code=code, message=message)
+
+
+def _rejected(code: str, message: str) -> ActionResult:
+    return ActionResult(outcome=ActionOutcome.REJECTED, code=code, message=message)

@@ -1,0 +1,141 @@
+"""Eleme pushes in: the envelope verified, the ``message`` decoded, one native event out.
+
+Eleme POSTs every push to one URL as a compact JSON envelope (platforms.md §1.1)::
+
+    {"requestId": "…", "type": 12, "appId": 58137347, "message": "{\\"orderId\\": …}",
+     "shopId": 160012345, "timestamp": 1716181200123, "userId": 249698004053764774,
+     "signature": "…"}
+
+and expects ``{"message":"ok"}`` back, also for the console's URL check (§1.3).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from waimai_bridge.plugin_api import (
+    BadSignature,
+    InboundRequest,
+    NativeEvent,
+    ParsedPush,
+    PluginConfig,
+    Reply,
+    UndecodablePush,
+    UnknownStore,
+)
+from waimai_bridge_eleme import messages
+from waimai_bridge_eleme.assumptions import SHOP_MESSAGE_ORDER_PREFIX
+from waimai_bridge_eleme.prices import breakdown
+from waimai_bridge_eleme.signing import push_signature
+from waimai_bridge_eleme.states import state_change
+
+PLATFORM = "eleme"
+ACK = Reply(body='{"message":"ok"}')
+ENVELOPE_KEYS = ("requestId", "type", "appId", "message", "shopId", "timestamp", "signature")
+
+
+def parse(request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
+    """The push in ``request`` as a native event, or the ACK alone for a URL check.
+
+    None when the request is not for Eleme's single push URL (it has a ``kind``).
+    """
+    if request.kind is not None:
+        return None
+    if request.method == "GET" or not request.body.strip():
+        return ParsedPush(reply=ACK, events=[])
+    envelope = _envelope(request)
+    if not envelope:
+        return ParsedPush(reply=ACK, events=[])
+    _verify(envelope, config)
+    missing = [key for key in ENVELOPE_KEYS if key not in envelope]
+    if missing:
+        raise _undecodable(f"the push envelope lacks {', '.join(missing)}")
+    return ParsedPush(reply=ACK, events=[_event(envelope, config)])
+
+
+def refusal(message: str) -> Reply:
+    """Eleme's answer shape for a refused push; the status comes from the exception."""
+    return Reply(body=json.dumps({"message": message}, ensure_ascii=False))
+
+
+def _envelope(request: InboundRequest) -> dict[str, Any]:
+    try:
+        envelope = request.decode_json()
+    except ValueError:
+        raise _undecodable("the body is not JSON") from None
+    if not isinstance(envelope, dict):
+        raise _undecodable("the body is not a JSON object")
+    return envelope
+
+
+def _verify(envelope: dict[str, Any], config: PluginConfig) -> None:
+    given = envelope.get("signature")
+    if not isinstance(given, str) or not given:
+        message = "the push has no signature"
+        raise BadSignature(message, reply=refusal(message))
+    expected = push_signature(envelope, config.settings["app_secret"])
+    if not hmac.compare_digest(expected.encode(), given.upper().encode()):
+        message = "the push signature does not verify"
+        raise BadSignature(message, reply=refusal(message))
+    if str(envelope.get("appId")) != str(config.settings["app_id"]):
+        message = f"the push is for appId {envelope['appId']}, not this bridge's app"
+        raise BadSignature(message, reply=refusal(message))
+
+
+def _event(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
+    push_type = envelope["type"]
+    if isinstance(push_type, str) and push_type.isdigit():  # one doc example sends "30"
+        push_type = int(push_type)
+    kind = messages.kind_of(push_type) if isinstance(push_type, int) else None
+    if kind is None:
+        raise _undecodable(f"type {push_type!r} is not a push type Eleme sends")
+    envelope_ms = envelope["timestamp"]
+    if not isinstance(envelope_ms, int) or isinstance(envelope_ms, bool) or envelope_ms <= 0:
+        raise _undecodable("timestamp is not a time in milliseconds")
+    message = _message(envelope["message"], push_type)
+    missing = messages.missing_fields(kind, message)
+    if missing:
+        raise _undecodable(f"the type {push_type} message lacks {', '.join(missing)}")
+    if kind is messages.Kind.ORDER:
+        try:
+            breakdown(message)
+        except ValueError as exc:
+            raise _undecodable(f"the type {push_type} order's prices: {exc}") from None
+    store = config.store_for("shop_id", envelope["shopId"])
+    if store is None:
+        message_text = f"no store is bound to Eleme shopId {envelope['shopId']}"
+        raise UnknownStore(message_text, reply=refusal(message_text))
+    shop_order = f"{SHOP_MESSAGE_ORDER_PREFIX}{envelope['shopId']}"
+    order_id = messages.order_id(kind, message) or shop_order
+    event = NativeEvent(
+        platform=PLATFORM,
+        store_id=store,
+        platform_order_id=order_id,
+        native_code=str(push_type),
+        idempotency_key=str(envelope["requestId"]),
+        platform_time_ms=messages.change_time_ms(message, envelope_ms),
+        payload=message,
+    )
+    try:  # refuse now what the worker could not map later
+        state_change(event)
+    except ValueError as exc:
+        raise _undecodable(f"the type {push_type} message: {exc}") from None
+    return event
+
+
+def _message(raw: Any, push_type: int) -> dict[str, Any]:
+    if not isinstance(raw, str):
+        raise _undecodable(f"the type {push_type} message is not a JSON string")
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        raise _undecodable(f"the type {push_type} message is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise _undecodable(f"the type {push_type} message is not a JSON object")
+    return message
+
+
+def _undecodable(message: str) -> UndecodablePush:
+    return UndecodablePush(message, reply=refusal(message))
