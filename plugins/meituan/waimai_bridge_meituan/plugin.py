@@ -1,17 +1,57 @@
 """The Meituan Waimai (美团外卖) platform plugin: one push URL per kind, the waimai open API.
 
-For now it only describes itself; parsing pushes, mapping states, reading prices and the
-outbound actions come in their own issues. The native-code table (push kind, plus its
-``notify_type`` or ``logistics_status`` where one URL carries several) and the config
-schemas live in ``manifest.json``.
+The hooks delegate to the modules that do the work: :mod:`.push` (verifying and decoding
+pushes), :mod:`.states` (the native codes into the baseline, as a table), :mod:`.prices`
+(the price breakdown) and :mod:`.api` (the outbound actions). The native-code table (push
+kind, plus its ``notify_type`` or ``logistics_status`` where one URL carries several) and
+the config schemas live in ``manifest.json``; every unconfirmed platform fact the plugin
+uses is in :mod:`.assumptions`.
 """
 
 from typing import Any
 
-from waimai_bridge.plugin_api import hookimpl, read_manifest
+from waimai_bridge.plugin_api import (
+    ActionRequest,
+    ActionResult,
+    InboundRequest,
+    NativeEvent,
+    ParsedPush,
+    PluginConfig,
+    PriceBreakdown,
+    StateChange,
+    hookimpl,
+    read_manifest,
+)
+from waimai_bridge_meituan import api, prices, push, states
 
 
 @hookimpl
 def plugin_manifest() -> dict[str, Any]:
     """The Meituan manifest: config schemas and every push code with its baseline states."""
     return read_manifest(__package__, "waimai-bridge-meituan")
+
+
+@hookimpl
+def parse_event(request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
+    """Verify and decode a push to ``/webhooks/meituan/{kind}`` (POST form or GET query):
+    ``{"data":"ok"}`` and its event, ``{"data":"ok"}`` alone for an empty URL check, or
+    None for a kind Meituan does not push."""
+    return push.parse_push(request, config)
+
+
+@hookimpl
+def map_state(event: NativeEvent) -> StateChange:
+    """The baseline state of a Meituan event, from the table in :mod:`.states`."""
+    return states.map_event(event)
+
+
+@hookimpl
+def price_breakdown(order: NativeEvent, config: PluginConfig) -> PriceBreakdown | None:
+    """The price breakdown of an order push in fen; None for a push without an order."""
+    return prices.breakdown(order, config)
+
+
+@hookimpl
+def outbound_action(action: ActionRequest, config: PluginConfig) -> ActionResult:
+    """Perform an action on the Meituan API, signed; done, rejected or transient."""
+    return api.perform(action, config)

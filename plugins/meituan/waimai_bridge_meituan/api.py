@@ -1,0 +1,159 @@
+"""Outbound actions on the Meituan waimai open API (platforms.md §4).
+
+Every action is a GET of ``api_base + path`` with the business parameters and the system
+parameters ``app_id``, ``timestamp`` (epoch seconds) and ``sig`` in the query. The answer
+``{"data":"ok"}`` is done; ``{"data":"ng","error":{"code":…,"msg":…}}`` is transient for
+700 / 711 and rejected for good otherwise, with Meituan's code and message kept; a network
+error, a time-out, HTTP 429 or a 5xx without Meituan's error body is transient.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from waimai_bridge.plugin_api import (
+    Action,
+    ActionOutcome,
+    ActionRequest,
+    ActionResult,
+    PluginConfig,
+)
+from waimai_bridge_meituan import assumptions as facts
+from waimai_bridge_meituan.signing import sig
+
+DEFAULT_API_BASE: Final = "https://waimaiopen.meituan.com/api/v1/"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An API method: its HTTP method and path below ``api_base``."""
+
+    method: str
+    path: str
+
+
+ENDPOINTS: Final[dict[Action, Endpoint]] = {
+    Action.CONFIRM: Endpoint("GET", "order/confirm"),
+    Action.CANCEL: Endpoint("GET", "order/cancel"),
+    Action.AGREE_REFUND: Endpoint("GET", "order/refund/agree"),
+    Action.AGREE_CANCEL: Endpoint("GET", "order/refund/agree"),
+    Action.REJECT_REFUND: Endpoint("GET", "order/refund/reject"),
+    Action.REJECT_CANCEL: Endpoint("GET", "order/refund/reject"),
+    Action.MEAL_READY: Endpoint("GET", "order/preparationMealComplete"),
+}
+"""The canonical actions Meituan supports and their endpoints (§4.3). A user's partial
+refund application is agreed or rejected through the same endpoints
+(assumptions.PARTIAL_REFUND_APPLICATIONS_USE_REFUND_ENDPOINTS). The merchant-initiated
+partial refund (``order/applyPartRefund``) has no canonical action yet."""
+
+SUPPORTED_ACTIONS: Final = tuple(ENDPOINTS)
+
+
+def cancel_reason_code(reason: str | None) -> str:
+    """Meituan's merchant ``reason_code`` for a cancel's free-text reason (the documented
+    mapping in :data:`~waimai_bridge_meituan.assumptions.CANCEL_REASON_CODES`)."""
+    text = (reason or "").strip()
+    if text[:4] in facts.MERCHANT_REASON_CODES and not text[4:5].isdigit():
+        return text[:4]
+    lowered = text.lower()
+    for code, words in facts.CANCEL_REASON_CODES.items():
+        if any(word.lower() in lowered for word in words):
+            return code
+    return facts.DEFAULT_CANCEL_REASON_CODE
+
+
+def business_params(action: ActionRequest) -> dict[str, str]:
+    """The business parameters of an action's API call (system parameters apart)."""
+    params = {"order_id": action.platform_order_id}
+    reason = (action.reason or "").strip()
+    if action.action is Action.CANCEL:
+        code = cancel_reason_code(reason)
+        params["reason"] = reason or "其他原因"
+        params["reason_code"] = code
+    elif action.action in (Action.AGREE_REFUND, Action.AGREE_CANCEL):
+        params["reason"] = reason or facts.DEFAULT_AGREE_REASON
+    elif action.action in (Action.REJECT_REFUND, Action.REJECT_CANCEL):
+        params["reason"] = reason or facts.DEFAULT_REJECT_REASON
+    return params
+
+
+def signed_params(
+    url: str, params: Mapping[str, str], config: PluginConfig, *, now_s: int
+) -> dict[str, str]:
+    """``params`` with the system parameters ``app_id``, ``timestamp`` and ``sig``."""
+    signed = {**params, "app_id": str(config.settings["app_id"]), "timestamp": str(now_s)}
+    signed["sig"] = sig(url, signed, str(config.settings["app_secret"]))
+    return signed
+
+
+def perform(
+    action: ActionRequest, config: PluginConfig, *, clock: Callable[[], float] = time.time
+) -> ActionResult:
+    """Call the API for ``action`` once and say how Meituan answered."""
+    endpoint = ENDPOINTS.get(action.action)
+    if endpoint is None:
+        return ActionResult(
+            outcome=ActionOutcome.REJECTED,
+            message=f"Meituan has no API for the action {action.action.value!r}",
+        )
+    settings = config.settings
+    url = str(settings.get("api_base") or DEFAULT_API_BASE) + endpoint.path
+    params = signed_params(url, business_params(action), config, now_s=int(clock()))
+    timeout = float(settings.get("api_timeout_seconds") or facts.DEFAULT_TIMEOUT_SECONDS)
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            if endpoint.method == "GET":
+                response = client.get(url, params=params)
+            else:
+                response = client.post(url, data=params)
+    except httpx.TimeoutException:
+        return ActionResult(
+            outcome=ActionOutcome.TRANSIENT, message=f"no answer within {timeout:g} s"
+        )
+    except httpx.HTTPError as exc:
+        return ActionResult(
+            outcome=ActionOutcome.TRANSIENT, message=f"network error: {type(exc).__name__}"
+        )
+    return classify(response.status_code, response.text, secret=str(settings["app_secret"]))
+
+
+def classify(status: int, text: str, *, secret: str = "") -> ActionResult:
+    """How an API answer counts: done, rejected (final) or transient, code and message kept
+    (with the secret blanked should the platform ever echo it)."""
+    try:
+        body: Any = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("code") is not None:
+            code = str(error["code"])
+            message = _clean(str(error.get("msg") or error.get("message") or ""), secret)
+            outcome = (
+                ActionOutcome.TRANSIENT if code in facts.TRANSIENT_CODES else ActionOutcome.REJECTED
+            )
+            return ActionResult(outcome=outcome, code=code, message=message or None)
+        data = body.get("data")
+        if status < 400 and data is not None and data != "ng":
+            return ActionResult(outcome=ActionOutcome.DONE)
+    if status == 429 or status >= 500:
+        return ActionResult(
+            outcome=ActionOutcome.TRANSIENT, code=f"http_{status}", message=f"HTTP {status}"
+        )
+    if status >= 400:
+        return ActionResult(
+            outcome=ActionOutcome.REJECTED, code=f"http_{status}", message=f"HTTP {status}"
+        )
+    return ActionResult(
+        outcome=ActionOutcome.TRANSIENT, message="an answer that is not Meituan's JSON"
+    )
+
+
+def _clean(message: str, secret: str) -> str:
+    return message.replace(secret, "***") if secret else message

@@ -1,0 +1,214 @@
+"""Every platform fact the plugin relies on that the research could not fully confirm.
+
+The tags are those of ``research/platforms.md``: [C] confirmed, [P] partial (one community
+source), [G] guess. Confirmed facts used alongside them are kept here too when the plugin
+would have to change with them. Anything marked [P] or [G] is to be checked against a live
+Meituan sandbox; the rest of the plugin imports these names and hard-codes none of them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --------------------------------------------------------------------------- pushes
+
+ACK_BODY: Final = '{"data":"ok"}'
+"""What Meituan expects back from a push, and from the console's empty URL check
+(platforms.md §3.1, §3.3) [C]."""
+
+REFUSAL_SHAPE: Final = "ng"
+"""A refused push is answered ``{"data":"ng","error":{"code":…,"msg":…}}``, the shape of
+Meituan's own API errors (§4.4). [G]: Meituan documents no refusal body for pushes; any
+answer other than ``{"data":"ok"}`` counts as a failure (easy-meituan answers
+``{"data":"error",…}``, §3.3)."""
+
+REFUSAL_CODES: Final[dict[str, int]] = {
+    "missing_parameter": 701,  # 缺少参数
+    "unknown_app": 702,  # app_id不存在
+    "bad_sig": 703,  # 签名验证错误
+    "unknown_store": 704,  # 无权限操作此数据
+    "bad_format": 705,  # 参数格式错误
+}
+"""The codes of Meituan's API error table (§4.4) the plugin reuses in its push refusals [G]."""
+
+DOUBLE_ENCODED_FIELDS: Final = frozenset(
+    {
+        "caution",
+        "detail",
+        "extras",
+        "wm_poi_name",
+        "wm_poi_address",
+        "wm_poi_phone",
+        "recipient_address",
+        "incmp_modules",
+        "order_tag_list",
+        "recipient_name",
+        "backup_recipient_phone",
+        "recipient_address_desensitization",
+        "invoice_title",
+        "poi_receive_detail",
+        "poi_receive_detail_yuan",
+    }
+)
+"""Fields Meituan URL-encodes inside the form value, so that one more ``unquote_plus`` is
+needed after the normal form decoding, before JSON parsing and before the sig check
+(§3.1, the easy-meituan list) [C]. Whether the list is complete for every push kind, and
+whether GET pushes are encoded the same way, is [G] (§6.3, §6.4): hence the sig variants
+below. ``food`` of the partial-refund push is plain JSON (§3.1) [P]."""
+
+SIG_VARIANTS: Final = ("listed", "as_received", "all")
+"""The readings of a push whose sig is tried, in this order: the listed fields decoded once
+more (§3.1) [C]; every value as the form decoding left it, for a push whose listed fields
+were not double-encoded [G]; every value decoded once more, as kuangcao's SDK does (§3.1)
+[C]. The first reading the sig matches is the one kept, so the sig itself tells which
+values Meituan signed; each reading needs the secret."""
+
+SIG_SKIPS_EMPTY_VALUES: Final = (False, True)
+"""The official SDK signs empty values as ``k=``; one community util leaves them out
+(§3.2, §4.2) [C/P]: both are tried, the official way first."""
+
+JSON_FIELDS: Final = frozenset(
+    {"detail", "extras", "poi_receive_detail", "poi_receive_detail_yuan", "food"}
+)
+"""Form fields that hold JSON the plugin reads (§3.4, §3.7) [C]; empty means absent (a field
+only pushed when the app subscribed to it, §3.4)."""
+
+SYSTEM_PARAMS: Final = ("app_id", "timestamp", "sig")
+"""System parameters of every push and API call (§3.1, §4.1) [C]."""
+
+TIME_FIELDS: Final = ("utime", "time", "ctime", "operate_time")
+"""Where a push states the time of its change, most precise first, all in epoch seconds
+(SPEC §4.1; §3.4 utime/ctime, §3.6 ctime, §3.8 time) [C]; ``operate_time`` of the
+self-delivery push is [P] (§3.8). Without one, the system ``timestamp`` is used. The refund
+pushes state only ``ctime``, the time of the *application* (§3.6): an agree, reject or
+withdrawal is therefore placed at its application's time, after it by the fold's rank; the
+state machine gives the same order state either way (SPEC §5)."""
+
+MILLISECONDS_FROM: Final = 100_000_000_000
+"""A time at or above this is taken as already in milliseconds [G]: every source gives
+10-digit seconds (§3.4, §3.8), this only guards against a 13-digit value."""
+
+IDENTITY_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "order_paid": ("order_id",),
+    "order_confirmed": ("order_id",),
+    "order_completed": ("order_id",),
+    "order_cancelled": ("order_id",),
+    "refund": ("order_id", "refund_id", "notify_type"),
+    "partial_refund": ("order_id", "refund_id", "notify_type"),
+    "logistics": ("order_id", "logistics_status", "time"),
+    "refund_status": ("order_id", "refund_id", "refund_status"),
+}
+"""What identifies one push of a kind, for its idempotency key: Meituan repeats pushes and
+sends no message id (§3.3) [P]. An order is paid, confirmed, completed and cancelled once;
+a refund application (``refund_id``) is applied for, agreed, rejected or withdrawn once
+each [G]; a rider status can recur (a re-dispatched order), so its time is part of it [G].
+The system ``timestamp`` is left out on purpose: a redelivery is signed again at its own
+time [G]. Kinds not listed here (settlement, reminder) are keyed by a hash of their
+parameters without ``timestamp`` and ``sig``."""
+
+KIND_CODES: Final[dict[str, str | None]] = {
+    "order_paid": None,
+    "order_confirmed": None,
+    "order_completed": None,
+    "order_cancelled": None,
+    "refund": "notify_type",
+    "partial_refund": "notify_type",
+    "logistics": "logistics_status",
+    "refund_status": None,
+    "settlement": None,
+    "reminder": None,
+}
+"""The push kinds (one console URL each, §3.1 [C]) and the field that tells apart the pushes
+sharing a URL; the native code is the kind, or ``kind.value``. ``settlement`` (推送订单结算信息)
+is [P] and ``reminder`` (推送催单消息) has [G] fields (§3.1, §5)."""
+
+STORE_CODE_FIELD: Final = "app_poi_code"
+"""The merchant's own store code in the order pushes (§3.4) [C]. The cancel (§3.5), refund
+(§3.6, §3.7), refund-status and logistics (§3.8) pushes carry no store code [C: go-meituan's
+request models list none]; see :func:`waimai_bridge_meituan.push.resolve_store`."""
+
+NOTIFY_TYPE_BY_RES_TYPE: Final[dict[str, str]] = {
+    "0": "apply",
+    "1": "reject",
+    "2": "agree",
+    "3": "reject",
+    "4": "agree",
+    "5": "agree",
+    "6": "agree",
+    "7": "cancelRefund",
+    "8": "cancelRefundComplaint",
+}
+"""A refund push whose ``notify_type`` is missing or not one the manifest knows is read from
+its ``res_type`` (§3.6: 0 等待处理, 1 商家驳回, 2 商家同意, 3 客服驳回, 4 客服帮商家同意,
+5 超时自动同意, 6 系统自动确认, 7 用户取消申请, 8 用户取消申诉) [G]: the partial-refund
+``notify_type`` values are only partly confirmed (§3.7, §6.2), and the research advises
+accepting unknown values."""
+
+CANCELLED_BEFORE_ACCEPTANCE: Final = frozenset({"1001", "1002", "1101", "1102", "2001"})
+"""Cancel ``reason_code`` values that mean the merchant never accepted the order (14
+cancelled): 1001 超时未确认, 1002 未支付, 1101 支付中取消, 1102 商家确认前取消 (§3.5), 2001
+商家超时接单 (go-meituan's merchant reason list). Every other code (1103 用户退款取消, 12xx 客服
+取消, 1301 其他, the merchant codes 2002–2016, an unknown code) is read as a cancel after
+acceptance (17 force_invalidated). [G]: inferred from the codes' names; the push states no
+order status. Both states end the order the same way in the state machine (SPEC §5)."""
+
+LOGISTICS_STATES: Final[dict[str, int | None]] = {
+    "0": None,
+    "5": None,
+    "10": 53,
+    "15": 54,
+    "20": 55,
+    "40": 56,
+    "100": None,
+}
+"""``logistics_status`` → baseline state (§3.8 [C], SPEC §4.1); None: kept, ignored."""
+
+# --------------------------------------------------------------------------- prices
+
+BOX_FEE_PER_LINE: Final = True
+"""A ``detail`` line's packaging is ``box_num × box_price`` (§3.4) [G]: whether ``box_num``
+counts boxes for the whole line or per unit is not documented; the realistic sample
+(``original_price`` = lines + boxes + shipping) fits both with quantity 1."""
+
+UNSPLIT_DISCOUNT_IS_MERCHANTS: Final = True
+"""When an ``extras`` entry states ``reduce_fee`` but not its split (``mt_charge`` /
+``poi_charge`` need the 活动费用分摊 subscription, §3.4) and ``poi_receive_detail`` gives no
+split either, the whole discount is counted as the merchant's [G]."""
+
+# --------------------------------------------------------------------------- outbound API
+
+TRANSIENT_CODES: Final = frozenset({"700", "711"})
+"""API error codes worth retrying: 700 系统错误, 711 接口调用过于频繁 (流控) (§4.4) [C for the
+meaning, G for the retry policy]. Every other code (701–708, 806, 808, 1001, 1002, 1022,
+4001 …) is final."""
+
+DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+"""How long one API call may take when ``api_timeout_seconds`` is not configured [G]."""
+
+DEFAULT_CANCEL_REASON_CODE: Final = "2007"
+"""``reason_code`` of a merchant cancel whose reason matches no row below: 2007
+其他原因 (Meituan's default when no code is sent, go-meituan's merchant reason list, §3.5)."""
+
+CANCEL_REASON_CODES: Final[dict[str, tuple[str, ...]]] = {
+    "2008": ("店铺太忙", "太忙", "busy"),
+    "2009": ("商品已售完", "售完", "售罄", "sold out"),
+    "2010": ("地址无法配送", "无法配送", "address"),
+    "2011": ("店铺已打烊", "打烊", "closed"),
+    "2012": ("联系不上用户", "联系不上", "unreachable"),
+    "2013": ("重复订单", "duplicate"),
+}
+"""The documented mapping of a ``cancel`` action's free-text reason to Meituan's merchant
+``reason_code`` (§3.5): a reason starting with a code 2001–2016 uses it; otherwise the
+first row whose words occur in the reason (case-insensitive); otherwise 2007."""
+
+MERCHANT_REASON_CODES: Final = frozenset(str(code) for code in range(2001, 2017))
+"""The merchant cancel codes Meituan accepts (§3.5, go-meituan) [C]."""
+
+DEFAULT_AGREE_REASON: Final = "同意退款"
+DEFAULT_REJECT_REASON: Final = "商家拒绝退款"
+"""``order/refund/agree`` and ``order/refund/reject`` require a ``reason`` (§4.3) [C]; these
+are sent when the action has none."""
+
+PARTIAL_REFUND_APPLICATIONS_USE_REFUND_ENDPOINTS: Final = True
+"""A user's partial-refund application is agreed or rejected with ``order/refund/agree`` /
+``order/refund/reject`` like a full one (§4.3) [G]: no separate endpoint was found."""

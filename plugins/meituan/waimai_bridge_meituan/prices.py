@@ -1,0 +1,174 @@
+"""The canonical price breakdown (SPEC §6) of a Meituan order push, every figure in fen.
+
+Meituan sends yuan (元) except in ``poi_receive_detail`` (cents) and ``package_bag_money``
+(fen) (platforms.md §3.4, §5). The user-paid total (``total``), the pre-discount total
+(``original_price``), the merchant income (``wmPoiReceiveCent``) and the commission
+(``foodShareFeeChargeByPoi``) are taken as stated; income and commission are null when the
+app is not subscribed to 商家应收款详情 and the push does not carry them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from waimai_bridge.plugin_api import (
+    NativeEvent,
+    PluginConfig,
+    PriceBreakdown,
+    PriceItem,
+    yuan_to_fen,
+)
+from waimai_bridge_meituan import assumptions as facts
+from waimai_bridge_meituan.states import whole_number
+
+PriceSemantics = Literal["discounted", "original"]
+DEFAULT_SEMANTICS: Final[PriceSemantics] = "discounted"
+
+
+def price_semantics(config: PluginConfig, store_id: str) -> PriceSemantics:
+    """What a ``detail`` line's ``price`` means for this store: its binding's
+    ``price_semantics`` if it has one, else the app's, else ``discounted`` (the platform's
+    default; ``original`` when the app subscribed to 替换折扣价为原价, §5)."""
+    binding = config.stores.get(store_id, {})
+    value = binding.get("price_semantics") or config.settings.get("price_semantics")
+    return "original" if value == "original" else DEFAULT_SEMANTICS
+
+
+def breakdown(order: NativeEvent, config: PluginConfig) -> PriceBreakdown | None:
+    """The price breakdown of an order push, or None when the push carries no order."""
+    payload = order.payload
+    detail = payload.get("detail")
+    if not isinstance(detail, list) or not _text(payload.get("total")):
+        return None
+    semantics = price_semantics(config, order.store_id)
+    lines = [line for line in detail if isinstance(line, dict)]
+    items = [item for item in (price_item(line, semantics) for line in lines) if item]
+    packaging = sum(box_fee(line) for line in lines) + _fen_or_zero(
+        payload.get("package_bag_money")
+    )
+    delivery = yuan(payload.get("shipping_fee"))
+    stated_original = _text(payload.get("original_price"))
+    original = (
+        yuan(stated_original)
+        if stated_original
+        else sum(item.unit_original * item.quantity for item in items) + packaging + delivery
+    )
+    merchant_discount, platform_discount = discounts(payload)
+    receive = payload.get("poi_receive_detail")
+    receive = receive if isinstance(receive, dict) else {}
+    return PriceBreakdown(
+        items=items,
+        original_amount=original,
+        packaging_fee=packaging,
+        delivery_fee=delivery,
+        merchant_discount=merchant_discount,
+        platform_discount=platform_discount,
+        user_paid=yuan(payload.get("total")),
+        commission=whole_number(receive.get("foodShareFeeChargeByPoi")),
+        merchant_income=merchant_income(payload, receive),
+    )
+
+
+def price_item(line: Mapping[str, Any], semantics: PriceSemantics) -> PriceItem | None:
+    """One ``detail`` line; None for a line with no quantity."""
+    quantity = whole_number(line.get("quantity"))
+    if quantity is None or quantity < 1:
+        return None
+    price = yuan(line.get("price"))
+    # retail items may state both prices explicitly (§5): those are taken as stated
+    actual = _text(line.get("actual_price"))
+    stated_original = _text(line.get("original_price"))
+    if semantics == "original":
+        unit_original = yuan(stated_original) if stated_original else price
+        unit_paid = yuan(actual) if actual else price
+    else:
+        unit_paid = yuan(actual) if actual else price
+        unit_original = yuan(stated_original) if stated_original else price
+    app_food_code = _text(line.get("app_food_code")) or None
+    sku_code = _text(line.get("sku_id")) or app_food_code
+    return PriceItem(
+        sku_code=sku_code,
+        platform_sku_id=app_food_code,
+        name=_text(line.get("food_name")) or sku_code or "?",
+        quantity=quantity,
+        unit_original=unit_original,
+        unit_paid=unit_paid,
+    )
+
+
+def box_fee(line: Mapping[str, Any]) -> int:
+    """A line's packaging: ``box_num × box_price`` (assumptions.BOX_FEE_PER_LINE)."""
+    boxes = _text(line.get("box_num"))
+    price = _text(line.get("box_price"))
+    if not boxes or not price:
+        return 0
+    per_line = yuan_to_fen(Decimal(boxes) * Decimal(price))
+    if facts.BOX_FEE_PER_LINE:
+        return per_line
+    return per_line * (whole_number(line.get("quantity")) or 1)
+
+
+def discounts(payload: Mapping[str, Any]) -> tuple[int, int]:
+    """``(merchant_discount, platform_discount)`` from ``extras``: ``poi_charge`` and
+    ``mt_charge``; a ``reduce_fee`` stated without its split is split as
+    ``poi_receive_detail`` says, else counted as the merchant's (assumptions)."""
+    extras = payload.get("extras")
+    if not isinstance(extras, list):
+        extras = []
+    entries = [entry for entry in extras or () if isinstance(entry, dict)]
+    merchant = platform = unsplit = 0
+    for entry in entries:
+        poi, mt = _text(entry.get("poi_charge")), _text(entry.get("mt_charge"))
+        if poi or mt:
+            merchant += yuan(poi) if poi else 0
+            platform += yuan(mt) if mt else 0
+        else:
+            unsplit += yuan(entry.get("reduce_fee"))
+    if unsplit:
+        receive = payload.get("poi_receive_detail")
+        if isinstance(receive, dict) and (
+            "actOrderChargeByPoi" in receive or "actOrderChargeByMt" in receive
+        ):
+            return _charges(receive.get("actOrderChargeByPoi")), _charges(
+                receive.get("actOrderChargeByMt")
+            )
+        if facts.UNSPLIT_DISCOUNT_IS_MERCHANTS:
+            merchant += unsplit
+        else:
+            platform += unsplit
+    return merchant, platform
+
+
+def merchant_income(payload: Mapping[str, Any], receive: Mapping[str, Any]) -> int | None:
+    """商家应收款 as stated: ``wmPoiReceiveCent``, else ``poi_receive_detail_yuan.poiReceive``,
+    else None (the app is not subscribed)."""
+    cents = whole_number(receive.get("wmPoiReceiveCent"))
+    if cents is not None:
+        return cents
+    in_yuan = payload.get("poi_receive_detail_yuan")
+    if isinstance(in_yuan, dict) and _text(in_yuan.get("poiReceive")):
+        return yuan(in_yuan.get("poiReceive"))
+    return None
+
+
+def yuan(value: object) -> int:
+    """An amount Meituan states in yuan, in fen; missing or empty is 0."""
+    text = _text(value)
+    return yuan_to_fen(text) if text else 0
+
+
+def _fen_or_zero(value: object) -> int:
+    number = whole_number(value)
+    return number if number is not None and number > 0 else 0
+
+
+def _charges(entries: object) -> int:
+    if not isinstance(entries, list):
+        return 0
+    return sum(_fen_or_zero(entry.get("moneyCent")) for entry in entries if isinstance(entry, dict))
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value).strip()
