@@ -31,9 +31,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def config_text(
-    database_url: str, *, hold: int = 0, broker: str = "", resend_after: float = 0.5
-) -> str:
-    """A bridge config with the test platform and two stores."""
+    database_url: str, *, hold: int = 0, broker: str = "", resend_after: float = 0.5,
+    bridge_extra: str = "",
+) -> str:  # fmt: skip
+    """A bridge config with the test platform and two stores (``bridge_extra``: more
+    ``[bridge]`` lines)."""
     return f"""
 [bridge]
 database_url = "{database_url}"
@@ -44,6 +46,7 @@ accept_hold_seconds = {hold}
 api_tokens = ["{TOKEN}"]
 sweep_interval_seconds = 0.2
 resend_after_seconds = {resend_after}
+{bridge_extra}
 
 [platforms.testpay]
 secret = "{SECRET}"

@@ -24,6 +24,8 @@ from waimai_bridge.errors import ConfigError
 from waimai_bridge.models import OrderState
 from waimai_bridge.plugins import PluginRegistry, PluginReport, PluginStatus
 from waimai_bridge.runtime import Bridge
+from waimai_bridge.store import actions as action_store
+from waimai_bridge.store import outbox
 from waimai_bridge.store.database import Database, SchemaNotCurrent
 from waimai_bridge.store.inbox import failed as failed_inbox
 from waimai_bridge.store.skus import (
@@ -46,7 +48,6 @@ class PlannedCommand:
 
 
 PLANNED: Sequence[PlannedCommand] = (
-    PlannedCommand("actions", 7, "List failed outbound actions and retry them."),
     PlannedCommand("demo", 7, "Replay a day of mixed traffic through the embedded stack."),
     PlannedCommand("contract", 8, "Run the contract harness on a plugin."),
     PlannedCommand("new-plugin", 8, "Scaffold a new platform plugin package."),
@@ -407,6 +408,77 @@ def inbox_retry(bridge: BridgeContext, row_ids: tuple[int, ...]) -> None:
     click.echo(f"{queued} inbox events {where}")
     if missing:
         raise click.ClickException(f"no failed inbox event with id {', '.join(map(str, missing))}")
+
+
+@cli.group()
+def actions() -> None:
+    """Outbound actions on the platforms: list them, retry the failed ones."""
+
+
+@actions.command("list")
+@click.option("--failed", is_flag=True, help="Only the failed ones.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@pass_context
+def actions_list(bridge: BridgeContext, failed: bool, limit: int) -> None:
+    """List actions, newest first, with the platform's last answer."""
+    status = action_store.ActionStatus.FAILED if failed else None
+    with bridge.database().transaction() as session:
+        shown = [
+            (str(row.id), row.action, row.platform, row.platform_order_id, row.status,
+             str(row.attempts), " ".join(filter(None, (row.result_code, row.result_message))))
+            for row in action_store.listing(session, status=status, limit=limit)
+        ]  # fmt: skip
+    if not shown:
+        click.echo("no failed actions" if failed else "no actions")
+        return
+    table = Table(title=f"{len(shown)} {'failed ' if failed else ''}actions", title_justify="left")
+    for column in ("id", "action", "platform", "platform order", "status", "calls", "result"):
+        table.add_column(column, overflow="fold")
+    for row in shown:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@actions.command("retry")
+@click.argument("action_ids", nargs=-1, type=int, required=True)
+@pass_context
+def actions_retry(bridge: BridgeContext, action_ids: tuple[int, ...]) -> None:
+    """Give failed actions another round of tries (after checking on the platform)."""
+    runtime = bridge.runtime()
+    bridge.database()
+    missing = [action_id for action_id in action_ids if runtime.actions.retry(action_id) is None]
+    retried = len(action_ids) - len(missing)
+    where = "queued" if not runtime.embedded else "put back; the running serve picks them up"
+    click.echo(f"{retried} actions {where}")
+    if missing:
+        raise click.ClickException(f"no failed action with id {', '.join(map(str, missing))}")
+
+
+@cli.group()
+def deliveries() -> None:
+    """Updates for subscribers: the ones given up on."""
+
+
+@deliveries.command("dead")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@pass_context
+def deliveries_dead(bridge: BridgeContext, limit: int) -> None:
+    """List the updates no subscriber took within the give-up time."""
+    with bridge.database().transaction() as session:
+        shown = [
+            (str(row.id), str(row.subscription_id), row.kind, str(row.order_id or ""),
+             str(row.attempts), row.last_error or "")
+            for row in outbox.dead(session, limit=limit)
+        ]  # fmt: skip
+    if not shown:
+        click.echo("no dead deliveries")
+        return
+    table = Table(title=f"{len(shown)} dead deliveries", title_justify="left")
+    for column in ("id", "subscription", "kind", "order", "attempts", "last error"):
+        table.add_column(column, overflow="fold")
+    for row in shown:
+        table.add_row(*row)
+    Console().print(table)
 
 
 @cli.command()

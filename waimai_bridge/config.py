@@ -62,6 +62,21 @@ class BridgeSettings(BaseSettings):
     resend_after_seconds: float = Field(
         default=60, gt=0, description="How long an event may wait in line before it is resent."
     )
+    action_tries: int = Field(
+        default=3, ge=1, le=100, description="Platform calls an action gets before it fails."
+    )
+    action_retry_seconds: float = Field(
+        default=5, ge=0, description="The wait between two tries of an action (seed 002)."
+    )
+    subscriber_retry_seconds: float = Field(
+        default=1, gt=0, description="The first wait before an update is POSTed again; doubles."
+    )
+    subscriber_give_up_seconds: float = Field(
+        default=3600, gt=0, description="How long an update is retried before it is dead."
+    )
+    subscriber_timeout_seconds: float = Field(
+        default=5, gt=0, description="How long a subscriber may take to answer."
+    )
 
     @field_validator("public_base_url")
     @classmethod

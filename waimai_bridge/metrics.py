@@ -34,3 +34,11 @@ ORDERS_RELEASED = Counter(
     "waimai_orders_released_total", "Accept holds ended, by outcome.", ["outcome"]
 )
 SWEPT = Counter("waimai_swept_total", "Messages the sweeper sent again, by kind.", ["kind"])
+ACTIONS_PERFORMED = Counter(
+    "waimai_action_attempts_total",
+    "Platform calls made for outbound actions, by platform and outcome.",
+    ["platform", "outcome"],
+)
+DELIVERIES = Counter(
+    "waimai_deliveries_total", "Subscriber POSTs, by outcome (done, retry, dead).", ["outcome"]
+)

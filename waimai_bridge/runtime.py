@@ -3,12 +3,16 @@ worker that runs in-process when the broker is."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dramatiq
 
 from waimai_bridge.clock import Clock, system_clock
 from waimai_bridge.config import Config
-from waimai_bridge.pipeline.actors import Pipeline
+from waimai_bridge.pipeline.actions import ActionWorker
+from waimai_bridge.pipeline.actors import SWEEP_BATCH, Pipeline, Swept
 from waimai_bridge.pipeline.broker import make_broker
+from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.sweeper import Sweeper
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
@@ -41,6 +45,8 @@ class Bridge:
             clock=clock,
             stale_after_ms=int(config.bridge.resend_after_seconds * 1000),
         )
+        self.actions = ActionWorker(self.pipeline)
+        self.deliverer = Deliverer(self.pipeline)
         self._worker: dramatiq.Worker | None = None
         self._sweeper: Sweeper | None = None
 
@@ -63,8 +69,19 @@ class Bridge:
         worker.queue_prefetch = prefetch
         worker.start()
         self._worker = worker
-        self._sweeper = Sweeper(self.pipeline, interval_s=self.config.bridge.sweep_interval_seconds)
+        self._sweeper = Sweeper(self.sweep, interval_s=self.config.bridge.sweep_interval_seconds)
         self._sweeper.start()
+
+    def sweep(self) -> Swept:
+        """Send again what lost messages left behind: inbox events, accept-hold releases,
+        outbound actions and subscriber deliveries."""
+        swept = self.pipeline.sweep()
+        stale_after_ms = self.pipeline.stale_after_ms
+        return replace(
+            swept,
+            actions=self.actions.sweep(stale_after_ms=stale_after_ms, limit=SWEEP_BATCH),
+            deliveries=int(self.deliverer.sweep(stale_after_ms=stale_after_ms)),
+        )
 
     def stop(self) -> None:
         """Stop the worker and sweeper (if running), close the broker and the database."""

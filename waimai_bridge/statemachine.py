@@ -145,6 +145,8 @@ class OrderFold:
     refunded: bool = False
     rider_state: RiderState | None = None
     refunded_amount_fen: int = 0
+    pending_request: PlatformState | None = None
+    """The request (cancel or refund family) that is pending, if one is."""
 
     @property
     def resting_state(self) -> OrderState | None:
@@ -193,6 +195,9 @@ def step(fold: OrderFold, entry: LogEntry, *, user_paid_fen: int | None = None) 
         fulfilment=_further(fold.fulfilment, transition.fulfilment),
         rider_state=transition.rider or fold.rider_state,
         pending=(request is Request.OPEN) if request is not None else fold.pending,
+        pending_request=(entry.state if request is Request.OPEN else None)
+        if request is not None
+        else fold.pending_request,
         partially_refunded=fold.partially_refunded or (agreed and entry.partial),
         refunded=fold.refunded or refunds_all,
         refunded_amount_fen=amount,

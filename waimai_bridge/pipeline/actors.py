@@ -16,6 +16,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Broker, Message
+from sqlalchemy.orm import Session
 
 from waimai_bridge.clock import Clock, system_clock
 from waimai_bridge.config import Config
@@ -27,10 +28,10 @@ from waimai_bridge.metrics import (
     SWEPT,
 )
 from waimai_bridge.models import Capability, Event, NativeEvent, PriceBreakdown
-from waimai_bridge.pipeline.shards import queue_name, shard_of
+from waimai_bridge.pipeline.shards import DELIVER, DELIVERY_QUEUE, queue_name, shard_of
 from waimai_bridge.pipeline.signals import signals_for
 from waimai_bridge.plugins import PluginRegistry
-from waimai_bridge.store import inbox
+from waimai_bridge.store import inbox, outbox
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.orders import (
     Incoming,
@@ -61,6 +62,8 @@ class Swept:
 
     events: int
     releases: int
+    actions: int = 0
+    deliveries: int = 0
 
 
 class Pipeline:
@@ -90,6 +93,7 @@ class Pipeline:
             self._stores[shard_of(store_id, self.shards)].append(store_id)
         for shard in range(self.shards):
             broker.declare_queue(queue_name(shard))
+        broker.declare_queue(DELIVERY_QUEUE)
         self._process = dramatiq.Actor(
             self.process_shard, broker=broker, actor_name=PROCESS_SHARD,
             queue_name=queue_name(0), priority=0, options={},
@@ -100,9 +104,10 @@ class Pipeline:
         )  # fmt: skip
 
     def queues(self, shards: Iterable[int] | None = None) -> set[str]:
-        """The queue names of ``shards`` (all shards when None)."""
+        """The queues a worker of ``shards`` (all shards when None) consumes: theirs, and
+        the subscriber deliveries' queue, which every worker shares."""
         chosen = range(self.shards) if shards is None else shards
-        return {queue_name(shard) for shard in chosen}
+        return {queue_name(shard) for shard in chosen} | {DELIVERY_QUEUE}
 
     # ------------------------------------------------------------------ receiving
 
@@ -131,7 +136,9 @@ class Pipeline:
         except Exception:  # the broker's Redis is down: the sweeper wakes the shard later
             logger.warning("could not raise the signal of shard %s", shard, exc_info=True)
             return
-        if (raised or force) and not self._send(self._process, shard, (shard,), quiet=True):
+        if (raised or force) and not self.send(
+            PROCESS_SHARD, queue_name(shard), (shard,), quiet=True
+        ):
             self._lower_quietly(shard)
 
     def _lower_quietly(self, shard: int) -> None:
@@ -184,6 +191,7 @@ class Pipeline:
             applied = apply_events(session, incoming, accept_hold_ms=self.accept_hold_ms)
             for row in taken:
                 inbox.mark_done(row, now)
+        self.deliveries_written(session)
         if len(rows) == BATCH:
             self.wake(shard, force=True)
         committed = self.clock()
@@ -217,6 +225,7 @@ class Pipeline:
                     session, self._stores[self._shard_of(store_id)],
                     accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=BATCH,
                 )  # fmt: skip
+        self.deliveries_written(session)
         for outcome in [released, *others]:
             ORDERS_RELEASED.labels(outcome.outcome).inc()
         if released.outcome is Release.NOT_YET and released.release_at_ms is not None:
@@ -227,9 +236,9 @@ class Pipeline:
     ) -> None:
         """Send the release of an order's hold for ``at_ms`` (a delayed message)."""
         delay = max(at_ms - self.clock(), 0)
-        self._send(
-            self._release,
-            self._shard_of(store_id),
+        self.send(
+            RELEASE_ORDER,
+            self.queue_of(store_id),
             (platform, platform_order_id, store_id),
             delay=delay,
             quiet=True,
@@ -251,8 +260,10 @@ class Pipeline:
         for shard in sorted(shards):
             self.wake(shard, force=True)
         for platform, platform_order_id, store_id in holds:
-            self._send(
-                self._release, self._shard_of(store_id), (platform, platform_order_id, store_id)
+            self.send(
+                RELEASE_ORDER,
+                self.queue_of(store_id),
+                (platform, platform_order_id, store_id),
             )
         SWEPT.labels("event").inc(sum(shards.values()))
         SWEPT.labels("release").inc(len(holds))
@@ -263,6 +274,10 @@ class Pipeline:
     def _shard_of(self, store_id: str) -> int:
         return shard_of(store_id, self.shards)
 
+    def queue_of(self, store_id: str) -> str:
+        """The queue of a store's shard: every message about its orders goes there."""
+        return queue_name(self._shard_of(store_id))
+
     def _read(self, native: NativeEvent) -> tuple[Event, PriceBreakdown | None]:
         platform = self.registry.platform(native.platform)
         event = platform.event(native)
@@ -271,14 +286,26 @@ class Pipeline:
             price = platform.price_breakdown(native, self.config.plugin_config(native.platform))
         return event, price
 
-    def _send(
-        self, actor: dramatiq.Actor[Any, Any], shard: int, args: tuple[Any, ...],
+    def deliveries_written(self, session: Session) -> None:
+        """Queue a subscriber delivery run if the committed transaction of ``session``
+        wrote updates to the outbox."""
+        if session.info.pop(outbox.WRITTEN, 0):
+            self.wake_deliveries()
+
+    def wake_deliveries(self, *, at_ms: int | None = None) -> None:
+        """Queue a subscriber delivery run, now or at ``at_ms``."""
+        delay = None if at_ms is None else max(at_ms - self.clock(), 0)
+        self.send(DELIVER, DELIVERY_QUEUE, (), delay=delay, quiet=True)
+
+    def send(
+        self, actor_name: str, queue: str, args: tuple[Any, ...],
         *, delay: int | None = None, quiet: bool = False,
     ) -> bool:  # fmt: skip
-        """Send a message to the queue of ``shard``; False when ``quiet`` hid a failure."""
+        """Send a message for the actor ``actor_name`` to ``queue``; False when ``quiet``
+        hid a failure (the durable state is committed, so a sweep sends it again)."""
         message: Message[Any] = Message(
-            queue_name=queue_name(shard),
-            actor_name=actor.actor_name,
+            queue_name=queue,
+            actor_name=actor_name,
             args=args,
             kwargs={},
             options={},
@@ -290,7 +317,7 @@ class Pipeline:
                 raise
             # the durable state is committed: the sweeper sends this again
             logger.warning(
-                "could not queue %s%r; the sweeper will", actor.actor_name, args, exc_info=True
+                "could not queue %s%r; the sweeper will", actor_name, args, exc_info=True
             )
             return False
         return True

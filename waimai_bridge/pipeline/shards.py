@@ -9,6 +9,10 @@ from __future__ import annotations
 import zlib
 
 QUEUE_PREFIX = "waimai.shard."
+DELIVERY_QUEUE = "waimai.deliveries"
+"""The queue of subscriber deliveries: not store-pinned, consumed by every worker."""
+DELIVER = "waimai.deliver"
+"""The actor that POSTs due subscriber updates (on :data:`DELIVERY_QUEUE`)."""
 
 
 def shard_of(store_id: str, shards: int) -> int:

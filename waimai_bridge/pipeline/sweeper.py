@@ -1,20 +1,21 @@
-"""A background thread that runs the pipeline's sweep every few seconds."""
+"""A background thread that runs the bridge's sweep every few seconds."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
-from waimai_bridge.pipeline.actors import Pipeline
+from waimai_bridge.pipeline.actors import Swept
 
 logger = logging.getLogger(__name__)
 
 
 class Sweeper:
-    """Calls :meth:`Pipeline.sweep` every ``interval_s`` seconds until stopped."""
+    """Calls ``sweep`` every ``interval_s`` seconds until stopped."""
 
-    def __init__(self, pipeline: Pipeline, *, interval_s: float = 15.0) -> None:
-        self._pipeline = pipeline
+    def __init__(self, sweep: Callable[[], Swept], *, interval_s: float = 15.0) -> None:
+        self._sweep = sweep
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="waimai-sweeper", daemon=True)
@@ -32,9 +33,9 @@ class Sweeper:
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                swept = self._pipeline.sweep()
+                swept = self._sweep()
             except Exception:  # the database or broker is down: try again next round
                 logger.warning("sweep failed; retrying in %ss", self._interval_s, exc_info=True)
                 continue
-            if swept.events or swept.releases:
-                logger.info("swept %d events and %d releases", swept.events, swept.releases)
+            if any(vars(swept).values()):
+                logger.info("swept: %s", swept)

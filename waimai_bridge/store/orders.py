@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
+from waimai_bridge.store import outbox
 from waimai_bridge.store.skus import product_ids
 from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, OrderItem, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict
@@ -276,6 +277,12 @@ def release_due(
     return _release(session, due, accept_hold_ms, now_ms)
 
 
+def order_fold(session: Session, platform_order: PlatformOrder) -> OrderFold:
+    """The fold of a platform order's whole log: where it stands now."""
+    log = _logs(session, [platform_order.id])[platform_order.id]
+    return fold([_entry(row) for row in log], user_paid_fen=_user_paid(platform_order))
+
+
 def _release(
     session: Session, held: Sequence[PlatformOrder], accept_hold_ms: int, now_ms: int
 ) -> list[Released]:
@@ -322,7 +329,17 @@ def _release(
             Release.STORED, order.id, overdue_ms=overdue[platform_order.id]
         )
     _store_items(session, stored, now_ms)
+    for _, order in stored:
+        _tell_subscribers(session, order, None, now_ms)
     return [outcomes[platform_order.id] for platform_order in held]
+
+
+def _tell_subscribers(session: Session, order: Order, previous: str | None, now_ms: int) -> None:
+    outbox.order_update(
+        session, order_id=order.id, platform=order.platform, store_id=order.store_id,
+        status=order.state, previous_status=previous, rider_state=order.rider_state,
+        version=order.version, now_ms=now_ms,
+    )  # fmt: skip
 
 
 def overdue_holds(
@@ -400,9 +417,11 @@ def _update_order(
     assert state.order_state is not None  # a stored order was accepted
     observed = (state.order_state, state.rider_state, state.refunded_amount_fen)
     if observed != (order.state, order.rider_state, order.refunded_amount_fen):
+        previous = order.state
         order.state, order.rider_state, order.refunded_amount_fen = observed
         order.version += 1
         order.updated_at_ms = now_ms
+        _tell_subscribers(session, order, previous, now_ms)
     if order.price is None and platform_order.price is not None:
         order.price = platform_order.price
         _store_items(session, [(platform_order, order)], now_ms)

@@ -198,3 +198,79 @@ class InboxEvent(Base):
     error: Mapped[str | None] = mapped_column(Text)
     enqueued_at_ms: Mapped[int]
     done_at_ms: Mapped[int | None]
+
+
+class OutboundAction(Base):
+    """An action of the chain's own system on a platform order (SPEC §7.3), and its fate.
+
+    ``status`` is ``pending`` until the platform answered ``done`` or the action
+    ``failed`` (rejected, ``attempt_limit`` reached, or an outcome nobody can know; a
+    human's retry raises the limit). While a worker
+    calls the platform, ``in_flight_since_ms`` is set: an action found in flight by another
+    delivery of its message is never called a second time.
+    """
+
+    __tablename__ = "outbound_actions"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        Index(None, "status", "next_attempt_at_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str] = mapped_column(String(32))
+    platform_order_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    attempt_limit: Mapped[int] = mapped_column(Integer)
+    next_attempt_at_ms: Mapped[int]
+    in_flight_since_ms: Mapped[int | None]
+    result_code: Mapped[str | None] = mapped_column(String(64))
+    result_message: Mapped[str | None] = mapped_column(Text)
+    created_at_ms: Mapped[int]
+    updated_at_ms: Mapped[int]
+
+
+class Subscription(Base):
+    """A subscriber webhook (seed 001): where order updates are POSTed, signed with
+    ``secret``; the filters (null: everything) narrow what it hears."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    store_ids: Mapped[list[Any] | None]
+    platforms: Mapped[list[Any] | None]
+    states: Mapped[list[Any] | None]
+    created_at_ms: Mapped[int]
+
+
+class Delivery(Base):
+    """One update for one subscriber (the outbox), written in the transaction of the change.
+
+    ``body`` is the JSON exactly as it is signed and sent. ``status`` is ``pending`` until
+    the subscriber answered 2xx (``done``) or it was retried for the give-up time
+    (``dead``).
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index(None, "status", "next_attempt_at_ms"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    order_id: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at_ms: Mapped[int]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at_ms: Mapped[int]
+    delivered_at_ms: Mapped[int | None]

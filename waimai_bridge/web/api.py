@@ -25,7 +25,8 @@ from waimai_bridge.web.views import (
 _bearer = HTTPBearer(auto_error=False, description="One of [bridge].api_tokens.")
 
 
-def _bridge(request: Request) -> Bridge:
+def bridge_of(request: Request) -> Bridge:
+    """The bridge the app serves."""
     bridge: Bridge = request.app.state.bridge
     return bridge
 
@@ -35,7 +36,7 @@ def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Let the request through only with one of the configured bearer tokens."""
-    tokens = _bridge(request).config.bridge.api_tokens
+    tokens = bridge_of(request).config.bridge.api_tokens
     challenge = {"WWW-Authenticate": "Bearer"}
     if not tokens:
         raise HTTPException(401, "no API tokens are configured ([bridge].api_tokens)", challenge)
@@ -80,7 +81,7 @@ async def orders(
 ) -> OrderPage:
     """Orders matching every filter given, oldest first, a page at a time."""
     since_ms = _since_ms(since)
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
 
     def query() -> OrderPage:
         with bridge.database.transaction() as session:
@@ -101,7 +102,7 @@ async def orders(
 @router.get("/orders/{order_id}", response_model=OrderView, summary="One order")
 async def order(request: Request, order_id: int) -> OrderView:
     """The unified order with its events."""
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
 
     def query() -> OrderView | None:
         with bridge.database.transaction() as session:
@@ -122,7 +123,7 @@ async def platform_order(
     request: Request, platform: str, platform_order_id: str
 ) -> PlatformOrderView:
     """The ``waimai_order`` view: latest platform state, remembered state, stored or not."""
-    bridge = _bridge(request)
+    bridge = bridge_of(request)
 
     def query() -> PlatformOrderView | None:
         with bridge.database.transaction() as session:

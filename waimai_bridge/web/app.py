@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge import __version__
 from waimai_bridge.runtime import Bridge
-from waimai_bridge.web import api, webhooks
+from waimai_bridge.web import actions, api, subscriptions, webhooks
 from waimai_bridge.web.errors import error
 
 WEB_THREADS = 4
@@ -47,6 +47,8 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> FastAPI:
     app.state.bridge = bridge
     app.include_router(webhooks.router)
     app.include_router(api.router)
+    app.include_router(actions.router)
+    app.include_router(subscriptions.router)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -1,0 +1,197 @@
+"""Outbound actions: the chain's own system acting on a platform order (SPEC §7.3).
+
+An action is written once per idempotency key, then performed by an actor on the order's
+shard queue: claim an attempt (committed), call the platform's ``outbound_action``
+outside any transaction, record the answer. Transient failures are tried again after
+``[bridge].action_retry_seconds``, up to ``action_tries`` calls; an attempt whose worker
+died mid-call is never repeated (its outcome is unknown, so it fails for a human).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import dramatiq
+from sqlalchemy.orm import Session
+
+from waimai_bridge.action_rules import allowed_actions, refusal
+from waimai_bridge.errors import WaimaiBridgeError
+from waimai_bridge.metrics import ACTIONS_PERFORMED
+from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult, Capability
+from waimai_bridge.pipeline.actors import Pipeline
+from waimai_bridge.pipeline.shards import queue_name
+from waimai_bridge.store import actions
+from waimai_bridge.store.orders import lock_platform_order, order_fold
+from waimai_bridge.store.tables import OutboundAction, PlatformOrder
+
+logger = logging.getLogger(__name__)
+
+PERFORM_ACTION = "waimai.perform_action"
+IN_FLIGHT_TIMEOUT_MS = 120_000
+"""How long an attempt may be in flight before its worker is taken for dead."""
+
+
+class ActionRefused(WaimaiBridgeError):
+    """An action that cannot be asked; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str, allowed: list[Action] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.allowed = allowed
+
+
+@dataclass(frozen=True)
+class Asked:
+    """An action as :meth:`ActionWorker.ask` left it; ``created`` when this call made it."""
+
+    action: OutboundAction
+    created: bool
+
+
+class ActionWorker:
+    """Asks, performs and retries outbound actions, on the pipeline's broker and queues."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        settings = pipeline.config.bridge
+        self.tries = settings.action_tries
+        self.retry_delay_ms = int(settings.action_retry_seconds * 1000)
+        self._actor = dramatiq.Actor(
+            self.perform, broker=pipeline.broker, actor_name=PERFORM_ACTION,
+            queue_name=queue_name(0), priority=0, options={},
+        )  # fmt: skip
+
+    def ask(
+        self, *, platform: str, platform_order_id: str, action: Action, reason: str | None,
+        key: str,
+    ) -> Asked:  # fmt: skip
+        """The action of ``key`` on a platform order: created and queued when new.
+
+        :raises ActionRefused: 404 an unknown order; 422 an action the platform's plugin
+            does not support; 409 an action that makes no sense in the order's state, or a
+            key already used for another order or action.
+        """
+        supported = self._supported(platform)
+        pipeline = self.pipeline
+        with pipeline.database.transaction() as session:
+            platform_order = lock_platform_order(session, platform, platform_order_id)
+            if platform_order is None:
+                raise ActionRefused(404, f"no {platform} order {platform_order_id!r} is known")
+            existing = actions.by_key(session, key)
+            if existing is None:
+                self._check(action, supported, platform_order, session)
+            try:
+                asked = actions.ask(
+                    session, key=key, action=action, platform_order=platform_order,
+                    reason=reason, attempt_limit=self.tries, now_ms=pipeline.clock(),
+                )  # fmt: skip
+            except actions.KeyConflict as exc:
+                raise ActionRefused(409, str(exc)) from None
+            session.flush()
+            session.expunge(asked.action)
+        if asked.created:
+            self._queue(asked.action.id, asked.action.store_id)
+        return Asked(asked.action, asked.created)
+
+    def perform(self, action_id: int) -> None:
+        """Make the due attempt of an action, record how the platform answered, and come
+        back for the next try when a transient failure leaves tries."""
+        pipeline = self.pipeline
+        with pipeline.database.transaction() as session:
+            claim = actions.claim(
+                session, action_id, now_ms=pipeline.clock(),
+                in_flight_timeout_ms=IN_FLIGHT_TIMEOUT_MS,
+            )  # fmt: skip
+            row = session.get(OutboundAction, action_id)
+            store_id = None if row is None else row.store_id
+            platform = None if row is None else row.platform
+        pipeline.deliveries_written(session)
+        if claim.step is actions.Step.LATER and claim.at_ms is not None and store_id:
+            self._queue(action_id, store_id, at_ms=claim.at_ms)
+        if claim.step is not actions.Step.CALL or claim.request is None or platform is None:
+            return
+        result = self._call(platform, claim.request)
+        ACTIONS_PERFORMED.labels(platform, result.outcome.value).inc()
+        with pipeline.database.transaction() as session:
+            row = actions.record(
+                session, action_id, result, now_ms=pipeline.clock(),
+                retry_delay_ms=self.retry_delay_ms,
+            )  # fmt: skip
+            again = row.next_attempt_at_ms if row and row.status == "pending" else None
+        pipeline.deliveries_written(session)
+        if again is not None and store_id:
+            self._queue(action_id, store_id, at_ms=again)
+
+    def retry(self, action_id: int) -> OutboundAction | None:
+        """Give a failed action another round of tries; None if no failed action has that id."""
+        with self.pipeline.database.transaction() as session:
+            row = actions.retry(session, action_id, tries=self.tries, now_ms=self.pipeline.clock())
+            if row is not None:
+                session.flush()
+                session.expunge(row)
+        if row is not None:
+            self._queue(row.id, row.store_id)
+        return row
+
+    def sweep(self, *, stale_after_ms: int, limit: int) -> int:
+        """Send again the messages of pending actions that look lost; how many."""
+        now = self.pipeline.clock()
+        with self.pipeline.database.transaction() as session:
+            found = actions.stale(
+                session, due_before_ms=now - stale_after_ms,
+                in_flight_before_ms=now - IN_FLIGHT_TIMEOUT_MS, limit=limit,
+            )  # fmt: skip
+        for action_id, store_id in found:
+            self._queue(action_id, store_id)
+        return len(found)
+
+    # ------------------------------------------------------------------ internals
+
+    def _supported(self, platform: str) -> frozenset[Action]:
+        try:
+            plugin = self.pipeline.registry.platform(platform)
+        except LookupError:
+            raise ActionRefused(404, f"no platform {platform!r} is loaded") from None
+        if not plugin.supports(Capability.OUTBOUND_ACTION):
+            return frozenset()
+        return frozenset(plugin.manifest.actions)
+
+    def _check(
+        self, action: Action, supported: frozenset[Action], platform_order: PlatformOrder,
+        session: Session,
+    ) -> None:  # fmt: skip
+        fold = order_fold(session, platform_order)
+        allowed = allowed_actions(fold, supported)
+        if action not in supported:
+            names = ", ".join(sorted(a.value for a in supported)) or "none"
+            raise ActionRefused(
+                422,
+                f"the {platform_order.platform} plugin does not support {action.value!r} "
+                f"(it supports: {names})",
+                allowed,
+            )
+        why = refusal(action, fold)
+        if why is not None:
+            state = fold.order_state.value if fold.order_state else "not accepted"
+            names = ", ".join(a.value for a in allowed) or "none"
+            raise ActionRefused(409, f"{why}; the order is {state} (allowed now: {names})", allowed)
+
+    def _call(self, platform: str, request: ActionRequest) -> ActionResult:
+        try:
+            plugin = self.pipeline.registry.platform(platform)
+            config = self.pipeline.config.plugin_config(platform)
+            return plugin.outbound_action(request, config)
+        except Exception as exc:  # a plugin bug: failing is safe, calling again may not be
+            logger.exception("action %s: the %s plugin failed", request.action_id, platform)
+            return ActionResult(
+                outcome=ActionOutcome.REJECTED, code="PLUGIN_ERROR",
+                message=f"{type(exc).__name__}: {exc}"[:500],
+            )  # fmt: skip
+
+    def _queue(self, action_id: int, store_id: str, *, at_ms: int | None = None) -> None:
+        delay = None if at_ms is None else max(at_ms - self.pipeline.clock(), 0)
+        self.pipeline.send(
+            PERFORM_ACTION, self.pipeline.queue_of(store_id), (action_id,), delay=delay, quiet=True
+        )

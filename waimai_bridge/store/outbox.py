@@ -1,0 +1,194 @@
+"""Subscriber webhooks (seed 001): the subscriptions, and the outbox of updates for them.
+
+Every order state change and every action outcome is written here, one delivery per
+matching subscription, in the same transaction as the change itself — so an update is
+sent if and only if the change was committed. A worker then POSTs the due deliveries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from waimai_bridge.store.tables import Delivery, OutboundAction, Subscription
+
+SUBSCRIPTIONS = "waimai.subscriptions"
+"""``session.info`` key: the subscriptions, read once per transaction."""
+WRITTEN = "waimai.deliveries_written"
+"""``session.info`` key: how many deliveries the transaction wrote."""
+
+ORDER_STATUS = "order.status"
+ACTION_OUTCOME = "action.outcome"
+
+
+def subscribe(
+    session: Session,
+    *,
+    url: str,
+    secret: str,
+    store_ids: Sequence[str] | None,
+    platforms: Sequence[str] | None,
+    states: Sequence[str] | None,
+    now_ms: int,
+) -> Subscription:
+    """A new subscription."""
+    row = Subscription(
+        url=url, secret=secret, created_at_ms=now_ms,
+        store_ids=list(store_ids) if store_ids else None,
+        platforms=list(platforms) if platforms else None,
+        states=list(states) if states else None,
+    )  # fmt: skip
+    session.add(row)
+    session.flush()
+    return row
+
+
+def unsubscribe(session: Session, subscription_id: int) -> bool:
+    """Delete a subscription and its undelivered updates; False if there is none."""
+    session.execute(delete(Delivery).where(Delivery.subscription_id == subscription_id))
+    deleted = session.execute(delete(Subscription).where(Subscription.id == subscription_id))
+    return bool(getattr(deleted, "rowcount", 0))
+
+
+def subscriptions(session: Session) -> Sequence[Subscription]:
+    """Every subscription, oldest first."""
+    return session.execute(select(Subscription).order_by(Subscription.id)).scalars().all()
+
+
+def order_update(
+    session: Session,
+    *,
+    order_id: int,
+    platform: str,
+    store_id: str,
+    status: str,
+    previous_status: str | None,
+    rider_state: str | None,
+    version: int,
+    now_ms: int,
+) -> None:
+    """Write an ``OrderStatusUpdate`` for every subscription that wants it."""
+    body = {
+        "type": ORDER_STATUS, "orderId": order_id, "status": status,
+        "previousStatus": previous_status, "riderState": rider_state, "platform": platform,
+        "storeId": store_id, "version": version, "timestamp": now_ms,
+    }  # fmt: skip
+    _write(session, body, order_id=order_id, store_id=store_id, platform=platform,
+           state=status, now_ms=now_ms)  # fmt: skip
+
+
+def action_outcome(session: Session, action: OutboundAction, now_ms: int) -> None:
+    """Write an action's outcome (done or failed) for every subscription that wants it."""
+    body = {
+        "type": ACTION_OUTCOME, "actionId": action.id, "action": action.action,
+        "orderId": action.order_id, "platform": action.platform,
+        "platformOrderId": action.platform_order_id, "storeId": action.store_id,
+        "status": action.status, "attempts": action.attempts,
+        "result": {"code": action.result_code, "message": action.result_message},
+        "timestamp": now_ms,
+    }  # fmt: skip
+    _write(session, body, order_id=action.order_id, store_id=action.store_id,
+           platform=action.platform, state=None, now_ms=now_ms)  # fmt: skip
+
+
+def _write(
+    session: Session, body: dict[str, Any], *, order_id: int | None, store_id: str,
+    platform: str, state: str | None, now_ms: int,
+) -> None:  # fmt: skip
+    if SUBSCRIPTIONS not in session.info:
+        session.info[SUBSCRIPTIONS] = [
+            (row.id, row.store_ids, row.platforms, row.states) for row in subscriptions(session)
+        ]
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    fresh = {
+        "order_id": order_id, "kind": body["type"], "body": text, "status": "pending",
+        "attempts": 0, "next_attempt_at_ms": now_ms, "last_error": None,
+        "created_at_ms": now_ms, "delivered_at_ms": None,
+    }  # fmt: skip
+    rows = [
+        {"subscription_id": subscription_id, **fresh}
+        for subscription_id, store_ids, platforms, states in session.info[SUBSCRIPTIONS]
+        if (not store_ids or store_id in store_ids)
+        and (not platforms or platform in platforms)
+        and (not states or state is None or state in states)
+    ]
+    if rows:
+        session.execute(insert(Delivery), rows)
+        session.info[WRITTEN] = session.info.get(WRITTEN, 0) + len(rows)
+
+
+def take_due(session: Session, *, now_ms: int, lease_ms: int, limit: int) -> list[Delivery]:
+    """Due pending deliveries (rows other workers hold are skipped), leased for
+    ``lease_ms``: another worker will not take them again before that."""
+    statement = (
+        select(Delivery)
+        .where(Delivery.status == "pending", Delivery.next_attempt_at_ms <= now_ms)
+        .order_by(Delivery.next_attempt_at_ms, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list(session.execute(statement).scalars())
+    for row in rows:
+        row.next_attempt_at_ms = now_ms + lease_ms
+    return rows
+
+
+def secrets(session: Session, subscription_ids: set[int]) -> dict[int, tuple[str, str]]:
+    """Subscription id → (url, secret)."""
+    statement = select(Subscription.id, Subscription.url, Subscription.secret).where(
+        Subscription.id.in_(subscription_ids)
+    )
+    return {row_id: (url, secret) for row_id, url, secret in session.execute(statement)}
+
+
+def delivered(session: Session, delivery_id: int, *, now_ms: int) -> None:
+    """The subscriber took the update."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(status="done", delivered_at_ms=now_ms, attempts=Delivery.attempts + 1,
+                last_error=None)
+    )  # fmt: skip
+
+
+def not_delivered(
+    session: Session, delivery: Delivery, error: str, *, now_ms: int, first_retry_ms: int,
+    give_up_ms: int,
+) -> int | None:  # fmt: skip
+    """The subscriber failed: try again after an exponential backoff (doubling from
+    ``first_retry_ms``, at most 5 minutes), or mark the delivery dead once it has been
+    tried for ``give_up_ms``. Returns when to try again, or None when dead."""
+    attempts = delivery.attempts + 1
+    if now_ms - delivery.created_at_ms >= give_up_ms:
+        values: dict[str, Any] = {"status": "dead"}
+        again = None
+    else:
+        again = now_ms + min(first_retry_ms * 2 ** (attempts - 1), MAX_BACKOFF_MS)
+        values = {"next_attempt_at_ms": again}
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id)
+        .values(attempts=attempts, last_error=error[:1000], **values)
+    )
+    return again
+
+
+MAX_BACKOFF_MS = 300_000
+
+
+def next_due_ms(session: Session) -> int | None:
+    """When the earliest pending delivery is due."""
+    statement = select(func.min(Delivery.next_attempt_at_ms)).where(Delivery.status == "pending")
+    return session.execute(statement).scalar_one_or_none()
+
+
+def dead(session: Session, *, limit: int = 100) -> Sequence[Delivery]:
+    """Deliveries given up on, newest first."""
+    statement = (
+        select(Delivery).where(Delivery.status == "dead").order_by(Delivery.id.desc()).limit(limit)
+    )
+    return session.execute(statement).scalars().all()
