@@ -384,12 +384,11 @@ def inbox_failed(bridge: BridgeContext, limit: int) -> None:
     if not shown:
         click.echo("no failed inbox events")
         return
-    table = Table(title=f"{len(shown)} failed inbox events", title_justify="left")
-    for column in ("id", "platform", "platform order", "code", "attempts", "error"):
-        table.add_column(column, overflow="fold")
-    for row in shown:
-        table.add_row(*row)
-    Console().print(table)
+    _print_table(
+        f"{len(shown)} failed inbox events",
+        ("id", "platform", "platform order", "code", "attempts", "error"),
+        shown,
+    )
 
 
 @inbox.command("retry")
@@ -431,12 +430,11 @@ def actions_list(bridge: BridgeContext, failed: bool, limit: int) -> None:
     if not shown:
         click.echo("no failed actions" if failed else "no actions")
         return
-    table = Table(title=f"{len(shown)} {'failed ' if failed else ''}actions", title_justify="left")
-    for column in ("id", "action", "platform", "platform order", "status", "calls", "result"):
-        table.add_column(column, overflow="fold")
-    for row in shown:
-        table.add_row(*row)
-    Console().print(table)
+    _print_table(
+        f"{len(shown)} {'failed ' if failed else ''}actions",
+        ("id", "action", "platform", "platform order", "status", "calls", "result"),
+        shown,
+    )
 
 
 @actions.command("retry")
@@ -473,10 +471,18 @@ def deliveries_dead(bridge: BridgeContext, limit: int) -> None:
     if not shown:
         click.echo("no dead deliveries")
         return
-    table = Table(title=f"{len(shown)} dead deliveries", title_justify="left")
-    for column in ("id", "subscription", "kind", "order", "attempts", "last error"):
+    _print_table(
+        f"{len(shown)} dead deliveries",
+        ("id", "subscription", "kind", "order", "attempts", "last error"),
+        shown,
+    )
+
+
+def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
         table.add_column(column, overflow="fold")
-    for row in shown:
+    for row in rows:
         table.add_row(*row)
     Console().print(table)
 
