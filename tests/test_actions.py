@@ -268,4 +268,9 @@ def test_an_attempt_whose_worker_died_is_never_made_again(database: Database) ->
         )  # fmt: skip
         # the dead worker's answer, arriving after all, changes nothing
         done = ActionResult(outcome=ActionOutcome.DONE)
-        assert actions.record(session, action_id, done, now_ms=80_000, retry_delay_ms=0) is None
+        assert (
+            actions.record(
+                session, action_id, done, started_ms=2_000, now_ms=80_000, retry_delay_ms=0
+            )
+            is None
+        )

@@ -116,8 +116,8 @@ class ActionWorker:
         ACTIONS_PERFORMED.labels(platform, result.outcome.value).inc()
         with pipeline.database.transaction() as session:
             row = actions.record(
-                session, action_id, result, now_ms=pipeline.clock(),
-                retry_delay_ms=self.retry_delay_ms,
+                session, action_id, result, started_ms=claim.at_ms or 0,
+                now_ms=pipeline.clock(), retry_delay_ms=self.retry_delay_ms,
             )  # fmt: skip
             again = row.next_attempt_at_ms if row and row.status == "pending" else None
         pipeline.deliveries_written(session)

@@ -110,6 +110,8 @@ class Claim:
     step: Step
     request: ActionRequest | None = None
     at_ms: int | None = None
+    """For ``LATER``: when the action is due. For ``CALL``: when the attempt started,
+    which :func:`record` must be given back."""
 
 
 def claim(session: Session, action_id: int, *, now_ms: int, in_flight_timeout_ms: int) -> Claim:
@@ -143,17 +145,18 @@ def claim(session: Session, action_id: int, *, now_ms: int, in_flight_timeout_ms
         platform_order_id=row.platform_order_id, store_id=row.store_id, reason=row.reason,
         attempt=row.attempts,
     )  # fmt: skip
-    return Claim(Step.CALL, request=request)
+    return Claim(Step.CALL, request=request, at_ms=now_ms)
 
 
 def record(
-    session: Session, action_id: int, result: ActionResult, *, now_ms: int, retry_delay_ms: int
-) -> OutboundAction | None:
-    """Keep the platform's answer to the attempt in flight: done, failed, or pending again
-    after ``retry_delay_ms`` (a transient failure with tries left). None when the attempt
-    is no longer in flight (it was given up meanwhile)."""
+    session: Session, action_id: int, result: ActionResult, *, started_ms: int, now_ms: int,
+    retry_delay_ms: int,
+) -> OutboundAction | None:  # fmt: skip
+    """Keep the platform's answer to the attempt that started at ``started_ms``: done,
+    failed, or pending again after ``retry_delay_ms`` (a transient failure with tries
+    left). None when that attempt is no longer in flight (it was given up meanwhile)."""
     row = session.get(OutboundAction, action_id, with_for_update=True)
-    if row is None or row.status != ActionStatus.PENDING or row.in_flight_since_ms is None:
+    if row is None or row.status != ActionStatus.PENDING or row.in_flight_since_ms != started_ms:
         return None
     if result.outcome is ActionOutcome.DONE:
         _finish(session, row, ActionStatus.DONE, result.code, result.message, now_ms)
