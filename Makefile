@@ -16,8 +16,8 @@ PLUGINS            := eleme meituan own_pos
 PLUGIN_DIRS        := $(addprefix plugins/,$(PLUGINS))
 PLUGIN_PYPROJECTS  := $(addsuffix /pyproject.toml,$(PLUGIN_DIRS))
 
-# The main job that `make run` starts; swap it here (later: waimai-bridge demo).
-MAIN_JOB := $(BIN)/waimai-bridge plugins
+# The main job that `make run` starts: the demo (a lunch service through the embedded stack).
+MAIN_JOB := $(BIN)/waimai-bridge demo
 
 PYTEST_ARGS ?=
 

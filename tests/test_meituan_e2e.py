@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from waimai_bridge_meituan.examples import logistics, order, partial, refund
 from waimai_bridge_meituan.testing import (
     FIXTURE_APP_ID,
     FIXTURE_PUBLIC_BASE_URL,
@@ -21,7 +22,7 @@ from waimai_bridge_meituan.testing import (
 )
 
 from tests.processes import bridge_command, environment, free_port, processes, wait_until
-from tests.test_meituan_push import SAMPLE_PRICE, logistics, order, partial, refund
+from tests.test_meituan_push import SAMPLE_PRICE
 from waimai_bridge.plugins import BLOCK_ENV
 
 TOKEN = "meituan-e2e-token"

@@ -14,6 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from waimai_bridge_meituan import assumptions, plugin, push, states
+from waimai_bridge_meituan.examples import (
+    DETAIL,
+    ORDER_ID,
+    RECEIVE,
+    T_PAID,
+    cancel,
+    logistics,
+    order,
+    partial,
+    refund,
+)
 from waimai_bridge_meituan.signing import sig, sig_matches
 from waimai_bridge_meituan.testing import (
     FIXTURE_APP_ID,
@@ -36,90 +47,7 @@ from waimai_bridge.models import (
 )
 from waimai_bridge.plugins import PluginRegistry
 
-T_PAID = 1_716_177_490  # utime of the paid order, seconds
-ORDER_ID = "27061900338318741"
 ACK = (200, '{"data":"ok"}')
-
-DETAIL: list[dict[str, Any]] = [
-    {"app_food_code": "SKU-1001", "box_num": 1, "box_price": 1.0, "cart_id": 0,
-     "food_discount": 1, "food_name": "宫保鸡丁", "food_property": "微辣", "price": 28.0,
-     "quantity": 1, "sku_id": "SKU-1001-L", "spec": "大份", "unit": "份"},
-    {"app_food_code": "SKU-2002", "box_num": 0, "box_price": 0, "cart_id": 0,
-     "food_discount": 1, "food_name": "可乐", "food_property": "", "price": 5.0,
-     "quantity": 2, "sku_id": "SKU-2002-330", "spec": "330ml", "unit": "罐"},
-]  # fmt: skip
-EXTRAS: list[dict[str, Any]] = [
-    {"act_detail_id": 1234567890, "mt_charge": 2.0, "poi_charge": 8.0, "reduce_fee": 10.0,
-     "remark": "满30元减10元", "type": 2},
-]  # fmt: skip
-RECEIVE: dict[str, Any] = {
-    "actOrderChargeByMt": [{"comment": "满30元减10元", "feeTypeDesc": "活动款",
-                            "feeTypeId": 10019, "moneyCent": 200}],
-    "actOrderChargeByPoi": [{"comment": "满30元减10元", "feeTypeDesc": "活动款",
-                             "feeTypeId": 10019, "moneyCent": 800}],
-    "foodShareFeeChargeByPoi": 465, "logisticsFee": 500, "onlinePayment": 3400,
-    "wmPoiReceiveCent": 2635, "reconciliationExtras": '{"chargeMode":1}',
-}  # fmt: skip
-
-
-def order(status: int = 2, utime: int | None = T_PAID, **changes: Any) -> dict[str, Any]:
-    """The parameters of an order push (true values), after the research's sample."""
-    params: dict[str, Any] = {
-        "order_id": ORDER_ID, "wm_order_id_view": ORDER_ID, "app_poi_code": "STORE-001",
-        "wm_poi_name": "示例小馆(金沙江路店)", "wm_poi_address": "上海市普陀区金沙江路1500号",
-        "wm_poi_phone": "021-62000000",
-        "recipient_address": "近铁城市广场北座 (5楼前台)@#上海市普陀区金沙江路1518弄",
-        "recipient_phone": "18400001234_5678", "backup_recipient_phone": ["18400001234_6789"],
-        "recipient_name": "王(先生)", "shipping_fee": "5.0", "total": "34.0",
-        "original_price": "44.0",
-        "caution": "少放辣 收餐人隐私号 18400001234_5678，手机号 184****1234",
-        "shipper_phone": "", "status": str(status), "city_id": "310100", "has_invoiced": "0",
-        "invoice_title": "", "taxpayer_id": "", "ctime": str(T_PAID - 7),
-        "utime": None if utime is None else str(utime),
-        "delivery_time": "0", "is_third_shipping": "0", "pay_type": "2", "pick_type": "0",
-        "day_seq": "12", "logistics_code": "1001", "poi_receive_detail": RECEIVE,
-        "detail": DETAIL, "extras": EXTRAS, "avg_send_time": "1800.0",
-        "package_bag_money": "0", "order_tag_list": [], "incmp_code": "0", "incmp_modules": [],
-    }  # fmt: skip
-    params.update(changes)
-    return {key: value for key, value in params.items() if value is not None}
-
-
-PARTIAL_FOOD: list[dict[str, Any]] = [
-    {"app_food_code": "SKU-2002", "box_num": 0, "box_price": 0, "count": 1, "food_name": "可乐",
-     "food_price": 5.0, "origin_food_price": 5.0, "refund_price": 5.0, "sku_id": "SKU-2002-330",
-     "spec": "330ml"},
-]  # fmt: skip
-
-
-def refund(notify_type: str, refund_id: str = "68012345678", **changes: Any) -> dict[str, Any]:
-    """The parameters of a full refund push."""
-    params: dict[str, Any] = {
-        "order_id": ORDER_ID, "notify_type": notify_type, "refund_id": refund_id,
-        "ctime": str(T_PAID + 3600), "reason": "不想要了", "res_type": "0", "is_appeal": "0",
-        "pictures": "",
-    }  # fmt: skip
-    params.update(changes)
-    return {key: value for key, value in params.items() if value is not None}
-
-
-def partial(notify_type: str, refund_id: str = "68012345679", **changes: Any) -> dict[str, Any]:
-    """The parameters of a partial refund push (one can of cola, 5 yuan)."""
-    return refund(notify_type, refund_id, **{"food": PARTIAL_FOOD, "money": "5.0", **changes})
-
-
-def logistics(status: int, at: int) -> dict[str, Any]:
-    """The parameters of a rider status push."""
-    return {
-        "order_id": ORDER_ID, "wm_order_id_view": ORDER_ID, "logistics_status": str(status),
-        "time": str(at), "dispatcher_name": "李四", "dispatcher_mobile": "13900001111_4321",
-    }  # fmt: skip
-
-
-def cancel(reason_code: str, at: int | None = None) -> dict[str, Any]:
-    """The parameters of a cancel push (no time field but the system timestamp)."""
-    return {"order_id": ORDER_ID, "reason_code": reason_code, "reason": "用户取消",
-            "deal_op_type": "1"}  # fmt: skip
 
 
 def body(

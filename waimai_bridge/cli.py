@@ -20,6 +20,7 @@ from rich.table import Table
 from waimai_bridge import __version__
 from waimai_bridge.clock import system_clock
 from waimai_bridge.config import CONFIG_ENV, Config, load_config
+from waimai_bridge.demo.command import demo
 from waimai_bridge.errors import ConfigError
 from waimai_bridge.models import OrderState
 from waimai_bridge.plugins import PluginRegistry, PluginReport, PluginStatus
@@ -48,7 +49,6 @@ class PlannedCommand:
 
 
 PLANNED: Sequence[PlannedCommand] = (
-    PlannedCommand("demo", 7, "Replay a day of mixed traffic through the embedded stack."),
     PlannedCommand("contract", 8, "Run the contract harness on a plugin."),
     PlannedCommand("new-plugin", 8, "Scaffold a new platform plugin package."),
 )
@@ -566,6 +566,8 @@ def _planned_command(planned: PlannedCommand) -> click.Command:
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
     )
 
+
+cli.add_command(demo)
 
 for _planned in PLANNED:
     cli.add_command(_planned_command(_planned))

@@ -1,0 +1,139 @@
+"""``waimai-bridge demo``: a small lunch service through the embedded stack (SQLite, the
+in-process worker, a real uvicorn server and the plugins' fake APIs), checked in the
+database it leaves; and the demo's care for databases it did not create."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from waimai_bridge.cli import cli
+from waimai_bridge.demo.channel import discover
+from waimai_bridge.demo.database import DEMO_APPLICATION_ID, prepare_database
+from waimai_bridge.demo.stack import to_toml
+from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge.store.database import Database
+from waimai_bridge.store.tables import Anomaly, Order, OutboundAction, PlatformOrder, SkuMapping
+
+ORDERS = 24
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A finished demo run: its exit code, output and database."""
+
+    exit_code: int
+    output: str
+    url: str
+    path: Path
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    url = f"sqlite:///{path}"
+    result = CliRunner().invoke(
+        cli, ["demo", "--database-url", url, "--orders", str(ORDERS), "--seed", "3"]
+    )
+    return Ran(result.exit_code, result.output, url, path)
+
+
+def channels() -> list[str]:
+    """The demo channels that have a platform API to approve a refund on."""
+    found, problems = discover(sorted(PluginRegistry.discover().platforms))
+    assert problems == []
+    return [channel.platform for channel in found if channel.fake() is not None]
+
+
+def test_the_demo_runs_to_its_summary(ran: Ran) -> None:
+    assert ran.exit_code == 0, ran.output
+    assert "Lunch service by store and channel" in ran.output
+    assert f"All {ORDERS} orders ended as expected." in ran.output
+    assert "waimai-bridge orders list" in ran.output
+    assert "WAIMAI_DATABASE_URL=" in ran.output  # not the default database: say which
+
+
+def test_every_order_reached_the_database(ran: Ran) -> None:
+    database = Database(ran.url)
+    with database.transaction() as session:
+        seen = session.scalar(select(func.count()).select_from(PlatformOrder))
+        stored = session.scalar(select(func.count()).select_from(Order))
+        states = set(session.scalars(select(Order.state)))
+        mapped = session.scalar(select(func.count()).select_from(SkuMapping))
+    database.dispose()
+    assert seen == ORDERS
+    assert stored is not None
+    assert 0 < stored < ORDERS  # some cancelled within the hold
+    assert {"completed", "refunded", "partially_refunded"} <= states
+    assert mapped
+
+
+def test_exactly_one_unmapped_sku_anomaly(ran: Ran) -> None:
+    database = Database(ran.url)
+    with database.transaction() as session:
+        kinds = list(session.scalars(select(Anomaly.kind)))
+    database.dispose()
+    assert kinds == ["unmapped_sku"]
+    assert ran.output.count("anomaly ") == 1
+
+
+def test_each_refund_approval_is_done_after_one_transient_failure(ran: Ran) -> None:
+    database = Database(ran.url)
+    with database.transaction() as session:
+        actions = [(a.platform, a.action, a.status, a.attempts)
+                   for a in session.scalars(select(OutboundAction))]  # fmt: skip
+    database.dispose()
+    assert sorted(actions) == [(name, "agree_refund", "done", 2) for name in channels()]
+    # the fake platforms saw the failed call and exactly one successful one
+    assert ran.output.count("done after 2 attempts; the platform saw 2 calls, 1 successful") == (
+        len(channels())
+    )
+
+
+def test_the_demo_marks_its_database_and_a_fresh_run_wipes_only_that(ran: Ran) -> None:
+    with sqlite3.connect(ran.path) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == DEMO_APPLICATION_ID
+    copy = ran.path.with_name("copy.db")
+    copy.write_bytes(ran.path.read_bytes())
+    prepared = prepare_database(f"sqlite:///{copy}", fresh=True)
+    assert prepared.owned
+    assert not copy.exists()
+
+
+def test_a_database_with_other_data_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "waimai-bridge.db"
+    database = Database(f"sqlite:///{path}")
+    database.ensure_schema()
+    with database.transaction() as session:
+        session.add(SkuMapping(platform="x", sku_code="A", product_id="P", updated_at_ms=1))
+    database.dispose()
+    before = path.read_bytes()
+    result = CliRunner().invoke(cli, ["demo", "--database-url", f"sqlite:///{path}"])
+    assert result.exit_code == 1
+    assert "holds data the demo did not write (1 sku_mappings)" in result.output
+    assert "--keep" in result.output
+    assert path.read_bytes() == before
+
+
+def test_a_file_that_is_not_the_bridges_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text)")
+    result = CliRunner().invoke(cli, ["demo", "--database-url", f"sqlite:///{path}", "--keep"])
+    assert result.exit_code == 1
+    assert "is not a waimai-bridge database" in result.output
+
+
+def test_the_demo_config_is_written_as_toml() -> None:
+    import tomllib
+
+    document = {
+        "platforms": {"acme": {"app_id": 7, "secret": 'a"b\\c', "ratio": 0.5, "on": True}},
+        "stores": {"S001": {"name": "人民广场店", "acme": {"codes": ["1", "2"]}}},
+    }
+    assert tomllib.loads(to_toml(document)) == document
