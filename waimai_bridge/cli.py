@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -22,6 +21,7 @@ from waimai_bridge.clock import system_clock
 from waimai_bridge.config import CONFIG_ENV, Config, load_config
 from waimai_bridge.demo.command import demo
 from waimai_bridge.errors import ConfigError
+from waimai_bridge.harness.commands import contract, new_plugin
 from waimai_bridge.models import OrderState
 from waimai_bridge.plugins import PluginRegistry, PluginReport, PluginStatus
 from waimai_bridge.runtime import Bridge
@@ -37,22 +37,6 @@ from waimai_bridge.store.skus import (
     read_sku_csv,
 )
 from waimai_bridge.web.views import MAX_PAGE, find_order, list_orders
-
-
-@dataclass(frozen=True)
-class PlannedCommand:
-    """A command of the interface that a later issue builds."""
-
-    name: str
-    issue: int
-    summary: str
-
-
-PLANNED: Sequence[PlannedCommand] = (
-    PlannedCommand("contract", 8, "Run the contract harness on a plugin."),
-    PlannedCommand("new-plugin", 8, "Scaffold a new platform plugin package."),
-)
-"""Commands of SPEC §7.2 and the issues that are not built yet, and the issue building each."""
 
 
 class BridgeContext:
@@ -111,7 +95,7 @@ pass_context = click.make_pass_decorator(BridgeContext)
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Unify takeaway platforms and the chain's own POS into one order model.
 
-    Commands marked [not built yet] are part of the interface and arrive with the issue named.
+    Start with `waimai-bridge demo`; `serve` and `worker` run the bridge.
     """
     ctx.obj = BridgeContext(config_path)
 
@@ -551,26 +535,9 @@ def skus_lookup(bridge: BridgeContext, platform: str, sku_codes: tuple[str, ...]
         sys.exit(1)
 
 
-def _planned_command(planned: PlannedCommand) -> click.Command:
-    def run() -> None:
-        raise click.ClickException(
-            f"'waimai-bridge {planned.name}' is not built yet; "
-            f"it arrives with issue #{planned.issue}."
-        )
-
-    return click.Command(
-        planned.name,
-        callback=run,
-        help=f"[not built yet: issue #{planned.issue}] {planned.summary}",
-        short_help=f"[not built yet: issue #{planned.issue}] {planned.summary}",
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    )
-
-
 cli.add_command(demo)
-
-for _planned in PLANNED:
-    cli.add_command(_planned_command(_planned))
+cli.add_command(contract)
+cli.add_command(new_plugin)
 
 
 def main() -> None:

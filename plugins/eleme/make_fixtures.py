@@ -3,7 +3,9 @@
     python plugins/eleme/make_fixtures.py
 
 Each push fixture is a raw request (signed with the fixture secret) and what the plugin
-must make of it; each action fixture an action and the API call it must become. The
+must make of it; each action fixture an action and the API call it must become; each error
+fixture an action, the fake's scripted answer and how it must be classified; each scenario
+a sequence of pushes and the order the shared state machine folds them into. The
 expected values are written here by hand from platforms.md and SPEC §4.1/§6 — never
 copied from the plugin's output — so the fixtures test the plugin. The three ``sample-*``
 fixtures are the research samples (../shared/research/samples), signatures and all.
@@ -263,6 +265,99 @@ def action_fixtures() -> list[tuple[str, dict[str, Any]]]:
     ]  # fmt: skip
 
 
+def error_fixtures() -> list[tuple[str, dict[str, Any]]]:
+    rows: list[tuple[str, dict[str, Any], dict[str, Any], str, str]] = [
+        ("server-error", {"error": {"code": "SERVER_ERROR", "message": "服务器错误"}}, {},
+         "transient", "SERVER_ERROR"),
+        ("rate-limited", {"error": {"code": "EXCEED_LIMIT", "message": "限流"}}, {},
+         "transient", "EXCEED_LIMIT"),
+        ("bad-gateway", {"http": 502}, {}, "transient", "HTTP_502"),
+        ("time-out", {"slow": 2.0}, {"timeout_seconds": 0.5}, "transient", "TIMEOUT"),
+        ("dropped", {"drop": True}, {}, "transient", "NETWORK"),
+        ("wrong-order-state", {"error": {"code": "BIZ_ORDER_STATUS_ERROR",
+                                         "message": "订单状态不正确"}}, {},
+         "rejected", "BIZ_ORDER_STATUS_ERROR"),
+        ("not-found", {"http": 404, "body": "no"}, {}, "rejected", "HTTP_404"),
+    ]  # fmt: skip
+    return [
+        (f"errors/{slug}", {
+            "description": f"confirm, the platform answers {answer}: {outcome} {code}",
+            "action": {"action_id": f"A-{slug}", "action": "confirm", "platform_order_id": ORDER,
+                       "store_id": "S001", "reason": None, "attempt": 1},
+            "answer": answer,
+            "settings": settings,
+            "expect": {"result": {"outcome": outcome, "code": code}},
+        })
+        for slug, answer, settings, outcome, code in rows
+    ]  # fmt: skip
+
+
+STATUS_OF = {12: "valid", 14: "invalid", 15: "invalid", 17: "invalid", 18: "settled"}
+REFUND_STATUS_OF = {20: "applied", 21: "noRefund", 22: "rejected", 23: "successful",
+                    30: "applied", 31: "noRefund", 32: "rejected", 33: "successful"}  # fmt: skip
+DELIVERY_OF = {53: "tobeFetched", 54: "arrived", 55: "delivering", 56: "completed"}
+
+
+def scenario_step(order: str, code: str, minute: int) -> dict[str, Any]:
+    """The signed push of ``code`` ("18", or "23p" for a partial one) at minute ``minute``."""
+    push_type, partial = int(code.rstrip("p")), code.endswith("p")
+    seconds = T + minute * 60
+    message: dict[str, Any]
+    if push_type == 10:
+        message = examples.new_order(order, SHOP)
+    elif push_type in STATUS_OF:
+        message = examples.status(order, SHOP, STATUS_OF[push_type], seconds)
+    elif push_type in DELIVERY_OF:
+        message = examples.delivery(order, SHOP, DELIVERY_OF[push_type], seconds * 1000)
+    else:
+        message = examples.refund(
+            order, SHOP, REFUND_STATUS_OF[push_type], seconds,
+            partial_lines=(("可乐-330ml", 1, 500),) if partial else (),
+            total_fen=None if partial else 3500,
+        )  # fmt: skip
+    body = push_body(
+        push_type, message, app_id=APP_ID, shop_id=SHOP, secret=SECRET,
+        request_id=f"{order}-{minute:02d}-{push_type}", timestamp_ms=seconds * 1000 + 123,
+    )  # fmt: skip
+    return {"request": request(body)}
+
+
+def scenario_fixtures() -> list[tuple[str, dict[str, Any]]]:
+    rows: list[tuple[str, str, tuple[str, ...], dict[str, Any]]] = [
+        ("completed", "accepted, delivered, completed",
+         ("10", "12", "53", "54", "55", "56", "18"),
+         {"state": "completed", "rider_state": "delivered", "saved_state": None,
+          "platform_state": 18, "refunded_amount_fen": 0}),
+        ("cancel-withdrawn", "a cancel request withdrawn while the rider waits",
+         ("10", "12", "20", "53", "21"),
+         {"state": "ready", "rider_state": "awaiting_pickup", "saved_state": None,
+          "platform_state": 21}),
+        ("cancel-partial", "one line cancelled, the rest delivered and completed",
+         ("10", "12", "20p", "23p", "55", "56", "18"),
+         {"state": "partially_refunded", "rider_state": "delivered",
+          "refunded_amount_fen": 500}),
+        ("cancel-pending-completed", "completed while a cancel request is pending",
+         ("10", "12", "20", "56", "18"),
+         {"state": "refunding", "saved_state": "completed", "rider_state": "delivered"}),
+        ("refund-agreed", "a full refund after completion",
+         ("10", "12", "56", "18", "30", "33"),
+         {"state": "refunded", "platform_state": 33, "refunded_amount_fen": 3500}),
+        ("refund-rejected", "a refund request rejected", ("10", "12", "18", "30", "32"),
+         {"state": "completed", "saved_state": None}),
+        ("force-invalidated", "forcibly invalidated after acceptance: the user's payment back",
+         ("10", "12", "17"), {"state": "refunded", "refunded_amount_fen": 3500}),
+    ]  # fmt: skip
+    fixtures = []
+    for number, (slug, description, codes, expect) in enumerate(rows, start=1):
+        order = f"30845123987654{number:05d}"
+        fixtures.append((f"scenarios/{slug}", {
+            "description": description,
+            "steps": [scenario_step(order, code, minute) for minute, code in enumerate(codes)],
+            "expect": expect,
+        }))  # fmt: skip
+    return fixtures
+
+
 SAMPLES: dict[str, str] = {}
 
 
@@ -271,7 +366,7 @@ def main() -> None:
     for name in ("eleme_order_created.json", "eleme_refund_apply.json", "eleme_delivery.json"):
         SAMPLES[name] = (samples / name).read_text(encoding="utf-8")
     FOLDER.mkdir(exist_ok=True)
-    for old in FOLDER.glob("*.json"):
+    for old in FOLDER.rglob("*.json"):
         old.unlink()
     config = {
         "public_base_url": "https://bridge.example.com",
@@ -281,10 +376,11 @@ def main() -> None:
     written = [
         ("config", config),
         *sample_fixtures(), *status_fixtures(), *refund_fixtures(), *delivery_fixtures(),
-        *other_fixtures(), *action_fixtures(),
+        *other_fixtures(), *action_fixtures(), *error_fixtures(), *scenario_fixtures(),
     ]  # fmt: skip
     for name, content in written:
         text = json.dumps(content, ensure_ascii=False, indent=2) + "\n"
+        (FOLDER / f"{name}.json").parent.mkdir(exist_ok=True)
         (FOLDER / f"{name}.json").write_text(text, encoding="utf-8")
     print(f"wrote {len(written)} files to {FOLDER}")
 

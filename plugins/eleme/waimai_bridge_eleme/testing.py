@@ -5,6 +5,7 @@
   answers the order actions, records every request and plays scripted answers.
 - :func:`push_envelope` / :func:`push_body` build signed pushes (platforms.md §1).
 - :data:`FIXTURE_SETTINGS` / :data:`FIXTURE_STORES` are the configuration fixtures are made of.
+- :func:`fake_platform` is the fake as the contract harness drives it.
 
 Standard library only; the signatures come from :mod:`waimai_bridge_eleme.signing`.
 The fake never logs, and never puts a secret (or the signature it expected) in an answer.
@@ -26,10 +27,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import urlsplit
 
 from waimai_bridge_eleme.signing import compact_json, push_signature, request_signature
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from waimai_bridge.plugin_api import PluginConfig
 
 __all__ = [
     "API_PATH",
@@ -41,6 +47,7 @@ __all__ = [
     "FakeAnswer",
     "FakeCall",
     "FakeEleme",
+    "fake_platform",
     "push_body",
     "push_envelope",
 ]
@@ -745,3 +752,66 @@ def push_body(
         user_id=user_id,
     )
     return compact_json(envelope).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- the harness's view
+
+
+class HarnessFake:
+    """A running :class:`FakeEleme` as the contract harness drives it (docs/plugin-authors.md).
+
+    ``script`` takes an error fixture's ``answer``: ``{"error": {"code", "message"}}``,
+    ``{"http": status, "body": text}``, ``{"slow": seconds}`` or ``{"drop": true}``; it
+    is played to the next call of any order action.
+    """
+
+    def __init__(self, fake: FakeEleme) -> None:
+        self.fake = fake
+
+    def configure(self, config: PluginConfig) -> PluginConfig:
+        """The config with ``api_base`` pointing at the fake."""
+        return config.model_copy(
+            update={"settings": {**config.settings, "api_base": self.fake.api_base}}
+        )
+
+    def script(self, answer: Mapping[str, Any]) -> None:
+        """Play ``answer`` to the next order action."""
+        scripted = _scripted_answer(answer)
+        for action in sorted(ORDER_ACTIONS):
+            self.fake.script(action, scripted)
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The API calls received, as the harness compares them (always POSTed)."""
+        return [
+            {"method": "POST", "path": call.action, "params": call.params,
+             "signature_ok": call.signature_ok}
+            for call in self.fake.calls
+        ]  # fmt: skip
+
+    def reset(self) -> None:
+        """Forget the calls and the scripted answers."""
+        self.fake.reset()
+
+
+def _scripted_answer(answer: Mapping[str, Any]) -> FakeAnswer:
+    if "error" in answer:
+        error = answer["error"]
+        return FakeAnswer.error(str(error["code"]), str(error.get("message", "")))
+    if "http" in answer:
+        return FakeAnswer.http(int(answer["http"]), str(answer.get("body", "")))
+    if "slow" in answer:
+        return FakeAnswer.slow(float(answer["slow"]))
+    if answer.get("drop"):
+        return FakeAnswer.drop()
+    raise ValueError(f"not a scripted answer of the Eleme fake: {dict(answer)!r}")
+
+
+@contextlib.contextmanager
+def fake_platform(config: PluginConfig) -> Iterator[HarnessFake]:
+    """A running fake knowing the app key, secret and shop tokens of ``config``."""
+    settings = config.settings
+    tokens = [str(binding["token"]) for binding in config.stores.values() if "token" in binding]
+    with FakeEleme(
+        app_key=str(settings["app_key"]), app_secret=str(settings["app_secret"]), tokens=tokens
+    ) as fake:
+        yield HarnessFake(fake)

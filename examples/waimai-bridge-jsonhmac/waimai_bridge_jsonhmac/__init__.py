@@ -1,0 +1,1 @@
+"""An example waimai-bridge plugin for a generic "canonical JSON over HMAC" platform."""

@@ -1,0 +1,71 @@
+"""The fake platform a plugin ships for the harness, and how the harness finds it.
+
+A plugin package ``PKG`` exposes ``PKG.testing.fake_platform``: a callable taking the
+fixtures' :class:`~waimai_bridge.models.PluginConfig` and returning a context manager that
+starts a local fake of the platform's API on enter (and stops it on exit) and gives a
+:class:`FakePlatform`. The plugin needs nothing from the harness to write one: the
+protocol is structural and every value crossing it is plain data.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from waimai_bridge.harness.outcomes import Missing
+from waimai_bridge.models import PluginConfig
+
+FAKE_MODULE = "testing"
+FAKE_FACTORY = "fake_platform"
+
+
+class FakePlatform(Protocol):
+    """A running fake of a platform's API, as the harness drives it."""
+
+    def configure(self, config: PluginConfig) -> PluginConfig:
+        """``config`` with its settings pointed at this fake (e.g. its ``api_base``)."""
+        ...
+
+    def script(self, answer: Mapping[str, Any]) -> None:
+        """Make the next API call get ``answer`` (an error fixture's ``answer``, in a format
+        the plugin defines, e.g. ``{"http": 502}``)."""
+        ...
+
+    def calls(self) -> Sequence[Mapping[str, Any]]:
+        """The API calls received since the last reset, oldest first, each
+        ``{"method", "path", "params", "signature_ok"}`` (``signature_ok``: True, False, or
+        None when the fake does not check signatures)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the calls and any scripted answers not played yet."""
+        ...
+
+
+FakeFactory = Callable[[PluginConfig], AbstractContextManager[FakePlatform]]
+"""What ``PKG.testing.fake_platform`` is."""
+
+
+def find_fake(package: str) -> FakeFactory:
+    """``PKG.testing.fake_platform``, or :class:`Missing` saying what to add."""
+    module_name = f"{package}.{FAKE_MODULE}"
+    where = f"{module_name}.{FAKE_FACTORY}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise Missing(
+            f"no fake platform: add {where}(config), a context manager giving a running fake "
+            "of the platform's API (see docs/plugin-authors.md, 'The fake platform')"
+        ) from None
+    factory = getattr(module, FAKE_FACTORY, None)
+    if not callable(factory):
+        raise Missing(
+            f"no fake platform: {module_name} has no callable {FAKE_FACTORY}(config) "
+            "(see docs/plugin-authors.md, 'The fake platform')"
+        )
+    found: FakeFactory = factory
+    return found
