@@ -39,7 +39,7 @@ def contract(folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
         )
     env = {key: value for key, value in os.environ.items() if not key.startswith("WAIMAI_")}
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(folder / "waimai-bridge-demo-platform")])
-    command = [sys.executable, "-m", "waimai_bridge.harness", "contract", "demo_platform", "-v"]
+    command = [sys.executable, "-m", "waimai_bridge", "contract", "demo_platform", "-v"]
     return subprocess.run([*command, *arguments], env=env, cwd=folder, capture_output=True,
                           text=True, timeout=60, check=False)  # fmt: skip
 

@@ -1,5 +1,5 @@
 """The harness's commands: ``waimai-bridge contract PLUGIN`` and ``waimai-bridge new-plugin
-NAME`` (registered on the main CLI; also ``python -m waimai_bridge.harness``)."""
+NAME`` (registered on the main CLI)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,3 @@ def new_plugin(name: str, directory: Path | None, display_name: str | None) -> N
         f"      waimai-bridge contract {name} --strictness high   # what is left to fill in"
     )
 
-
-COMMANDS: tuple[click.Command, ...] = (contract, new_plugin)
-"""The commands to register on the main CLI."""
