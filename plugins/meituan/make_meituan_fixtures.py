@@ -1,11 +1,15 @@
 """Write the Meituan plugin's contract fixtures: ``waimai_bridge_meituan/fixtures/``.
 
-One JSON file per push kind or notable variant (``push/``) and per action (``action/``), for
-the contract-test harness. The requests are signed with :mod:`waimai_bridge_meituan.testing`
-(``FIXTURE_SETTINGS``, ``FIXTURE_STORES``, public base URL ``https://bridge.example.com``);
-every expected output below is written out by hand from platforms.md and SPEC §4.1/§6, never
-copied from the plugin's answers. ``tests/test_meituan_fixtures.py`` checks the plugin
-against them and that the files are what this script writes.
+``config.json`` (the plugin config they are written for), one JSON file per push kind or
+notable variant (``push/``), per action (``action/``), per API error (``errors/``: the fake's
+scripted answer and its classification) and per order flow (``scenarios/``: pushes in
+arrival order and the order state SPEC §5 folds them into), for the contract harness
+(``waimai-bridge contract meituan --strictness high``). The requests are signed with
+:mod:`waimai_bridge_meituan.testing` (``FIXTURE_SETTINGS``, ``FIXTURE_STORES``, public base
+URL ``https://bridge.example.com``); every expected output below is written out by hand from
+platforms.md and SPEC §4.1/§5/§6, never copied from the plugin's answers.
+``tests/test_meituan_fixtures.py`` checks the plugin against them and that the files are
+what this script writes.
 
     python plugins/meituan/make_meituan_fixtures.py
 """
@@ -22,6 +26,8 @@ from waimai_bridge_meituan.testing import (
     FIXTURE_APP_ID,
     FIXTURE_PUBLIC_BASE_URL,
     FIXTURE_SECRET,
+    FIXTURE_SETTINGS,
+    FIXTURE_STORES,
     signed_push,
 )
 
@@ -170,6 +176,7 @@ def push_fixture(
     sign: dict[str, Any] | None = None,
     tamper: tuple[str, str] | None = None,
     raw: str | None = None,
+    refused: str | None = None,
 ) -> dict[str, Any]:
     options: dict[str, Any] = {"secret": FIXTURE_SECRET, "app_id": FIXTURE_APP_ID,
                                "timestamp": SENT, **(sign or {})}  # fmt: skip
@@ -187,12 +194,15 @@ def push_fixture(
         query = [[key, value] for key, value in parse_qsl(text, keep_blank_values=True)]
         body = ""
     headers = {"content-type": "application/x-www-form-urlencoded"} if method == "POST" else {}
+    expect: dict[str, Any] = {"reply": reply or ACK}
+    if refused is not None:
+        expect["refused"] = refused
+    expect |= {"events": events or [], "states": states or [], "price": price}
     return {
         "description": description,
         "request": {"method": method, "kind": kind, "query": query, "headers": headers,
                     "body": body},
-        "expect": {"reply": reply or ACK, "events": events or [], "states": states or [],
-                   "price": price},
+        "expect": expect,
     }  # fmt: skip
 
 
@@ -263,12 +273,15 @@ def push_fixtures() -> dict[str, dict[str, Any]]:
             events=[event(code, f"{code}:{OID}:68012345678", T + 3600)],
             states=[change(state, reason="不想要了")],
         )
-    for notify_type, state in (("part", 30), ("agree", 33), ("reject", 32), ("cancelRefund", 31)):
+    for notify_type, state, res_type in (
+        ("part", 30, "0"), ("apply", 30, "0"), ("agree", 33, "0"), ("reject", 32, "0"),
+        ("cancelRefund", 31, "0"), ("cancelRefundComplaint", 31, "8"),
+    ):  # fmt: skip
         code = f"partial_refund.{notify_type}"
         fixtures[f"partial_refund_{notify_type}"] = push_fixture(
             f"推送部分退款信息, notify_type {notify_type}: one can of cola, money 5.0 yuan",
             "partial_refund",
-            partial(notify_type),
+            partial(notify_type, res_type=res_type),
             events=[event(code, f"{code}:{OID}:68012345679", T + 3600)],
             states=[change(state, partial=True, amount=500, items=COLA, reason="不想要了")],
         )
@@ -332,26 +345,31 @@ def push_fixtures() -> dict[str, dict[str, Any]]:
         "a paid-order push whose total was changed after signing: 401",
         "order_paid", order(2, T), tamper=("total", "3.4"),
         reply=refusal(401, 703, "the sig does not match the order_paid push URL"),
+        refused="BadSignature",
     )  # fmt: skip
     fixtures["refused_wrong_app_id"] = push_fixture(
         "a push correctly signed but for another app_id: 401",
         "order_paid", order(2, T), sign={"app_id": "9999"},
         reply=refusal(401, 702, "the push is for another app_id"),
+        refused="BadSignature",
     )  # fmt: skip
     fixtures["refused_unknown_store"] = push_fixture(
         "a signed push for an app_poi_code no store is bound to: 400",
         "order_paid", order(2, T, app_poi_code="STORE-404"),
         reply=refusal(400, 704, "no store is bound to app_poi_code 'STORE-404'"),
+        refused="UnknownStore",
     )  # fmt: skip
     fixtures["refused_other_url"] = push_fixture(
         "a push signed for another callback URL (another host): 401",
         "order_paid", order(2, T), sign={"public_base_url": "https://elsewhere.example.com"},
         reply=refusal(401, 703, "the sig does not match the order_paid push URL"),
+        refused="BadSignature",
     )  # fmt: skip
     fixtures["refused_undecodable"] = push_fixture(
         "a JSON body on a Meituan push URL: 400",
         "order_paid", {}, raw='{"order_id": "27061900338318741"}',
         reply=refusal(400, 705, "the body is not a form of Meituan parameters"),
+        refused="UndecodablePush",
     )  # fmt: skip
     return fixtures
 
@@ -402,10 +420,270 @@ def action_fixtures() -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
+# --------------------------------------------------------------------------- errors
+
+
+def error_fixture(
+    description: str,
+    answer: dict[str, Any],
+    result: dict[str, Any],
+    *,
+    action: str = "confirm",
+    reason: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An error fixture: the action, the fake's scripted answer (the format of
+    ``testing.HarnessFake``), settings overrides and the result it must give."""
+    return {
+        "description": description,
+        "action": {"action_id": f"A-error-{action}", "action": action, "platform_order_id": OID,
+                   "store_id": "S001", "reason": reason, "attempt": 1},
+        "answer": answer,
+        "settings": settings or {},
+        "expect": {"result": result},
+    }  # fmt: skip
+
+
+def error_fixtures() -> dict[str, dict[str, Any]]:
+    """Every error fixture by file name: §4.4's codes, HTTP failures and the network.
+
+    700 and 711 are worth retrying (transient); every other Meituan code is final
+    (rejected), its code and message kept. A 5xx or 429 without Meituan's body, a time-out
+    and a broken connection are transient; another 4xx is final (issue #6, README)."""
+    return {
+        "system_error_700": error_fixture(
+            "700 系统错误: retried", {"error": {"code": 700, "msg": "系统错误"}},
+            {"outcome": "transient", "code": "700", "message": "系统错误"},
+        ),
+        "rate_limited_711": error_fixture(
+            "711 接口调用过于频繁 (流控): retried",
+            {"error": {"code": 711, "msg": "接口调用过于频繁"}},
+            {"outcome": "transient", "code": "711", "message": "接口调用过于频繁"},
+        ),
+        "bad_gateway_502": error_fixture(
+            "a gateway's HTML 502 page, no Meituan body: retried", {"http": 502},
+            {"outcome": "transient", "code": "http_502"},
+        ),
+        "unavailable_503": error_fixture(
+            "a bare 503: retried", {"http": 503, "body": ""},
+            {"outcome": "transient", "code": "http_503"},
+        ),
+        "too_many_requests_429": error_fixture(
+            "HTTP 429 without Meituan's body: retried", {"http": 429, "body": "Too Many Requests"},
+            {"outcome": "transient", "code": "http_429"},
+        ),
+        "time_out": error_fixture(
+            "no answer within api_timeout_seconds (0.3 s): retried, no platform code",
+            {"slow": 1.5}, {"outcome": "transient", "code": None},
+            settings={"api_timeout_seconds": 0.3},
+        ),
+        "dropped": error_fixture(
+            "the connection closed without an answer: retried, no platform code",
+            {"drop": True}, {"outcome": "transient", "code": None},
+        ),
+        "order_state_changed_808": error_fixture(
+            "808 操作失败 (the order's state changed): final",
+            {"error": {"code": 808, "msg": "操作失败,订单状态已变更"}},
+            {"outcome": "rejected", "code": "808", "message": "操作失败,订单状态已变更"},
+        ),
+        "completed_order_1022": error_fixture(
+            "cancel a completed order, 1022 该订单已完成无法取消: final",
+            {"error": {"code": 1022, "msg": "该订单已完成无法取消"}},
+            {"outcome": "rejected", "code": "1022", "message": "该订单已完成无法取消"},
+            action="cancel", reason="商品已售完",
+        ),
+        "bad_sig_703": error_fixture(
+            "703 签名验证错误 (a wrong secret): final, retrying cannot help",
+            {"error": {"code": 703, "msg": "签名验证错误"}},
+            {"outcome": "rejected", "code": "703", "message": "签名验证错误"},
+        ),
+        "no_such_order_806": error_fixture(
+            "agree to a refund of an order Meituan does not know, 806 不存在此订单: final",
+            {"error": {"code": 806, "msg": "不存在此订单"}},
+            {"outcome": "rejected", "code": "806", "message": "不存在此订单"},
+            action="agree_refund",
+        ),
+        "not_found_404": error_fixture(
+            "HTTP 404 (a wrong api_base): final", {"http": 404, "body": "not found"},
+            {"outcome": "rejected", "code": "http_404"},
+        ),
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+class Steps:
+    """The signed pushes of one scenario order, each at a time given in seconds after
+    :data:`T` (``at``) and sent a few seconds later (the system ``timestamp``)."""
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+
+    def _step(self, kind: str, params: dict[str, Any], sent: int) -> dict[str, Any]:
+        fixture = push_fixture("", kind, params, sign={"timestamp": T + sent})
+        return {"request": fixture["request"]}
+
+    def order(self, status: int, at: int) -> dict[str, Any]:
+        """推送已支付/已确认/已完成订单 (status 2/4/8), ``utime`` at ``at``."""
+        kind = {2: "order_paid", 4: "order_confirmed", 8: "order_completed"}[status]
+        params = order(status, T + at, order_id=self.order_id, wm_order_id_view=self.order_id)
+        return self._step(kind, params, at + 2)
+
+    def rider(self, status: int, at: int) -> dict[str, Any]:
+        """推送美配订单配送状态 with ``time`` at ``at``."""
+        params = {**rider(status), "order_id": self.order_id, "wm_order_id_view": self.order_id,
+                  "time": str(T + at)}  # fmt: skip
+        return self._step("logistics", params, at + 2)
+
+    def refund(
+        self, notify_type: str, refund_id: str, applied: int, sent: int, *, part: bool = False
+    ) -> dict[str, Any]:
+        """A full (``refund``) or partial (``partial_refund``: one can of cola, 5.0 yuan)
+        refund push of the application ``refund_id`` made at ``applied``, sent at ``sent``:
+        Meituan states only the application's ``ctime``."""
+        res_type = {"apply": "0", "part": "0", "agree": "2", "reject": "1",
+                    "cancelRefund": "7"}[notify_type]  # fmt: skip
+        params = refund(notify_type, refund_id, order_id=self.order_id, ctime=str(T + applied),
+                        res_type=res_type)  # fmt: skip
+        if part:
+            params |= {"food": FOOD, "money": "5.0"}
+        return self._step("partial_refund" if part else "refund", params, sent)
+
+    def cancelled(self, reason_code: str, reason: str, at: int) -> dict[str, Any]:
+        """推送用户或客服取消订单: no time field, so the system ``timestamp`` (``at``)."""
+        params = {"order_id": self.order_id, "reason_code": reason_code, "reason": reason,
+                  "deal_op_type": "1"}  # fmt: skip
+        return self._step("order_cancelled", params, at)
+
+
+def scenario_fixtures() -> dict[str, dict[str, Any]]:
+    """Every scenario by file name: the pushes of one order in arrival order and the order
+    SPEC §5 folds them into, written from the SPEC's table (user paid: ``total`` 34.0 yuan).
+
+    The accept hold decides whether an order is *stored*, not its folded state, and the
+    harness has no way to expect "never stored": the two cancel scenarios give the folded
+    state the order has once the hold has elapsed."""
+    scenarios: dict[str, dict[str, Any]] = {}
+
+    def add(slug: str, description: str, steps: list[dict[str, Any]],
+            expect: dict[str, Any]) -> None:  # fmt: skip
+        scenarios[slug] = {"description": description, "steps": steps, "expect": expect}
+
+    s = Steps("27061900338300001")
+    add("delivered", "paid, confirmed, rider 10/15/20/40, completed", [
+        s.order(2, 0), s.order(4, 60), s.rider(10, 600), s.rider(15, 700), s.rider(20, 900),
+        s.rider(40, 1500), s.order(8, 1800),
+    ], {"state": "completed", "rider_state": "delivered", "saved_state": None,
+        "platform_state": 18, "refunded_amount_fen": 0})  # fmt: skip
+
+    s = Steps("27061900338300002")
+    add("partial_cancel_agreed",
+        "a partial refund (one cola) applied for and agreed before delivery: the remembered "
+        "state (paid) is restored", [
+        s.order(2, 0), s.order(4, 60), s.refund("part", "68000000021", 300, 305, part=True),
+        s.refund("agree", "68000000021", 300, 400, part=True),
+    ], {"state": "paid", "rider_state": None, "saved_state": None, "platform_state": 33,
+        "refunded_amount_fen": 500})  # fmt: skip
+
+    s = Steps("27061900338300003")
+    add("partial_cancel_then_completed",
+        "a partial refund agreed before delivery, then delivered and completed: "
+        "partially_refunded", [
+        s.order(2, 0), s.order(4, 60), s.refund("part", "68000000031", 300, 305, part=True),
+        s.refund("agree", "68000000031", 300, 400, part=True), s.rider(20, 900),
+        s.rider(40, 1500), s.order(8, 1800),
+    ], {"state": "partially_refunded", "rider_state": "delivered", "saved_state": None,
+        "platform_state": 18, "refunded_amount_fen": 500})  # fmt: skip
+
+    s = Steps("27061900338300004")
+    add("two_refunds_second_withdrawn",
+        "after completion a partial refund agreed, then a full refund applied for and "
+        "withdrawn by the user: partially_refunded", [
+        s.order(2, 0), s.order(4, 60), s.rider(40, 1500), s.order(8, 1800),
+        s.refund("part", "68000000041", 3600, 3605, part=True),
+        s.refund("agree", "68000000041", 3600, 3700, part=True),
+        s.refund("apply", "68000000042", 7200, 7205),
+        s.refund("cancelRefund", "68000000042", 7200, 7300),
+    ], {"state": "partially_refunded", "rider_state": "delivered", "saved_state": None,
+        "platform_state": 31, "refunded_amount_fen": 500})  # fmt: skip
+
+    s = Steps("27061900338300005")
+    add("two_refunds_second_agreed",
+        "after completion a partial refund (5.00) agreed, then a full refund agreed: "
+        "refunded, the rest of the 34.00 paid (29.00) back", [
+        s.order(2, 0), s.order(4, 60), s.rider(40, 1500), s.order(8, 1800),
+        s.refund("part", "68000000051", 3600, 3605, part=True),
+        s.refund("agree", "68000000051", 3600, 3700, part=True),
+        s.refund("apply", "68000000052", 7200, 7205),
+        s.refund("agree", "68000000052", 7200, 7300),
+    ], {"state": "refunded", "saved_state": None, "platform_state": 33,
+        "refunded_amount_fen": 3400})  # fmt: skip
+
+    s = Steps("27061900338300006")
+    add("completed_while_refund_pending",
+        "the user confirms delivery (status 8) while a refund request is pending: stays "
+        "refunding, completion remembered", [
+        s.order(2, 0), s.order(4, 60), s.rider(40, 1500),
+        s.refund("apply", "68000000061", 1600, 1605), s.order(8, 1800),
+    ], {"state": "refunding", "rider_state": "delivered", "saved_state": "completed",
+        "platform_state": 18, "refunded_amount_fen": 0})  # fmt: skip
+
+    s = Steps("27061900338300007")
+    add("completed_while_refund_pending_rejected",
+        "completed while a refund request is pending, then the request rejected: completed", [
+        s.order(2, 0), s.order(4, 60), s.rider(40, 1500),
+        s.refund("apply", "68000000071", 1600, 1605), s.order(8, 1800),
+        s.refund("reject", "68000000071", 1600, 1900),
+    ], {"state": "completed", "rider_state": "delivered", "saved_state": None,
+        "refunded_amount_fen": 0})  # fmt: skip
+
+    s = Steps("27061900338300008")
+    add("completed_while_refund_pending_agreed",
+        "completed while a refund request is pending, then the request agreed: refunded, "
+        "the 34.00 paid back", [
+        s.order(2, 0), s.order(4, 60), s.rider(40, 1500),
+        s.refund("apply", "68000000081", 1600, 1605), s.order(8, 1800),
+        s.refund("agree", "68000000081", 1600, 1900),
+    ], {"state": "refunded", "rider_state": "delivered", "saved_state": None,
+        "refunded_amount_fen": 3400})  # fmt: skip
+
+    s = Steps("27061900338300009")
+    add("cancelled_before_acceptance",
+        "paid, then cancelled by the user before the merchant confirmed (reason_code 1102): "
+        "14; never stored by the pipeline (no acceptance), folded: refunded", [
+        s.order(2, 0), s.cancelled("1102", "用户取消，商家确认前取消", 30),
+    ], {"state": "refunded", "rider_state": None, "platform_state": 14,
+        "refunded_amount_fen": 3400})  # fmt: skip
+
+    s = Steps("27061900338300010")
+    add("cancelled_after_acceptance",
+        "confirmed, then cancelled 30 s later (reason_code 2009): 17 force_invalidated; the "
+        "pipeline never stores it when the cancel comes within the accept hold, folded: "
+        "refunded", [
+        s.order(2, 0), s.order(4, 60), s.cancelled("2009", "商品已售完", 90),
+    ], {"state": "refunded", "rider_state": None, "platform_state": 17,
+        "refunded_amount_fen": 3400})  # fmt: skip
+    return scenarios
+
+
+def config() -> dict[str, Any]:
+    """``config.json``: the plugin config every fixture is written for (without
+    ``platform``)."""
+    return {
+        "public_base_url": FIXTURE_PUBLIC_BASE_URL,
+        "settings": dict(FIXTURE_SETTINGS),
+        "stores": {store: dict(binding) for store, binding in FIXTURE_STORES.items()},
+    }
+
+
 def build() -> dict[str, str]:
     """Every fixture file's path below ``fixtures/`` and its text."""
-    files = {f"push/{name}.json": fixture for name, fixture in push_fixtures().items()}
+    files = {"config.json": config()}
+    files |= {f"push/{name}.json": fixture for name, fixture in push_fixtures().items()}
     files |= {f"action/{name}.json": fixture for name, fixture in action_fixtures().items()}
+    files |= {f"errors/{name}.json": fixture for name, fixture in error_fixtures().items()}
+    files |= {f"scenarios/{name}.json": fixture for name, fixture in scenario_fixtures().items()}
     return {
         path: json.dumps(content, ensure_ascii=False, indent=2) + "\n"
         for path, content in files.items()
@@ -415,10 +693,9 @@ def build() -> dict[str, str]:
 def main() -> None:
     """Write the fixtures (and drop stale ones)."""
     wanted = build()
-    for folder in ("push", "action"):
-        for stale in (HERE / folder).glob("*.json"):
-            if f"{folder}/{stale.name}" not in wanted:
-                stale.unlink()
+    for stale in HERE.rglob("*.json"):
+        if stale.relative_to(HERE).as_posix() not in wanted:
+            stale.unlink()
     for path, text in wanted.items():
         target = HERE / path
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,11 @@
 
     python plugins/own_pos/make_own_pos_fixtures.py
 
-Each fixture is a raw request, signed with the fixture secret at a fixed time and carrying
-``received_at_ms`` a few seconds later (inside the replay window, so a harness can replay
-it), and what the plugin must make of it. The expected values are written here by hand
+Each push fixture is a raw request, signed with the fixture secret at a fixed time and
+carrying ``received_at_ms`` a few seconds later (inside the replay window, so a harness can
+replay it), and what the plugin must make of it. Each scenario (``scenarios/``) is the
+pushes of one order, each signed when its change happens and received 1.25 s later, and
+the order the shared state machine folds them into. The expected values are written here by hand
 from the README's format and SPEC §4.1/§6 — never copied from the plugin's output — so the
 fixtures test the plugin.
 """
@@ -35,14 +37,16 @@ COLA = {"name": "可乐-330ml", "quantity": 1, "sku_code": "SKU-2002-330",
         "platform_sku_id": None, "amount_fen": 400}  # fmt: skip
 
 
-def request(body: bytes, headers: dict[str, str], method: str = "POST") -> dict[str, Any]:
+def request(
+    body: bytes, headers: dict[str, str], method: str = "POST", received_at_ms: int = RECEIVED_MS
+) -> dict[str, Any]:
     return {
         "method": method,
         "kind": None,
         "query": [],
         "headers": {name.lower(): value for name, value in headers.items()},
         "body": body.decode("utf-8"),
-        "received_at_ms": RECEIVED_MS,
+        "received_at_ms": received_at_ms,
     }
 
 
@@ -200,9 +204,153 @@ def probe_fixtures() -> list[tuple[str, dict[str, Any]]]:
     ]  # fmt: skip
 
 
+class Steps:
+    """The pushes of one scenario order. The POS signs each push when its change happens
+    (``event_time_ms``, in seconds) and the bridge receives it 1.25 s later: every step
+    carries its own ``received_at_ms``, which the harness hands to ``parse_event``, so each
+    one is inside the replay window as a live push would be."""
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+
+    def _step(self, message: dict[str, Any]) -> dict[str, Any]:
+        signed_s = message["event_time_ms"] // 1000
+        body, headers = signed_push(message, secret=SECRET, timestamp_s=signed_s)
+        return {"request": request(body, headers, received_at_ms=signed_s * 1000 + 1_250)}
+
+    def created(self, at: int) -> dict[str, Any]:
+        """下单 at minute ``at``: the default order, user paid 3,700 fen."""
+        return self._step(examples.new_order(self.order_id, STORE_CODE, minute(at)))
+
+    def event(self, event: str, at: int) -> dict[str, Any]:
+        """An event without extra fields (accepted, kitchen.*, rider.*, completed)."""
+        return self._step(examples.message(event, self.order_id, STORE_CODE, minute(at)))
+
+    def cancelled(self, at: int, *, accepted: bool) -> dict[str, Any]:
+        """订单取消, before (14) or after (17) the store accepted the order."""
+        message = examples.cancelled(
+            self.order_id, STORE_CODE, minute(at), order_accepted=accepted, reason="顾客不要了"
+        )
+        return self._step(message)
+
+    def refund(self, event: str, at: int, *, completed: bool, cola: bool = False) -> dict[str, Any]:
+        """A ``refund.*`` push: of one cola (400 fen, partial) or of the whole order with
+        no amount stated."""
+        money: dict[str, Any] = {}
+        if cola:
+            money = {"partial": True, "amount_fen": 400,
+                     "lines": (("SKU-2002-330", "可乐-330ml", 1, 400),)}  # fmt: skip
+        message = examples.refund(
+            event, self.order_id, STORE_CODE, minute(at), order_completed=completed, **money
+        )
+        return self._step(message)
+
+
+FULFILMENT = (
+    ("order.accepted", 1), ("kitchen.accept", 2), ("kitchen.start_preparing", 5),
+    ("kitchen.mark_ready", 12), ("rider.awaiting_pickup", 15), ("rider.at_store", 18),
+    ("rider.delivering", 22), ("rider.delivered", 35), ("order.completed", 40),
+)  # fmt: skip
+"""A whole lifecycle after 下单: each event and its minute."""
+
+
+def scenario_fixtures() -> list[tuple[str, dict[str, Any]]]:
+    """Orders through the shared state machine, and the order SPEC §5 folds them into
+    (written from the SPEC's table; the order's user paid is 3,700 fen).
+
+    The accept hold decides whether an order is *stored*, not its folded state, and a
+    scenario cannot expect "never stored": the cancel scenarios give the folded state."""
+    scenarios: list[tuple[str, dict[str, Any]]] = []
+
+    def add(slug: str, description: str, steps: list[dict[str, Any]],
+            expect: dict[str, Any]) -> None:  # fmt: skip
+        fixture = {"description": description, "steps": steps, "expect": expect}
+        scenarios.append((f"scenarios/{slug}", fixture))
+
+    s = Steps("OWN-20240520-0101")
+    add("completed", "created, accepted, the three kitchen steps, the rider, completed",
+        [s.created(0), *(s.event(event, at) for event, at in FULFILMENT)],
+        {"state": "completed", "rider_state": "delivered", "saved_state": None,
+         "platform_state": 18, "refunded_amount_fen": 0})  # fmt: skip
+
+    s = Steps("OWN-20240520-0102")
+    add("kitchen_preparing", "accepted and in the kitchen: preparing, no rider yet",
+        [s.created(0), s.event("order.accepted", 1), s.event("kitchen.accept", 2),
+         s.event("kitchen.start_preparing", 5)],
+        {"state": "preparing", "rider_state": None, "saved_state": None,
+         "platform_state": 12, "refunded_amount_fen": 0})  # fmt: skip
+
+    s = Steps("OWN-20240520-0103")
+    add("cancelled_before_acceptance",
+        "cancelled before the store accepted (14): the pipeline never stores it (no "
+        "acceptance); folded: refunded, the payment back",
+        [s.created(0), s.cancelled(1, accepted=False)],
+        {"state": "refunded", "rider_state": None, "platform_state": 14,
+         "refunded_amount_fen": 3700})  # fmt: skip
+
+    s = Steps("OWN-20240520-0104")
+    add("cancelled_by_store",
+        "accepted, then cancelled by the store (17): refunded once the accept hold is over",
+        [s.created(0), s.event("order.accepted", 1), s.event("kitchen.accept", 2),
+         s.cancelled(3, accepted=True)],
+        {"state": "refunded", "rider_state": None, "platform_state": 17,
+         "refunded_amount_fen": 3700})  # fmt: skip
+
+    s = Steps("OWN-20240520-0105")
+    add("partial_refund_after_completion",
+        "completed, then one cola refunded (30, 33 partial): partially_refunded",
+        [s.created(0), *(s.event(event, at) for event, at in FULFILMENT),
+         s.refund("refund.requested", 50, completed=True, cola=True),
+         s.refund("refund.agreed", 51, completed=True, cola=True)],
+        {"state": "partially_refunded", "rider_state": "delivered", "saved_state": None,
+         "platform_state": 33, "refunded_amount_fen": 400})  # fmt: skip
+
+    s = Steps("OWN-20240520-0106")
+    add("cancel_requested",
+        "a full cancel requested in the kitchen (20): refunding, accepted remembered",
+        [s.created(0), s.event("order.accepted", 1), s.event("kitchen.accept", 2),
+         s.refund("refund.requested", 4, completed=False)],
+        {"state": "refunding", "saved_state": "accepted", "platform_state": 20,
+         "refunded_amount_fen": 0})  # fmt: skip
+
+    s = Steps("OWN-20240520-0107")
+    add("cancel_withdrawn",
+        "a full cancel requested, the kitchen starts meanwhile, the request withdrawn (21): "
+        "the remembered state advanced to preparing",
+        [s.created(0), s.event("order.accepted", 1), s.event("kitchen.accept", 2),
+         s.refund("refund.requested", 4, completed=False),
+         s.event("kitchen.start_preparing", 5),
+         s.refund("refund.withdrawn", 6, completed=False)],
+        {"state": "preparing", "saved_state": None, "platform_state": 21,
+         "refunded_amount_fen": 0})  # fmt: skip
+
+    s = Steps("OWN-20240520-0108")
+    add("cancel_rejected",
+        "a full cancel requested, the rider waits meanwhile, the request rejected (22): ready, "
+        "the rider awaiting pickup",
+        [s.created(0), s.event("order.accepted", 1), s.event("kitchen.accept", 2),
+         s.event("kitchen.start_preparing", 5),
+         s.refund("refund.requested", 10, completed=False),
+         s.event("rider.awaiting_pickup", 15),
+         s.refund("refund.rejected", 16, completed=False)],
+        {"state": "ready", "rider_state": "awaiting_pickup", "saved_state": None,
+         "platform_state": 22, "refunded_amount_fen": 0})  # fmt: skip
+
+    s = Steps("OWN-20240520-0109")
+    add("cancel_agreed",
+        "a full cancel requested and agreed (23) with no amount stated: refunded, the "
+        "3,700 fen paid back",
+        [s.created(0), s.event("order.accepted", 1), s.event("kitchen.accept", 2),
+         s.refund("refund.requested", 4, completed=False),
+         s.refund("refund.agreed", 6, completed=False)],
+        {"state": "refunded", "saved_state": None, "platform_state": 23,
+         "refunded_amount_fen": 3700})  # fmt: skip
+    return scenarios
+
+
 def main() -> None:
     FOLDER.mkdir(exist_ok=True)
-    for old in FOLDER.glob("*.json"):
+    for old in FOLDER.rglob("*.json"):
         old.unlink()
     config = {
         "public_base_url": "https://bridge.example.com",
@@ -211,10 +359,11 @@ def main() -> None:
     }
     written = [
         ("config", config), *order_fixtures(), *kitchen_fixtures(), *rider_fixtures(),
-        *refund_fixtures(), *probe_fixtures(),
+        *refund_fixtures(), *probe_fixtures(), *scenario_fixtures(),
     ]  # fmt: skip
     for name, content in written:
         text = json.dumps(content, ensure_ascii=False, indent=2) + "\n"
+        (FOLDER / f"{name}.json").parent.mkdir(exist_ok=True)
         (FOLDER / f"{name}.json").write_text(text, encoding="utf-8")
     print(f"wrote {len(written)} files to {FOLDER}")
 

@@ -86,4 +86,3 @@ def new_plugin(name: str, directory: Path | None, display_name: str | None) -> N
         f"      waimai-bridge contract {name} --suites {','.join(STRUCTURAL)}   # passes now\n"
         f"      waimai-bridge contract {name} --strictness high   # what is left to fill in"
     )
-

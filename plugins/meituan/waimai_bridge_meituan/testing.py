@@ -13,16 +13,18 @@ scripted to fail::
         assert [call.path for call in fake.calls] == ["order/refund/agree"] * 2
 
 :func:`signed_push` builds the form body of a push as Meituan sends it (double-encoded
-fields included) for tests and demos.
+fields included) for tests and demos. :func:`fake_platform` is the fake as the contract
+harness drives it (:class:`HarnessFake`, whose ``script`` takes an error fixture's answer).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -134,6 +136,8 @@ class FakeAnswer:
     status: int = 200
     body: str = facts.ACK_BODY
     delay_s: float = 0.0
+    drop: bool = False
+    """Close the connection without answering (a broken connection)."""
 
     @classmethod
     def ok(cls) -> FakeAnswer:
@@ -157,6 +161,11 @@ class FakeAnswer:
         answer = then or cls.ok()
         return cls(status=answer.status, body=answer.body, delay_s=seconds)
 
+    @classmethod
+    def dropped(cls) -> FakeAnswer:
+        """No answer at all: the connection is closed once the request is read."""
+        return cls(status=0, body="", drop=True)
+
 
 BAD_SIG: Final = FakeAnswer.error(703, "签名验证错误")
 UNKNOWN_APP: Final = FakeAnswer.error(702, "app_id不存在")
@@ -178,6 +187,7 @@ class FakeCall:
 @dataclass
 class _Script:
     answers: dict[str, deque[FakeAnswer]] = field(default_factory=dict)
+    any_path: deque[FakeAnswer] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -252,6 +262,19 @@ class FakeMeituan:
         with self._script.lock:
             self._script.answers.setdefault(path, deque()).extend(answers)
 
+    def script_any(self, *answers: FakeAnswer) -> None:
+        """Answer the next calls, whatever their path, with ``answers`` in turn (after the
+        answers scripted for a path), then ok again."""
+        with self._script.lock:
+            self._script.any_path.extend(answers)
+
+    def reset(self) -> None:
+        """Forget the calls received and the answers not played yet."""
+        with self._script.lock:
+            self._script.answers.clear()
+            self._script.any_path.clear()
+        self.calls.clear()
+
     def calls_to(self, path: str) -> list[FakeCall]:
         """The calls of one API path, in arrival order."""
         return [call for call in self.calls if call.path == path]
@@ -284,6 +307,9 @@ class FakeMeituan:
         self.calls.append(FakeCall(handler.command, path, params, system, sig_ok, answer))
         if answer.delay_s:
             time.sleep(answer.delay_s)
+        if answer.drop:
+            handler.close_connection = True
+            return
         content = answer.body.encode("utf-8")
         try:
             handler.send_response(answer.status)
@@ -297,4 +323,79 @@ class FakeMeituan:
     def _next_answer(self, path: str) -> FakeAnswer:
         with self._script.lock:
             waiting = self._script.answers.get(path)
-            return waiting.popleft() if waiting else FakeAnswer.ok()
+            if waiting:
+                return waiting.popleft()
+            any_path = self._script.any_path
+            return any_path.popleft() if any_path else FakeAnswer.ok()
+
+
+# --------------------------------------------------------------------------- contract harness
+
+
+class HarnessFake:
+    """A running :class:`FakeMeituan` as the contract harness drives it
+    (docs/plugin-authors.md, "The fake platform").
+
+    ``script`` takes an error fixture's ``answer``, one of:
+
+    - ``{"error": {"code": 808, "msg": "操作失败"}}``: Meituan's error answer
+      ``{"data":"ng","error":{…}}`` (HTTP 200, or ``"status"`` if the answer gives one);
+    - ``{"http": 502}`` or ``{"http": 404, "body": "…"}``: a bare HTTP answer (a gateway's
+      page by default);
+    - ``{"slow": seconds}``: ``{"data":"ok"}`` after ``seconds`` (a time-out for a shorter
+      ``api_timeout_seconds``);
+    - ``{"drop": true}``: the connection closed without an answer.
+
+    It is played to the next API call, whatever its path.
+    """
+
+    def __init__(self, fake: FakeMeituan) -> None:
+        self.fake = fake
+
+    def configure(self, config: PluginConfig) -> PluginConfig:
+        """The config with ``api_base`` pointing at the fake."""
+        return config.model_copy(
+            update={"settings": {**config.settings, "api_base": self.fake.api_base}}
+        )
+
+    def script(self, answer: Mapping[str, Any]) -> None:
+        """Play ``answer`` to the next API call."""
+        self.fake.script_any(scripted_answer(answer))
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The API calls received, with their business parameters (the system ones apart)."""
+        return [
+            {"method": call.method, "path": call.path, "params": dict(call.params),
+             "signature_ok": call.sig_ok}
+            for call in self.fake.calls
+        ]  # fmt: skip
+
+    def reset(self) -> None:
+        """Forget the calls and the scripted answers."""
+        self.fake.reset()
+
+
+def scripted_answer(answer: Mapping[str, Any]) -> FakeAnswer:
+    """The :class:`FakeAnswer` of an error fixture's ``answer`` (see :class:`HarnessFake`)."""
+    if "error" in answer:
+        error = answer["error"]
+        return FakeAnswer.error(
+            int(error["code"]), str(error.get("msg", "")), status=int(answer.get("status", 200))
+        )
+    if "http" in answer:
+        if "body" in answer:
+            return FakeAnswer.http(int(answer["http"]), str(answer["body"]))
+        return FakeAnswer.http(int(answer["http"]))
+    if "slow" in answer:
+        return FakeAnswer.slow(float(answer["slow"]))
+    if answer.get("drop"):
+        return FakeAnswer.dropped()
+    raise ValueError(f"not a scripted answer of the Meituan fake: {dict(answer)!r}")
+
+
+@contextlib.contextmanager
+def fake_platform(config: PluginConfig) -> Iterator[HarnessFake]:
+    """A running fake Meituan API knowing the ``app_id`` and ``app_secret`` of ``config``."""
+    settings = config.settings
+    with FakeMeituan(app_id=str(settings["app_id"]), secret=str(settings["app_secret"])) as fake:
+        yield HarnessFake(fake)
