@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.conftest import clear
 from tests.processes import wait_until
@@ -132,9 +132,11 @@ def test_a_subscriber_down_for_a_while_receives_every_update(
     def applied() -> bool:
         with bridge.database.transaction() as session:
             statuses = session.execute(select(InboxEvent.status)).scalars().all()
-        return len(statuses) == sum(map(len, LIFECYCLES.values())) and set(statuses) == {"done"}
+            stored = session.execute(select(func.count()).select_from(Order)).scalar_one()
+        pushed = sum(map(len, LIFECYCLES.values()))
+        return (len(statuses), set(statuses), stored) == (pushed, {"done"}, len(LIFECYCLES))
 
-    wait_until(applied, 10, "every push applied")
+    wait_until(applied, 20, "every push applied and every order stored")
     wait_until(lambda: subscriber.refused >= 3, 10, "the subscriber refused some updates")
     subscriber.down = False
     with bridge.database.transaction() as session:
