@@ -138,3 +138,20 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
             return probe.connect_ex(("127.0.0.1", port)) == 0
 
     wait_until(listening, timeout, f"a listener on port {port}")
+
+
+@contextmanager
+def running_serve(folder: Path, config_text: str, **env: str) -> Iterator[str]:
+    """An embedded ``waimai-bridge serve`` with ``config_text`` (written to ``folder``) on a
+    free port, healthy; its base URL. Its output is kept in ``folder/logs``."""
+    config = folder / "bridge.toml"
+    config.write_text(config_text, encoding="utf-8")
+    logs = folder / "logs"
+    logs.mkdir(exist_ok=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with processes(logs) as start:
+        command = bridge_command(config, "serve", "--port", str(port))
+        start("serve", command, environment(folder, **env))
+        wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30, "serve healthy")
+        yield base

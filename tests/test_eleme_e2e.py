@@ -14,7 +14,8 @@ import pytest
 from waimai_bridge_eleme import examples
 from waimai_bridge_eleme.testing import push_body
 
-from tests.processes import bridge_command, environment, free_port, processes, wait_until
+from tests import api
+from tests.processes import running_serve, wait_until
 
 SECRET = "eleme-e2e-secret"
 APP_ID = 58137347
@@ -124,15 +125,7 @@ def bodies(order: str, codes: tuple[str, ...], start: int) -> list[bytes]:
 @pytest.fixture
 def bridge(tmp_path: Path) -> Iterator[str]:
     """The base URL of a running embedded ``waimai-bridge serve`` configured for Eleme."""
-    config = tmp_path / "bridge.toml"
-    config.write_text(CONFIG.replace("{folder}", str(tmp_path)), encoding="utf-8")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    with processes(logs) as start:
-        start("serve", bridge_command(config, "serve", "--port", str(port)), environment(tmp_path))
-        wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30, "serve healthy")
+    with running_serve(tmp_path, CONFIG.replace("{folder}", str(tmp_path))) as base:
         yield base
 
 
@@ -141,23 +134,11 @@ def post(base: str, body: bytes) -> httpx.Response:
 
 
 def platform_order(base: str, order: str) -> httpx.Response:
-    return httpx.get(f"{base}/api/v1/platform-orders/eleme/{order}", headers=AUTH, timeout=10)
+    return api.platform_order(base, "eleme", order, AUTH)
 
 
 def order_view(base: str, order: str) -> dict[str, Any] | None:
-    """The stored order of ``order``, or None while it is not stored."""
-    found = platform_order(base, order)
-    if found.status_code != 200 or found.json()["order_id"] is None:
-        return None
-    answer = httpx.get(f"{base}/api/v1/orders/{found.json()['order_id']}", headers=AUTH)
-    view: dict[str, Any] = answer.json()
-    return view
-
-
-def outcome(view: dict[str, Any] | None) -> tuple[Any, ...] | None:
-    if view is None:
-        return None
-    return view["state"], view["rider_state"], view["saved_state"], view["refunded_amount"]
+    return api.order_view(base, "eleme", order, AUTH)
 
 
 def test_every_eleme_lifecycle_ends_in_its_state(bridge: str) -> None:
@@ -181,7 +162,7 @@ def test_every_eleme_lifecycle_ends_in_its_state(bridge: str) -> None:
     }
 
     def actual() -> dict[str, tuple[Any, ...] | None]:
-        return {order: outcome(order_view(bridge, order)) for order in expected}
+        return {order: api.outcome(order_view(bridge, order)) for order in expected}
 
     try:
         wait_until(lambda: actual() == expected, 30, "every order in its expected state")

@@ -21,7 +21,7 @@ from waimai_bridge_meituan.testing import (
     signed_push,
 )
 
-from tests.processes import bridge_command, environment, free_port, processes, wait_until
+from tests.processes import free_port, running_serve, wait_until
 from tests.test_meituan_push import SAMPLE_PRICE
 from waimai_bridge.plugins import BLOCK_ENV
 
@@ -137,23 +137,13 @@ class Bridge:
 @pytest.fixture(scope="module")
 def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
     folder = tmp_path_factory.mktemp("meituan-e2e")
-    logs = folder / "logs"
-    logs.mkdir()
-    site = folder / "site"
-    site.mkdir()
-    config = folder / "bridge.toml"
     api_base = f"http://127.0.0.1:{free_port()}/api/v1/"
-    config.write_text(config_text(f"sqlite:///{folder / 'bridge.sqlite3'}", api_base), "utf-8")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    text = config_text(f"sqlite:///{folder / 'bridge.sqlite3'}", api_base)
     # only the Meituan plugin: the other platforms are not configured here
-    env = environment(site, **{BLOCK_ENV: "eleme,own_pos"})
     with (
-        processes(logs) as start,
+        running_serve(folder, text, **{BLOCK_ENV: "eleme,own_pos"}) as base,
         httpx.Client(base_url=base, timeout=10) as client,
     ):
-        start("serve", bridge_command(config, "serve", "--port", str(port)), env)
-        wait_until(lambda: client.get("/healthz").status_code == 200, 30, "serve healthy")
         yield Bridge(base, client)
 
 

@@ -16,7 +16,8 @@ from waimai_bridge_eleme.testing import push_body as eleme_push_body
 from waimai_bridge_own_pos import examples
 from waimai_bridge_own_pos.testing import push_body, signed_push
 
-from tests.processes import bridge_command, environment, free_port, processes, wait_until
+from tests import api
+from tests.processes import running_serve, wait_until
 
 SECRET = "own-pos-e2e-secret"
 ELEME_SECRET = "eleme-e2e-secret"
@@ -59,15 +60,7 @@ own_pos = {{}}
 def bridge(tmp_path: Path) -> Iterator[str]:
     """The base URL of a running embedded ``waimai-bridge serve`` configured for own_pos
     and Eleme."""
-    config = tmp_path / "bridge.toml"
-    config.write_text(CONFIG.replace("{folder}", str(tmp_path)), encoding="utf-8")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    with processes(logs) as start:
-        start("serve", bridge_command(config, "serve", "--port", str(port)), environment(tmp_path))
-        wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30, "serve healthy")
+    with running_serve(tmp_path, CONFIG.replace("{folder}", str(tmp_path))) as base:
         yield base
 
 
@@ -99,24 +92,15 @@ def created_and_accepted(order: str, store_code: str = "POS-001") -> list[dict[s
 
 
 def platform_order(base: str, order: str) -> httpx.Response:
-    return httpx.get(f"{base}/api/v1/platform-orders/own_pos/{order}", headers=AUTH, timeout=10)
+    return api.platform_order(base, "own_pos", order, AUTH)
 
 
 def order_view(base: str, order: str) -> dict[str, Any] | None:
-    """The stored order of ``order``, or None while it is not stored."""
-    found = platform_order(base, order)
-    if found.status_code != 200 or found.json()["order_id"] is None:
-        return None
-    answer = httpx.get(f"{base}/api/v1/orders/{found.json()['order_id']}", headers=AUTH)
-    view: dict[str, Any] = answer.json()
-    return view
+    return api.order_view(base, "own_pos", order, AUTH)
 
 
 def outcome(base: str, order: str) -> tuple[Any, ...] | None:
-    view = order_view(base, order)
-    if view is None:
-        return None
-    return view["state"], view["rider_state"], view["saved_state"], view["refunded_amount"]
+    return api.outcome(order_view(base, order))
 
 
 def reaches(base: str, order: str, expected: tuple[Any, ...], what: str) -> None:
