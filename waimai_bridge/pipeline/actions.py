@@ -10,7 +10,6 @@ died mid-call is never repeated (its outcome is unknown, so it fails for a human
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import dramatiq
 from sqlalchemy.orm import Session
@@ -42,14 +41,6 @@ class ActionRefused(WaimaiBridgeError):
         self.allowed = allowed
 
 
-@dataclass(frozen=True)
-class Asked:
-    """An action as :meth:`ActionWorker.ask` left it; ``created`` when this call made it."""
-
-    action: OutboundAction
-    created: bool
-
-
 class ActionWorker:
     """Asks, performs and retries outbound actions, on the pipeline's broker and queues."""
 
@@ -66,7 +57,7 @@ class ActionWorker:
     def ask(
         self, *, platform: str, platform_order_id: str, action: Action, reason: str | None,
         key: str,
-    ) -> Asked:  # fmt: skip
+    ) -> actions.Asked:  # fmt: skip
         """The action of ``key`` on a platform order: created and queued when new.
 
         :raises ActionRefused: 404 an unknown order; 422 an action the platform's plugin
@@ -93,7 +84,7 @@ class ActionWorker:
             session.expunge(asked.action)
         if asked.created:
             self._queue(asked.action.id, asked.action.store_id)
-        return Asked(asked.action, asked.created)
+        return asked
 
     def perform(self, action_id: int) -> None:
         """Make the due attempt of an action, record how the platform answered, and come

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge.models import Action
-from waimai_bridge.pipeline.actions import ActionRefused, Asked
+from waimai_bridge.pipeline.actions import ActionRefused
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import actions
 from waimai_bridge.store.tables import Order, OutboundAction
@@ -68,7 +68,7 @@ def action_view(row: OutboundAction) -> ActionView:
 
 
 async def _ask(bridge: Bridge, platform: str, platform_order_id: str, body: ActionAsk) -> Response:
-    def ask() -> Asked:
+    def ask() -> actions.Asked:
         return bridge.actions.ask(
             platform=platform, platform_order_id=platform_order_id, action=body.action,
             reason=body.reason, key=body.idempotency_key,
