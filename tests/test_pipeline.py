@@ -424,6 +424,32 @@ def test_health_metrics_and_openapi(make_client: Callable[..., TestClient]) -> N
 # --------------------------------------------------------------------------- shards
 
 
+def test_a_push_whose_store_is_a_guess_is_filed_under_its_orders_store(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client()
+    created = testpay.push("G:0", "G", "order.created", T0, shop="100002")
+    assert send(client, created).status_code == 200
+    wait_until(
+        lambda: client.get("/api/v1/platform-orders/testpay/G", headers=AUTH).status_code
+        == 200, 10, "the order known",
+    )  # fmt: skip
+    guessed = testpay.push("G:1", "G", "rider.at_store", T0 + 1, shop="100001", inferred=True)
+    unknown = testpay.push("U:0", "U", "rider.at_store", T0 + 1, shop="100001", inferred=True)
+    assert send(client, guessed).status_code == 200
+    assert send(client, unknown).status_code == 200
+    with bridge_of(client).database.transaction() as session:
+        rows = session.execute(
+            select(InboxEvent.idempotency_key, InboxEvent.store_id, InboxEvent.shard)
+        ).all()
+    pipeline = bridge_of(client).pipeline
+    assert sorted(rows) == [
+        ("G:0", "S002", shard_of("S002", pipeline.shards)),
+        ("G:1", "S002", shard_of("S002", pipeline.shards)),  # the order's store, not the guess
+        ("U:0", "S001", shard_of("S001", pipeline.shards)),  # no order known: the guess stands
+    ]
+
+
 def test_a_store_always_goes_to_the_same_queue() -> None:
     assert shard_of("S001", 8) == shard_of("S001", 8)
     assert queue_of("S001", 8) == f"waimai.shard.{shard_of('S001', 8)}"

@@ -7,6 +7,7 @@ body in the ``x-testpay-signature`` header::
      "time": 1716181200000, "price": {...PriceBreakdown...}, "partial": false,
      "refund_fen": 500}
 
+``"inferred": true`` marks a push whose shop is only a guess (``store_inferred``).
 An empty body is the console's URL check. Code ``note.poison`` is one the plugin declares
 but cannot map: the pipeline must park it, not drop it.
 """
@@ -119,6 +120,7 @@ def parse_event(request: InboundRequest, config: PluginConfig) -> ParsedPush | N
     event = NativeEvent(
         platform=NAME,
         store_id=store,
+        store_inferred=bool(message.get("inferred", False)),
         platform_order_id=str(message["order"]),
         native_code=str(message["code"]),
         idempotency_key=str(message["id"]),

@@ -72,8 +72,9 @@ def parse_event(platform: str, request: InboundRequest, config: PluginConfig) ->
         ``config.store_for(key, value)`` resolves a platform shop id to the chain's store.
     :returns: a :class:`~waimai_bridge.models.ParsedPush`: the ``reply`` the platform
         expects (also for an empty console probe, which carries no events) and zero or
-        more native events, each with the store id, the platform order id (a string), the
-        native code, an idempotency key and the platform's own time of the change; or
+        more native events, each with the store id (``store_inferred`` when the push names
+        no store and the id is a guess), the platform order id (a string), the native
+        code, an idempotency key and the platform's own time of the change; or
         ``None`` when the request is not a push of this platform (the receiver answers 404).
     :raises BadSignature: missing or wrong signature or app id (HTTP 401).
     :raises UndecodablePush: a body that cannot be decoded, or a message the platform

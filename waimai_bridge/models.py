@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 """Version of the contracts in ``waimai_bridge/contracts/``; a plugin must match the major."""
 
 Fen = Annotated[int, Field(ge=0, description="An amount of money in fen (分), never negative.")]
@@ -239,6 +239,13 @@ class NativeEvent(ContractModel):
 
     platform: NonEmpty
     store_id: NonEmpty = Field(description="The chain's own store id, resolved from the config.")
+    store_inferred: bool = Field(
+        default=False,
+        description=(
+            "The push names no store, so store_id is the plugin's best guess: the core uses "
+            "the store of the platform order instead when it knows the order."
+        ),
+    )
     platform_order_id: NonEmpty = Field(description="The platform's order id, always a string.")
     native_code: NonEmpty = Field(description="A code of the plugin's native-code table.")
     idempotency_key: str = Field(min_length=1, max_length=200)

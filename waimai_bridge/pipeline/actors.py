@@ -118,6 +118,7 @@ class Pipeline:
         rows stay pending and the sweeper sends them again.
         """
         with self.database.connection() as connection:
+            events = inbox.with_known_stores(connection, events)
             new = inbox.record(
                 connection, events, received_at_ms=received_at_ms, shard_of=self._shard_of
             )

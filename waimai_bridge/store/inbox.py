@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import NativeEvent
-from waimai_bridge.store.tables import InboxEvent
+from waimai_bridge.store.tables import InboxEvent, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict
 
 ERROR_LENGTH = 2000
@@ -58,6 +58,26 @@ def record(
         connection, InboxEvent, rows, returning=(InboxEvent.id, InboxEvent.store_id)
     )
     return [(row_id, store_id) for row_id, store_id in inserted]
+
+
+def with_known_stores(
+    connection: Session | Connection, events: Sequence[NativeEvent]
+) -> Sequence[NativeEvent]:
+    """The events, those whose store the plugin could only infer (``store_inferred``) given
+    the store of their platform order when the bridge already knows the order."""
+    inferred = {(e.platform, e.platform_order_id) for e in events if e.store_inferred}
+    if not inferred:
+        return events
+    statement = select(
+        PlatformOrder.platform, PlatformOrder.platform_order_id, PlatformOrder.store_id
+    ).where(tuple_(PlatformOrder.platform, PlatformOrder.platform_order_id).in_(inferred))
+    known = {(platform, order): store for platform, order, store in connection.execute(statement)}
+    return [
+        event.model_copy(update={"store_id": known[key]})
+        if event.store_inferred and (key := (event.platform, event.platform_order_id)) in known
+        else event
+        for event in events
+    ]
 
 
 def take(session: Session, shard: int, *, limit: int) -> list[InboxEvent]:

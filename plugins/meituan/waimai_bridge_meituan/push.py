@@ -95,6 +95,7 @@ def parse_push(request: InboundRequest, config: PluginConfig) -> ParsedPush | No
     event = NativeEvent(
         platform=PLATFORM,
         store_id=resolve_store(message, config),
+        store_inferred=not str(message.get(facts.STORE_CODE_FIELD, "")).strip(),
         platform_order_id=order_id,
         native_code=code,
         idempotency_key=idempotency_key(kind, code, reading),
@@ -205,10 +206,10 @@ def resolve_store(message: Mapping[str, Any], config: PluginConfig) -> str:
     The order pushes name the store by ``app_poi_code``, which must be bound. The cancel,
     refund, refund-status and logistics pushes name none (assumptions.STORE_CODE_FIELD),
     and a pure hook cannot look the order up, so they go to the app's single bound store,
-    or, when several stores are bound, to the first bound store id in sorted order. That
-    store only chooses the queue: the core keeps an order's store from its first event,
-    normally the paid-order push, which names its store. Only an order whose first push
-    to arrive names no store is recorded under that first store (README, "Stores").
+    or, when several stores are bound, to the first bound store id in sorted order, marked
+    ``store_inferred``: the core then takes the store of the platform order, known from
+    its paid-order push. Only an order whose first push to arrive names no store is
+    recorded under that guess (README, "Stores").
     """
     code = str(message.get(facts.STORE_CODE_FIELD, "")).strip()
     if code:
