@@ -21,7 +21,7 @@ from waimai_bridge.pipeline.shards import queue_of, shard_of
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import inbox
-from waimai_bridge.store.tables import InboxEvent, Order, OrderEvent
+from waimai_bridge.store.tables import InboxEvent, Order, OrderEvent, PlatformOrder
 from waimai_bridge.web.app import create_app
 
 SECRET = "testpay-secret"
@@ -448,6 +448,26 @@ def test_a_push_whose_store_is_a_guess_is_filed_under_its_orders_store(
         ("G:1", "S002", shard_of("S002", pipeline.shards)),  # the order's store, not the guess
         ("U:0", "S001", shard_of("S001", pipeline.shards)),  # no order known: the guess stands
     ]
+
+
+def test_a_store_named_later_replaces_a_guessed_one(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client()
+    first = testpay.push("H:0", "H", "rider.at_store", T0, shop="100001", inferred=True)
+    assert send(client, first).status_code == 200
+    wait_until(
+        lambda: client.get("/api/v1/platform-orders/testpay/H", headers=AUTH).status_code
+        == 200, 10, "the order known under the guessed store",
+    )  # fmt: skip
+    for body in lifecycle("H", "order.created", "order.accepted", start=1, shop="100002"):
+        assert send(client, body).status_code == 200
+    [order] = wait_until(lambda: orders(client, platform_order_id="H"), 10, "H stored")
+    assert order["store_id"] == "S002"
+    with bridge_of(client).database.transaction() as session:
+        row = session.execute(select(PlatformOrder).where(PlatformOrder.platform_order_id == "H"))
+        platform_order = row.scalar_one()
+        assert (platform_order.store_id, platform_order.store_inferred) == ("S002", False)
 
 
 def test_a_store_always_goes_to_the_same_queue() -> None:

@@ -42,6 +42,7 @@ def record(
             "platform": event.platform,
             "idempotency_key": event.idempotency_key,
             "store_id": event.store_id,
+            "store_inferred": event.store_inferred,
             "shard": shard_of(event.store_id),
             "platform_order_id": event.platform_order_id,
             "native_code": event.native_code,
@@ -98,6 +99,7 @@ def native_event(row: InboxEvent) -> NativeEvent:
     return NativeEvent(
         platform=row.platform,
         store_id=row.store_id,
+        store_inferred=row.store_inferred,
         platform_order_id=row.platform_order_id,
         native_code=row.native_code,
         idempotency_key=row.idempotency_key,

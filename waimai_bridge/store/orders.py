@@ -118,8 +118,10 @@ def apply_events(
     if not incoming:
         return []
     first: dict[tuple[str, str], Incoming] = {}
-    for item in incoming:
-        first.setdefault((item.event.platform, item.event.platform_order_id), item)
+    for item in incoming:  # the first event of each order, one naming its store if any does
+        key = (item.event.platform, item.event.platform_order_id)
+        if key not in first or (first[key].event.store_inferred and not item.event.store_inferred):
+            first[key] = item
     keys = sorted(first)
     insert_ignoring_conflict(
         session,
@@ -129,6 +131,7 @@ def apply_events(
                 "platform": platform,
                 "platform_order_id": order_id,
                 "store_id": first[platform, order_id].event.store_id,
+                "store_inferred": first[platform, order_id].event.store_inferred,
                 "latest_payload": first[platform, order_id].event.payload,
                 "discarded": False,
                 "created_at_ms": first[platform, order_id].received_at_ms,
@@ -190,6 +193,7 @@ def _refold(
     accept_hold_ms: int,
 ) -> Applied:
     """Fold a platform order after new events of it were added to its log."""
+    _settle_store(platform_order, items)
     latest = max(items, key=lambda item: item.received_at_ms)
     prices = [item.price for item in items if item.price is not None]
     if prices:
@@ -212,6 +216,17 @@ def _refold(
     return Applied(
         platform_order.id, False, platform_order.order_id, state, release_at, starts_hold
     )
+
+
+def _settle_store(platform_order: PlatformOrder, items: list[Incoming]) -> None:
+    """Take the store an event names over one a plugin could only guess."""
+    if not platform_order.store_inferred:
+        return
+    named = [item.event.store_id for item in items if not item.event.store_inferred]
+    if named:
+        platform_order.store_id, platform_order.store_inferred = named[0], False
+        if platform_order.order is not None:
+            platform_order.order.store_id = named[0]
 
 
 def starts_fulfilment(event: Event) -> bool:

@@ -88,6 +88,8 @@ class PlatformOrder(Base):
     platform: Mapped[str] = mapped_column(String(32))
     platform_order_id: Mapped[str] = mapped_column(String(64))
     store_id: Mapped[str] = mapped_column(String(64))
+    store_inferred: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """``store_id`` is a plugin's guess (no event naming the store has arrived yet)."""
     state_code: Mapped[int | None] = mapped_column(Integer)
     order_state: Mapped[str | None] = mapped_column(String(32))
     latest_payload: Mapped[dict[str, Any]]
@@ -187,6 +189,7 @@ class InboxEvent(Base):
     platform: Mapped[str] = mapped_column(String(32))
     idempotency_key: Mapped[str] = mapped_column(String(200))
     store_id: Mapped[str] = mapped_column(String(64))
+    store_inferred: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     shard: Mapped[int] = mapped_column(Integer)
     platform_order_id: Mapped[str] = mapped_column(String(64))
     native_code: Mapped[str] = mapped_column(String(64))

@@ -208,8 +208,8 @@ def resolve_store(message: Mapping[str, Any], config: PluginConfig) -> str:
     and a pure hook cannot look the order up, so they go to the app's single bound store,
     or, when several stores are bound, to the first bound store id in sorted order, marked
     ``store_inferred``: the core then takes the store of the platform order, known from
-    its paid-order push. Only an order whose first push to arrive names no store is
-    recorded under that guess (README, "Stores").
+    its paid-order push; an order whose first push to arrive names no store stays under
+    the guess until a push naming its store arrives (README, "Stores").
     """
     code = str(message.get(facts.STORE_CODE_FIELD, "")).strip()
     if code:
