@@ -28,7 +28,10 @@ import pytest
 import redis
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
+from waimai_bridge_meituan import plugin as meituan_plugin
 
+from waimai_bridge.hookcalls import Platform
+from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import Base
 
@@ -178,3 +181,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         database = request.getfixturevalue("_migrated_postgres")
         clear(database)
         yield database
+
+
+@pytest.fixture(scope="module")
+def meituan() -> Platform:
+    """The Meituan plugin behind the core's checked hook calls, with the reference
+    JSON-Schema validator as well."""
+    registry = PluginRegistry(reference=True)
+    registry.add("meituan", meituan_plugin)
+    return registry.platform("meituan")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from waimai_bridge_meituan import api, plugin
+from waimai_bridge_meituan import api
 from waimai_bridge_meituan.signing import sig
 from waimai_bridge_meituan.testing import (
     FIXTURE_APP_ID,
@@ -20,16 +20,8 @@ from waimai_bridge_meituan.testing import (
 from tests.processes import free_port
 from waimai_bridge.hookcalls import Platform
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult
-from waimai_bridge.plugins import PluginRegistry
 
 ORDER_ID = "27061900338318741"
-
-
-@pytest.fixture(scope="module")
-def meituan() -> Platform:
-    registry = PluginRegistry(reference=True)
-    registry.add("meituan", plugin)
-    return registry.platform("meituan")
 
 
 @pytest.fixture

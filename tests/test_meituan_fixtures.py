@@ -14,7 +14,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from waimai_bridge_meituan import plugin
 from waimai_bridge_meituan.testing import (
     FIXTURE_PUBLIC_BASE_URL,
     FakeMeituan,
@@ -25,7 +24,6 @@ from tests.processes import ROOT
 from waimai_bridge.errors import PushRefused
 from waimai_bridge.hookcalls import Platform
 from waimai_bridge.models import ActionRequest, ActionResult, InboundRequest
-from waimai_bridge.plugins import PluginRegistry
 
 FIXTURES = resources.files("waimai_bridge_meituan").joinpath("fixtures")
 
@@ -41,13 +39,6 @@ def load(folder: str, name: str) -> dict[str, Any]:
         FIXTURES.joinpath(folder).joinpath(name).read_text(encoding="utf-8")
     )
     return content
-
-
-@pytest.fixture(scope="module")
-def meituan() -> Platform:
-    registry = PluginRegistry(reference=True)
-    registry.add("meituan", plugin)
-    return registry.platform("meituan")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from waimai_bridge_meituan import assumptions, plugin, push, states
+from waimai_bridge_meituan import assumptions, push, states
 from waimai_bridge_meituan.examples import (
     DETAIL,
     ORDER_ID,
@@ -45,7 +45,6 @@ from waimai_bridge.models import (
     RefundedItem,
     StateChange,
 )
-from waimai_bridge.plugins import PluginRegistry
 
 ACK = (200, '{"data":"ok"}')
 
@@ -76,13 +75,6 @@ def request(kind: str | None, content: bytes = b"", *, method: str = "POST") -> 
         body=content,
         received_at_ms=1,
     )
-
-
-@pytest.fixture(scope="module")
-def meituan() -> Platform:
-    registry = PluginRegistry(reference=True)
-    registry.add("meituan", plugin)
-    return registry.platform("meituan")
 
 
 CONFIG = fixture_config()

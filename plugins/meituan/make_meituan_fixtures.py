@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from waimai_bridge_meituan.examples import DETAIL, EXTRAS, ORDER_ID, RECEIVE, T_PAID
+from waimai_bridge_meituan.examples import PARTIAL_FOOD as FOOD
 from waimai_bridge_meituan.testing import (
     FIXTURE_APP_ID,
     FIXTURE_PUBLIC_BASE_URL,
@@ -32,32 +34,10 @@ from waimai_bridge_meituan.testing import (
 )
 
 HERE = Path(__file__).resolve().parent / "waimai_bridge_meituan" / "fixtures"
-OID = "27061900338318741"
-T = 1_716_177_490  # seconds
+OID = ORDER_ID
+T = T_PAID  # seconds
 SENT = T + 5  # the system timestamp of every push below
 ACK = {"status": 200, "body": '{"data":"ok"}'}
-
-DETAIL = [
-    {"app_food_code": "SKU-1001", "box_num": 1, "box_price": 1.0, "food_name": "宫保鸡丁",
-     "food_property": "微辣", "price": 28.0, "quantity": 1, "sku_id": "SKU-1001-L",
-     "spec": "大份", "unit": "份"},
-    {"app_food_code": "SKU-2002", "box_num": 0, "box_price": 0, "food_name": "可乐",
-     "food_property": "", "price": 5.0, "quantity": 2, "sku_id": "SKU-2002-330",
-     "spec": "330ml", "unit": "罐"},
-]  # fmt: skip
-EXTRAS = [{"act_detail_id": 1234567890, "mt_charge": 2.0, "poi_charge": 8.0,
-           "reduce_fee": 10.0, "remark": "满30元减10元", "type": 2}]  # fmt: skip
-RECEIVE = {
-    "actOrderChargeByMt": [{"comment": "满30元减10元", "feeTypeDesc": "活动款",
-                            "feeTypeId": 10019, "moneyCent": 200}],
-    "actOrderChargeByPoi": [{"comment": "满30元减10元", "feeTypeDesc": "活动款",
-                             "feeTypeId": 10019, "moneyCent": 800}],
-    "foodShareFeeChargeByPoi": 465, "logisticsFee": 500, "onlinePayment": 3400,
-    "wmPoiReceiveCent": 2635, "reconciliationExtras": '{"chargeMode":1}',
-}  # fmt: skip
-FOOD = [{"app_food_code": "SKU-2002", "box_num": 0, "box_price": 0, "count": 1,
-         "food_name": "可乐", "food_price": 5.0, "origin_food_price": 5.0, "refund_price": 5.0,
-         "sku_id": "SKU-2002-330", "spec": "330ml"}]  # fmt: skip
 
 
 def order(status: int, utime: int, **changes: Any) -> dict[str, Any]:
