@@ -49,7 +49,8 @@ class ActionWorker:
         settings = pipeline.config.bridge
         self.tries = settings.action_tries
         self.retry_delay_ms = int(settings.action_retry_seconds * 1000)
-        self._actor = dramatiq.Actor(
+        # registered with the broker; messages name the actor (see Pipeline.send)
+        dramatiq.Actor(
             self.perform, broker=pipeline.broker, actor_name=PERFORM_ACTION,
             queue_name=queue_name(0), priority=0, options={},
         )  # fmt: skip

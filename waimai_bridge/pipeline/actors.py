@@ -94,11 +94,12 @@ class Pipeline:
         for shard in range(self.shards):
             broker.declare_queue(queue_name(shard))
         broker.declare_queue(DELIVERY_QUEUE)
-        self._process = dramatiq.Actor(
+        # registered with the broker; messages name the actor (see Pipeline.send)
+        dramatiq.Actor(
             self.process_shard, broker=broker, actor_name=PROCESS_SHARD,
             queue_name=queue_name(0), priority=0, options={},
         )  # fmt: skip
-        self._release = dramatiq.Actor(
+        dramatiq.Actor(
             self.release_order, broker=broker, actor_name=RELEASE_ORDER,
             queue_name=queue_name(0), priority=0, options={},
         )  # fmt: skip

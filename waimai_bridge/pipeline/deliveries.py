@@ -58,7 +58,8 @@ class Deliverer:
         self.first_retry_ms = int(settings.subscriber_retry_seconds * 1000)
         self.give_up_ms = int(settings.subscriber_give_up_seconds * 1000)
         self.timeout_s = settings.subscriber_timeout_seconds
-        self._actor = dramatiq.Actor(
+        # registered with the broker; messages name the actor (see Pipeline.send)
+        dramatiq.Actor(
             self.deliver, broker=pipeline.broker, actor_name=DELIVER,
             queue_name=DELIVERY_QUEUE, priority=0, options={},
         )  # fmt: skip
