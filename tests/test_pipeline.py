@@ -356,7 +356,7 @@ def test_the_sweeper_resends_what_a_lost_message_left(
     assert parsed is not None
     with bridge.database.transaction() as session:
         inbox.record(
-            session, parsed.events, received_at_ms=bridge.clock(), shard_of=lambda store: 0
+            session, [(e, bridge.clock()) for e in parsed.events], shard_of=lambda store: 0
         )
     [order] = wait_until(lambda: orders(client), timeout=10)
     assert order["platform_order_id"] == "LOST"

@@ -10,6 +10,7 @@ to run twice.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,15 +119,22 @@ class Pipeline:
         Returns how many were new. A broker failure after the commit loses nothing: the
         rows stay pending and the sweeper sends them again.
         """
+        return self.receive_all([(events, received_at_ms)])
+
+    def receive_all(self, pushes: Sequence[tuple[Sequence[NativeEvent], int]]) -> int:
+        """:meth:`receive` for several pushes (each with when it was received) in one
+        statement and one commit; how many of their events were new."""
         with self.database.connection() as connection:
-            events = inbox.with_known_stores(connection, events)
-            new = inbox.record(
-                connection, events, received_at_ms=received_at_ms, shard_of=self._shard_of
-            )
-        if events:
-            INBOX_EVENTS.labels(events[0].platform, "new").inc(len(new))
-            INBOX_EVENTS.labels(events[0].platform, "duplicate").inc(len(events) - len(new))
-        for shard in sorted({self._shard_of(store_id) for _, store_id in new}):
+            events = [event for push, _ in pushes for event in push]
+            times = [received_at_ms for push, received_at_ms in pushes for _ in push]
+            received = list(zip(inbox.with_known_stores(connection, events), times, strict=True))
+            new = inbox.record(connection, received, shard_of=self._shard_of)
+        counts = Counter(event.platform for event, _ in received)
+        fresh = Counter(platform for _, platform, _ in new)
+        for platform, count in counts.items():
+            INBOX_EVENTS.labels(platform, "new").inc(fresh[platform])
+            INBOX_EVENTS.labels(platform, "duplicate").inc(count - fresh[platform])
+        for shard in sorted({self._shard_of(store_id) for _, _, store_id in new}):
             self.wake(shard)
         return len(new)
 

@@ -30,13 +30,12 @@ class InboxStatus(StrEnum):
 
 def record(
     connection: Session | Connection,
-    events: Sequence[NativeEvent],
+    received: Sequence[tuple[NativeEvent, int]],
     *,
-    received_at_ms: int,
     shard_of: Callable[[str], int],
-) -> list[tuple[int, str]]:
-    """Add the events not seen before, each with its store's shard; ``(row id, store id)``
-    of each new row."""
+) -> list[tuple[int, str, str]]:
+    """Add the events not seen before (each given with when its push was received), each
+    with its store's shard; ``(row id, platform, store id)`` of each new row."""
     rows = [
         {
             "platform": event.platform,
@@ -53,12 +52,15 @@ def record(
             "attempts": 0,
             "enqueued_at_ms": received_at_ms,
         }
-        for event in events
+        for event, received_at_ms in received
     ]
     inserted = insert_ignoring_conflict(
-        connection, InboxEvent, rows, returning=(InboxEvent.id, InboxEvent.store_id)
+        connection,
+        InboxEvent,
+        rows,
+        returning=(InboxEvent.id, InboxEvent.platform, InboxEvent.store_id),
     )
-    return [(row_id, store_id) for row_id, store_id in inserted]
+    return [(row_id, platform, store_id) for row_id, platform, store_id in inserted]
 
 
 def with_known_stores(

@@ -17,9 +17,10 @@ from waimai_bridge import __version__
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.web import actions, api, subscriptions, webhooks
 from waimai_bridge.web.errors import error
+from waimai_bridge.web.intake import Intake
 
 WEB_THREADS = 4
-"""Threads that run the blocking part of requests (plugin calls, the inbox insert)."""
+"""Threads that run the blocking part of requests (inbox writes, database reads)."""
 
 
 def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> FastAPI:
@@ -45,6 +46,7 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.bridge = bridge
+    app.state.intake = Intake(bridge.pipeline)
     app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(actions.router)
