@@ -43,7 +43,6 @@ from waimai_bridge.store.orders import (
     release_due,
     release_hold,
 )
-from waimai_bridge.store.tables import InboxEvent
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +54,9 @@ BATCH = 100
 """Inbox events applied, or accept holds released, in one transaction, at most."""
 BEHIND_MS = 1000
 """A release this late means others are due too: release them together."""
+RELEASE_PRIORITY = 10
+"""A worker runs the releases it has fetched after the shard batches it has fetched (a
+lower priority): an event waits for nobody, a hold's end may wait a little."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class Pipeline:
         )  # fmt: skip
         dramatiq.Actor(
             self.release_order, broker=broker, actor_name=RELEASE_ORDER,
-            queue_name=queue_name(0), priority=0, options={},
+            queue_name=queue_name(0), priority=RELEASE_PRIORITY, options={},
         )  # fmt: skip
 
     def queues(self, shards: Iterable[int] | None = None) -> set[str]:
@@ -183,24 +185,20 @@ class Pipeline:
         """
         self.signals.lower(shard)
         with self.database.transaction(durable=False) as session:
-            rows = inbox.take(session, shard, limit=BATCH)
-            incoming: list[Incoming] = []
-            taken: list[InboxEvent] = []
             now = self.clock()
+            rows = inbox.take(session, shard, limit=BATCH, now_ms=now)
+            incoming: list[Incoming] = []
             for row in rows:
                 native = inbox.native_event(row)
                 try:
                     event, price = self._read(native)
                 except Exception as exc:  # the plugin cannot read this payload: a poison event
-                    inbox.mark_failed(row, f"{type(exc).__name__}: {exc}", now)
+                    inbox.park(session, row.id, f"{type(exc).__name__}: {exc}", now)
                     EVENTS_PROCESSED.labels(native.platform, "failed").inc()
                     logger.warning("inbox event %s parked: %s: %s", row.id, type(exc).__name__, exc)
                     continue
                 incoming.append(Incoming(event, row.received_at_ms, price))
-                taken.append(row)
             applied = apply_events(session, incoming, accept_hold_ms=self.accept_hold_ms)
-            for row in taken:
-                inbox.mark_done(row, now)
         self.deliveries_written(session)
         if len(rows) == BATCH:
             self.wake(shard, force=True)

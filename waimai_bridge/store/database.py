@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,11 +59,17 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url)
+            relaxed = self.engine
         else:
-            self.engine = create_engine(
-                url, pool_size=POOL_SIZE, max_overflow=POOL_SIZE, pool_recycle=3600
+            pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_recycle": 3600}
+            self.engine = create_engine(url, **pool)
+            # its own connections: setting it per transaction would cost a statement each
+            relaxed = create_engine(
+                url, connect_args={"options": "-c synchronous_commit=off"}, **pool
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._relaxed = relaxed
+        self._relaxed_sessions = sessionmaker(relaxed, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def __repr__(self) -> str:
@@ -77,9 +83,8 @@ class Database:
         database crash may then lose the transaction whole (never half of it). For work
         that is done again when lost, such as applying inbox events.
         """
-        with self._sessions.begin() as session:
-            if not durable and self.dialect == "postgresql":
-                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        sessions = self._sessions if durable else self._relaxed_sessions
+        with sessions.begin() as session:
             yield session
 
     @contextmanager
@@ -121,6 +126,7 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        self._relaxed.dispose()
 
 
 def alembic_config(connection: Any = None) -> AlembicConfig:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import StrEnum
+from typing import Any, cast
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, Row, Table, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import NativeEvent
@@ -18,6 +19,7 @@ from waimai_bridge.store.tables import InboxEvent, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict
 
 ERROR_LENGTH = 2000
+_INBOX = cast(Table, InboxEvent.__table__)
 
 
 class InboxStatus(StrEnum):
@@ -83,20 +85,30 @@ def with_known_stores(
     ]
 
 
-def take(session: Session, shard: int, *, limit: int) -> list[InboxEvent]:
-    """Up to ``limit`` pending rows of ``shard``, oldest first, locked; rows another worker
-    holds are skipped (``SKIP LOCKED``)."""
-    statement = (
-        select(InboxEvent)
+def take(session: Session, shard: int, *, limit: int, now_ms: int) -> list[Row[Any]]:
+    """Up to ``limit`` pending rows of ``shard``, oldest first, marked done as of ``now_ms``
+    in the caller's transaction (one the worker cannot apply is then :func:`park`-ed);
+    rows another worker holds are skipped (``SKIP LOCKED``)."""
+    table = _INBOX
+    chosen = (
+        select(InboxEvent.id)
         .where(InboxEvent.status == InboxStatus.PENDING, InboxEvent.shard == shard)
         .order_by(InboxEvent.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(session.execute(statement).scalars())
+    statement = (
+        update(table)
+        .where(table.c.id.in_(chosen.scalar_subquery()))
+        .values(
+            status=InboxStatus.DONE, attempts=table.c.attempts + 1, error=None, done_at_ms=now_ms
+        )
+        .returning(*table.c)
+    )
+    return sorted(session.execute(statement), key=lambda row: int(row.id))
 
 
-def native_event(row: InboxEvent) -> NativeEvent:
+def native_event(row: Row[Any]) -> NativeEvent:
     """The native event an inbox row holds."""
     return NativeEvent(
         platform=row.platform,
@@ -110,20 +122,13 @@ def native_event(row: InboxEvent) -> NativeEvent:
     )
 
 
-def mark_done(row: InboxEvent, now_ms: int) -> None:
-    """The event is applied."""
-    row.status = InboxStatus.DONE
-    row.attempts += 1
-    row.error = None
-    row.done_at_ms = now_ms
-
-
-def mark_failed(row: InboxEvent, error: str, now_ms: int) -> None:
-    """The event cannot be applied as it is: park it with its error."""
-    row.status = InboxStatus.FAILED
-    row.attempts += 1
-    row.error = error[:ERROR_LENGTH]
-    row.done_at_ms = now_ms
+def park(session: Session, row_id: int, error: str, now_ms: int) -> None:
+    """A taken event cannot be applied as it is: park it with its error."""
+    session.execute(
+        update(_INBOX)
+        .where(_INBOX.c.id == row_id)
+        .values(status=InboxStatus.FAILED, error=error[:ERROR_LENGTH], done_at_ms=now_ms)
+    )
 
 
 def failed(session: Session, *, limit: int = 100) -> Sequence[InboxEvent]:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
@@ -144,10 +144,10 @@ def apply_events(
         (row.platform, row.platform_order_id): row
         for row in session.execute(
             select(PlatformOrder)
-            .options(selectinload(PlatformOrder.order))  # one query for the stored orders
+            .options(joinedload(PlatformOrder.order))  # the stored orders in the same query
             .where(tuple_(PlatformOrder.platform, PlatformOrder.platform_order_id).in_(keys))
             .order_by(PlatformOrder.platform, PlatformOrder.platform_order_id)
-            .with_for_update()
+            .with_for_update(of=PlatformOrder)
         ).scalars()
     }
     unique: dict[tuple[str, str], Incoming] = {}

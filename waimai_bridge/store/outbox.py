@@ -100,9 +100,10 @@ def _write(
     platform: str, state: str | None, now_ms: int,
 ) -> None:  # fmt: skip
     if SUBSCRIPTIONS not in session.info:
-        session.info[SUBSCRIPTIONS] = [
-            (row.id, row.store_ids, row.platforms, row.states) for row in subscriptions(session)
-        ]
+        with session.no_autoflush:  # the caller's pending changes go with the commit, once
+            session.info[SUBSCRIPTIONS] = [
+                (row.id, row.store_ids, row.platforms, row.states) for row in subscriptions(session)
+            ]
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     fresh = {
         "order_id": order_id, "kind": body["type"], "body": text, "status": "pending",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Insert, inspect
+from sqlalchemy import Connection, Insert, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,34 +30,26 @@ def _statement(dialect: str, table: type[Base], returning: tuple[Any, ...]) -> I
 
 
 @cache
-def _unnest_statement(table: type[Base], names: tuple[str, ...], returning: tuple[Any, ...]) -> str:
-    """PostgreSQL's multi-row insert with one array parameter per column: the same text
-    whatever the number of rows, so psycopg and the server parse and plan it once (a
-    VALUES list of n rows is a new statement of n × columns parameters each time)."""
+def _recordset_statement(
+    table: type[Base], names: tuple[str, ...], returning: tuple[Any, ...]
+) -> str:
+    """PostgreSQL's multi-row insert of rows sent as one JSON array: the same text whatever
+    the number of rows, so psycopg and the server parse and plan it once (a VALUES list of
+    n rows is a new statement of n × columns parameters each time), and one ``json.dumps``
+    is all the encoding the rows need."""
     sql_table = Base.metadata.tables[table.__tablename__]
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     quote = dialect.identifier_preparer.quote
-    columns = [sql_table.c[name] for name in names]
-    arrays = ", ".join(
-        f"CAST(%({name})s AS {_array_type(column, dialect)})"
-        for name, column in zip(names, columns, strict=True)
+    record = ", ".join(
+        f"{quote(name)} {sql_table.c[name].type.compile(dialect=dialect)}" for name in names
     )
-    selected = ", ".join(
-        f"u.{quote(name)}::json" if isinstance(column.type, JSON) else f"u.{quote(name)}"
-        for name, column in zip(names, columns, strict=True)
-    )
+    columns = ", ".join(map(quote, names))
     returned = ", ".join(quote(column.name) for column in returning or sql_table.primary_key)
     return (
-        f"INSERT INTO {quote(sql_table.name)} ({', '.join(map(quote, names))}) "
-        f"SELECT {selected} FROM unnest({arrays}) AS u({', '.join(map(quote, names))}) "
+        f"INSERT INTO {quote(sql_table.name)} ({columns}) "
+        f"SELECT {columns} FROM json_to_recordset(%(rows)s::json) AS u({record}) "
         f"ON CONFLICT DO NOTHING RETURNING {returned}"
     )
-
-
-def _array_type(column: Column[Any], dialect: Any) -> str:
-    if isinstance(column.type, JSON):
-        return "TEXT[]"  # sent as JSON text, cast per row
-    return f"{column.type.compile(dialect=dialect)}[]"
 
 
 def insert_ignoring_conflict(
@@ -81,27 +73,16 @@ def insert_ignoring_conflict(
     if not rows:
         return []
     if dialect == "postgresql" and len(rows) > 1:
-        return _insert_unnest(executor, table, rows, returning)
+        return _insert_recordset(executor, table, rows, returning)
     return executor.execute(_statement(dialect, table, returning), list(rows)).all()
 
 
-def _insert_unnest(
+def _insert_recordset(
     executor: Session | Connection,
     table: type[Base],
     rows: Sequence[dict[str, Any]],
     returning: tuple[Any, ...],
 ) -> Any:
-    names = tuple(rows[0])
-    sql_table = Base.metadata.tables[table.__tablename__]
-    json_columns = {name for name in names if isinstance(sql_table.c[name].type, JSON)}
-    parameters = {
-        name: [
-            None if row[name] is None else json.dumps(row[name]) if name in json_columns
-            else row[name]
-            for row in rows
-        ]
-        for name in names
-    }  # fmt: skip
+    statement = _recordset_statement(table, tuple(rows[0]), returning)
     connection = executor.connection() if isinstance(executor, Session) else executor
-    result = connection.exec_driver_sql(_unnest_statement(table, names, returning), parameters)
-    return result.all()
+    return connection.exec_driver_sql(statement, {"rows": json.dumps(rows)}).all()

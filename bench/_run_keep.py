@@ -1,0 +1,343 @@
+"""The benchmark: the bridge on this machine's Redis and PostgreSQL, next to a skeleton.
+
+    python bench/run.py            # about 5 minutes
+    python bench/run.py --quick    # about a minute
+
+It drives realistic mixed traffic (many stores, full order lifecycles with refunds and rider
+events, a share of duplicate pushes) over HTTP into ``waimai-bridge serve`` + ``worker``, and
+the same number of requests into the skeleton (:mod:`bench.skeleton`), and reports:
+
+- sustained events/s of each, end to end (first request sent → last event committed and
+  every accept hold released / last message consumed), and their ratio;
+- webhook ACK latency p50/p99 and push-to-committed latency p50/p99 at half of the
+  bridge's sustained rate;
+- peak RSS of each process.
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+from dramatiq.brokers.redis import RedisBroker  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from bench.load import Result, drive, percentile, traffic  # noqa: E402
+from tests.processes import free_port, plugin_site, wait_for_port  # noqa: E402
+
+SECRET = "bench-secret"
+POSTGRES = os.environ.get(
+    "WAIMAI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS = os.environ.get("WAIMAI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+WORKER_THREADS = 4
+PREFETCH = 64
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def database() -> Iterator[str]:
+    """A fresh PostgreSQL database for the run, dropped after it."""
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    name = f"waimai_bench_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            print("KEPT", name, file=sys.stderr)
+        admin.dispose()
+
+
+@contextmanager
+def started(
+    command: list[str], env: dict[str, str], logs: Path, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    with (logs / f"{name}.log").open("wb") as output:
+        process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
+    """Peak resident memory of a process and its children, in MiB."""
+    pids = [process.pid]
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    if children.exists():
+        pids += [int(pid) for pid in children.read_text().split()]
+    peak = 0.0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        if status.exists():
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+    return round(peak, 1)
+
+
+def cpu_seconds(names: tuple[str, ...] = (), pids: tuple[int, ...] = ()) -> float:
+    """CPU time used so far by the processes with these pids (and their children) or whose
+    command name is one of ``names``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        parent = int(fields[1])
+        if int(entry.name) in pids or parent in pids or command in names:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WAIMAI_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env["dramatiq_queue_prefetch"] = str(PREFETCH)
+    env.update(extra)
+    return env
+
+
+def wait_for(check: Any, timeout: float, what: str) -> float:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"benchmark: {what} did not happen within {timeout} s")
+        time.sleep(0.02)
+    return time.perf_counter()
+
+
+def skeleton(requests: list[bytes], logs: Path) -> dict[str, Any]:
+    """The skeleton's sustained rate, end to end."""
+    redis.Redis.from_url(REDIS).flushdb()
+    port = free_port()
+    env = environment(SKELETON_REDIS_URL=REDIS)
+    web = [sys.executable, "-m", "uvicorn", "bench.skeleton:app", "--port", str(port),
+           "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    work = [sys.executable, "-m", "dramatiq", "bench.skeleton", "--processes", "1",
+            "--threads", str(WORKER_THREADS)]  # fmt: skip
+    broker = RedisBroker(url=REDIS)  # type: ignore[no-untyped-call]
+    with (
+        started(web, env, logs, "skeleton-web") as web_process,
+        started(work, env, logs, "skeleton-worker") as worker,
+    ):
+        wait_for_port(port)
+        time.sleep(1.0)
+        drive("127.0.0.1", port, requests[:200])  # warm up
+        broker.join("skeleton", interval=20, timeout=60_000)
+        result = drive("127.0.0.1", port, requests)
+        broker.join("skeleton", interval=20, timeout=300_000)
+        done = time.perf_counter()
+        rss = {"skeleton_web": peak_rss_mb(web_process), "skeleton_worker": peak_rss_mb(worker)}
+    broker.close()
+    return {
+        "events_per_s": len(requests) / (done - result.started),
+        "ack_rate": len(requests) / (result.finished - result.started),
+        "failed": result.failed,
+        "rss_mb": rss,
+    }
+
+
+def config(folder: Path, database_url: str) -> Path:
+    path = folder / "bench.toml"
+    stores = "\n".join(
+        f'[stores.S{number:03}]\ntestpay = {{ shop = "{100000 + number}" }}'
+        for number in range(STORES)
+    )
+    path.write_text(
+        f"""
+[bridge]
+database_url = "{database_url}"
+broker_url = "{REDIS}"
+shards = 8
+accept_hold_seconds = 1
+api_tokens = ["bench"]
+
+[platforms.testpay]
+secret = "{SECRET}"
+
+{stores}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+STORES = 50
+
+
+def scalar(engine: Any, query: str) -> int:
+    """The one number a query answers."""
+    with engine.connect() as connection:
+        value: int = connection.execute(text(query)).scalar_one()
+        return value
+
+
+def max_id(engine: Any) -> int:
+    """The newest inbox row's id."""
+    return scalar(engine, "SELECT coalesce(max(id), 0) FROM inbox")
+
+
+def done_count(engine: Any) -> int:
+    """Inbox events applied."""
+    return scalar(engine, "SELECT count(*) FROM inbox WHERE status = 'done'")
+
+
+def held_count(engine: Any) -> int:
+    """Accepted orders whose hold is not released yet (stored or discarded)."""
+    return scalar(
+        engine,
+        "SELECT count(*) FROM platform_orders WHERE order_id IS NULL AND NOT discarded "
+        "AND hold_started_at_ms IS NOT NULL",
+    )
+
+
+def bridge(full: list[bytes], full_unique: int, paced: list[bytes], logs: Path) -> dict[str, Any]:
+    """The bridge's sustained rate, then its latencies at half that rate."""
+    redis.Redis.from_url(REDIS).flushdb()
+    site = plugin_site(logs / "site")
+    env = environment()
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
+    with database() as url:
+        path = config(logs, url)
+        bridge_cli = [sys.executable, "-m", "waimai_bridge", "--config", str(path)]
+        subprocess.run([*bridge_cli, "migrate"], env=env, check=True, capture_output=True)
+        port = free_port()
+        engine = create_engine(url)
+        serve = [*bridge_cli, "serve", "--port", str(port), "--log-level", "warning"]
+        work = [*bridge_cli, "worker", "--threads", str(WORKER_THREADS), "--log-level", "warning"]
+        with (
+            started(serve, env, logs, "serve") as web_process,
+            started(work, env, logs, "worker") as worker,
+        ):
+            wait_for_port(port)
+            time.sleep(1.0)
+            processes: dict[str, Callable[[], float]] = {
+                "serve": lambda: cpu_seconds(pids=(web_process.pid,)),
+                "worker": lambda: cpu_seconds(pids=(worker.pid,)),
+                "postgres": lambda: cpu_seconds(names=("postgres",)),
+                "redis": lambda: cpu_seconds(names=("redis-server",)),
+            }
+            before_cpu = {name: measure() for name, measure in processes.items()}
+            result = drive("127.0.0.1", port, full)
+            wait_for(
+                lambda: done_count(engine) >= full_unique, 900, "the bridge committing every event"
+            )
+            done = wait_for(lambda: held_count(engine) == 0, 900, "every accept hold released")
+            rate = full_unique / (done - result.started)
+            cpu_ms = {
+                name: round((measure() - before_cpu[name]) / full_unique * 1000, 3)
+                for name, measure in processes.items()
+            }
+            log(f"bridge sustained {rate:.0f} events/s; now paced at {rate / 2:.0f}/s")
+            before = done_count(engine)
+            # ids, not counts: a duplicate push burns a sequence value without adding a row
+            last_id = max_id(engine)
+            paced_result = drive("127.0.0.1", port, paced, rate=rate / 2)
+            paced_unique = len(set(paced))
+            wait_for(
+                lambda: done_count(engine) >= before + paced_unique,
+                600,
+                "the paced events committed",
+            )
+            with engine.connect() as connection:
+                latencies = [
+                    float(row[0])
+                    for row in connection.execute(
+                        text(
+                            "SELECT done_at_ms - received_at_ms FROM inbox "
+                            "WHERE id > :skip ORDER BY id"
+                        ),
+                        {"skip": last_id},
+                    )
+                ]
+            rss = {"serve": peak_rss_mb(web_process), "worker": peak_rss_mb(worker)}
+        engine.dispose()
+    return {
+        "events_per_s": rate,
+        "ack_rate": len(full) / (result.finished - result.started),
+        "failed": result.failed + paced_result.failed,
+        "paced": paced_result,
+        "commit_ms": latencies,
+        "rss_mb": rss,
+        "cpu_ms": cpu_ms,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
+    parser.add_argument("--events", type=int, help="events in the sustained phase")
+    options = parser.parse_args()
+    events = options.events or (3000 if options.quick else 20000)
+    load = traffic(events, stores=STORES, secret=SECRET)
+    paced = traffic(events // 2, stores=STORES, secret=SECRET, seed=2, duplicates=0.0, prefix="P")
+    with tempfile.TemporaryDirectory(prefix="waimai-bench-") as folder:
+        logs = Path(folder)
+        log(f"skeleton: {len(load.bodies)} requests")
+        skeleton_figures = skeleton(load.bodies, logs)
+        log(f"skeleton sustained {skeleton_figures['events_per_s']:.0f} events/s")
+        log(f"bridge: {len(load.bodies)} requests ({load.unique} distinct events)")
+        bridge_figures = bridge(load.bodies, load.unique, paced.bodies, logs)
+    paced_result: Result = bridge_figures["paced"]
+    figures = {
+        "events": load.unique,
+        "events_per_s": round(bridge_figures["events_per_s"], 1),
+        "skeleton_events_per_s": round(skeleton_figures["events_per_s"], 1),
+        "ratio": round(bridge_figures["events_per_s"] / skeleton_figures["events_per_s"], 3),
+        "ack_rate_per_s": round(bridge_figures["ack_rate"], 1),
+        "skeleton_ack_rate_per_s": round(skeleton_figures["ack_rate"], 1),
+        "paced_rate_per_s": round(bridge_figures["events_per_s"] / 2, 1),
+        "ack_p50_ms": round(percentile(paced_result.latencies_ms, 0.5), 2),
+        "ack_p99_ms": round(percentile(paced_result.latencies_ms, 0.99), 2),
+        "commit_p50_ms": round(percentile(bridge_figures["commit_ms"], 0.5), 1),
+        "commit_p99_ms": round(percentile(bridge_figures["commit_ms"], 0.99), 1),
+        "serve_rss_mb": bridge_figures["rss_mb"]["serve"],
+        "worker_rss_mb": bridge_figures["rss_mb"]["worker"],
+        "skeleton_web_rss_mb": skeleton_figures["rss_mb"]["skeleton_web"],
+        "skeleton_worker_rss_mb": skeleton_figures["rss_mb"]["skeleton_worker"],
+        "cpu_ms_per_event": bridge_figures["cpu_ms"],
+        "failed_requests": bridge_figures["failed"] + skeleton_figures["failed"],
+        "cpus": os.cpu_count(),
+    }
+    for name, value in figures.items():
+        print(f"{name:>24}: {value}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
