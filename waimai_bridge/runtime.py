@@ -64,7 +64,10 @@ class Bridge:
     ) -> None:
         """Consume the shard queues (all, or ``shards``) in this process, and sweep."""
         worker = dramatiq.Worker(
-            self.broker, queues=self.pipeline.queues(shards), worker_threads=threads
+            self.broker,
+            queues=self.pipeline.queues(shards),
+            worker_threads=threads,
+            worker_timeout=WORKER_POLL_MS,
         )
         worker.queue_prefetch = prefetch
         worker.start()
