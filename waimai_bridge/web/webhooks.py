@@ -12,7 +12,7 @@ import logging
 import time
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from waimai_bridge.config import PlatformNotConfigured
 from waimai_bridge.errors import ContractViolation, PushRefused
@@ -107,6 +107,10 @@ async def _store(intake: Intake, name: str, parsed: ParsedPush, received_at_ms: 
     if parsed.events:
         try:
             await intake.write(parsed.events, received_at_ms=received_at_ms)
+        except DataError:  # the database's message may quote the push: not repeated
+            logger.warning("push of %s refused by the database as invalid data", name)
+            return error(400, "the push holds a value the database cannot store (such as a "
+                         "NUL character); it was not accepted")  # fmt: skip
         except SQLAlchemyError:
             logger.exception("push of %s not stored", name)
             return error(503, "the push cannot be stored right now; send it again")
