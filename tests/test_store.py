@@ -369,6 +369,36 @@ def test_one_order_is_applied_by_one_worker_at_a_time(database: Database) -> Non
     assert moments["applied"] > moments["released"]
 
 
+def test_an_event_that_waited_for_a_release_updates_the_stored_order(
+    database: Database,
+) -> None:
+    apply(database, event(P.ACCEPTED, 1), T0)
+    storing = threading.Event()
+
+    def release_slowly() -> None:
+        with database.transaction() as session:
+            assert lock_platform_order(session, "sample", ORDER_ID) is not None
+            storing.set()
+            time.sleep(0.5)  # the event below waits for the order's lock meanwhile
+            released = release_hold(
+                session, "sample", ORDER_ID, accept_hold_ms=HOLD_MS, now_ms=T0 + HOLD_MS
+            )
+            assert released.outcome is Release.STORED
+
+    def apply_meanwhile() -> None:
+        storing.wait()
+        apply(database, event(P.RIDER_DELIVERING, 50), T0 + HOLD_MS + 1)
+
+    threads = [threading.Thread(target=release_slowly), threading.Thread(target=apply_meanwhile)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    order, _ = stored(database)
+    assert order is not None  # stored while the event waited, and the event reached it
+    assert (order.rider_state, order.version) == (RiderState.DELIVERING, 2)
+
+
 def test_concurrent_workers_lose_no_event(database: Database) -> None:
     lifecycle = [
         P.CREATED,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Row, select, tuple_
+from sqlalchemy.orm import Session, defer, selectinload
 
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
@@ -144,10 +144,13 @@ def apply_events(
         (row.platform, row.platform_order_id): row
         for row in session.execute(
             select(PlatformOrder)
-            .options(joinedload(PlatformOrder.order))  # the stored orders in the same query
+            # the stored orders in a query of their own, after the locks are held: joined
+            # here, a row another transaction stored while this one waited would be missed
+            # (PostgreSQL rechecks only the locked rows). The latest payload is only replaced.
+            .options(selectinload(PlatformOrder.order), defer(PlatformOrder.latest_payload))
             .where(tuple_(PlatformOrder.platform, PlatformOrder.platform_order_id).in_(keys))
             .order_by(PlatformOrder.platform, PlatformOrder.platform_order_id)
-            .with_for_update(of=PlatformOrder)
+            .with_for_update()
         ).scalars()
     }
     unique: dict[tuple[str, str], Incoming] = {}
@@ -189,7 +192,7 @@ def _refold(
     session: Session,
     platform_order: PlatformOrder,
     items: list[Incoming],
-    log: Sequence[OrderEvent],
+    log: Sequence[LogRow],
     accept_hold_ms: int,
 ) -> Applied:
     """Fold a platform order after new events of it were added to its log."""
@@ -304,7 +307,7 @@ def _release(
     """Store or discard locked platform orders whose hold is over."""
     logs = _logs(session, [platform_order.id for platform_order in held])
     outcomes: dict[int, Released] = {}
-    stored: list[tuple[PlatformOrder, Order]] = []
+    stored: list[tuple[PlatformOrder, OrderFold]] = []
     overdue: dict[int, int] = {}
     for platform_order in held:
         assert platform_order.hold_started_at_ms is not None  # held orders started a hold
@@ -322,30 +325,44 @@ def _release(
         state = fold([_entry(row) for row in rows], user_paid_fen=user_paid)
         if state.order_state is None:  # unreachable: the hold starts with fulfilment
             raise AssertionError(f"held order {platform_order.id} has no order state")
-        order = Order(
-            platform=platform_order.platform,
-            platform_order_id=platform_order.platform_order_id,
-            store_id=platform_order.store_id,
-            state=state.order_state,
-            rider_state=state.rider_state,
-            refunded_amount_fen=state.refunded_amount_fen,
-            price=platform_order.price,
-            version=1,
-            created_at_ms=now_ms,
-            updated_at_ms=now_ms,
+        stored.append((platform_order, state))
+    if not stored:
+        return [outcomes[platform_order.id] for platform_order in held]
+    orders = [
+        {
+            "platform": platform_order.platform,
+            "platform_order_id": platform_order.platform_order_id,
+            "store_id": platform_order.store_id,
+            "state": state.order_state,
+            "rider_state": state.rider_state,
+            "refunded_amount_fen": state.refunded_amount_fen,
+            "price": platform_order.price,
+            "version": 1,
+            "created_at_ms": now_ms,
+            "updated_at_ms": now_ms,
+        }
+        for platform_order, state in stored
+    ]
+    returning = (Order.id, Order.platform, Order.platform_order_id)
+    ids = {
+        (platform, platform_order_id): order_id
+        for order_id, platform, platform_order_id in insert_ignoring_conflict(
+            session, Order, orders, returning=returning
         )
-        stored.append((platform_order, order))
-    session.add_all([order for _, order in stored])
-    session.flush()
-    for platform_order, order in stored:
-        platform_order.order_id = order.id
-        platform_order.order = order
+    }
+    for platform_order, state in stored:
+        assert state.order_state is not None  # checked above
+        order_id = ids[platform_order.platform, platform_order.platform_order_id]
+        platform_order.order_id = order_id
         outcomes[platform_order.id] = Released(
-            Release.STORED, order.id, overdue_ms=overdue[platform_order.id]
+            Release.STORED, order_id, overdue_ms=overdue[platform_order.id]
         )
-    _store_items(session, stored, now_ms)
-    for _, order in stored:
-        _tell_subscribers(session, order, None, now_ms)
+        outbox.order_update(
+            session, order_id=order_id, platform=platform_order.platform,
+            store_id=platform_order.store_id, status=state.order_state, previous_status=None,
+            rider_state=state.rider_state, version=1, now_ms=now_ms,
+        )  # fmt: skip
+    _store_items(session, [(po, po.order_id) for po, _ in stored], now_ms)
     return [outcomes[platform_order.id] for platform_order in held]
 
 
@@ -394,7 +411,11 @@ def _event_row(platform_order: PlatformOrder, item: Incoming) -> dict[str, Any]:
     }
 
 
-def _entry(row: OrderEvent) -> LogEntry:
+LogRow = Row[*tuple[Any, ...]]
+"""A logged event as :func:`_logs` reads it."""
+
+
+def _entry(row: LogRow) -> LogEntry:
     return LogEntry(
         key=row.idempotency_key,
         platform_time_ms=row.platform_time_ms,
@@ -406,16 +427,24 @@ def _entry(row: OrderEvent) -> LogEntry:
     )
 
 
-def _logs(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list[OrderEvent]]:
+_LOG_COLUMNS = (
+    OrderEvent.id, OrderEvent.platform_order_pk, OrderEvent.idempotency_key,
+    OrderEvent.platform_time_ms, OrderEvent.state_code, OrderEvent.kitchen_step,
+    OrderEvent.partial, OrderEvent.refund_amount_fen, OrderEvent.received_at_ms,
+)  # fmt: skip
+"""What folding needs of a logged event (not its payload)."""
+
+
+def _logs(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list[LogRow]]:
     """The event logs of several platform orders, each in arrival order."""
-    logs: dict[int, list[OrderEvent]] = {pk: [] for pk in platform_order_pks}
+    logs: dict[int, list[LogRow]] = {pk: [] for pk in platform_order_pks}
     if platform_order_pks:
         statement = (
-            select(OrderEvent)
+            select(*_LOG_COLUMNS)
             .where(OrderEvent.platform_order_pk.in_(platform_order_pks))
             .order_by(OrderEvent.id)
         )
-        for row in session.execute(statement).scalars():
+        for row in session.execute(statement):
             logs[row.platform_order_pk].append(row)
     return logs
 
@@ -439,52 +468,57 @@ def _update_order(
         _tell_subscribers(session, order, previous, now_ms)
     if order.price is None and platform_order.price is not None:
         order.price = platform_order.price
-        _store_items(session, [(platform_order, order)], now_ms)
+        _store_items(session, [(platform_order, order.id)], now_ms)
 
 
 def _store_items(
-    session: Session, stored: Sequence[tuple[PlatformOrder, Order]], now_ms: int
+    session: Session, stored: Sequence[tuple[PlatformOrder, int | None]], now_ms: int
 ) -> None:
-    """The orders' lines from their price breakdowns, each mapped to the chain's product;
-    an unmapped line is flagged and noted as an anomaly of its order."""
+    """The lines of the orders (platform order, stored order id) from their price
+    breakdowns, each mapped to the chain's product; an unmapped line is flagged and noted as
+    an anomaly of its order."""
     priced = [
-        (platform_order, order, PriceBreakdown.model_validate(platform_order.price))
-        for platform_order, order in stored
+        (platform_order, order_id, PriceBreakdown.model_validate(platform_order.price))
+        for platform_order, order_id in stored
         if platform_order.price is not None
     ]
     codes: dict[str, set[str]] = {}
-    for _, order, price in priced:
-        codes.setdefault(order.platform, set()).update(
+    for platform_order, _, price in priced:
+        codes.setdefault(platform_order.platform, set()).update(
             i.sku_code for i in price.items if i.sku_code
         )
     known = {platform: product_ids(session, platform, wanted) for platform, wanted in codes.items()}
+    items = []
     anomalies = []
-    for platform_order, order, price in priced:
+    for platform_order, order_id, price in priced:
         for line, item in enumerate(price.items, start=1):
-            product_id = known[order.platform].get(item.sku_code) if item.sku_code else None
-            session.add(
-                OrderItem(
-                    order_id=order.id,
-                    line=line,
-                    sku_code=item.sku_code,
-                    platform_sku_id=item.platform_sku_id,
-                    name=item.name,
-                    quantity=item.quantity,
-                    unit_original_fen=item.unit_original,
-                    unit_paid_fen=item.unit_paid,
-                    product_id=product_id,
-                    unmapped=product_id is None,
-                )
+            product_id = (
+                known[platform_order.platform].get(item.sku_code) if item.sku_code else None
+            )
+            items.append(
+                {
+                    "order_id": order_id,
+                    "line": line,
+                    "sku_code": item.sku_code,
+                    "platform_sku_id": item.platform_sku_id,
+                    "name": item.name,
+                    "quantity": item.quantity,
+                    "unit_original_fen": item.unit_original,
+                    "unit_paid_fen": item.unit_paid,
+                    "product_id": product_id,
+                    "unmapped": product_id is None,
+                }
             )
             if product_id is None:
                 code = f"SKU code {item.sku_code!r}" if item.sku_code else "no SKU code"
                 anomalies.append(
                     {
                         "platform_order_pk": platform_order.id,
-                        "order_id": order.id,
+                        "order_id": order_id,
                         "kind": "unmapped_sku",
                         "detail": f"line {line} ({item.name}): {code} maps to no product"[:500],
                         "created_at_ms": now_ms,
                     }
                 )
+    insert_ignoring_conflict(session, OrderItem, items)
     insert_ignoring_conflict(session, Anomaly, anomalies)
