@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, select, tuple_, update
+from sqlalchemy import Connection, Row, Table, bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import NativeEvent
@@ -85,27 +85,39 @@ def with_known_stores(
     ]
 
 
+_TAKE = (
+    update(_INBOX)
+    .where(
+        _INBOX.c.id.in_(
+            select(InboxEvent.id)
+            .where(
+                InboxEvent.status == InboxStatus.PENDING,
+                InboxEvent.shard == bindparam("take_shard"),
+            )
+            .order_by(InboxEvent.id)
+            .limit(bindparam("take_limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(
+        status=InboxStatus.DONE,
+        attempts=_INBOX.c.attempts + 1,
+        error=None,
+        done_at_ms=bindparam("taken_at_ms"),
+    )
+    .returning(*_INBOX.c)
+)
+
+
 def take(session: Session, shard: int, *, limit: int, now_ms: int) -> list[Row[Any]]:
     """Up to ``limit`` pending rows of ``shard``, oldest first, marked done as of ``now_ms``
     in the caller's transaction (one the worker cannot apply is then :func:`park`-ed);
     rows another worker holds are skipped (``SKIP LOCKED``)."""
-    table = _INBOX
-    chosen = (
-        select(InboxEvent.id)
-        .where(InboxEvent.status == InboxStatus.PENDING, InboxEvent.shard == shard)
-        .order_by(InboxEvent.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    taken = session.connection().execute(
+        _TAKE, {"take_shard": shard, "take_limit": limit, "taken_at_ms": now_ms}
     )
-    statement = (
-        update(table)
-        .where(table.c.id.in_(chosen.scalar_subquery()))
-        .values(
-            status=InboxStatus.DONE, attempts=table.c.attempts + 1, error=None, done_at_ms=now_ms
-        )
-        .returning(*table.c)
-    )
-    return sorted(session.execute(statement), key=lambda row: int(row.id))
+    return sorted(taken, key=lambda row: int(row.id))
 
 
 def native_event(row: Row[Any]) -> NativeEvent:

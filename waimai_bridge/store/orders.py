@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, select, tuple_
+from sqlalchemy import Row, bindparam, select, tuple_
 from sqlalchemy.orm import Session, defer, selectinload
 
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
@@ -68,14 +68,18 @@ def lock_platform_order(
     session: Session, platform: str, platform_order_id: str
 ) -> PlatformOrder | None:
     """The platform order, locked until the transaction ends (FOR UPDATE; SQLite's writer lock)."""
-    statement = (
-        select(PlatformOrder)
-        .where(
-            PlatformOrder.platform == platform, PlatformOrder.platform_order_id == platform_order_id
-        )
-        .with_for_update()
+    keys = {"platform": platform, "platform_order_id": platform_order_id}
+    return session.execute(_LOCK_ORDER, keys).scalar_one_or_none()
+
+
+_LOCK_ORDER = (
+    select(PlatformOrder)
+    .where(
+        PlatformOrder.platform == bindparam("platform"),
+        PlatformOrder.platform_order_id == bindparam("platform_order_id"),
     )
-    return session.execute(statement).scalar_one_or_none()
+    .with_for_update()
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,23 @@ def apply_event(
         session, [Incoming(event, received_at_ms, price)], accept_hold_ms=accept_hold_ms
     )
     return applied
+
+
+_LOCK_ORDERS = (
+    select(PlatformOrder)
+    # the stored orders in a query of their own, after the locks are held: joined here, a
+    # row another transaction stored while this one waited would be missed (PostgreSQL
+    # rechecks only the locked rows). The latest payload is only ever replaced.
+    .options(selectinload(PlatformOrder.order), defer(PlatformOrder.latest_payload))
+    .where(
+        tuple_(PlatformOrder.platform, PlatformOrder.platform_order_id).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+    .order_by(PlatformOrder.platform, PlatformOrder.platform_order_id)
+    .with_for_update()
+)
+"""Platform orders by (platform, order id), locked in that order."""
 
 
 def apply_events(
@@ -142,16 +163,7 @@ def apply_events(
     )
     orders = {
         (row.platform, row.platform_order_id): row
-        for row in session.execute(
-            select(PlatformOrder)
-            # the stored orders in a query of their own, after the locks are held: joined
-            # here, a row another transaction stored while this one waited would be missed
-            # (PostgreSQL rechecks only the locked rows). The latest payload is only replaced.
-            .options(selectinload(PlatformOrder.order), defer(PlatformOrder.latest_payload))
-            .where(tuple_(PlatformOrder.platform, PlatformOrder.platform_order_id).in_(keys))
-            .order_by(PlatformOrder.platform, PlatformOrder.platform_order_id)
-            .with_for_update()
-        ).scalars()
+        for row in session.execute(_LOCK_ORDERS, {"keys": keys}).scalars()
     }
     unique: dict[tuple[str, str], Incoming] = {}
     for item in incoming:
@@ -433,18 +445,19 @@ _LOG_COLUMNS = (
     OrderEvent.partial, OrderEvent.refund_amount_fen, OrderEvent.received_at_ms,
 )  # fmt: skip
 """What folding needs of a logged event (not its payload)."""
+_LOGS = (
+    select(*_LOG_COLUMNS)
+    .where(OrderEvent.platform_order_pk.in_(bindparam("pks", expanding=True)))
+    .order_by(OrderEvent.id)
+)
 
 
 def _logs(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list[LogRow]]:
     """The event logs of several platform orders, each in arrival order."""
     logs: dict[int, list[LogRow]] = {pk: [] for pk in platform_order_pks}
     if platform_order_pks:
-        statement = (
-            select(*_LOG_COLUMNS)
-            .where(OrderEvent.platform_order_pk.in_(platform_order_pks))
-            .order_by(OrderEvent.id)
-        )
-        for row in session.execute(statement):
+        rows = session.connection().execute(_LOGS, {"pks": list(platform_order_pks)})
+        for row in rows:
             logs[row.platform_order_pk].append(row)
     return logs
 

@@ -54,9 +54,12 @@ def unsubscribe(session: Session, subscription_id: int) -> bool:
     return bool(getattr(deleted, "rowcount", 0))
 
 
+_SUBSCRIPTIONS = select(Subscription).order_by(Subscription.id)
+
+
 def subscriptions(session: Session) -> Sequence[Subscription]:
     """Every subscription, oldest first."""
-    return session.execute(select(Subscription).order_by(Subscription.id)).scalars().all()
+    return session.execute(_SUBSCRIPTIONS).scalars().all()
 
 
 def order_update(

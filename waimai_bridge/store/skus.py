@@ -11,7 +11,7 @@ import io
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from waimai_bridge.errors import WaimaiBridgeError
@@ -129,10 +129,14 @@ def import_skus(
 
 def product_ids(session: Session, platform: str, sku_codes: Iterable[str]) -> dict[str, str]:
     """The product of each of these SKU codes that the mapping knows."""
-    codes = set(sku_codes)
+    codes = sorted(set(sku_codes))
     if not codes:
         return {}
-    statement = select(SkuMapping.sku_code, SkuMapping.product_id).where(
-        SkuMapping.platform == platform, SkuMapping.sku_code.in_(codes)
-    )
-    return {code: product for code, product in session.execute(statement).all()}
+    found = session.connection().execute(_PRODUCTS, {"platform": platform, "codes": codes})
+    return {code: product for code, product in found}
+
+
+_PRODUCTS = select(SkuMapping.sku_code, SkuMapping.product_id).where(
+    SkuMapping.platform == bindparam("platform"),
+    SkuMapping.sku_code.in_(bindparam("codes", expanding=True)),
+)
