@@ -532,3 +532,23 @@ def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) ->
     pipeline.release_order("testpay", "L2", "S001")
     assert stored() == {"L1", "L2", "L3"}
     bridge.stop()
+
+
+def test_idle_delay_queues_are_polled_less_often_than_shard_queues(redis_url: str) -> None:
+    from dramatiq.brokers.redis import _RedisConsumer
+    from dramatiq.common import dq_name
+
+    from waimai_bridge.pipeline.broker import DELAY_POLL_MS, make_broker
+    from waimai_bridge.pipeline.shards import queue_name
+    from waimai_bridge.runtime import WORKER_POLL_MS
+
+    broker = make_broker(redis_url)
+    try:
+        shard = broker.consume(queue_name(3), prefetch=1, timeout=WORKER_POLL_MS)
+        delayed = broker.consume(dq_name(queue_name(3)), prefetch=1, timeout=WORKER_POLL_MS)
+        assert isinstance(shard, _RedisConsumer)
+        assert isinstance(delayed, _RedisConsumer)
+        assert shard.timeout == WORKER_POLL_MS < DELAY_POLL_MS
+        assert delayed.timeout == DELAY_POLL_MS
+    finally:
+        broker.close()

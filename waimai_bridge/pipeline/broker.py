@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dramatiq import Broker
+from dramatiq import Broker, Consumer
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name, q_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -18,6 +19,24 @@ MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 60_000
 MAX_RETRIES = 20
 TIME_LIMIT_MS = 60_000
+
+
+DELAY_POLL_MS = MIN_BACKOFF_MS
+"""The longest an idle delay queue goes unpolled. A delayed message is fetched ahead of
+its time and held by the worker until due, so this adds nothing to any delay of at least
+this long (retries, accept holds), and spares most of the polling of idle queues."""
+
+
+class ShardedRedisBroker(RedisBroker):
+    """Dramatiq's Redis broker, polling idle delay queues less often than the queues
+    themselves (each shard queue has a delay queue: half of a worker's consumers)."""
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
+        """A consumer of ``queue_name``, idle-polling at most every ``timeout`` ms (every
+        :data:`DELAY_POLL_MS` at least, for a delay queue)."""
+        if queue_name == dq_name(q_name(queue_name)):
+            timeout = max(timeout, DELAY_POLL_MS)
+        return super().consume(queue_name, prefetch, timeout)
 
 
 def make_broker(url: str) -> Broker:
@@ -37,7 +56,7 @@ def make_broker(url: str) -> Broker:
     if not url:
         return StubBroker(middleware=middleware)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]
+        return ShardedRedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]
     raise ValueError(
         f"broker_url must be empty (in-process) or a redis:// URL, not {url.split(':', 1)[0]}://…"
     )
