@@ -526,10 +526,10 @@ def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) ->
             return set(session.execute(select(Order.platform_order_id)).scalars())
 
     now[0] = T0 + 60_000 + 500  # on time: only this order
-    pipeline.release_order("testpay", "L1", "S001")
+    pipeline.release_holds([["testpay", "L1", "S001"]])
     assert stored() == {"L1"}
     now[0] = T0 + 60_000 + 5_000  # five seconds late: its shard's other due holds too
-    pipeline.release_order("testpay", "L2", "S001")
+    pipeline.release_holds([["testpay", "L2", "S001"]])
     assert stored() == {"L1", "L2", "L3"}
     bridge.stop()
 

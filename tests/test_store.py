@@ -27,6 +27,7 @@ from waimai_bridge.store.orders import (
     lock_platform_order,
     release_due,
     release_hold,
+    release_holds,
 )
 from waimai_bridge.store.skus import SkuRow, import_skus
 from waimai_bridge.store.tables import Anomaly, Base, Order, OrderEvent, OrderItem, PlatformOrder
@@ -466,3 +467,27 @@ def test_due_holds_of_some_stores_are_released_together(database: Database) -> N
             session, ["S001", "S002"], accept_hold_ms=HOLD_MS, now_ms=T0 + HOLD_MS + 5, limit=10
         )
     assert again == []
+
+
+def test_holds_released_together_each_get_their_own_outcome(database: Database) -> None:
+    for order, received in (("DUE", T0), ("STORED", T0), ("LATER", T0 + 500)):
+        apply(database, event(P.CREATED, 0, order=order), received, price=PRICE)
+        apply(database, event(P.ACCEPTED, 1, order=order), received)
+    apply(database, event(P.ACCEPTED, 1, order="NOT-HELD").model_copy(update={"state": None}), T0)
+    release(database, T0 + HOLD_MS, order="STORED")
+    keys = [("sample", name) for name in ("LATER", "NOPE", "DUE", "STORED", "NOT-HELD", "DUE")]
+
+    with database.transaction() as session:
+        released = release_holds(session, keys, accept_hold_ms=HOLD_MS, now_ms=T0 + HOLD_MS + 1)
+
+    stored_order, _ = stored(database, "STORED")
+    assert stored_order is not None
+    assert [outcome.outcome for outcome in released] == [
+        Release.NOT_YET, Release.UNKNOWN, Release.STORED, Release.ALREADY_STORED,
+        Release.NOT_HELD, Release.STORED,
+    ]  # fmt: skip
+    assert released[0].release_at_ms == T0 + 500 + HOLD_MS
+    assert released[3].order_id == stored_order.id
+    assert released[2] == released[5]  # one key asked twice: released once
+    assert count(database, Order) == 2
+    assert count(database, OrderItem) == 2 * len(PRICE.items)

@@ -41,13 +41,13 @@ from waimai_bridge.store.orders import (
     apply_events,
     overdue_holds,
     release_due,
-    release_hold,
+    release_holds,
 )
 
 logger = logging.getLogger(__name__)
 
 PROCESS_SHARD = "waimai.process_shard"
-RELEASE_ORDER = "waimai.release_order"
+RELEASE_HOLDS = "waimai.release_holds"
 SWEEP_BATCH = 1000
 """Stale inbox events and overdue holds one sweep looks at, at most."""
 BATCH = 100
@@ -57,6 +57,16 @@ BEHIND_MS = 1000
 RELEASE_PRIORITY = 10
 """A worker runs the releases it has fetched after the shard batches it has fetched (a
 lower priority): an event waits for nobody, a hold's end may wait a little."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An order's accept hold, and when it ends."""
+
+    platform: str
+    platform_order_id: str
+    store_id: str
+    release_at_ms: int
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class Pipeline:
             queue_name=queue_name(0), priority=0, options={},
         )  # fmt: skip
         dramatiq.Actor(
-            self.release_order, broker=broker, actor_name=RELEASE_ORDER,
+            self.release_holds, broker=broker, actor_name=RELEASE_HOLDS,
             queue_name=queue_name(0), priority=RELEASE_PRIORITY, options={},
         )  # fmt: skip
 
@@ -203,6 +213,7 @@ class Pipeline:
         if len(rows) == BATCH:
             self.wake(shard, force=True)
         committed = self.clock()
+        holds: list[Hold] = []
         for item, outcome in zip(incoming, applied, strict=True):
             event = item.event
             PUSH_TO_COMMIT_SECONDS.observe(max(committed - item.received_at_ms, 0) / 1000)
@@ -210,47 +221,52 @@ class Pipeline:
                 event.platform, "duplicate" if outcome.duplicate else "applied"
             ).inc()
             if outcome.starts_hold and outcome.release_at_ms is not None:
-                self.schedule_release(
-                    event.platform, event.platform_order_id, event.store_id, outcome.release_at_ms
-                )
+                order = (event.platform, event.platform_order_id, event.store_id)
+                holds.append(Hold(*order, outcome.release_at_ms))
+        self.schedule_releases(holds)
 
-    def release_order(self, platform: str, platform_order_id: str, store_id: str) -> None:
-        """End an order's accept hold: store it, discard it, or come back when it is due.
+    def release_holds(self, orders: list[list[str]]) -> None:
+        """End the accept holds of ``orders`` (each ``[platform, platform_order_id,
+        store_id]``): store each, discard it, or come back when it is due.
 
         A release that runs late (a backlog, or a worker that was down) also releases the
-        other due holds of its shard in the same transaction.
+        other due holds of its shards in the same transaction.
         """
         now = self.clock()
+        keys = [(platform, platform_order_id) for platform, platform_order_id, _ in orders]
+        stores = {(platform, order): store for platform, order, store in orders}
         with self.database.transaction(durable=False) as session:
-            # this order first (it may wait for its lock); the others only if free
-            released = release_hold(
-                session, platform, platform_order_id,
-                accept_hold_ms=self.accept_hold_ms, now_ms=now,
-            )  # fmt: skip
+            # these orders first (they may wait for their locks); the others only if free
+            released = release_holds(session, keys, accept_hold_ms=self.accept_hold_ms, now_ms=now)
             others: list[Released] = []
-            if (released.overdue_ms or 0) > BEHIND_MS:
+            if max((outcome.overdue_ms or 0) for outcome in released) > BEHIND_MS:
+                shards = {self._shard_of(store) for store in stores.values()}
                 others = release_due(
-                    session, self._stores[self._shard_of(store_id)],
+                    session, [store for shard in sorted(shards) for store in self._stores[shard]],
                     accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=BATCH,
                 )  # fmt: skip
         self.deliveries_written(session)
-        for outcome in [released, *others]:
+        for outcome in [*released, *others]:
             ORDERS_RELEASED.labels(outcome.outcome).inc()
-        if released.outcome is Release.NOT_YET and released.release_at_ms is not None:
-            self.schedule_release(platform, platform_order_id, store_id, released.release_at_ms)
-
-    def schedule_release(
-        self, platform: str, platform_order_id: str, store_id: str, at_ms: int
-    ) -> None:
-        """Send the release of an order's hold for ``at_ms`` (a delayed message)."""
-        delay = max(at_ms - self.clock(), 0)
-        self.send(
-            RELEASE_ORDER,
-            self.queue_of(store_id),
-            (platform, platform_order_id, store_id),
-            delay=delay,
-            quiet=True,
+        self.schedule_releases(
+            [
+                Hold(*key, stores[key], outcome.release_at_ms)
+                for key, outcome in zip(keys, released, strict=True)
+                if outcome.outcome is Release.NOT_YET and outcome.release_at_ms is not None
+            ]
         )
+
+    def schedule_releases(self, holds: Sequence[Hold]) -> None:
+        """Send the releases of these holds: one delayed message per shard queue, due when
+        the last of its holds is."""
+        by_queue: dict[str, list[Hold]] = {}
+        for hold in holds:
+            by_queue.setdefault(self.queue_of(hold.store_id), []).append(hold)
+        now = self.clock()
+        for queue, due in sorted(by_queue.items()):
+            orders = [[h.platform, h.platform_order_id, h.store_id] for h in due]
+            delay = max(max(h.release_at_ms for h in due) - now, 0)
+            self.send(RELEASE_HOLDS, queue, (orders,), delay=delay, quiet=True)
 
     def sweep(self) -> Swept:
         """Send again what a lost message left behind: stale pending inbox rows and holds
@@ -267,12 +283,7 @@ class Pipeline:
             )  # fmt: skip
         for shard in sorted(shards):
             self.wake(shard, force=True)
-        for platform, platform_order_id, store_id in holds:
-            self.send(
-                RELEASE_ORDER,
-                self.queue_of(store_id),
-                (platform, platform_order_id, store_id),
-            )
+        self.schedule_releases([Hold(*hold, release_at_ms=now) for hold in holds])
         SWEPT.labels("event").inc(sum(shards.values()))
         SWEPT.labels("release").inc(len(holds))
         return Swept(sum(shards.values()), len(holds))

@@ -263,20 +263,47 @@ def release_hold(
     too early or for an order already stored is harmless. An order whose events received
     within the hold already refund it in full is discarded: it never enters ``orders``.
     """
-    platform_order = lock_platform_order(session, platform, platform_order_id)
-    if platform_order is None:
-        return Released(Release.UNKNOWN)
-    if platform_order.order_id is not None:
-        return Released(Release.ALREADY_STORED, platform_order.order_id)
-    if platform_order.discarded:
-        return Released(Release.DISCARDED)
-    if platform_order.hold_started_at_ms is None:
-        return Released(Release.NOT_HELD)
-    deadline = platform_order.hold_started_at_ms + accept_hold_ms
-    if now_ms < deadline:
-        return Released(Release.NOT_YET, release_at_ms=deadline)
-    [released] = _release(session, [platform_order], accept_hold_ms, now_ms)
+    [released] = release_holds(
+        session, [(platform, platform_order_id)], accept_hold_ms=accept_hold_ms, now_ms=now_ms
+    )
     return released
+
+
+def release_holds(
+    session: Session,
+    keys: Sequence[tuple[str, str]],
+    *,
+    accept_hold_ms: int,
+    now_ms: int,
+) -> list[Released]:
+    """:func:`release_hold` for several platform orders ``(platform, platform_order_id)``
+    in a few statements; the outcome of each key, in order."""
+    wanted = sorted(set(keys))
+    found = {
+        (row.platform, row.platform_order_id): row
+        for row in session.execute(_LOCK_ORDERS, {"keys": wanted}).scalars()
+    }
+    outcomes: dict[tuple[str, str], Released] = {}
+    due: list[PlatformOrder] = []
+    for key in wanted:
+        platform_order = found.get(key)
+        if platform_order is None:
+            outcomes[key] = Released(Release.UNKNOWN)
+        elif platform_order.order_id is not None:
+            outcomes[key] = Released(Release.ALREADY_STORED, platform_order.order_id)
+        elif platform_order.discarded:
+            outcomes[key] = Released(Release.DISCARDED)
+        elif platform_order.hold_started_at_ms is None:
+            outcomes[key] = Released(Release.NOT_HELD)
+        elif now_ms < (deadline := platform_order.hold_started_at_ms + accept_hold_ms):
+            outcomes[key] = Released(Release.NOT_YET, release_at_ms=deadline)
+        else:
+            due.append(platform_order)
+    for platform_order, released in zip(
+        due, _release(session, due, accept_hold_ms, now_ms), strict=True
+    ):
+        outcomes[platform_order.platform, platform_order.platform_order_id] = released
+    return [outcomes[key] for key in keys]
 
 
 def release_due(
