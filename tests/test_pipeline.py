@@ -534,21 +534,34 @@ def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) ->
     bridge.stop()
 
 
-def test_idle_delay_queues_are_polled_less_often_than_shard_queues(redis_url: str) -> None:
-    from dramatiq.brokers.redis import _RedisConsumer
-    from dramatiq.common import dq_name
+def test_an_idle_consumer_waits_for_its_doorbell_and_an_enqueue_rings_it(
+    redis_url: str,
+) -> None:
+    from dramatiq import Message
 
-    from waimai_bridge.pipeline.broker import DELAY_POLL_MS, make_broker
+    from waimai_bridge.pipeline.broker import DoorbellRedisBroker, make_broker
     from waimai_bridge.pipeline.shards import queue_name
-    from waimai_bridge.runtime import WORKER_POLL_MS
 
     broker = make_broker(redis_url)
+    assert isinstance(broker, DoorbellRedisBroker)
+    queue = queue_name(3)
+    broker.declare_queue(queue)
+    doorbell = broker.doorbell(queue)
+    consumer = broker.consume(queue, prefetch=4, timeout=10_000)
     try:
-        shard = broker.consume(queue_name(3), prefetch=1, timeout=WORKER_POLL_MS)
-        delayed = broker.consume(dq_name(queue_name(3)), prefetch=1, timeout=WORKER_POLL_MS)
-        assert isinstance(shard, _RedisConsumer)
-        assert isinstance(delayed, _RedisConsumer)
-        assert shard.timeout == WORKER_POLL_MS < DELAY_POLL_MS
-        assert delayed.timeout == DELAY_POLL_MS
+        assert next(consumer) is None  # empty: from now on it waits for the doorbell
+        for number in range(3):
+            broker.enqueue(Message(queue, "noop", (number,), {}, {}))
+        assert broker.client.llen(doorbell) == 1  # rung three times, rung once
+
+        started = time.monotonic()
+        message = next(consumer)
+
+        assert time.monotonic() - started < 5  # woken by the ring, not by its 10 s timeout
+        assert message is not None
+        assert list(message.args) == [0]  # the first one enqueued
+        assert broker.client.llen(doorbell) == 0
+        consumer.ack(message)
     finally:
+        consumer.close()
         broker.close()

@@ -11,15 +11,11 @@ from waimai_bridge.clock import Clock, system_clock
 from waimai_bridge.config import Config
 from waimai_bridge.pipeline.actions import ActionWorker
 from waimai_bridge.pipeline.actors import SWEEP_BATCH, Pipeline, Swept
-from waimai_bridge.pipeline.broker import make_broker
+from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
 from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.sweeper import Sweeper
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
-
-WORKER_POLL_MS = 50
-"""The longest a worker waits before it looks for messages again: an idle Redis queue is
-polled with backoff up to this, so it bounds the latency an idle queue adds."""
 
 
 class Bridge:
@@ -67,7 +63,7 @@ class Bridge:
             self.broker,
             queues=self.pipeline.queues(shards),
             worker_threads=threads,
-            worker_timeout=WORKER_POLL_MS,
+            worker_timeout=IDLE_WAIT_MS,
         )
         worker.queue_prefetch = prefetch
         worker.start()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dramatiq import Broker, Consumer
-from dramatiq.brokers.redis import RedisBroker
+from typing import Any
+
+import redis
+from dramatiq import Broker, ConnectionClosed, Consumer, Message, MessageProxy
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import dq_name, q_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -21,22 +23,62 @@ MAX_RETRIES = 20
 TIME_LIMIT_MS = 60_000
 
 
-DELAY_POLL_MS = MIN_BACKOFF_MS
-"""The longest an idle delay queue goes unpolled. A delayed message is fetched ahead of
-its time and held by the worker until due, so this adds nothing to any delay of at least
-this long (retries, accept holds), and spares most of the polling of idle queues."""
+IDLE_WAIT_MS = 1000
+"""How long a consumer of an idle queue waits for its doorbell before it looks anyway."""
 
 
-class ShardedRedisBroker(RedisBroker):
-    """Dramatiq's Redis broker, polling idle delay queues less often than the queues
-    themselves (each shard queue has a delay queue: half of a worker's consumers)."""
+class DoorbellRedisBroker(RedisBroker):
+    """Dramatiq's Redis broker, with a doorbell per queue: an idle consumer waits on it in
+    Redis (``BLPOP``) instead of polling the queue, and every enqueue rings it.
 
-    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
-        """A consumer of ``queue_name``, idle-polling at most every ``timeout`` ms (every
-        :data:`DELAY_POLL_MS` at least, for a delay queue)."""
-        if queue_name == dq_name(q_name(queue_name)):
-            timeout = max(timeout, DELAY_POLL_MS)
-        return super().consume(queue_name, prefetch, timeout)
+    Dramatiq's consumers poll an idle queue with backoff; with a queue per shard and a delay
+    queue for each, that polling cost a worker more CPU than its work at moderate rates,
+    and a short backoff was the only bound on the latency an idle queue adds.
+    """
+
+    @property
+    def consumer_class(self) -> type[Consumer]:
+        """The consumers of this broker."""
+        return _DoorbellConsumer
+
+    def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
+        """Enqueue ``message`` (on its delay queue when ``delay`` is given) and ring the
+        doorbell of the queue it went to."""
+        enqueued = super().enqueue(message, delay=delay)
+        pipeline = self.client.pipeline(transaction=False)
+        doorbell = self.doorbell(enqueued.queue_name)
+        pipeline.lpush(doorbell, b"1")
+        pipeline.ltrim(doorbell, 0, 0)  # rung once is enough
+        pipeline.execute()
+        return enqueued
+
+    def doorbell(self, queue_name: str) -> str:
+        """The Redis key of ``queue_name``'s doorbell."""
+        return f"{self.namespace}:waimai.doorbell.{queue_name}"
+
+
+class _DoorbellConsumer(_RedisConsumer):
+    """A consumer that, once a fetch came back empty, waits for its queue's doorbell (at
+    most its idle timeout) before it fetches again."""
+
+    def __init__(
+        self, broker: DoorbellRedisBroker, queue_name: str, prefetch: int, timeout: int
+    ) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
+        self._doorbell = broker.doorbell(queue_name)
+        self._idle = False
+
+    def __next__(self) -> MessageProxy | None:
+        if self._idle:
+            try:
+                self.broker.client.blpop([self._doorbell], timeout=self.timeout / 1000)
+            except redis.ConnectionError as exc:
+                raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+            self.misses = 0  # fetch at once, not after Dramatiq's growing backoff
+        message: MessageProxy | None = super().__next__()  # type: ignore[no-untyped-call]
+        # empty-handed although there was room to fetch: the queue is idle
+        self._idle = message is None and self.outstanding_message_count < self.prefetch
+        return message
 
 
 def make_broker(url: str) -> Broker:
@@ -56,7 +98,7 @@ def make_broker(url: str) -> Broker:
     if not url:
         return StubBroker(middleware=middleware)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return ShardedRedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]
+        return DoorbellRedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]
     raise ValueError(
         f"broker_url must be empty (in-process) or a redis:// URL, not {url.split(':', 1)[0]}://…"
     )
