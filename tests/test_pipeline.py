@@ -487,11 +487,11 @@ def test_a_shard_signal_lets_one_message_wait(kind: str, redis_url: str) -> None
 
     broker = RedisBroker(url=redis_url) if kind == "redis" else StubBroker()  # type: ignore[no-untyped-call]
     signals = signals_for(broker)
-    assert signals.raise_signal(3) is True  # down: send a message
-    assert signals.raise_signal(3) is False  # a message waits already
-    assert signals.raise_signal(4) is True  # shards are independent
+    assert signals.raise_signals([3]) == {3}  # down: send a message
+    assert signals.raise_signals([3]) == set()  # a message waits already
+    assert signals.raise_signals([3, 4, 5]) == {4, 5}  # shards are independent
     signals.lower(3)  # a worker is reading shard 3
-    assert signals.raise_signal(3) is True
+    assert signals.raise_signals([4, 3]) == {3}
     if isinstance(broker, RedisBroker):
         ttl = broker.client.ttl(f"{broker.namespace}:waimai.signal.3")
         assert 0 < ttl <= SIGNAL_TTL_SECONDS

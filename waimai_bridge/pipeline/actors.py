@@ -136,6 +136,15 @@ class Pipeline:
     def receive_all(self, pushes: Sequence[tuple[Sequence[NativeEvent], int]]) -> int:
         """:meth:`receive` for several pushes (each with when it was received) in one
         statement and one commit; how many of their events were new."""
+        new, shards = self.store_pushes(pushes)
+        self.wake(*shards)
+        return new
+
+    def store_pushes(
+        self, pushes: Sequence[tuple[Sequence[NativeEvent], int]]
+    ) -> tuple[int, set[int]]:
+        """The inbox half of :meth:`receive_all`: how many events were new, and the shards
+        to :meth:`wake` for them."""
         with self.database.connection() as connection:
             events = [event for push, _ in pushes for event in push]
             times = [received_at_ms for push, received_at_ms in pushes for _ in push]
@@ -146,22 +155,21 @@ class Pipeline:
         for platform, count in counts.items():
             INBOX_EVENTS.labels(platform, "new").inc(fresh[platform])
             INBOX_EVENTS.labels(platform, "duplicate").inc(count - fresh[platform])
-        for shard in sorted({self._shard_of(store_id) for _, _, store_id in new}):
-            self.wake(shard)
-        return len(new)
+        return len(new), {self._shard_of(store_id) for _, _, store_id in new}
 
-    def wake(self, shard: int, *, force: bool = False) -> None:
-        """Make sure a message for ``shard`` is waiting in its queue (``force``: send one
-        whatever the signal says, when a message may have been lost)."""
+    def wake(self, *shards: int, force: bool = False) -> None:
+        """Make sure a message for each of ``shards`` is waiting in its queue (``force``:
+        send one whatever the signals say, when a message may have been lost)."""
         try:
-            raised = self.signals.raise_signal(shard)
-        except Exception:  # the broker's Redis is down: the sweeper wakes the shard later
-            logger.warning("could not raise the signal of shard %s", shard, exc_info=True)
+            raised = self.signals.raise_signals(shards)
+        except Exception:  # the broker's Redis is down: the sweeper wakes the shards later
+            logger.warning("could not raise the signals of shards %s", shards, exc_info=True)
             return
-        if (raised or force) and not self.send(
-            PROCESS_SHARD, queue_name(shard), (shard,), quiet=True
-        ):
-            self._lower_quietly(shard)
+        for shard in sorted(set(shards)):
+            if (shard in raised or force) and not self.send(
+                PROCESS_SHARD, queue_name(shard), (shard,), quiet=True
+            ):
+                self._lower_quietly(shard)
 
     def _lower_quietly(self, shard: int) -> None:
         try:
@@ -281,8 +289,7 @@ class Pipeline:
                 session, accept_hold_ms=self.accept_hold_ms,
                 before_ms=now - self.stale_after_ms, limit=SWEEP_BATCH,
             )  # fmt: skip
-        for shard in sorted(shards):
-            self.wake(shard, force=True)
+        self.wake(*shards, force=True)
         self.schedule_releases([Hold(*hold, release_at_ms=now) for hold in holds])
         SWEPT.labels("event").inc(sum(shards.values()))
         SWEPT.labels("release").inc(len(holds))

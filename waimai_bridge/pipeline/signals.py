@@ -10,6 +10,7 @@ read by a batch that started after its commit, or gets a message of its own.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from typing import Protocol
 
 from dramatiq import Broker
@@ -22,8 +23,8 @@ SIGNAL_TTL_SECONDS = 30
 class ShardSignals(Protocol):
     """Per-shard flags shared by every process on the same broker."""
 
-    def raise_signal(self, shard: int) -> bool:
-        """Raise the shard's signal; True when it was down (then send a message)."""
+    def raise_signals(self, shards: Collection[int]) -> set[int]:
+        """Raise the shards' signals; those that were down (send them a message)."""
 
     def lower(self, shard: int) -> None:
         """Lower the shard's signal (a worker is about to read its pending events)."""
@@ -36,12 +37,12 @@ class LocalSignals:
         self._raised: set[int] = set()
         self._lock = threading.Lock()
 
-    def raise_signal(self, shard: int) -> bool:
-        """Raise the shard's signal; True when it was down."""
+    def raise_signals(self, shards: Collection[int]) -> set[int]:
+        """Raise the shards' signals; those that were down."""
         with self._lock:
-            was_down = shard not in self._raised
-            self._raised.add(shard)
-            return was_down
+            were_down = set(shards) - self._raised
+            self._raised.update(shards)
+            return were_down
 
     def lower(self, shard: int) -> None:
         """Lower the shard's signal."""
@@ -56,11 +57,15 @@ class RedisSignals:
         self._client = broker.client
         self._prefix = f"{broker.namespace}:waimai.signal."
 
-    def raise_signal(self, shard: int) -> bool:
-        """Raise the shard's signal; True when it was down."""
-        return bool(
-            self._client.set(f"{self._prefix}{shard}", b"1", nx=True, ex=SIGNAL_TTL_SECONDS)
-        )
+    def raise_signals(self, shards: Collection[int]) -> set[int]:
+        """Raise the shards' signals (one round trip); those that were down."""
+        ordered = sorted(set(shards))
+        pipeline = self._client.pipeline(transaction=False)
+        for shard in ordered:
+            pipeline.set(f"{self._prefix}{shard}", b"1", nx=True, ex=SIGNAL_TTL_SECONDS)
+        return {
+            shard for shard, was_set in zip(ordered, pipeline.execute(), strict=True) if was_set
+        }
 
     def lower(self, shard: int) -> None:
         """Lower the shard's signal."""

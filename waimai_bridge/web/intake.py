@@ -38,6 +38,7 @@ class Intake:
         self._pipeline = pipeline
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
+        self._waking: set[asyncio.Task[None]] = set()
 
     async def write(self, events: Sequence[NativeEvent], *, received_at_ms: int) -> None:
         """Write a push's events to the inbox; returns once they are committed.
@@ -59,8 +60,8 @@ class Intake:
 
     async def _write(self, batch: list[_Waiting]) -> None:
         try:
-            await run_in_threadpool(
-                self._pipeline.receive_all, [(w.events, w.received_at_ms) for w in batch]
+            _, shards = await run_in_threadpool(
+                self._pipeline.store_pushes, [(w.events, w.received_at_ms) for w in batch]
             )
         except Exception as exc:
             if len(batch) > 1 and not _unreachable(exc):
@@ -75,6 +76,10 @@ class Intake:
         for waiting in batch:
             if not waiting.written.done():
                 waiting.written.set_result(None)
+        if shards:  # the ACKs need not wait for this: what it misses, the sweeper sends
+            waking = asyncio.create_task(run_in_threadpool(self._pipeline.wake, *shards))
+            self._waking.add(waking)
+            waking.add_done_callback(self._waking.discard)
 
 
 def _unreachable(exc: Exception) -> bool:
