@@ -38,18 +38,17 @@ class Intake:
         self._pipeline = pipeline
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
-        self._waking: set[asyncio.Task[None]] = set()
+        self._to_wake: set[int] = set()
+        self._waker: asyncio.Task[None] | None = None
 
     async def write(self, events: Sequence[NativeEvent], *, received_at_ms: int) -> None:
         """Write a push's events to the inbox; returns once they are committed.
 
         Raises what the database raised when they could not be written.
         """
-        loop = asyncio.get_running_loop()
-        waiting = _Waiting(events, received_at_ms, loop.create_future())
+        waiting = _Waiting(events, received_at_ms, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
-        writer = self._writer
-        if writer is None or writer.done() or writer.get_loop() is not loop:
+        if not _running(self._writer):
             self._writer = asyncio.create_task(self._write_waiting())
         await asyncio.shield(waiting.written)  # a client that hangs up does not stop the write
 
@@ -76,10 +75,16 @@ class Intake:
         for waiting in batch:
             if not waiting.written.done():
                 waiting.written.set_result(None)
-        if shards:  # the ACKs need not wait for this: what it misses, the sweeper sends
-            waking = asyncio.create_task(run_in_threadpool(self._pipeline.wake, *shards))
-            self._waking.add(waking)
-            waking.add_done_callback(self._waking.discard)
+        # the ACKs need not wait for the workers' wake-up calls (what a failed one misses,
+        # the sweeper sends): one call in flight at a time, for every shard waiting by then
+        self._to_wake |= shards
+        if self._to_wake and not _running(self._waker):
+            self._waker = asyncio.create_task(self._wake_waiting())
+
+    async def _wake_waiting(self) -> None:
+        while self._to_wake:
+            shards, self._to_wake = self._to_wake, set()
+            await run_in_threadpool(self._pipeline.wake, *shards)
 
 
 def _unreachable(exc: Exception) -> bool:
@@ -87,3 +92,9 @@ def _unreachable(exc: Exception) -> bool:
     return isinstance(exc, OperationalError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
+
+
+def _running(task: asyncio.Task[None] | None) -> bool:
+    """Whether ``task`` is still at work in this event loop (an app's loop may be replaced,
+    as a test client does)."""
+    return task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop()
