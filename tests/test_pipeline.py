@@ -565,3 +565,28 @@ def test_an_idle_consumer_waits_for_its_doorbell_and_an_enqueue_rings_it(
     finally:
         consumer.close()
         broker.close()
+
+
+def test_a_delayed_message_runs_when_due_though_its_queue_is_idle(redis_url: str) -> None:
+    import dramatiq
+
+    from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
+
+    broker = make_broker(redis_url)
+    ran: list[float] = []
+    dramatiq.Actor(
+        lambda: ran.append(time.monotonic()), broker=broker, actor_name="tick",
+        queue_name="ticks", priority=0, options={},
+    )  # fmt: skip
+    worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=IDLE_WAIT_MS)
+    worker.start()
+    try:
+        time.sleep(0.3)  # both consumers fetch nothing and wait on their doorbells
+        sent = time.monotonic()
+        broker.enqueue(dramatiq.Message("ticks", "tick", (), {}, {}), delay=300)
+        wait_until(lambda: ran, timeout=10)
+        # due after 300 ms: run within a few ticks, not after the idle wait of a second
+        assert 0.3 <= ran[0] - sent < 0.3 + IDLE_WAIT_MS / 1000 * 0.7
+    finally:
+        worker.stop()
+        broker.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
 from dramatiq import Broker, ConnectionClosed, Consumer, Message, MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name, q_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -24,7 +26,11 @@ TIME_LIMIT_MS = 60_000
 
 
 IDLE_WAIT_MS = 1000
-"""How long a consumer of an idle queue waits for its doorbell before it looks anyway."""
+"""How long a consumer of an idle queue waits for its doorbell before it looks anyway (for
+a message no enqueue rang for, such as one Dramatiq requeued from a dead worker)."""
+DELAY_TICK_MS = 100
+"""How long a consumer of a delay queue waits for its doorbell at a time: between waits
+its worker moves the delayed messages that fell due to their queue."""
 
 
 class DoorbellRedisBroker(RedisBroker):
@@ -58,26 +64,33 @@ class DoorbellRedisBroker(RedisBroker):
 
 
 class _DoorbellConsumer(_RedisConsumer):
-    """A consumer that, once a fetch came back empty, waits for its queue's doorbell (at
-    most its idle timeout) before it fetches again."""
+    """A consumer that, once a fetch came back empty, waits for its queue's doorbell before
+    it fetches again, or for its idle timeout at most."""
 
     def __init__(
         self, broker: DoorbellRedisBroker, queue_name: str, prefetch: int, timeout: int
     ) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
         self._doorbell = broker.doorbell(queue_name)
+        delayed = queue_name == dq_name(q_name(queue_name))
+        self._wait_s = (min(timeout, DELAY_TICK_MS) if delayed else timeout) / 1000
         self._idle = False
+        self._look_at = 0.0
 
     def __next__(self) -> MessageProxy | None:
         if self._idle:
             try:
-                self.broker.client.blpop([self._doorbell], timeout=self.timeout / 1000)
+                rung = self.broker.client.blpop([self._doorbell], timeout=self._wait_s)
             except redis.ConnectionError as exc:
                 raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+            if rung is None and time.monotonic() < self._look_at:
+                return None  # the worker's turn: delayed messages that fell due meanwhile
             self.misses = 0  # fetch at once, not after Dramatiq's growing backoff
         message: MessageProxy | None = super().__next__()  # type: ignore[no-untyped-call]
         # empty-handed although there was room to fetch: the queue is idle
         self._idle = message is None and self.outstanding_message_count < self.prefetch
+        if self._idle:
+            self._look_at = time.monotonic() + self.timeout / 1000
         return message
 
 
