@@ -17,6 +17,7 @@ from tests.processes import wait_until
 from tests.sample_plugin import PRICE
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
+from waimai_bridge.pipeline.actors import BEHIND_MS
 from waimai_bridge.pipeline.shards import queue_of, shard_of
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
@@ -506,7 +507,7 @@ def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) ->
     bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: now[0])
     bridge.database.ensure_schema()
     pipeline = bridge.pipeline
-    for order in ("L1", "L2", "L3"):
+    for order in ("L1", "L2", "L3", "L4"):
         body = testpay.push(f"{order}:0", order, "order.accepted", T0)
         signed = {testpay.SIGNATURE_HEADER: testpay.sign(body, SECRET)}
         request = InboundRequest(
@@ -528,9 +529,12 @@ def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) ->
     now[0] = T0 + 60_000 + 500  # on time: only this order
     pipeline.release_holds([["testpay", "L1", "S001"]])
     assert stored() == {"L1"}
-    now[0] = T0 + 60_000 + 5_000  # five seconds late: its shard's other due holds too
+    now[0] = T0 + 60_000 + BEHIND_MS - 1  # a little late: still only this order
     pipeline.release_holds([["testpay", "L2", "S001"]])
-    assert stored() == {"L1", "L2", "L3"}
+    assert stored() == {"L1", "L2"}
+    now[0] = T0 + 60_000 + BEHIND_MS + 1  # a backlog: its shard's other due holds too
+    pipeline.release_holds([["testpay", "L3", "S001"]])
+    assert stored() == {"L1", "L2", "L3", "L4"}
     bridge.stop()
 
 

@@ -52,11 +52,12 @@ SWEEP_BATCH = 1000
 """Stale inbox events and overdue holds one sweep looks at, at most."""
 BATCH = 100
 """Inbox events applied, or accept holds released, in one transaction, at most."""
-BEHIND_MS = 1000
-"""A release this late means others are due too: release them together."""
-RELEASE_PRIORITY = 10
-"""A worker runs the releases it has fetched after the shard batches it has fetched (a
-lower priority): an event waits for nobody, a hold's end may wait a little."""
+BEHIND_MS = 10_000
+"""A release this late means a backlog (a worker was down): release the shard's other due
+holds with it, :data:`CATCH_UP` at a time. Not sooner: the catch-up holds the locks of the
+orders it releases, and their events wait for it."""
+CATCH_UP = 20
+"""Due holds a late release takes along, at most."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Pipeline:
         )  # fmt: skip
         dramatiq.Actor(
             self.release_holds, broker=broker, actor_name=RELEASE_HOLDS,
-            queue_name=queue_name(0), priority=RELEASE_PRIORITY, options={},
+            queue_name=queue_name(0), priority=0, options={},
         )  # fmt: skip
 
     def queues(self, shards: Iterable[int] | None = None) -> set[str]:
@@ -251,7 +252,7 @@ class Pipeline:
                 shards = {self._shard_of(store) for store in stores.values()}
                 others = release_due(
                     session, [store for shard in sorted(shards) for store in self._stores[shard]],
-                    accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=BATCH,
+                    accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=CATCH_UP,
                 )  # fmt: skip
         self.deliveries_written(session)
         for outcome in [*released, *others]:
