@@ -24,7 +24,7 @@ from waimai_bridge.errors import ConfigError
 from waimai_bridge.harness.commands import contract, new_plugin
 from waimai_bridge.models import OrderState
 from waimai_bridge.plugins import PluginRegistry, PluginReport, PluginStatus
-from waimai_bridge.runtime import Bridge
+from waimai_bridge.runtime import Bridge, settle_heap
 from waimai_bridge.store import actions as action_store
 from waimai_bridge.store import outbox
 from waimai_bridge.store.database import Database, SchemaNotCurrent
@@ -187,6 +187,7 @@ def serve(bridge: BridgeContext, host: str, port: int, worker: bool | None, log_
 
     _configure_logging(log_level)
     app = create_app(bridge.runtime(), run_worker=worker)
+    settle_heap()
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
@@ -218,6 +219,7 @@ def worker(
     runtime = bridge.runtime()
     runtime.database.ensure_schema()
     runtime.start_worker(shards=shards, threads=threads)
+    settle_heap()
     shown = ", ".join(str(shard) for shard in sorted(shards)) if shards else "all"
     click.echo(
         f"worker consuming shards {shown} of {settings.shards} with {threads} threads", err=True

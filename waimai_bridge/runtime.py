@@ -3,6 +3,7 @@ worker that runs in-process when the broker is."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 
 import dramatiq
@@ -16,6 +17,15 @@ from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.sweeper import Sweeper
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
+
+
+def settle_heap() -> None:
+    """Exempt what start-up allocated (modules, schemas, table metadata: it lives as long as
+    the process) from the garbage collector's full collections, which walked all of it
+    (a worker paused ≈ 0.1 s every few seconds; ≈ 15 ms after this). For the bridge's own
+    processes (``serve``, ``worker``), not for a process that embeds the app."""
+    gc.collect()
+    gc.freeze()
 
 
 class Bridge:
