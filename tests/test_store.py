@@ -491,3 +491,17 @@ def test_holds_released_together_each_get_their_own_outcome(database: Database) 
     assert released[2] == released[5]  # one key asked twice: released once
     assert count(database, Order) == 2
     assert count(database, OrderItem) == 2 * len(PRICE.items)
+
+
+def test_relaxed_transactions_keep_the_urls_own_connection_options(postgres_url: str) -> None:
+    from sqlalchemy import text
+
+    database = Database(f"{postgres_url}?options=-c%20statement_timeout%3D12345")
+    try:
+        for durable, commit in ((True, "on"), (False, "off")):
+            with database.transaction(durable=durable) as session:
+                shown = session.execute(text("SHOW synchronous_commit")).scalar_one()
+                timeout = session.execute(text("SHOW statement_timeout")).scalar_one()
+            assert (shown, timeout) == (commit, "12345ms")
+    finally:
+        database.dispose()

@@ -248,7 +248,7 @@ class Pipeline:
             # these orders first (they may wait for their locks); the others only if free
             released = release_holds(session, keys, accept_hold_ms=self.accept_hold_ms, now_ms=now)
             others: list[Released] = []
-            if max((outcome.overdue_ms or 0) for outcome in released) > BEHIND_MS:
+            if max((outcome.overdue_ms or 0 for outcome in released), default=0) > BEHIND_MS:
                 shards = {self._shard_of(store) for store in stores.values()}
                 others = release_due(
                     session, [store for shard in sorted(shards) for store in self._stores[shard]],
@@ -274,8 +274,11 @@ class Pipeline:
         now = self.clock()
         for queue, due in sorted(by_queue.items()):
             orders = [[h.platform, h.platform_order_id, h.store_id] for h in due]
-            delay = max(max(h.release_at_ms for h in due) - now, 0)
-            self.send(RELEASE_HOLDS, queue, (orders,), delay=delay, quiet=True)
+            delay = max(h.release_at_ms for h in due) - now
+            # due already: straight to the queue, not through its delay queue
+            self.send(
+                RELEASE_HOLDS, queue, (orders,), delay=delay if delay > 0 else None, quiet=True
+            )
 
     def sweep(self) -> Swept:
         """Send again what a lost message left behind: stale pending inbox rows and holds

@@ -46,6 +46,10 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+RELAXED = "-c synchronous_commit=off"
+"""The setting of the connections of non-durable transactions (added to the URL's own)."""
+
+
 class SchemaNotCurrent(WaimaiBridgeError):
     """The database schema is not the one this code needs."""
 
@@ -64,9 +68,9 @@ class Database:
             pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_recycle": 3600}
             self.engine = create_engine(url, **pool)
             # its own connections: setting it per transaction would cost a statement each
-            relaxed = create_engine(
-                url, connect_args={"options": "-c synchronous_commit=off"}, **pool
-            )
+            given = parsed.query.get("options", "")
+            options = " ".join([*([given] if isinstance(given, str) else given), RELAXED])
+            relaxed = create_engine(url, connect_args={"options": options.strip()}, **pool)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._relaxed = relaxed
         self._relaxed_sessions = sessionmaker(relaxed, expire_on_commit=False)
