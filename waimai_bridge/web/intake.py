@@ -8,7 +8,6 @@ At a low rate nothing waits; under load, the commit (the inbox's main cost) is s
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,8 +16,6 @@ from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge.models import NativeEvent
 from waimai_bridge.pipeline.actors import Pipeline
-
-logger = logging.getLogger(__name__)
 
 BATCH = 100
 """Pushes written in one statement, at most."""
