@@ -72,7 +72,7 @@ def insert_ignoring_conflict(
         return executor.execute(_statement(dialect, table, returning), rows).scalar()
     if not rows:
         return []
-    if dialect == "postgresql" and len(rows) > 1:
+    if dialect == "postgresql":
         return _insert_recordset(executor, table, rows, returning)
     return executor.execute(_statement(dialect, table, returning), list(rows)).all()
 
