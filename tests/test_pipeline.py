@@ -292,6 +292,28 @@ def test_an_empty_probe_gets_the_normal_ack(
     assert inbox_count(client) == 0
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "answer"),
+    [
+        ("POST", "/webhooks/testpay/kind/more", 404, "no webhook at /webhooks/testpay/kind/more"),
+        ("POST", "/webhooks/testpay/", 404, "no webhook at /webhooks/testpay/"),
+        ("POST", "/webhooks/", 404, "no webhook at /webhooks/"),
+        ("PUT", "/webhooks/testpay", 405, "webhooks take GET or POST, not PUT"),
+    ],
+)
+def test_a_request_outside_the_webhook_urls_is_refused(
+    make_client: Callable[..., TestClient], method: str, path: str, status: int, answer: str
+) -> None:
+    client = make_client()
+    body = testpay.push("W:0", "W", "order.created", T0)
+    signed = {testpay.SIGNATURE_HEADER: testpay.sign(body, SECRET)}
+    response = client.request(method, path, content=body, headers=signed)
+    assert (response.status_code, response.json()) == (status, {"error": answer})
+    if status == 405:
+        assert response.headers["allow"] == "GET, POST"
+    assert inbox_count(client) == 0
+
+
 def test_an_oversized_body_is_refused(make_client: Callable[..., TestClient]) -> None:
     client = make_client()
     response = client.post("/webhooks/testpay", content=b"x" * (1 << 20 + 1))
@@ -420,6 +442,16 @@ def test_health_metrics_and_openapi(make_client: Callable[..., TestClient]) -> N
     assert {"/webhooks/{platform}", "/webhooks/{platform}/{kind}", "/api/v1/orders",
             "/api/v1/orders/{order_id}", "/api/v1/platform-orders/{platform}/{platform_order_id}",
             "/healthz"} <= set(paths)  # fmt: skip
+    for path in ("/webhooks/{platform}", "/webhooks/{platform}/{kind}"):
+        assert set(paths[path]) == {"parameters", "get", "post"}
+        assert {"200", "400", "401", "404", "503"} <= set(paths[path]["post"]["responses"])
+    operations = [
+        operation["operationId"]
+        for item in paths.values()
+        for method, operation in item.items()
+        if method != "parameters"
+    ]
+    assert len(operations) == len(set(operations))
 
 
 # --------------------------------------------------------------------------- shards

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from anyio import to_thread
 from dramatiq.brokers.redis import RedisBroker
@@ -12,18 +13,43 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from waimai_bridge import __version__
 from waimai_bridge.runtime import Bridge
-from waimai_bridge.web import actions, api, subscriptions, webhooks
+from waimai_bridge.web import actions, api, subscriptions
 from waimai_bridge.web.errors import error
 from waimai_bridge.web.intake import Intake
+from waimai_bridge.web.webhooks import OPENAPI_PATHS, WebhookReceiver, is_push
 
 WEB_THREADS = 4
 """Threads that run the blocking part of requests (inbox writes, database reads)."""
 
 
-def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> FastAPI:
+class BridgeApp(FastAPI):
+    """The bridge's FastAPI app; pushes go straight to its :class:`WebhookReceiver`."""
+
+    def __init__(self, bridge: Bridge, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.state.bridge = bridge
+        self.state.intake = Intake(bridge.pipeline)
+        self.receiver = WebhookReceiver(bridge, self.state.intake)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_push(scope):
+            await self.receiver(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document, with the webhook URLs."""
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            schema["paths"] = OPENAPI_PATHS | schema.get("paths", {})
+        return super().openapi()
+
+
+def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
     """The web app of ``bridge``; it works the queue itself when the broker is in-process
     (or when ``run_worker`` says so)."""
 
@@ -39,15 +65,13 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> FastAPI:
         finally:
             await run_in_threadpool(bridge.stop)
 
-    app = FastAPI(
+    app = BridgeApp(
+        bridge,
         title="waimai-bridge",
         version=__version__,
         summary="Takeaway platform pushes in, one order model out.",
         lifespan=lifespan,
     )
-    app.state.bridge = bridge
-    app.state.intake = Intake(bridge.pipeline)
-    app.include_router(webhooks.router)
     app.include_router(api.router)
     app.include_router(actions.router)
     app.include_router(subscriptions.router)

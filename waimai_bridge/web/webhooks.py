@@ -4,15 +4,22 @@ The push is handed raw to the platform's ``parse_event``; what it returns is wri
 the inbox and committed before the ACK leaves. Bad input gets 400/401 and writes nothing;
 an unknown platform or kind gets 404; only the bridge's own trouble (the database is down,
 a plugin breaks) answers 5xx, so that the platform sends the push again.
+
+Pushes are the hot path, so they skip the web framework's request handling: the app hands
+them to :class:`WebhookReceiver`, a bare ASGI app (their OpenAPI entries are
+:data:`OPENAPI_PATHS`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import DataError, SQLAlchemyError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from waimai_bridge.config import PlatformNotConfigured
 from waimai_bridge.errors import ContractViolation, PushRefused
@@ -26,51 +33,70 @@ from waimai_bridge.web.intake import Intake
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
-
-router = APIRouter(tags=["webhooks"])
-
-
-@router.post("/webhooks/{platform}", summary="A platform push")
-@router.get("/webhooks/{platform}", summary="A platform push (by GET, or a URL check)")
-async def push(platform: str, request: Request) -> Response:
-    """A push of ``platform``; the platform's plugin decides the answer."""
-    return await _receive(request, platform, None)
+PREFIX = "/webhooks/"
+METHODS = ("GET", "POST")
 
 
-@router.post("/webhooks/{platform}/{kind}", summary="A platform push of one kind")
-@router.get("/webhooks/{platform}/{kind}", summary="A platform push of one kind, by GET")
-async def push_of_kind(platform: str, kind: str, request: Request) -> Response:
-    """A push of ``platform`` to the URL of one push kind (platforms with a URL per kind)."""
-    return await _receive(request, platform, kind)
+def is_push(scope: Scope) -> bool:
+    """Whether an ASGI request is for a webhook URL."""
+    return scope["type"] == "http" and _route_path(scope).startswith(PREFIX)
 
 
-async def _receive(request: Request, platform: str, kind: str | None) -> Response:
-    started = time.perf_counter()
-    bridge: Bridge = request.app.state.bridge
-    received_at_ms = bridge.clock()
-    declared = request.headers.get("content-length", "0")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        response: Response = error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
-    else:
-        body = await request.body()
-        inbound = InboundRequest(
-            method=request.method,
-            url=bridge.config.bridge.public_base_url + request.url.path,
-            kind=kind,
-            query=list(request.query_params.multi_items()),
-            headers=dict(request.headers.items()),
-            body=body,
-            received_at_ms=received_at_ms,
-        )
-        # the plugin's hook is a pure function of the request: cheaper here than in a thread
-        parsed = _parse(bridge, platform, inbound)
-        if isinstance(parsed, Response):
-            response = parsed
+class WebhookReceiver:
+    """The ASGI app of ``/webhooks/{platform}`` and ``/webhooks/{platform}/{kind}``."""
+
+    def __init__(self, bridge: Bridge, intake: Intake) -> None:
+        self.bridge = bridge
+        self.intake = intake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        segments = _route_path(scope).removeprefix(PREFIX).split("/")
+        if len(segments) > 2 or "" in segments:
+            response: Response = error(404, f"no webhook at {request.url.path}")
+        elif request.method not in METHODS:
+            response = error(405, f"webhooks take {' or '.join(METHODS)}, not {request.method}",
+                             headers={"Allow": ", ".join(METHODS)})  # fmt: skip
         else:
-            response = await _store(request.app.state.intake, platform, parsed, received_at_ms)
-    WEBHOOK_REQUESTS.labels(platform, str(response.status_code)).inc()
-    WEBHOOK_SECONDS.labels(platform).observe(time.perf_counter() - started)
-    return response
+            platform, kind = segments[0], segments[1] if len(segments) == 2 else None
+            response = await self.receive(request, platform, kind)
+        await response(scope, receive, send)
+
+    async def receive(self, request: Request, platform: str, kind: str | None) -> Response:
+        """The answer to a push of ``platform`` (to the URL of push kind ``kind``, if any)."""
+        started = time.perf_counter()
+        bridge = self.bridge
+        received_at_ms = bridge.clock()
+        declared = request.headers.get("content-length", "0")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            response: Response = error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        else:
+            body = await request.body()
+            inbound = InboundRequest(
+                method=request.method,
+                url=bridge.config.bridge.public_base_url + request.url.path,
+                kind=kind,
+                query=list(request.query_params.multi_items()),
+                headers=dict(request.headers.items()),
+                body=body,
+                received_at_ms=received_at_ms,
+            )
+            # the plugin's hook is a pure function of the request: cheaper here than in a thread
+            parsed = _parse(bridge, platform, inbound)
+            if isinstance(parsed, Response):
+                response = parsed
+            else:
+                response = await _store(self.intake, platform, parsed, received_at_ms)
+        WEBHOOK_REQUESTS.labels(platform, str(response.status_code)).inc()
+        WEBHOOK_SECONDS.labels(platform).observe(time.perf_counter() - started)
+        return response
+
+
+def _route_path(scope: Scope) -> str:
+    """The request's path below the app's root path."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _parse(bridge: Bridge, name: str, request: InboundRequest) -> ParsedPush | Response:
@@ -116,3 +142,39 @@ async def _store(intake: Intake, name: str, parsed: ParsedPush, received_at_ms: 
             return error(503, "the push cannot be stored right now; send it again")
     reply = parsed.reply
     return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
+
+
+def _operation(summary: str, method: str) -> dict[str, Any]:
+    """The OpenAPI operation of a webhook URL for ``method``."""
+    answers = {
+        "200": "The platform's ACK: the push is stored (or was already)",
+        "400": "The push cannot be read",
+        "401": "The signature is wrong",
+        "404": "No such platform, or it takes no push at this URL",
+        "413": f"The body is larger than {MAX_BODY_BYTES} bytes",
+        "503": "The push cannot be stored right now; the platform sends it again",
+    }
+    return {
+        "tags": ["webhooks"],
+        "summary": f"{summary} (by {method})",
+        "description": "The platform's plugin reads the push and writes the ACK.",
+        "operationId": f"{summary.lower().replace(' ', '_')}_{method.lower()}",
+        "responses": {code: {"description": text} for code, text in answers.items()},
+    }
+
+
+def _path_item(summary: str, names: tuple[str, ...]) -> dict[str, Any]:
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in names
+    ]
+    return {"parameters": parameters} | {
+        method.lower(): _operation(summary, method) for method in METHODS
+    }
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/webhooks/{platform}": _path_item("A platform push", ("platform",)),
+    "/webhooks/{platform}/{kind}": _path_item("A platform push of one kind", ("platform", "kind")),
+}
+"""The OpenAPI path items of the webhook URLs."""
