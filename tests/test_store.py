@@ -31,6 +31,7 @@ from waimai_bridge.store.orders import (
 )
 from waimai_bridge.store.skus import SkuRow, import_skus
 from waimai_bridge.store.tables import Anomaly, Base, Order, OrderEvent, OrderItem, PlatformOrder
+from waimai_bridge.store.upsert import update_rows
 
 P = PlatformState
 HOLD_MS = 60_000
@@ -505,3 +506,38 @@ def test_relaxed_transactions_keep_the_urls_own_connection_options(postgres_url:
             assert (shown, timeout) == (commit, "12345ms")
     finally:
         database.dispose()
+
+
+def test_rows_updated_together_get_their_own_values_and_keep_the_rest(database: Database) -> None:
+    for name in ("A", "B", "C"):
+        apply(database, event(P.CREATED, 0, order=name), T0, price=PRICE)
+    ids = {name: stored(database, name)[1].id for name in ("A", "B", "C")}
+
+    with database.transaction() as session:
+        update_rows(
+            session,
+            PlatformOrder,
+            [
+                {"id": ids["A"], "order_state": "cooking", "price": None, "discarded": True},
+                {
+                    "id": ids["B"],
+                    "order_state": None,
+                    "price": {"k": [1, "二"]},
+                    "discarded": False,
+                },
+            ],
+        )
+
+    found = {}
+    for name in ("A", "B", "C"):
+        platform_order = stored(database, name)[1]
+        found[name] = (
+            platform_order.order_state, platform_order.price, platform_order.discarded,
+            platform_order.store_id, platform_order.latest_payload,
+        )  # fmt: skip
+    untouched = stored(database, "C")[1].order_state
+    assert found == {
+        "A": ("cooking", None, True, "S001", {"position": 0}),
+        "B": (None, {"k": [1, "二"]}, False, "S001", {"position": 0}),
+        "C": (untouched, PRICE.model_dump(mode="json"), False, "S001", {"position": 0}),
+    }

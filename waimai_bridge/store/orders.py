@@ -10,19 +10,19 @@ the order events arrive in cannot matter.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Row, bindparam, select, tuple_
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm import Session
 
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
 from waimai_bridge.store import outbox
 from waimai_bridge.store.skus import product_ids
 from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, OrderItem, PlatformOrder
-from waimai_bridge.store.upsert import insert_ignoring_conflict
+from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
 
 
 @dataclass(frozen=True)
@@ -111,12 +111,54 @@ def apply_event(
     return applied
 
 
+@dataclass
+class _Stored:
+    """A stored order's row as this transaction reads and changes it."""
+
+    id: int
+    platform: str
+    store_id: str
+    state: str
+    rider_state: str | None
+    refunded_amount_fen: int
+    price: dict[str, Any] | None
+    version: int
+    updated_at_ms: int
+    changed: bool = False
+
+    def row(self) -> dict[str, Any]:
+        """The values to write back."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "changed"}
+
+
+@dataclass
+class _Locked:
+    """A locked platform order's row as this transaction reads and changes it (without its
+    latest payload, which is only ever replaced), with its stored order if any."""
+
+    id: int
+    platform: str
+    platform_order_id: str
+    store_id: str
+    store_inferred: bool
+    state_code: int | None
+    order_state: str | None
+    price: dict[str, Any] | None
+    order_id: int | None
+    hold_started_at_ms: int | None
+    discarded: bool
+    updated_at_ms: int
+    order: _Stored | None = None
+
+
+def _columns(table: type[Any], record: type[Any]) -> list[Any]:
+    """The columns of ``table`` that fill the dataclass ``record``."""
+    names = {field.name for field in fields(record) if field.name not in ("changed", "order")}
+    return [column for column in table.__table__.columns if column.name in names]
+
+
 _LOCK_ORDERS = (
-    select(PlatformOrder)
-    # the stored orders in a query of their own, after the locks are held: joined here, a
-    # row another transaction stored while this one waited would be missed (PostgreSQL
-    # rechecks only the locked rows). The latest payload is only ever replaced.
-    .options(selectinload(PlatformOrder.order), defer(PlatformOrder.latest_payload))
+    select(*_columns(PlatformOrder, _Locked))
     .where(
         tuple_(PlatformOrder.platform, PlatformOrder.platform_order_id).in_(
             bindparam("keys", expanding=True)
@@ -126,6 +168,29 @@ _LOCK_ORDERS = (
     .with_for_update()
 )
 """Platform orders by (platform, order id), locked in that order."""
+_STORED = select(*_columns(Order, _Stored)).where(Order.id.in_(bindparam("ids", expanding=True)))
+
+
+def _lock(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], _Locked]:
+    """The platform orders of ``keys`` that exist, locked, by key."""
+    rows = session.connection().execute(_LOCK_ORDERS, {"keys": list(keys)})
+    return {(row.platform, row.platform_order_id): _Locked(**row._mapping) for row in rows}
+
+
+def _with_stored_orders(session: Session, locked: Collection[_Locked]) -> None:
+    """Read the stored orders of locked platform orders. Only once the locks are held: read
+    with them, an order another transaction stored while this one waited would be missed
+    (PostgreSQL rechecks only the locked rows)."""
+    ids = [platform_order.order_id for platform_order in locked if platform_order.order_id]
+    if not ids:
+        return
+    stored = {
+        row.id: _Stored(**row._mapping)
+        for row in session.connection().execute(_STORED, {"ids": ids})
+    }
+    for platform_order in locked:
+        if platform_order.order_id is not None:
+            platform_order.order = stored[platform_order.order_id]
 
 
 def apply_events(
@@ -161,10 +226,8 @@ def apply_events(
             for platform, order_id in keys
         ],
     )
-    orders = {
-        (row.platform, row.platform_order_id): row
-        for row in session.execute(_LOCK_ORDERS, {"keys": keys}).scalars()
-    }
+    orders = _lock(session, keys)
+    _with_stored_orders(session, orders.values())
     unique: dict[tuple[str, str], Incoming] = {}
     for item in incoming:
         unique.setdefault((item.event.platform, item.event.idempotency_key), item)
@@ -186,8 +249,17 @@ def apply_events(
             fresh.setdefault((item.event.platform, item.event.platform_order_id), []).append(item)
     logs = _logs(session, [orders[key].id for key in fresh])
     outcomes: dict[tuple[str, str], Applied] = {}
+    refolded: list[dict[str, Any]] = []
     for key, items in fresh.items():
-        outcomes[key] = _refold(session, orders[key], items, logs[orders[key].id], accept_hold_ms)
+        platform_order = orders[key]
+        outcomes[key], row = _refold(
+            session, platform_order, items, logs[platform_order.id], accept_hold_ms
+        )
+        refolded.append(row)
+    update_rows(session, PlatformOrder, refolded)
+    update_rows(
+        session, Order, [po.order.row() for po in orders.values() if po.order and po.order.changed]
+    )
     results = []
     for item in incoming:
         event_key = (item.event.platform, item.event.idempotency_key)
@@ -202,21 +274,21 @@ def apply_events(
 
 def _refold(
     session: Session,
-    platform_order: PlatformOrder,
+    platform_order: _Locked,
     items: list[Incoming],
     log: Sequence[LogRow],
     accept_hold_ms: int,
-) -> Applied:
-    """Fold a platform order after new events of it were added to its log."""
+) -> tuple[Applied, dict[str, Any]]:
+    """Fold a platform order after new events of it were added to its log; what it did,
+    and the platform order's row to write."""
     _settle_store(platform_order, items)
     latest = max(items, key=lambda item: item.received_at_ms)
     prices = [item.price for item in items if item.price is not None]
     if prices:
         platform_order.price = prices[-1].model_dump(mode="json")
-    state = fold([_entry(row) for row in log], user_paid_fen=_user_paid(platform_order))
+    state = fold([_entry(row) for row in log], user_paid_fen=_user_paid(platform_order.price))
     platform_order.state_code = None if state.platform_state is None else int(state.platform_state)
     platform_order.order_state = state.saved_state
-    platform_order.latest_payload = latest.event.payload
     platform_order.updated_at_ms = latest.received_at_ms
     held = platform_order.order_id is None and not platform_order.discarded
     starters = [item.received_at_ms for item in items if starts_fulfilment(item.event)]
@@ -228,12 +300,24 @@ def _refold(
     release_at = None
     if held and platform_order.hold_started_at_ms is not None:
         release_at = platform_order.hold_started_at_ms + accept_hold_ms
-    return Applied(
+    row = {
+        "id": platform_order.id,
+        "store_id": platform_order.store_id,
+        "store_inferred": platform_order.store_inferred,
+        "state_code": platform_order.state_code,
+        "order_state": platform_order.order_state,
+        "price": platform_order.price,
+        "hold_started_at_ms": platform_order.hold_started_at_ms,
+        "updated_at_ms": platform_order.updated_at_ms,
+        "latest_payload": latest.event.payload,
+    }
+    applied = Applied(
         platform_order.id, False, platform_order.order_id, state, release_at, starts_hold
     )
+    return applied, row
 
 
-def _settle_store(platform_order: PlatformOrder, items: list[Incoming]) -> None:
+def _settle_store(platform_order: _Locked, items: list[Incoming]) -> None:
     """Take the store an event names over one a plugin could only guess."""
     if not platform_order.store_inferred:
         return
@@ -241,7 +325,7 @@ def _settle_store(platform_order: PlatformOrder, items: list[Incoming]) -> None:
     if named:
         platform_order.store_id, platform_order.store_inferred = named[0], False
         if platform_order.order is not None:
-            platform_order.order.store_id = named[0]
+            platform_order.order.store_id, platform_order.order.changed = named[0], True
 
 
 def starts_fulfilment(event: Event) -> bool:
@@ -279,12 +363,9 @@ def release_holds(
     """:func:`release_hold` for several platform orders ``(platform, platform_order_id)``
     in a few statements; the outcome of each key, in order."""
     wanted = sorted(set(keys))
-    found = {
-        (row.platform, row.platform_order_id): row
-        for row in session.execute(_LOCK_ORDERS, {"keys": wanted}).scalars()
-    }
+    found = _lock(session, wanted)
     outcomes: dict[tuple[str, str], Released] = {}
-    due: list[PlatformOrder] = []
+    due: list[_Locked] = []
     for key in wanted:
         platform_order = found.get(key)
         if platform_order is None:
@@ -319,7 +400,7 @@ def release_due(
     if not store_ids:
         return []
     statement = (
-        select(PlatformOrder)
+        select(*_columns(PlatformOrder, _Locked))
         .where(
             PlatformOrder.order_id.is_(None),
             PlatformOrder.discarded.is_(False),
@@ -330,30 +411,30 @@ def release_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    due = list(session.execute(statement).scalars())
+    due = [_Locked(**row._mapping) for row in session.connection().execute(statement)]
     return _release(session, due, accept_hold_ms, now_ms)
 
 
 def order_fold(session: Session, platform_order: PlatformOrder) -> OrderFold:
     """The fold of a platform order's whole log: where it stands now."""
     log = _logs(session, [platform_order.id])[platform_order.id]
-    return fold([_entry(row) for row in log], user_paid_fen=_user_paid(platform_order))
+    return fold([_entry(row) for row in log], user_paid_fen=_user_paid(platform_order.price))
 
 
 def _release(
-    session: Session, held: Sequence[PlatformOrder], accept_hold_ms: int, now_ms: int
+    session: Session, held: Sequence[_Locked], accept_hold_ms: int, now_ms: int
 ) -> list[Released]:
     """Store or discard locked platform orders whose hold is over."""
     logs = _logs(session, [platform_order.id for platform_order in held])
     outcomes: dict[int, Released] = {}
-    stored: list[tuple[PlatformOrder, OrderFold]] = []
+    stored: list[tuple[_Locked, OrderFold]] = []
     overdue: dict[int, int] = {}
     for platform_order in held:
         assert platform_order.hold_started_at_ms is not None  # held orders started a hold
         deadline = platform_order.hold_started_at_ms + accept_hold_ms
         overdue[platform_order.id] = now_ms - deadline
         rows = logs[platform_order.id]
-        user_paid = _user_paid(platform_order)
+        user_paid = _user_paid(platform_order.price)
         within_hold = [_entry(row) for row in rows if row.received_at_ms <= deadline]
         if fold(within_hold, user_paid_fen=user_paid).refunded:
             platform_order.discarded = True
@@ -365,8 +446,28 @@ def _release(
         if state.order_state is None:  # unreachable: the hold starts with fulfilment
             raise AssertionError(f"held order {platform_order.id} has no order state")
         stored.append((platform_order, state))
-    if not stored:
-        return [outcomes[platform_order.id] for platform_order in held]
+    if stored:
+        _store(session, stored, outcomes, overdue, now_ms)
+    update_rows(
+        session,
+        PlatformOrder,
+        [
+            {"id": po.id, "discarded": po.discarded, "order_id": po.order_id}
+            for po in held
+            if po.discarded or po.order_id is not None
+        ],
+    )
+    return [outcomes[platform_order.id] for platform_order in held]
+
+
+def _store(
+    session: Session,
+    stored: Sequence[tuple[_Locked, OrderFold]],
+    outcomes: dict[int, Released],
+    overdue: dict[int, int],
+    now_ms: int,
+) -> None:
+    """Insert the orders of platform orders whose hold ended, with their lines."""
     orders = [
         {
             "platform": platform_order.platform,
@@ -402,10 +503,9 @@ def _release(
             rider_state=state.rider_state, version=1, now_ms=now_ms,
         )  # fmt: skip
     _store_items(session, [(po, po.order_id) for po, _ in stored], now_ms)
-    return [outcomes[platform_order.id] for platform_order in held]
 
 
-def _tell_subscribers(session: Session, order: Order, previous: str | None, now_ms: int) -> None:
+def _tell_subscribers(session: Session, order: _Stored, previous: str | None, now_ms: int) -> None:
     outbox.order_update(
         session, order_id=order.id, platform=order.platform, store_id=order.store_id,
         status=order.state, previous_status=previous, rider_state=order.rider_state,
@@ -431,7 +531,7 @@ def overdue_holds(
     return [(platform, order, store) for platform, order, store in session.execute(statement)]
 
 
-def _event_row(platform_order: PlatformOrder, item: Incoming) -> dict[str, Any]:
+def _event_row(platform_order: _Locked, item: Incoming) -> dict[str, Any]:
     event = item.event
     return {
         "platform_order_pk": platform_order.id,
@@ -489,14 +589,12 @@ def _logs(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list
     return logs
 
 
-def _user_paid(platform_order: PlatformOrder) -> int | None:
-    if platform_order.price is None:
-        return None
-    return int(platform_order.price["user_paid"])
+def _user_paid(price: dict[str, Any] | None) -> int | None:
+    return None if price is None else int(price["user_paid"])
 
 
 def _update_order(
-    session: Session, platform_order: PlatformOrder, order: Order, state: OrderFold, now_ms: int
+    session: Session, platform_order: _Locked, order: _Stored, state: OrderFold, now_ms: int
 ) -> None:
     assert state.order_state is not None  # a stored order was accepted
     observed = (state.order_state, state.rider_state, state.refunded_amount_fen)
@@ -505,14 +603,15 @@ def _update_order(
         order.state, order.rider_state, order.refunded_amount_fen = observed
         order.version += 1
         order.updated_at_ms = now_ms
+        order.changed = True
         _tell_subscribers(session, order, previous, now_ms)
     if order.price is None and platform_order.price is not None:
-        order.price = platform_order.price
+        order.price, order.changed = platform_order.price, True
         _store_items(session, [(platform_order, order.id)], now_ms)
 
 
 def _store_items(
-    session: Session, stored: Sequence[tuple[PlatformOrder, int | None]], now_ms: int
+    session: Session, stored: Sequence[tuple[_Locked, int | None]], now_ms: int
 ) -> None:
     """The lines of the orders (platform order, stored order id) from their price
     breakdowns, each mapped to the chain's product; an unmapped line is flagged and noted as

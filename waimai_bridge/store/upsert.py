@@ -1,4 +1,5 @@
-"""Inserting a row only when no row with the same unique key exists, in one statement."""
+"""Writing many rows in one statement: inserting those whose unique key is new, and
+updating rows by id."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Insert, inspect
+from sqlalchemy import Connection, Insert, Update, bindparam, inspect, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,18 +39,27 @@ def _recordset_statement(
     n rows is a new statement of n × columns parameters each time), and one ``json.dumps``
     is all the encoding the rows need."""
     sql_table = Base.metadata.tables[table.__tablename__]
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    quote = dialect.identifier_preparer.quote
-    record = ", ".join(
-        f"{quote(name)} {sql_table.c[name].type.compile(dialect=dialect)}" for name in names
-    )
+    quote = _POSTGRESQL.identifier_preparer.quote
     columns = ", ".join(map(quote, names))
     returned = ", ".join(quote(column.name) for column in returning or sql_table.primary_key)
     return (
         f"INSERT INTO {quote(sql_table.name)} ({columns}) "
-        f"SELECT {columns} FROM json_to_recordset(%(rows)s::json) AS u({record}) "
+        f"SELECT {columns} FROM {_recordset(table, names)} "
         f"ON CONFLICT DO NOTHING RETURNING {returned}"
     )
+
+
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _recordset(table: type[Base], names: tuple[str, ...]) -> str:
+    """The rows of the JSON array parameter ``rows`` as a relation ``u`` of these columns."""
+    sql_table = Base.metadata.tables[table.__tablename__]
+    quote = _POSTGRESQL.identifier_preparer.quote
+    record = ", ".join(
+        f"{quote(name)} {sql_table.c[name].type.compile(dialect=_POSTGRESQL)}" for name in names
+    )
+    return f"json_to_recordset(%(rows)s::json) AS u({record})"
 
 
 def insert_ignoring_conflict(
@@ -86,3 +96,40 @@ def _insert_recordset(
     statement = _recordset_statement(table, tuple(rows[0]), returning)
     connection = executor.connection() if isinstance(executor, Session) else executor
     return connection.exec_driver_sql(statement, {"rows": json.dumps(rows)}).all()
+
+
+def update_rows(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Set columns of rows found by their ``id``: each row is a dict of ``id`` and the new
+    values, every row naming the same columns."""
+    if not rows:
+        return
+    names = tuple(name for name in rows[0] if name != "id")
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(
+            _update_recordset_statement(table, names), {"rows": json.dumps(rows)}
+        )
+    else:
+        renamed = [{"row_id": row["id"], **{name: row[name] for name in names}} for row in rows]
+        session.connection().execute(_update_statement(table, names), renamed)
+
+
+@cache
+def _update_recordset_statement(table: type[Base], names: tuple[str, ...]) -> str:
+    """PostgreSQL's update of rows sent as one JSON array (see the insert's, above)."""
+    quote = _POSTGRESQL.identifier_preparer.quote
+    target = quote(table.__tablename__)
+    assignments = ", ".join(f"{quote(name)} = u.{quote(name)}" for name in names)
+    return (
+        f"UPDATE {target} SET {assignments} "
+        f"FROM {_recordset(table, ('id', *names))} WHERE {target}.id = u.id"
+    )
+
+
+@cache
+def _update_statement(table: type[Base], names: tuple[str, ...]) -> Update:
+    sql_table = Base.metadata.tables[table.__tablename__]
+    return (
+        update(sql_table)
+        .where(sql_table.c.id == bindparam("row_id"))
+        .values({name: bindparam(name, type_=sql_table.c[name].type) for name in names})
+    )
