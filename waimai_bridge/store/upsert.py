@@ -3,11 +3,11 @@ updating rows by id."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import Connection, Insert, Update, bindparam, inspect, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -36,8 +36,8 @@ def _recordset_statement(
 ) -> str:
     """PostgreSQL's multi-row insert of rows sent as one JSON array: the same text whatever
     the number of rows, so psycopg and the server parse and plan it once (a VALUES list of
-    n rows is a new statement of n × columns parameters each time), and one ``json.dumps``
-    is all the encoding the rows need."""
+    n rows is a new statement of n × columns parameters each time), and encoding the rows
+    is one call."""
     sql_table = Base.metadata.tables[table.__tablename__]
     quote = _POSTGRESQL.identifier_preparer.quote
     columns = ", ".join(map(quote, names))
@@ -95,7 +95,7 @@ def _insert_recordset(
 ) -> Any:
     statement = _recordset_statement(table, tuple(rows[0]), returning)
     connection = executor.connection() if isinstance(executor, Session) else executor
-    return connection.exec_driver_sql(statement, {"rows": json.dumps(rows)}).all()
+    return connection.exec_driver_sql(statement, {"rows": _json(rows)}).all()
 
 
 def update_rows(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -106,7 +106,7 @@ def update_rows(session: Session, table: type[Base], rows: Sequence[dict[str, An
     names = tuple(name for name in rows[0] if name != "id")
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql(
-            _update_recordset_statement(table, names), {"rows": json.dumps(rows)}
+            _update_recordset_statement(table, names), {"rows": _json(rows)}
         )
     else:
         renamed = [{"row_id": row["id"], **{name: row[name] for name in names}} for row in rows]
@@ -133,3 +133,8 @@ def _update_statement(table: type[Base], names: tuple[str, ...]) -> Update:
         .where(sql_table.c.id == bindparam("row_id"))
         .values({name: bindparam(name, type_=sql_table.c[name].type) for name in names})
     )
+
+
+def _json(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as one JSON array (a NaN stays NaN, which the database refuses)."""
+    return to_json(rows, inf_nan_mode="constants").decode()
