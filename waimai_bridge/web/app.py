@@ -27,7 +27,8 @@ WEB_THREADS = 4
 
 
 class BridgeApp(FastAPI):
-    """The bridge's FastAPI app; pushes go straight to its :class:`WebhookReceiver`."""
+    """The bridge's FastAPI app; pushes go straight to its :class:`WebhookReceiver`, past
+    FastAPI's middleware (a middleware that must see pushes wraps this app instead)."""
 
     def __init__(self, bridge: Bridge, **settings: Any) -> None:
         super().__init__(**settings)
