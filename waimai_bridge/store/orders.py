@@ -153,7 +153,7 @@ class _Locked:
 
 def _columns(table: type[Any], record: type[Any]) -> list[Any]:
     """The columns of ``table`` that fill the dataclass ``record``."""
-    names = {field.name for field in fields(record) if field.name not in ("changed", "order")}
+    names = {field.name for field in fields(record)}
     return [column for column in table.__table__.columns if column.name in names]
 
 
