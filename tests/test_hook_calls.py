@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.sample_plugin import NAME, PRICE, SamplePlugin, native_event
+from waimai_bridge import hookcalls
 from waimai_bridge.errors import (
     BadSignature,
     ContractViolation,
@@ -30,6 +31,7 @@ from waimai_bridge.models import (
     StateChange,
 )
 from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge.validation import conform
 
 CONFIG = PluginConfig(
     platform=NAME,
@@ -190,6 +192,31 @@ def test_a_bad_argument_is_refused_before_the_plugin_runs(reference: bool) -> No
         "Input should be greater than or equal to 0 (got -1)"
     )
     assert calls == []
+
+
+def test_an_argument_that_passed_is_not_checked_again_but_an_equal_one_is(
+    reference: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = platform(reference)
+    checked: list[type[Any]] = []
+
+    def counted(model: type[Any], value: object, **how: Any) -> Any:
+        checked.append(model)
+        return conform(model, value, **how)
+
+    monkeypatch.setattr(hookcalls, "conform", counted)
+    event = native_event()
+    sample.map_state(event)
+    sample.price_breakdown(event, CONFIG)
+    sample.price_breakdown(event, CONFIG)
+    assert (checked.count(NativeEvent), checked.count(PluginConfig)) == (1, 1)
+
+    broken = NativeEvent.model_construct(**{**event.model_dump(), "platform_time_ms": -1})
+    assert "argument order: $.platform_time_ms" in violation(
+        lambda: sample.price_breakdown(broken, CONFIG)
+    )
+    sample.price_breakdown(native_event(), CONFIG)
+    assert checked.count(NativeEvent) == 3
 
 
 def test_push_refusals_pass_through_untouched(reference: bool) -> None:

@@ -3,7 +3,8 @@
 pluggy checks only argument names; here every argument and every return value is checked
 against its contract (:data:`HOOK_CONTRACTS`), and a value that breaks one raises
 :class:`~waimai_bridge.errors.ContractViolation` naming the plugin, the hook and the JSON
-path of the offending value.
+path of the offending value. An argument object is checked once: models are frozen, so
+the object that passed (the config, an event given to two hooks) is given again as it is.
 """
 
 from __future__ import annotations
@@ -66,21 +67,31 @@ def call_checked(
     hook: str,
     *,
     reference: bool = False,
+    passed: dict[type[ContractModel], object] | None = None,
     **arguments: Any,
 ) -> Any:
     """Call ``hook`` with ``platform=plugin`` and the arguments, checking both ways.
 
-    Returns the checked model, or None where the hook may answer None.
+    ``passed`` remembers, per model, the argument that last passed its check: the very
+    same (frozen) object is not checked again, such as the config on every call, or one
+    event given to two hooks. Returns the checked model, or None where the hook may
+    answer None.
     """
     contract = HOOK_CONTRACTS[hook]
     checked_arguments: dict[str, Any] = {}
     for name, model in contract.arguments.items():
+        value = arguments[name]
+        if passed is not None and passed.get(model) is value:
+            checked_arguments[name] = value
+            continue
         try:
-            checked_arguments[name] = conform(model, arguments[name], reference=reference, own=True)
+            checked_arguments[name] = conform(model, value, reference=reference, own=True)
         except ContractProblem as exc:
             raise ContractViolation(
                 plugin, hook, f"argument {name}: {exc.path}", exc.problem
             ) from None
+        if passed is not None:
+            passed[model] = value
     caller = getattr(hooks, hook)
     if hook != "plugin_manifest":
         checked_arguments["platform"] = plugin
@@ -106,6 +117,7 @@ class Platform:
         self._hooks = plugin_manager.hook
         self._reference = reference
         self._maps_to = {row.code: set(row.maps_to) for row in manifest.native_codes}
+        self._passed: dict[type[ContractModel], object] = {}
 
     def __repr__(self) -> str:
         return f"<Platform {self.name} {self.manifest.version}>"
@@ -117,7 +129,10 @@ class Platform:
     def _call(self, hook: str, **arguments: Any) -> Any:
         if not self.supports(Capability(hook)):
             raise NotImplementedError(f"plugin {self.name!r} does not implement {hook}")
-        return call_checked(self.name, self._hooks, hook, reference=self._reference, **arguments)
+        return call_checked(
+            self.name, self._hooks, hook, reference=self._reference, passed=self._passed,
+            **arguments,
+        )  # fmt: skip
 
     def parse_event(self, request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
         """The plugin's reading of a push; every event's native code is in the manifest."""
