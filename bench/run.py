@@ -5,10 +5,12 @@
 
 It drives realistic mixed traffic (many stores, full order lifecycles with refunds and rider
 events, a share of duplicate pushes) over HTTP into ``waimai-bridge serve`` + ``worker``, and
-the same number of requests into the skeleton (:mod:`bench.skeleton`), and reports:
+the same number of requests into the skeleton (:mod:`bench.skeleton`) just before and just
+after the bridge, and reports:
 
 - sustained events/s of each, end to end (first request sent → last event committed and
-  every accept hold released / last message consumed), and their ratio;
+  every accept hold released / last message consumed), and their ratio (to the mean of the
+  skeleton's two runs);
 - webhook ACK latency p50/p99 and push-to-committed latency p50/p99 at half of the
   bridge's sustained rate;
 - peak RSS of each process.
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -170,6 +173,14 @@ def skeleton(requests: list[bytes], logs: Path) -> dict[str, Any]:
         "failed": result.failed,
         "rss_mb": rss,
     }
+
+
+def measured_skeleton(requests: list[bytes], logs: Path, when: str) -> dict[str, Any]:
+    """:func:`skeleton`, with what it is doing told on stderr."""
+    log(f"skeleton ({when} the bridge): {len(requests)} requests")
+    figures = skeleton(requests, logs)
+    log(f"skeleton sustained {figures['events_per_s']:.0f} events/s")
+    return figures
 
 
 def config(folder: Path, database_url: str) -> Path:
@@ -323,16 +334,27 @@ def main() -> None:
     paced = traffic(events // 2, stores=STORES, secret=SECRET, seed=2, duplicates=0.0, prefix="P")
     with tempfile.TemporaryDirectory(prefix="waimai-bench-") as folder:
         logs = Path(folder)
-        log(f"skeleton: {len(load.bodies)} requests")
-        skeleton_figures = skeleton(load.bodies, logs)
-        log(f"skeleton sustained {skeleton_figures['events_per_s']:.0f} events/s")
+        # the skeleton before and after the bridge: this shared machine's speed drifts
+        # within minutes, and the mean of the two brackets the bridge's run
+        skeletons = [measured_skeleton(load.bodies, logs, "before")]
         log(f"bridge: {len(load.bodies)} requests ({load.unique} distinct events)")
         bridge_figures = bridge(load.bodies, load.unique, paced.bodies, logs)
+        skeletons.append(measured_skeleton(load.bodies, logs, "after"))
     paced_result: Result = bridge_figures["paced"]
+    skeleton_figures = {
+        name: statistics.mean(run[name] for run in skeletons)
+        for name in ("events_per_s", "ack_rate")
+    }
+    skeleton_figures["failed"] = sum(run["failed"] for run in skeletons)
+    skeleton_figures["rss_mb"] = {
+        name: max(run["rss_mb"][name] for run in skeletons)
+        for name in ("skeleton_web", "skeleton_worker")
+    }
     figures = {
         "events": load.unique,
         "events_per_s": round(bridge_figures["events_per_s"], 1),
         "skeleton_events_per_s": round(skeleton_figures["events_per_s"], 1),
+        "skeleton_events_per_s_before_after": [round(run["events_per_s"], 1) for run in skeletons],
         "ratio": round(bridge_figures["events_per_s"] / skeleton_figures["events_per_s"], 3),
         "ack_rate_per_s": round(bridge_figures["ack_rate"], 1),
         "skeleton_ack_rate_per_s": round(skeleton_figures["ack_rate"], 1),
