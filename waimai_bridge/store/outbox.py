@@ -55,6 +55,11 @@ def unsubscribe(session: Session, subscription_id: int) -> bool:
 
 
 _SUBSCRIPTIONS = select(Subscription).order_by(Subscription.id)
+_FILTERS = select(
+    Subscription.id, Subscription.store_ids, Subscription.platforms, Subscription.states
+).order_by(Subscription.id)
+"""What choosing the subscriptions of an update needs (read on every transaction that
+writes one)."""
 
 
 def subscriptions(session: Session) -> Sequence[Subscription]:
@@ -103,10 +108,8 @@ def _write(
     platform: str, state: str | None, now_ms: int,
 ) -> None:  # fmt: skip
     if SUBSCRIPTIONS not in session.info:
-        with session.no_autoflush:  # the caller's pending changes go with the commit, once
-            session.info[SUBSCRIPTIONS] = [
-                (row.id, row.store_ids, row.platforms, row.states) for row in subscriptions(session)
-            ]
+        # not through the ORM: the caller's pending changes go with the commit, once
+        session.info[SUBSCRIPTIONS] = session.connection().execute(_FILTERS).all()
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     fresh = {
         "order_id": order_id, "kind": body["type"], "body": text, "status": "pending",
