@@ -3,6 +3,7 @@ in-process worker folding them, orders read back from the API."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -598,6 +599,47 @@ def test_an_idle_consumer_waits_for_its_doorbell_and_an_enqueue_rings_it(
         assert list(message.args) == [0]  # the first one enqueued
         assert broker.client.llen(doorbell) == 0
         consumer.ack(message)
+    finally:
+        consumer.close()
+        broker.close()
+
+
+def test_a_consumer_that_took_every_waiting_message_waits_for_the_doorbell(
+    redis_url: str,
+) -> None:
+    from dramatiq import Message
+
+    from waimai_bridge.pipeline.broker import DoorbellRedisBroker, make_broker
+    from waimai_bridge.pipeline.shards import queue_name
+
+    broker = make_broker(redis_url)
+    assert isinstance(broker, DoorbellRedisBroker)
+    queue = queue_name(4)
+    broker.declare_queue(queue)
+    fetch = broker.do_fetch
+    fetches: list[int] = []
+
+    def counted(*arguments: Any) -> Any:
+        fetches.append(1)
+        return fetch(*arguments)
+
+    broker.do_fetch = counted  # type: ignore[attr-defined]
+    consumer = broker.consume(queue, prefetch=4, timeout=10_000)
+    try:
+        broker.enqueue(Message(queue, "noop", (1,), {}, {}))
+        broker.client.delete(broker.doorbell(queue))  # as if the ring had woken it
+        first = next(consumer)
+        assert first is not None
+        assert len(fetches) == 1
+        # it fetched fewer than it asked for: the queue is empty, so it waits for a ring
+        later = threading.Timer(0.2, broker.enqueue, (Message(queue, "noop", (2,), {}, {}),))
+        later.start()
+        second = next(consumer)
+        assert second is not None
+        assert list(second.args) == [2]
+        assert len(fetches) == 2  # no empty fetch in between
+        consumer.ack(first)
+        consumer.ack(second)
     finally:
         consumer.close()
         broker.close()

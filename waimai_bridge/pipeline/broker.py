@@ -86,9 +86,13 @@ class _DoorbellConsumer(_RedisConsumer):
             if rung is None and time.monotonic() < self._look_at:
                 return None  # the worker's turn: delayed messages that fell due meanwhile
             self.misses = 0  # fetch at once, not after Dramatiq's growing backoff
+        asked = 0 if self.message_cache else self.prefetch - self.outstanding_message_count
         message: MessageProxy | None = super().__next__()  # type: ignore[no-untyped-call]
-        # empty-handed although there was room to fetch: the queue is idle
-        self._idle = message is None and self.outstanding_message_count < self.prefetch
+        # the queue is idle when a fetch came back empty although there was room, or with
+        # fewer messages than it asked for (it took them all: an enqueue since rang the
+        # doorbell), so the next call waits for the doorbell instead of fetching nothing
+        drained = message is not None and len(self.message_cache) + 1 < asked
+        self._idle = drained or (message is None and self.outstanding_message_count < self.prefetch)
         if self._idle:
             self._look_at = time.monotonic() + self.timeout / 1000
         return message
