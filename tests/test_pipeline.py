@@ -315,6 +315,18 @@ def test_a_request_outside_the_webhook_urls_is_refused(
     assert inbox_count(client) == 0
 
 
+@pytest.mark.parametrize(
+    "path", ["/webhooks/testpay", "/webhooks/测试/a b", "/webhooks/x?y#z", "/webhooks/a\\b"]
+)
+def test_a_push_is_given_the_url_path_starlette_would_give_it(path: str) -> None:
+    from starlette.requests import Request
+
+    from waimai_bridge.web.webhooks import _url_path
+
+    scope = {"type": "http", "path": path, "query_string": b"", "headers": [(b"host", b"h")]}
+    assert _url_path(scope) == Request(scope).url.path
+
+
 def test_an_oversized_body_is_refused(make_client: Callable[..., TestClient]) -> None:
     client = make_client()
     response = client.post("/webhooks/testpay", content=b"x" * (1 << 20 + 1))

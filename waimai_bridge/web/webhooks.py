@@ -72,11 +72,12 @@ class WebhookReceiver:
             response: Response = error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         else:
             body = await request.body()
+            query = request.query_params.multi_items() if request.scope["query_string"] else []
             inbound = InboundRequest(
                 method=request.method,
-                url=bridge.config.bridge.public_base_url + request.url.path,
+                url=bridge.config.bridge.public_base_url + _url_path(request.scope),
                 kind=kind,
-                query=list(request.query_params.multi_items()),
+                query=list(query),
                 headers=dict(request.headers.items()),
                 body=body,
                 received_at_ms=received_at_ms,
@@ -90,6 +91,13 @@ class WebhookReceiver:
         WEBHOOK_REQUESTS.labels(platform, str(response.status_code)).inc()
         WEBHOOK_SECONDS.labels(platform).observe(time.perf_counter() - started)
         return response
+
+
+def _url_path(scope: Scope) -> str:
+    """The request's path as Starlette's ``request.url.path`` has it, without building the
+    whole URL (from the Host header) as that does."""
+    path: str = scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 def _route_path(scope: Scope) -> str:
