@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, make_url, select, text
 
 from tests import testpay
 from tests.processes import plugin_site, wait_until
@@ -19,6 +19,7 @@ from waimai_bridge.config import load_config
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import inbox
 from waimai_bridge.store.database import Database
+from waimai_bridge.store.tables import InboxEvent
 from waimai_bridge.web.app import create_app
 
 
@@ -123,3 +124,18 @@ def test_pushes_get_503_while_the_database_is_gone(empty_postgres_url: str, tmp_
         health = client.get("/healthz")
         assert health.status_code == 503
         assert health.json()["database"].startswith("unreachable")
+
+        with admin.connect() as connection:  # back, empty: pushes are stored again
+            connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+        admin.dispose()
+        migrated = Database(empty_postgres_url)
+        migrated.migrate()
+        migrated.dispose()
+        answer = client.post(
+            "/webhooks/testpay",
+            content=again,
+            headers={testpay.SIGNATURE_HEADER: testpay.sign(again, SECRET)},
+        )
+        assert answer.status_code == 200
+        with Database(empty_postgres_url).transaction() as session:
+            assert session.scalars(select(InboxEvent.idempotency_key)).all() == ["DB:1"]

@@ -150,13 +150,21 @@ class Pipeline:
             events = [event for push, _ in pushes for event in push]
             times = [received_at_ms for push, received_at_ms in pushes for _ in push]
             received = list(zip(inbox.with_known_stores(connection, events), times, strict=True))
-            new = inbox.record(connection, received, shard_of=self._shard_of)
+            new = inbox.record(connection, received, shard_of=self.shard_of)
+        return self.recorded(received, new)
+
+    def recorded(
+        self, received: Sequence[tuple[NativeEvent, int]], new: Sequence[tuple[int, str, str]]
+    ) -> tuple[int, set[int]]:
+        """Count events written to the inbox (``received``; ``new``: ``(row id, platform,
+        store id)`` of those that were not there yet): how many were new, and the shards to
+        :meth:`wake` for them."""
         counts = Counter(event.platform for event, _ in received)
         fresh = Counter(platform for _, platform, _ in new)
         for platform, count in counts.items():
             INBOX_EVENTS.labels(platform, "new").inc(fresh[platform])
             INBOX_EVENTS.labels(platform, "duplicate").inc(count - fresh[platform])
-        return len(new), {self._shard_of(store_id) for _, _, store_id in new}
+        return len(new), {self.shard_of(store_id) for _, _, store_id in new}
 
     def wake(self, *shards: int, force: bool = False) -> None:
         """Make sure a message for each of ``shards`` is waiting in its queue (``force``:
@@ -249,7 +257,7 @@ class Pipeline:
             released = release_holds(session, keys, accept_hold_ms=self.accept_hold_ms, now_ms=now)
             others: list[Released] = []
             if max((outcome.overdue_ms or 0 for outcome in released), default=0) > BEHIND_MS:
-                shards = {self._shard_of(store) for store in stores.values()}
+                shards = {self.shard_of(store) for store in stores.values()}
                 others = release_due(
                     session, [store for shard in sorted(shards) for store in self._stores[shard]],
                     accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=CATCH_UP,
@@ -287,7 +295,7 @@ class Pipeline:
         with self.database.transaction() as session:
             shards = inbox.stale(
                 session, enqueued_before_ms=now - self.stale_after_ms, now_ms=now,
-                limit=SWEEP_BATCH, shard_of=self._shard_of,
+                limit=SWEEP_BATCH, shard_of=self.shard_of,
             )  # fmt: skip
             holds = overdue_holds(
                 session, accept_hold_ms=self.accept_hold_ms,
@@ -301,12 +309,13 @@ class Pipeline:
 
     # ------------------------------------------------------------------ internals
 
-    def _shard_of(self, store_id: str) -> int:
+    def shard_of(self, store_id: str) -> int:
+        """The shard of a store."""
         return shard_of(store_id, self.shards)
 
     def queue_of(self, store_id: str) -> str:
         """The queue of a store's shard: every message about its orders goes there."""
-        return queue_name(self._shard_of(store_id))
+        return queue_name(self.shard_of(store_id))
 
     def _read(self, native: NativeEvent) -> tuple[Event, PriceBreakdown | None]:
         platform = self.registry.platform(native.platform)

@@ -11,12 +11,13 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Connection, Row, Table, bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import NativeEvent
 from waimai_bridge.store.tables import InboxEvent, PlatformOrder
-from waimai_bridge.store.upsert import insert_ignoring_conflict
+from waimai_bridge.store.upsert import insert_ignoring_conflict, recordset_insert
 
 ERROR_LENGTH = 2000
 _INBOX = cast(Table, InboxEvent.__table__)
@@ -38,7 +39,33 @@ def record(
 ) -> list[tuple[int, str, str]]:
     """Add the events not seen before (each given with when its push was received), each
     with its store's shard; ``(row id, platform, store id)`` of each new row."""
-    rows = [
+    inserted = insert_ignoring_conflict(
+        connection, InboxEvent, _rows(received, shard_of), returning=_RECORDED
+    )
+    return [(row_id, platform, store_id) for row_id, platform, store_id in inserted]
+
+
+async def record_async(
+    connection: psycopg.AsyncConnection[Any],
+    received: Sequence[tuple[NativeEvent, int]],
+    *,
+    shard_of: Callable[[str], int],
+) -> list[tuple[int, str, str]]:
+    """:func:`record` on an asynchronous PostgreSQL connection in autocommit mode."""
+    statement, parameters = recordset_insert(
+        InboxEvent, _rows(received, shard_of), returning=_RECORDED
+    )
+    cursor = await connection.execute(statement, parameters)
+    return [(row_id, platform, store_id) for row_id, platform, store_id in await cursor.fetchall()]
+
+
+_RECORDED = (InboxEvent.id, InboxEvent.platform, InboxEvent.store_id)
+
+
+def _rows(
+    received: Sequence[tuple[NativeEvent, int]], shard_of: Callable[[str], int]
+) -> list[dict[str, Any]]:
+    return [
         {
             "platform": event.platform,
             "idempotency_key": event.idempotency_key,
@@ -56,13 +83,6 @@ def record(
         }
         for event, received_at_ms in received
     ]
-    inserted = insert_ignoring_conflict(
-        connection,
-        InboxEvent,
-        rows,
-        returning=(InboxEvent.id, InboxEvent.platform, InboxEvent.store_id),
-    )
-    return [(row_id, platform, store_id) for row_id, platform, store_id in inserted]
 
 
 def with_known_stores(

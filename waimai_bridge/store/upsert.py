@@ -93,9 +93,18 @@ def _insert_recordset(
     rows: Sequence[dict[str, Any]],
     returning: tuple[Any, ...],
 ) -> Any:
-    statement = _recordset_statement(table, tuple(rows[0]), returning)
+    statement, parameters = recordset_insert(table, rows, returning=returning)
     connection = executor.connection() if isinstance(executor, Session) else executor
-    return connection.exec_driver_sql(statement, {"rows": _json(rows)}).all()
+    return connection.exec_driver_sql(statement, parameters).all()
+
+
+def recordset_insert(
+    table: type[Base], rows: Sequence[dict[str, Any]], *, returning: tuple[Any, ...] = ()
+) -> tuple[str, dict[str, str]]:
+    """What :func:`insert_ignoring_conflict` sends to PostgreSQL for a list of rows: the
+    statement and its parameters, for a connection of the caller's own (an asynchronous
+    one, say)."""
+    return _recordset_statement(table, tuple(rows[0]), returning), {"rows": _json(rows)}
 
 
 def update_rows(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:

@@ -64,6 +64,7 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
         try:
             yield
         finally:
+            await app.state.intake.close()
             await run_in_threadpool(bridge.stop)
 
     app = BridgeApp(
