@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from dramatiq import Message
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -19,7 +20,8 @@ from tests.sample_plugin import PRICE
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
 from waimai_bridge.pipeline.actors import BEHIND_MS
-from waimai_bridge.pipeline.shards import queue_of, shard_of
+from waimai_bridge.pipeline.broker import DoorbellRedisBroker, make_broker
+from waimai_bridge.pipeline.shards import queue_name, queue_of, shard_of
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import inbox
@@ -583,16 +585,18 @@ def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) ->
     bridge.stop()
 
 
-def test_an_idle_consumer_waits_for_its_doorbell_and_an_enqueue_rings_it(
-    redis_url: str,
-) -> None:
-    from dramatiq import Message
-
-    from waimai_bridge.pipeline.broker import DoorbellRedisBroker, make_broker
-    from waimai_bridge.pipeline.shards import queue_name
-
+@pytest.fixture
+def broker(redis_url: str) -> Iterator[DoorbellRedisBroker]:
+    """The production broker, on the tests' Redis."""
     broker = make_broker(redis_url)
     assert isinstance(broker, DoorbellRedisBroker)
+    yield broker
+    broker.close()
+
+
+def test_an_idle_consumer_waits_for_its_doorbell_and_an_enqueue_rings_it(
+    broker: DoorbellRedisBroker,
+) -> None:
     queue = queue_name(3)
     broker.declare_queue(queue)
     doorbell = broker.doorbell(queue)
@@ -613,19 +617,11 @@ def test_an_idle_consumer_waits_for_its_doorbell_and_an_enqueue_rings_it(
         consumer.ack(message)
     finally:
         consumer.close()
-        broker.close()
 
 
 def test_a_consumer_that_took_every_waiting_message_waits_for_the_doorbell(
-    redis_url: str,
+    broker: DoorbellRedisBroker,
 ) -> None:
-    from dramatiq import Message
-
-    from waimai_bridge.pipeline.broker import DoorbellRedisBroker, make_broker
-    from waimai_bridge.pipeline.shards import queue_name
-
-    broker = make_broker(redis_url)
-    assert isinstance(broker, DoorbellRedisBroker)
     queue = queue_name(4)
     broker.declare_queue(queue)
     fetch = broker.do_fetch
@@ -654,7 +650,6 @@ def test_a_consumer_that_took_every_waiting_message_waits_for_the_doorbell(
         consumer.ack(second)
     finally:
         consumer.close()
-        broker.close()
 
 
 def test_a_delayed_message_runs_when_due_though_its_queue_is_idle(redis_url: str) -> None:
