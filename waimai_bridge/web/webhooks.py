@@ -53,7 +53,7 @@ class WebhookReceiver:
         request = Request(scope, receive)
         segments = _route_path(scope).removeprefix(PREFIX).split("/")
         if len(segments) > 2 or "" in segments:
-            response: Response = error(404, f"no webhook at {request.url.path}")
+            response: Response = error(404, f"no webhook at {_url_path(scope)}")
         elif request.method not in METHODS:
             response = error(405, f"webhooks take {' or '.join(METHODS)}, not {request.method}",
                              headers={"Allow": ", ".join(METHODS)})  # fmt: skip
@@ -152,22 +152,25 @@ async def _store(intake: Intake, name: str, parsed: ParsedPush, received_at_ms: 
     return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
 
 
+ANSWERS = {
+    "200": "The platform's ACK: the push is stored (or was already)",
+    "400": "The push cannot be read",
+    "401": "The signature is wrong",
+    "404": "No such platform, or it takes no push at this URL",
+    "413": f"The body is larger than {MAX_BODY_BYTES} bytes",
+    "503": "The push cannot be stored right now; the platform sends it again",
+}
+"""The answers a webhook URL gives, as its OpenAPI entry lists them."""
+
+
 def _operation(summary: str, method: str) -> dict[str, Any]:
     """The OpenAPI operation of a webhook URL for ``method``."""
-    answers = {
-        "200": "The platform's ACK: the push is stored (or was already)",
-        "400": "The push cannot be read",
-        "401": "The signature is wrong",
-        "404": "No such platform, or it takes no push at this URL",
-        "413": f"The body is larger than {MAX_BODY_BYTES} bytes",
-        "503": "The push cannot be stored right now; the platform sends it again",
-    }
     return {
         "tags": ["webhooks"],
         "summary": f"{summary} (by {method})",
         "description": "The platform's plugin reads the push and writes the ACK.",
         "operationId": f"{summary.lower().replace(' ', '_')}_{method.lower()}",
-        "responses": {code: {"description": text} for code, text in answers.items()},
+        "responses": {code: {"description": text} for code, text in ANSWERS.items()},
     }
 
 
