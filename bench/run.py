@@ -12,7 +12,7 @@ after the bridge, and reports:
   every accept hold released / last message consumed), and their ratio (to the mean of the
   skeleton's two runs);
 - webhook ACK latency p50/p99 and push-to-committed latency p50/p99 at half of the
-  bridge's sustained rate;
+  bridge's sustained rate (or at ``--paced-rate``);
 - peak RSS of each process.
 
 The last line printed is one JSON object with every figure.
@@ -245,8 +245,11 @@ def held_count(engine: Any) -> int:
     )
 
 
-def bridge(full: list[bytes], full_unique: int, paced: list[bytes], logs: Path) -> dict[str, Any]:
-    """The bridge's sustained rate, then its latencies at half that rate."""
+def bridge(
+    full: list[bytes], full_unique: int, paced: list[bytes], logs: Path, paced_rate: float | None
+) -> dict[str, Any]:
+    """The bridge's sustained rate, then its latencies at ``paced_rate`` (None: at half the
+    sustained rate)."""
     redis.Redis.from_url(REDIS).flushdb()
     site = plugin_site(logs / "site")
     env = environment()
@@ -286,11 +289,12 @@ def bridge(full: list[bytes], full_unique: int, paced: list[bytes], logs: Path) 
                 name: round((measure() - before_cpu[name]) / full_unique * 1000, 3)
                 for name, measure in processes.items()
             }
-            log(f"bridge sustained {rate:.0f} events/s; now paced at {rate / 2:.0f}/s")
+            pace = paced_rate or rate / 2
+            log(f"bridge sustained {rate:.0f} events/s; now paced at {pace:.0f}/s")
             before = done_count(engine)
             # ids, not counts: a duplicate push burns a sequence value without adding a row
             last_id = max_id(engine)
-            paced_result = drive("127.0.0.1", port, paced, rate=rate / 2)
+            paced_result = drive("127.0.0.1", port, paced, rate=pace)
             paced_unique = len(set(paced))
             wait_for(
                 lambda: done_count(engine) >= before + paced_unique,
@@ -313,6 +317,7 @@ def bridge(full: list[bytes], full_unique: int, paced: list[bytes], logs: Path) 
         broker.close()
     return {
         "events_per_s": rate,
+        "paced_rate": pace,
         "ack_rate": len(full) / (result.finished - result.started),
         "failed": result.failed + paced_result.failed,
         "paced": paced_result,
@@ -328,6 +333,13 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
     parser.add_argument("--events", type=int, help="events in the sustained phase")
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        metavar="EVENTS_PER_S",
+        help="the latency phase's rate (default: half the bridge's sustained rate); a fixed "
+        "rate compares two versions at the same load",
+    )
     options = parser.parse_args()
     events = options.events or (3000 if options.quick else 20000)
     load = traffic(events, stores=STORES, secret=SECRET)
@@ -338,7 +350,7 @@ def main() -> None:
         # within minutes, and the mean of the two brackets the bridge's run
         skeletons = [measured_skeleton(load.bodies, logs, "before")]
         log(f"bridge: {len(load.bodies)} requests ({load.unique} distinct events)")
-        bridge_figures = bridge(load.bodies, load.unique, paced.bodies, logs)
+        bridge_figures = bridge(load.bodies, load.unique, paced.bodies, logs, options.paced_rate)
         skeletons.append(measured_skeleton(load.bodies, logs, "after"))
     paced_result: Result = bridge_figures["paced"]
     skeleton_figures = {
@@ -358,7 +370,7 @@ def main() -> None:
         "ratio": round(bridge_figures["events_per_s"] / skeleton_figures["events_per_s"], 3),
         "ack_rate_per_s": round(bridge_figures["ack_rate"], 1),
         "skeleton_ack_rate_per_s": round(skeleton_figures["ack_rate"], 1),
-        "paced_rate_per_s": round(bridge_figures["events_per_s"] / 2, 1),
+        "paced_rate_per_s": round(bridge_figures["paced_rate"], 1),
         "ack_p50_ms": round(percentile(paced_result.latencies_ms, 0.5), 2),
         "ack_p99_ms": round(percentile(paced_result.latencies_ms, 0.99), 2),
         "commit_p50_ms": round(percentile(bridge_figures["commit_ms"], 0.5), 1),

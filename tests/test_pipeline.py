@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from dramatiq import Message
+from dramatiq.brokers.stub import StubBroker
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -582,6 +583,64 @@ def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) ->
     now[0] = T0 + 60_000 + BEHIND_MS + 1  # a backlog: its shard's other due holds too
     pipeline.release_holds([["testpay", "L3", "S001"]])
     assert stored() == {"L1", "L2", "L3", "L4"}
+    bridge.stop()
+
+
+def _held_bridge(tmp_path: Any, now: list[int]) -> Bridge:
+    """A bridge with a 60 s accept hold on SQLite and the in-process broker, whose clock
+    reads ``now[0]``; nothing consumes its queues."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(config_text(f"sqlite:///{tmp_path / 'held.sqlite3'}", hold=60), "utf-8")
+    plugins = registry()
+    bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: now[0])
+    bridge.database.ensure_schema()
+    return bridge
+
+
+def _accepted(bridge: Bridge, order: str, at_ms: int) -> None:
+    """Receive an order's acceptance (which starts its accept hold) and apply it."""
+    body = testpay.push(f"{order}:0", order, "order.accepted", at_ms)
+    request = InboundRequest(
+        method="POST", url="u", kind=None, query=[], received_at_ms=at_ms,
+        headers={testpay.SIGNATURE_HEADER: testpay.sign(body, SECRET)}, body=body,
+    )  # fmt: skip
+    parsed = bridge.registry.platform("testpay").parse_event(
+        request, bridge.config.plugin_config("testpay")
+    )
+    assert parsed is not None
+    bridge.pipeline.receive(parsed.events, received_at_ms=at_ms)
+    bridge.pipeline.process_shard(bridge.pipeline.shard_of(parsed.events[0].store_id))
+
+
+def _stored(bridge: Bridge) -> set[str]:
+    with bridge.database.transaction() as session:
+        return set(session.execute(select(Order.platform_order_id)).scalars())
+
+
+def test_the_sweeper_releases_holds_whose_message_was_lost(tmp_path: Any) -> None:
+    now = [T0]
+    bridge = _held_bridge(tmp_path, now)
+    pipeline = bridge.pipeline
+    broker = bridge.broker
+    assert isinstance(broker, StubBroker)
+    _accepted(bridge, "LOST", T0)
+    _accepted(bridge, "LATER", T0 + 30_000)
+    broker.flush_all()  # their delayed releases are lost (Redis was flushed, say)
+    queue = broker.queues[pipeline.queue_of("S001")]
+    for order, ends_at in (("LOST", T0 + 60_000), ("LATER", T0 + 90_000)):
+        now[0] = ends_at + pipeline.stale_after_ms  # not overdue long enough yet
+        assert pipeline.sweep().releases == 0
+        now[0] += 1
+        assert pipeline.sweep().releases == 1
+        [message] = [Message.decode(data) for data in queue.queue]
+        assert (message.actor_name, message.args) == (
+            "waimai.release_holds",
+            ([["testpay", order, "S001"]],),
+        )
+        broker.flush_all()
+        pipeline.release_holds(*message.args)
+        assert order in _stored(bridge)
+    assert _stored(bridge) == {"LOST", "LATER"}
     bridge.stop()
 
 
