@@ -20,7 +20,7 @@ from tests.processes import wait_until
 from tests.sample_plugin import PRICE
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
-from waimai_bridge.pipeline.actors import BEHIND_MS
+from waimai_bridge.pipeline.actors import BEHIND_MS, RELEASE_HOLDS
 from waimai_bridge.pipeline.broker import DoorbellRedisBroker, make_broker
 from waimai_bridge.pipeline.shards import queue_name, queue_of, shard_of
 from waimai_bridge.plugins import PluginRegistry
@@ -547,45 +547,6 @@ def test_a_shard_signal_lets_one_message_wait(kind: str, redis_url: str) -> None
     broker.close()
 
 
-def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) -> None:
-    path = tmp_path / "bridge.toml"
-    path.write_text(config_text(f"sqlite:///{tmp_path / 'late.sqlite3'}", hold=60), "utf-8")
-    plugins = registry()
-    now = [T0]
-    bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: now[0])
-    bridge.database.ensure_schema()
-    pipeline = bridge.pipeline
-    for order in ("L1", "L2", "L3", "L4"):
-        body = testpay.push(f"{order}:0", order, "order.accepted", T0)
-        signed = {testpay.SIGNATURE_HEADER: testpay.sign(body, SECRET)}
-        request = InboundRequest(
-            method="POST", url="u", kind=None, query=[], headers=signed, body=body,
-            received_at_ms=T0,
-        )  # fmt: skip
-        parsed = plugins.platform("testpay").parse_event(
-            request, bridge.config.plugin_config("testpay")
-        )
-        assert parsed is not None
-        pipeline.receive(parsed.events, received_at_ms=T0)
-    for shard in range(pipeline.shards):
-        pipeline.process_shard(shard)
-
-    def stored() -> set[str]:
-        with bridge.database.transaction() as session:
-            return set(session.execute(select(Order.platform_order_id)).scalars())
-
-    now[0] = T0 + 60_000 + 500  # on time: only this order
-    pipeline.release_holds([["testpay", "L1", "S001"]])
-    assert stored() == {"L1"}
-    now[0] = T0 + 60_000 + BEHIND_MS - 1  # a little late: still only this order
-    pipeline.release_holds([["testpay", "L2", "S001"]])
-    assert stored() == {"L1", "L2"}
-    now[0] = T0 + 60_000 + BEHIND_MS + 1  # a backlog: its shard's other due holds too
-    pipeline.release_holds([["testpay", "L3", "S001"]])
-    assert stored() == {"L1", "L2", "L3", "L4"}
-    bridge.stop()
-
-
 def _held_bridge(tmp_path: Any, now: list[int]) -> Bridge:
     """A bridge with a 60 s accept hold on SQLite and the in-process broker, whose clock
     reads ``now[0]``; nothing consumes its queues."""
@@ -617,6 +578,24 @@ def _stored(bridge: Bridge) -> set[str]:
         return set(session.execute(select(Order.platform_order_id)).scalars())
 
 
+def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) -> None:
+    now = [T0]
+    bridge = _held_bridge(tmp_path, now)
+    pipeline = bridge.pipeline
+    for order in ("L1", "L2", "L3", "L4"):
+        _accepted(bridge, order, T0)
+    now[0] = T0 + 60_000 + 500  # on time: only this order
+    pipeline.release_holds([["testpay", "L1", "S001"]])
+    assert _stored(bridge) == {"L1"}
+    now[0] = T0 + 60_000 + BEHIND_MS - 1  # a little late: still only this order
+    pipeline.release_holds([["testpay", "L2", "S001"]])
+    assert _stored(bridge) == {"L1", "L2"}
+    now[0] = T0 + 60_000 + BEHIND_MS + 1  # a backlog: its shard's other due holds too
+    pipeline.release_holds([["testpay", "L3", "S001"]])
+    assert _stored(bridge) == {"L1", "L2", "L3", "L4"}
+    bridge.stop()
+
+
 def test_the_sweeper_releases_holds_whose_message_was_lost(tmp_path: Any) -> None:
     now = [T0]
     bridge = _held_bridge(tmp_path, now)
@@ -634,7 +613,7 @@ def test_the_sweeper_releases_holds_whose_message_was_lost(tmp_path: Any) -> Non
         assert pipeline.sweep().releases == 1
         [message] = [Message.decode(data) for data in queue.queue]
         assert (message.actor_name, message.args) == (
-            "waimai.release_holds",
+            RELEASE_HOLDS,
             ([["testpay", order, "S001"]],),
         )
         broker.flush_all()
