@@ -327,6 +327,17 @@ def bridge(
     }
 
 
+def positive(text: str) -> float:
+    """A command-line rate: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -335,7 +346,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, help="events in the sustained phase")
     parser.add_argument(
         "--paced-rate",
-        type=float,
+        type=positive,
         metavar="EVENTS_PER_S",
         help="the latency phase's rate (default: half the bridge's sustained rate); a fixed "
         "rate compares two versions at the same load",
