@@ -541,3 +541,52 @@ def test_rows_updated_together_get_their_own_values_and_keep_the_rest(database: 
         "B": (None, {"k": [1, "二"]}, False, "S001", {"position": 0}),
         "C": (untouched, PRICE.model_dump(mode="json"), False, "S001", {"position": 0}),
     }
+
+
+@pytest.fixture
+def postgres_database(request: pytest.FixtureRequest) -> Database:
+    """The session's PostgreSQL database, migrated and empty."""
+    database: Database = request.getfixturevalue("_migrated_postgres")
+    clear(database)
+    return database
+
+
+def _platform_order_row(number: int) -> dict[str, Any]:
+    return {
+        "platform": "testpay", "platform_order_id": f"O{number}", "store_id": "S001",
+        "store_inferred": False, "latest_payload": {}, "discarded": False,
+        "created_at_ms": T0, "updated_at_ms": T0,
+    }  # fmt: skip
+
+
+def test_rows_are_updated_through_the_primary_key_not_a_scan_of_the_table(
+    postgres_database: Database,
+) -> None:
+    from sqlalchemy import event, text
+
+    from waimai_bridge.store.upsert import insert_ignoring_conflict
+
+    database = postgres_database
+    with database.transaction() as session:
+        rows = [_platform_order_row(number) for number in range(3000)]
+        ids = [row_id for (row_id,) in insert_ignoring_conflict(session, PlatformOrder, rows)]
+        session.execute(text("ANALYZE platform_orders"))
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", capture)
+    try:
+        with database.transaction() as session:
+            update_rows(session, PlatformOrder, [{"id": ids[7], "order_state": "cooking"}])
+    finally:
+        event.remove(database.engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = [(s, p) for s, p in sent if s.startswith("UPDATE")]
+    with database.transaction() as session:
+        plan = session.connection().exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        lines = [line for (line,) in plan]
+        updated = session.get(PlatformOrder, ids[7])
+    assert updated is not None
+    assert updated.order_state == "cooking"
+    assert not [line for line in lines if "Seq Scan on platform_orders" in line], lines
