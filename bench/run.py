@@ -1,7 +1,7 @@
 """The benchmark: the bridge on this machine's Redis and PostgreSQL, next to a skeleton.
 
-    python bench/run.py            # about 5 minutes
-    python bench/run.py --quick    # about a minute
+    python bench/run.py            # one to two minutes
+    python bench/run.py --quick    # under a minute
 
 It drives realistic mixed traffic (many stores, full order lifecycles with refunds and rider
 events, a share of duplicate pushes) over HTTP into ``waimai-bridge serve`` + ``worker``, and
@@ -342,7 +342,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
     parser.add_argument("--events", type=int, help="events in the sustained phase")
     parser.add_argument(
         "--paced-rate",
