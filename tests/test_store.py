@@ -12,7 +12,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import func, select, text
 
 from tests.conftest import clear
 from tests.test_statemachine import E, lifecycles, log
@@ -31,7 +32,7 @@ from waimai_bridge.store.orders import (
 )
 from waimai_bridge.store.skus import SkuRow, import_skus
 from waimai_bridge.store.tables import Anomaly, Base, Order, OrderEvent, OrderItem, PlatformOrder
-from waimai_bridge.store.upsert import update_rows
+from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
 
 P = PlatformState
 HOLD_MS = 60_000
@@ -495,8 +496,6 @@ def test_holds_released_together_each_get_their_own_outcome(database: Database) 
 
 
 def test_relaxed_transactions_keep_the_urls_own_connection_options(postgres_url: str) -> None:
-    from sqlalchemy import text
-
     database = Database(f"{postgres_url}?options=-c%20statement_timeout%3D12345")
     try:
         for durable, commit in ((True, "on"), (False, "off")):
@@ -562,10 +561,6 @@ def _platform_order_row(number: int) -> dict[str, Any]:
 def test_rows_are_updated_through_the_primary_key_not_a_scan_of_the_table(
     postgres_database: Database,
 ) -> None:
-    from sqlalchemy import event, text
-
-    from waimai_bridge.store.upsert import insert_ignoring_conflict
-
     database = postgres_database
     with database.transaction() as session:
         rows = [_platform_order_row(number) for number in range(3000)]
@@ -576,12 +571,12 @@ def test_rows_are_updated_through_the_primary_key_not_a_scan_of_the_table(
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         sent.append((statement, parameters))
 
-    event.listen(database.engine, "before_cursor_execute", capture)
+    sqlalchemy_event.listen(database.engine, "before_cursor_execute", capture)
     try:
         with database.transaction() as session:
             update_rows(session, PlatformOrder, [{"id": ids[7], "order_state": "cooking"}])
     finally:
-        event.remove(database.engine, "before_cursor_execute", capture)
+        sqlalchemy_event.remove(database.engine, "before_cursor_execute", capture)
     [(statement, parameters)] = [(s, p) for s, p in sent if s.startswith("UPDATE")]
     with database.transaction() as session:
         plan = session.connection().exec_driver_sql(f"EXPLAIN {statement}", parameters)
