@@ -169,6 +169,14 @@ def _migrated_postgres(postgres_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+@pytest.fixture
+def postgres_database(request: pytest.FixtureRequest) -> Database:
+    """The session's PostgreSQL database, migrated and empty."""
+    database: Database = request.getfixturevalue("_migrated_postgres")
+    clear(database)
+    return database
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty database: a SQLite file, then the session's PostgreSQL database."""
@@ -178,9 +186,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         yield database
         database.dispose()
     else:
-        database = request.getfixturevalue("_migrated_postgres")
-        clear(database)
-        yield database
+        yield request.getfixturevalue("postgres_database")
 
 
 @pytest.fixture(scope="module")

@@ -542,14 +542,6 @@ def test_rows_updated_together_get_their_own_values_and_keep_the_rest(database: 
     }
 
 
-@pytest.fixture
-def postgres_database(request: pytest.FixtureRequest) -> Database:
-    """The session's PostgreSQL database, migrated and empty."""
-    database: Database = request.getfixturevalue("_migrated_postgres")
-    clear(database)
-    return database
-
-
 def _platform_order_row(number: int) -> dict[str, Any]:
     return {
         "platform": "testpay", "platform_order_id": f"O{number}", "store_id": "S001",
