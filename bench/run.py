@@ -12,7 +12,8 @@ after the bridge, and reports:
   every accept hold released / last message consumed), and their ratio (to the mean of the
   skeleton's two runs);
 - webhook ACK latency p50/p99 and push-to-committed latency p50/p99 at half of the
-  bridge's sustained rate (or at ``--paced-rate``);
+  bridge's sustained rate (or at ``--paced-rate``), next to the skeleton's ACK and
+  push-to-consumed latencies at the same rate (a third skeleton run, after the other two);
 - peak RSS of each process.
 
 The last line printed is one JSON object with every figure.
@@ -43,6 +44,7 @@ from dramatiq.common import dq_name  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.load import Result, drive, percentile, traffic  # noqa: E402
+from bench.skeleton import LATENCIES  # noqa: E402
 from tests.processes import free_port, plugin_site, wait_for_port  # noqa: E402
 from waimai_bridge.pipeline.shards import queue_name  # noqa: E402
 
@@ -144,11 +146,13 @@ def wait_for(check: Any, timeout: float, what: str) -> float:
     return time.perf_counter()
 
 
-def skeleton(requests: list[bytes], logs: Path) -> dict[str, Any]:
-    """The skeleton's sustained rate, end to end."""
-    redis.Redis.from_url(REDIS).flushdb()
+def skeleton(requests: list[bytes], logs: Path, rate: float | None = None) -> dict[str, Any]:
+    """The skeleton's sustained rate, end to end; with ``rate``, its latencies at that rate
+    instead (``ack_ms``, ``consumed_ms``)."""
+    client = redis.Redis.from_url(REDIS)
+    client.flushdb()
     port = free_port()
-    env = environment(SKELETON_REDIS_URL=REDIS)
+    env = environment(SKELETON_REDIS_URL=REDIS, SKELETON_TIMED="1" if rate else "0")
     web = [sys.executable, "-m", "uvicorn", "bench.skeleton:app", "--port", str(port),
            "--log-level", "warning", "--no-access-log"]  # fmt: skip
     work = [sys.executable, "-m", "dramatiq", "bench.skeleton", "--processes", "1",
@@ -162,16 +166,21 @@ def skeleton(requests: list[bytes], logs: Path) -> dict[str, Any]:
         time.sleep(1.0)
         drive("127.0.0.1", port, requests[:200])  # warm up
         broker.join("skeleton", interval=20, timeout=60_000)
-        result = drive("127.0.0.1", port, requests)
+        client.delete(LATENCIES)
+        result = drive("127.0.0.1", port, requests, rate=rate)
         broker.join("skeleton", interval=20, timeout=300_000)
         done = time.perf_counter()
         rss = {"skeleton_web": peak_rss_mb(web_process), "skeleton_worker": peak_rss_mb(worker)}
     broker.close()
+    consumed = [float(value) for value in client.lrange(LATENCIES, 0, -1)]
+    client.close()
     return {
         "events_per_s": len(requests) / (done - result.started),
         "ack_rate": len(requests) / (result.finished - result.started),
         "failed": result.failed,
         "rss_mb": rss,
+        "ack_ms": result.latencies_ms,
+        "consumed_ms": consumed,
     }
 
 
@@ -363,6 +372,8 @@ def main() -> None:
         log(f"bridge: {len(load.bodies)} requests ({load.unique} distinct events)")
         bridge_figures = bridge(load.bodies, load.unique, paced.bodies, logs, options.paced_rate)
         skeletons.append(measured_skeleton(load.bodies, logs, "after"))
+        log(f"skeleton: {len(paced.bodies)} requests paced at {bridge_figures['paced_rate']:.0f}/s")
+        paced_skeleton = skeleton(paced.bodies, logs, rate=bridge_figures["paced_rate"])
     paced_result: Result = bridge_figures["paced"]
     skeleton_figures = {
         name: statistics.mean(run[name] for run in skeletons)
@@ -384,14 +395,20 @@ def main() -> None:
         "paced_rate_per_s": round(bridge_figures["paced_rate"], 1),
         "ack_p50_ms": round(percentile(paced_result.latencies_ms, 0.5), 2),
         "ack_p99_ms": round(percentile(paced_result.latencies_ms, 0.99), 2),
+        "skeleton_ack_p50_ms": round(percentile(paced_skeleton["ack_ms"], 0.5), 2),
+        "skeleton_ack_p99_ms": round(percentile(paced_skeleton["ack_ms"], 0.99), 2),
         "commit_p50_ms": round(percentile(bridge_figures["commit_ms"], 0.5), 1),
         "commit_p99_ms": round(percentile(bridge_figures["commit_ms"], 0.99), 1),
+        "skeleton_consumed_p50_ms": round(percentile(paced_skeleton["consumed_ms"], 0.5), 1),
+        "skeleton_consumed_p99_ms": round(percentile(paced_skeleton["consumed_ms"], 0.99), 1),
         "serve_rss_mb": bridge_figures["rss_mb"]["serve"],
         "worker_rss_mb": bridge_figures["rss_mb"]["worker"],
         "skeleton_web_rss_mb": skeleton_figures["rss_mb"]["skeleton_web"],
         "skeleton_worker_rss_mb": skeleton_figures["rss_mb"]["skeleton_worker"],
         "cpu_ms_per_event": bridge_figures["cpu_ms"],
-        "failed_requests": bridge_figures["failed"] + skeleton_figures["failed"],
+        "failed_requests": bridge_figures["failed"]
+        + skeleton_figures["failed"]
+        + paced_skeleton["failed"],
         "cpus": os.cpu_count(),
     }
     for name, value in figures.items():

@@ -4,6 +4,10 @@ A bare ASGI endpoint that checks an MD5 of the body and writes one Redis entry (
 message), and a no-op Dramatiq actor consuming it from the same Redis: the least any
 webhook-to-queue-to-worker system must do. Run as
 ``uvicorn bench.skeleton:app`` and ``dramatiq bench.skeleton``.
+
+With ``SKELETON_TIMED=1`` (the latency run) each message carries when its request was
+received, and the actor notes how long after that it ran, in the Redis list
+:data:`LATENCIES`: the skeleton's push-to-consumed latency.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,9 +29,16 @@ broker = RedisBroker(url=os.environ.get("SKELETON_REDIS_URL", "redis://127.0.0.1
 dramatiq.set_broker(broker)
 
 
+TIMED = os.environ.get("SKELETON_TIMED") == "1"
+LATENCIES = "skeleton:latencies_ms"
+
+
 @dramatiq.actor(queue_name=QUEUE)
-def consume(digest: str) -> None:
-    """Do nothing: the cost of consuming a message is what is measured."""
+def consume(digest: str, received_ms: float | None = None) -> None:
+    """Do nothing: the cost of consuming a message is what is measured (in the latency
+    run, note how long after its request was received it ran)."""
+    if received_ms is not None:
+        broker.client.rpush(LATENCIES, time.time() * 1000 - received_ms)
 
 
 ACK = b'{"ok":true}'
@@ -41,6 +53,7 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
+    received_ms = time.time() * 1000
     body = b""
     more = True
     while more:
@@ -50,7 +63,10 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     digest = hashlib.md5(body + SECRET).hexdigest()
     given = dict(scope["headers"]).get(b"x-testpay-signature", b"").decode()
     hmac.compare_digest(digest, given)  # the check's cost; the bench's signature is another
-    consume.send(digest)
+    if TIMED:
+        consume.send(digest, received_ms)
+    else:
+        consume.send(digest)
     headers = [(b"content-type", b"application/json"), (b"content-length", b"11")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": ACK})
