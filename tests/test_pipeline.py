@@ -713,3 +713,23 @@ def test_a_delayed_message_runs_when_due_though_its_queue_is_idle(redis_url: str
     finally:
         worker.stop()
         broker.close()
+
+
+def test_an_enqueue_reaches_its_queue_after_redis_lost_its_scripts(
+    broker: DoorbellRedisBroker,
+) -> None:
+    queue = queue_name(5)
+    broker.declare_queue(queue)
+    broker.enqueue(Message(queue, "noop", (1,), {}, {}))
+    broker.client.script_flush()  # as a Redis that restarted has none
+    broker.enqueue(Message(queue, "noop", (2,), {}, {}))
+    assert broker.client.llen(broker.doorbell(queue)) == 1  # each rang it, once is kept
+    consumer = broker.consume(queue, prefetch=4, timeout=1_000)
+    try:
+        received = [next(consumer), next(consumer)]
+        assert [list(message.args) for message in received if message] == [[1], [2]]
+        for message in received:
+            assert message is not None
+            consumer.ack(message)
+    finally:
+        consumer.close()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import redis
-from dramatiq import Broker, ConnectionClosed, Consumer, Message, MessageProxy
+from dramatiq import Broker, ConnectionClosed, Consumer, MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import dq_name, q_name
+from dramatiq.common import current_millis, dq_name, q_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -18,6 +17,7 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from redis.exceptions import NoScriptError
 
 MIN_BACKOFF_MS = 500
 MAX_BACKOFF_MS = 60_000
@@ -47,16 +47,26 @@ class DoorbellRedisBroker(RedisBroker):
         """The consumers of this broker."""
         return _DoorbellConsumer
 
-    def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
-        """Enqueue ``message`` (on its delay queue when ``delay`` is given) and ring the
-        doorbell of the queue it went to."""
-        enqueued = super().enqueue(message, delay=delay)
+    def do_enqueue(self, queue_name: str, message_id: str, data: bytes) -> None:
+        """Put a message on ``queue_name`` (Dramatiq's dispatch script, as its
+        ``RedisBroker.enqueue`` does) and ring the queue's doorbell, in one round trip."""
+        dispatch = self.scripts["dispatch"]
+        unpack = self._max_unpack_size()  # type: ignore[no-untyped-call]
+        # the script's arguments as Dramatiq's RedisBroker._dispatch passes them (2.x)
+        arguments = [
+            "enqueue", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout,
+            self.dead_message_ttl, self._should_do_maintenance("enqueue"),
+            unpack, message_id, data,
+        ]  # fmt: skip
+        doorbell = self.doorbell(queue_name)
         pipeline = self.client.pipeline(transaction=False)
-        doorbell = self.doorbell(enqueued.queue_name)
+        pipeline.evalsha(dispatch.sha, 1, self.namespace, *arguments)
         pipeline.lpush(doorbell, b"1")
         pipeline.ltrim(doorbell, 0, 0)  # rung once is enough
-        pipeline.execute()
-        return enqueued
+        try:
+            pipeline.execute()
+        except NoScriptError:  # a Redis that lost its scripts (restarted): load it again
+            dispatch(keys=[self.namespace], args=arguments)
 
     def doorbell(self, queue_name: str) -> str:
         """The Redis key of ``queue_name``'s doorbell."""
