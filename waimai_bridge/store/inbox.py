@@ -12,11 +12,10 @@ from enum import StrEnum
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection, Table, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Row, Table, bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import NativeEvent
-from waimai_bridge.store.pipelining import as_text, run_together
 from waimai_bridge.store.tables import InboxEvent, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict, recordset_insert
 
@@ -131,20 +130,17 @@ _TAKE = (
 )
 
 
-def take(session: Session, shard: int, *, limit: int, now_ms: int) -> list[Any]:
+def take(session: Session, shard: int, *, limit: int, now_ms: int) -> list[Row[Any]]:
     """Up to ``limit`` pending rows of ``shard``, oldest first, marked done as of ``now_ms``
     in the caller's transaction (one the worker cannot apply is then :func:`park`-ed);
     rows another worker holds are skipped (``SKIP LOCKED``)."""
-    parameters = {"take_shard": shard, "take_limit": limit, "taken_at_ms": now_ms}
-    if session.get_bind().dialect.name == "postgresql":
-        # the first statement of the worker's transaction: sent with its BEGIN
-        [taken] = run_together(session, [as_text(_TAKE, **parameters)])
-    else:
-        taken = list(session.connection().execute(_TAKE, parameters))
+    taken = session.connection().execute(
+        _TAKE, {"take_shard": shard, "take_limit": limit, "taken_at_ms": now_ms}
+    )
     return sorted(taken, key=lambda row: int(row.id))
 
 
-def native_event(row: Any) -> NativeEvent:
+def native_event(row: Row[Any]) -> NativeEvent:
     """The native event an inbox row holds."""
     return NativeEvent(
         platform=row.platform,

@@ -9,7 +9,7 @@ the order events arrive in cannot matter.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from functools import cache
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
 from waimai_bridge.store import outbox
+from waimai_bridge.store.pipelining import run_together
 from waimai_bridge.store.skus import product_ids
 from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, OrderItem, PlatformOrder
 from waimai_bridge.store.upsert import (
@@ -246,8 +247,10 @@ def apply_events(
             session, platform_order, items, logs[platform_order.id], accept_hold_ms
         )
         refolded.append(row)
-    changed = [po.order.row() for po in orders.values() if po.order and po.order.changed]
-    update_rows(session, {PlatformOrder: refolded, Order: changed})
+    update_rows(session, PlatformOrder, refolded)
+    update_rows(
+        session, Order, [po.order.row() for po in orders.values() if po.order and po.order.changed]
+    )
     results = []
     for item in incoming:
         event_key = (item.event.platform, item.event.idempotency_key)
@@ -324,13 +327,13 @@ def _gather_together(
     """:func:`_gather` on PostgreSQL, its statements sent together: the stored orders
     and the logs are read after the locks are taken, by the orders' keys, and the events
     find their platform orders by key too."""
-    wanted = _wanted(keys)
+    wanted = {"platforms": [platform for platform, _ in keys], "order_ids": [o for _, o in keys]}
     insert_orders = recordset_insert(PlatformOrder, new_orders)
     rows = [
         {**_event_row(item), "platform_order_id": item.event.platform_order_id, "n": n}
         for n, item in enumerate(events)
     ]
-    _, locked, stored, inserted, logged = outbox.together_with_filters(
+    _, locked, stored, inserted, logged = run_together(
         session,
         [
             insert_orders,
@@ -345,21 +348,10 @@ def _gather_together(
     for platform_order in orders.values():
         if platform_order.order_id is not None:
             platform_order.order = by_id[platform_order.order_id]
-    inserted_keys = {(row.platform, row.idempotency_key) for row in inserted}
-    return orders, inserted_keys, _by_order(orders.values(), logged)
-
-
-def _by_order(orders: Iterable[_Locked], logged: Iterable[Any]) -> dict[int, list[LogRow]]:
-    """Logged events (in arrival order) by platform order."""
-    logs: dict[int, list[LogRow]] = {platform_order.id: [] for platform_order in orders}
+    logs: dict[int, list[LogRow]] = {platform_order.id: [] for platform_order in orders.values()}
     for row in logged:
         logs[row.platform_order_pk].append(row)
-    return logs
-
-
-def _wanted(keys: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
-    """The parameters of :data:`_BY_KEYS` for these ``(platform, platform_order_id)``."""
-    return {"platforms": [platform for platform, _ in keys], "order_ids": [o for _, o in keys]}
+    return orders, {(row.platform, row.idempotency_key) for row in inserted}, logs
 
 
 _BY_KEYS = (
@@ -494,7 +486,7 @@ def release_holds(
     """:func:`release_hold` for several platform orders ``(platform, platform_order_id)``
     in a few statements; the outcome of each key, in order."""
     wanted = sorted(set(keys))
-    found, logs = _lock_with_logs(session, wanted)
+    found = _lock(session, wanted)
     outcomes: dict[tuple[str, str], Released] = {}
     due: list[_Locked] = []
     for key in wanted:
@@ -512,26 +504,10 @@ def release_holds(
         else:
             due.append(platform_order)
     for platform_order, released in zip(
-        due, _release(session, due, logs, accept_hold_ms, now_ms), strict=True
+        due, _release(session, due, accept_hold_ms, now_ms), strict=True
     ):
         outcomes[platform_order.platform, platform_order.platform_order_id] = released
     return [outcomes[key] for key in keys]
-
-
-def _lock_with_logs(
-    session: Session, keys: Sequence[tuple[str, str]]
-) -> tuple[dict[tuple[str, str], _Locked], dict[int, list[LogRow]]]:
-    """The platform orders of ``keys`` that exist, locked, by key, and their logs (on
-    PostgreSQL in one round trip)."""
-    if session.get_bind().dialect.name != "postgresql":
-        found = _lock(session, keys)
-        return found, _logs(session, [platform_order.id for platform_order in found.values()])
-    wanted = _wanted(keys)
-    locked, logged = outbox.together_with_filters(
-        session, [(_LOCK_TOGETHER, wanted), (_LOGS_TOGETHER, wanted)]
-    )
-    found = {(row.platform, row.platform_order_id): _Locked(**row._asdict()) for row in locked}
-    return found, _by_order(found.values(), logged)
 
 
 def release_due(
@@ -559,8 +535,7 @@ def release_due(
         .with_for_update(skip_locked=True)
     )
     due = [_Locked(**row._mapping) for row in session.connection().execute(statement)]
-    logs = _logs(session, [platform_order.id for platform_order in due])
-    return _release(session, due, logs, accept_hold_ms, now_ms)
+    return _release(session, due, accept_hold_ms, now_ms)
 
 
 def order_fold(session: Session, platform_order: PlatformOrder) -> OrderFold:
@@ -570,13 +545,10 @@ def order_fold(session: Session, platform_order: PlatformOrder) -> OrderFold:
 
 
 def _release(
-    session: Session,
-    held: Sequence[_Locked],
-    logs: Mapping[int, Sequence[LogRow]],
-    accept_hold_ms: int,
-    now_ms: int,
+    session: Session, held: Sequence[_Locked], accept_hold_ms: int, now_ms: int
 ) -> list[Released]:
-    """Store or discard locked platform orders whose hold is over, given their logs."""
+    """Store or discard locked platform orders whose hold is over."""
+    logs = _logs(session, [platform_order.id for platform_order in held])
     outcomes: dict[int, Released] = {}
     stored: list[tuple[_Locked, OrderFold]] = []
     overdue: dict[int, int] = {}
@@ -599,12 +571,15 @@ def _release(
         stored.append((platform_order, state))
     if stored:
         _store(session, stored, outcomes, overdue, now_ms)
-    ended = [
-        {"id": po.id, "discarded": po.discarded, "order_id": po.order_id}
-        for po in held
-        if po.discarded or po.order_id is not None
-    ]
-    update_rows(session, {PlatformOrder: ended})
+    update_rows(
+        session,
+        PlatformOrder,
+        [
+            {"id": po.id, "discarded": po.discarded, "order_id": po.order_id}
+            for po in held
+            if po.discarded or po.order_id is not None
+        ],
+    )
     return [outcomes[platform_order.id] for platform_order in held]
 
 

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from waimai_bridge.store.pipelining import Statement, as_text, run_together
 from waimai_bridge.store.tables import Delivery, OutboundAction, Subscription
 
 SUBSCRIPTIONS = "waimai.subscriptions"
@@ -61,17 +60,6 @@ _FILTERS = select(
 ).order_by(Subscription.id)
 """What choosing the subscriptions of an update needs (read on every transaction that
 writes one)."""
-
-
-def together_with_filters(session: Session, statements: Sequence[Statement]) -> list[list[Any]]:
-    """:func:`~waimai_bridge.store.pipelining.run_together`, reading the subscriptions'
-    filters with ``statements`` unless this transaction has them: its writes of updates
-    then need no round trip of their own for them. The rows of ``statements``."""
-    if SUBSCRIPTIONS in session.info:
-        return run_together(session, statements)
-    *rows, filters = run_together(session, [*statements, as_text(_FILTERS)])
-    session.info[SUBSCRIPTIONS] = filters
-    return rows
 
 
 def subscriptions(session: Session) -> Sequence[Subscription]:

@@ -10,14 +10,10 @@ these go to its connection's psycopg connection directly, inside its transaction
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import Enum
-from functools import cache
 from typing import Any
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Select, Update
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
@@ -47,27 +43,6 @@ def run_together(session: Session, statements: Sequence[Statement]) -> list[list
         if isinstance(exc, psycopg.OperationalError):
             connection.invalidate(exc)
         raise as_sqlalchemy_error(exc) from None
-
-
-def as_text(statement: Select[Any] | Update, **parameters: Any) -> Statement:
-    """A SQLAlchemy Core statement as :func:`run_together` takes it: its text for psycopg,
-    and the values it holds itself with ``parameters``."""
-    text, held = _compiled(statement)
-    return text, {**held, **parameters}
-
-
-@cache
-def _compiled(statement: Select[Any] | Update) -> tuple[str, dict[str, Any]]:
-    compiled = statement.compile(dialect=_PSYCOPG)
-    # an enum's value, not its name (what psycopg would send for an Enum)
-    held = {
-        name: value.value if isinstance(value, Enum) else value
-        for name, value in compiled.params.items()
-    }
-    return str(compiled), held
-
-
-_PSYCOPG = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
 
 
 def as_sqlalchemy_error(exc: psycopg.Error) -> StatementError:

@@ -3,7 +3,7 @@ updating rows by id."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -12,7 +12,6 @@ from sqlalchemy import Column, Connection, Insert, Update, bindparam, inspect, u
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from waimai_bridge.store.pipelining import run_together
 from waimai_bridge.store.tables import Base
 
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -120,33 +119,20 @@ def recordset_insert(
     return _recordset_statement(table, tuple(rows[0]), returning), {"rows": as_json(rows)}
 
 
-def update_rows(session: Session, updates: Mapping[type[Base], Sequence[dict[str, Any]]]) -> None:
-    """Set columns of rows found by their ``id``, in one table or several: each row is a
-    dict of ``id`` and the new values, every row of a table naming the same columns. On
-    PostgreSQL one statement per table, the tables' sent together."""
-    wanted = {table: rows for table, rows in updates.items() if rows}
-    if session.get_bind().dialect.name == "postgresql":
-        if wanted:
-            run_together(
-                session,
-                [
-                    (
-                        _update_recordset_statement(table, _names(rows)),
-                        {"rows": as_json(rows), "ids": [row["id"] for row in rows]},
-                    )
-                    for table, rows in wanted.items()
-                ],
-            )
+def update_rows(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Set columns of rows found by their ``id``: each row is a dict of ``id`` and the new
+    values, every row naming the same columns."""
+    if not rows:
         return
-    for table, rows in wanted.items():
-        names = _names(rows)
+    names = tuple(name for name in rows[0] if name != "id")
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(
+            _update_recordset_statement(table, names),
+            {"rows": as_json(rows), "ids": [row["id"] for row in rows]},
+        )
+    else:
         renamed = [{"row_id": row["id"], **{name: row[name] for name in names}} for row in rows]
         session.connection().execute(_update_statement(table, names), renamed)
-
-
-def _names(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
-    """The columns that rows to update set."""
-    return tuple(name for name in rows[0] if name != "id")
 
 
 @cache
