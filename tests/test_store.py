@@ -19,7 +19,6 @@ from tests.conftest import clear
 from tests.test_statemachine import E, lifecycles, log
 from waimai_bridge.models import Event, OrderState, PlatformState, PriceBreakdown, RiderState
 from waimai_bridge.statemachine import fold
-from waimai_bridge.store import orders
 from waimai_bridge.store.database import Database, alembic_config
 from waimai_bridge.store.orders import (
     Incoming,
@@ -31,7 +30,6 @@ from waimai_bridge.store.orders import (
     release_hold,
     release_holds,
 )
-from waimai_bridge.store.pipelining import Statement, run_together
 from waimai_bridge.store.skus import SkuRow, import_skus
 from waimai_bridge.store.tables import Anomaly, Base, Order, OrderEvent, OrderItem, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
@@ -579,44 +577,3 @@ def test_rows_are_updated_through_the_primary_key_not_a_scan_of_the_table(
     assert updated is not None
     assert updated.order_state == "cooking"
     assert not [line for line in lines if "Seq Scan on platform_orders" in line], lines
-
-
-def test_events_are_applied_through_the_indexes_not_scans_of_the_tables(
-    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    database = postgres_database
-    with database.transaction() as session:
-        rows = [{**_platform_order_row(number), "platform": "sample"} for number in range(3000)]
-        insert_ignoring_conflict(session, PlatformOrder, rows)
-        for statement in (
-            "INSERT INTO orders (platform, platform_order_id, store_id, state,"
-            " refunded_amount_fen, version, created_at_ms, updated_at_ms)"
-            " SELECT platform, platform_order_id, store_id, 'accepted', 0, 1, 0, 0"
-            " FROM platform_orders",
-            "UPDATE platform_orders p SET order_id = o.id FROM orders o"
-            " WHERE (o.platform, o.platform_order_id) = (p.platform, p.platform_order_id)",
-            "INSERT INTO order_events (platform_order_pk, platform, idempotency_key, native_code,"
-            " partial, refunded_items, platform_time_ms, received_at_ms, payload)"
-            " SELECT id, platform, platform_order_id || ':' || n, '4', false, '[]', 0, 0, '{}'"
-            " FROM platform_orders, generate_series(1, 3) AS n",
-            "ANALYZE",
-        ):
-            session.execute(text(statement))
-    sent: list[Statement] = []
-
-    def spy(session: Any, statements: list[Statement]) -> list[list[Any]]:
-        sent.extend(statements)
-        return run_together(session, statements)
-
-    monkeypatch.setattr(orders, "run_together", spy)
-    incoming = [Incoming(event(P.ACCEPTED, 7, order="O7"), T0), Incoming(event(P.CREATED, 1), T0)]
-    with database.transaction() as session:
-        applied = apply_events(session, incoming, accept_hold_ms=HOLD_MS)
-    assert [outcome.duplicate for outcome in applied] == [False, False]
-    assert applied[0].order_id is not None
-    assert len(sent) == 5
-    with database.transaction() as session:
-        for statement, parameters in sent:
-            [plan] = run_together(session, [(f"EXPLAIN {statement}", parameters)])
-            scans = [line for (line,) in plan if "Seq Scan" in line]
-            assert not scans, (statement, scans)

@@ -12,25 +12,17 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from functools import cache
-from typing import Any, Protocol, cast
+from typing import Any
 
-from sqlalchemy import Column, Integer, Table, bindparam, select, tuple_
+from sqlalchemy import Row, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
 from waimai_bridge.store import outbox
-from waimai_bridge.store.pipelining import run_together
 from waimai_bridge.store.skus import product_ids
 from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, OrderItem, PlatformOrder
-from waimai_bridge.store.upsert import (
-    as_json,
-    insert_ignoring_conflict,
-    recordset,
-    recordset_insert,
-    update_rows,
-)
+from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
 
 
 @dataclass(frozen=True)
@@ -217,28 +209,45 @@ def apply_events(
         if key not in first or (first[key].event.store_inferred and not item.event.store_inferred):
             first[key] = item
     keys = sorted(first)
-    new_orders = [
-        {
-            "platform": platform,
-            "platform_order_id": order_id,
-            "store_id": first[platform, order_id].event.store_id,
-            "store_inferred": first[platform, order_id].event.store_inferred,
-            "latest_payload": first[platform, order_id].event.payload,
-            "discarded": False,
-            "created_at_ms": first[platform, order_id].received_at_ms,
-            "updated_at_ms": first[platform, order_id].received_at_ms,
-        }
-        for platform, order_id in keys
-    ]
+    insert_ignoring_conflict(
+        session,
+        PlatformOrder,
+        [
+            {
+                "platform": platform,
+                "platform_order_id": order_id,
+                "store_id": first[platform, order_id].event.store_id,
+                "store_inferred": first[platform, order_id].event.store_inferred,
+                "latest_payload": first[platform, order_id].event.payload,
+                "discarded": False,
+                "created_at_ms": first[platform, order_id].received_at_ms,
+                "updated_at_ms": first[platform, order_id].received_at_ms,
+            }
+            for platform, order_id in keys
+        ],
+    )
+    orders = _lock(session, keys)
+    _with_stored_orders(session, orders.values())
     unique: dict[tuple[str, str], Incoming] = {}
     for item in incoming:
         unique.setdefault((item.event.platform, item.event.idempotency_key), item)
-    gather = _gather_together if session.get_bind().dialect.name == "postgresql" else _gather
-    orders, inserted, logs = gather(session, keys, new_orders, list(unique.values()))
+    inserted = {
+        (platform, key)
+        for platform, key in insert_ignoring_conflict(
+            session,
+            OrderEvent,
+            [
+                _event_row(orders[item.event.platform, item.event.platform_order_id], item)
+                for item in unique.values()
+            ],
+            returning=(OrderEvent.platform, OrderEvent.idempotency_key),
+        )
+    }
     fresh: dict[tuple[str, str], list[Incoming]] = {}
     for event_key, item in unique.items():
         if event_key in inserted:
             fresh.setdefault((item.event.platform, item.event.platform_order_id), []).append(item)
+    logs = _logs(session, [orders[key].id for key in fresh])
     outcomes: dict[tuple[str, str], Applied] = {}
     refolded: list[dict[str, Any]] = []
     for key, items in fresh.items():
@@ -261,138 +270,6 @@ def apply_events(
             platform_order = orders[order_key]
             results.append(Applied(platform_order.id, True, platform_order.order_id, None, None))
     return results
-
-
-class LogRow(Protocol):
-    """A logged event as :func:`_logs` reads it: what folding needs (not its payload)."""
-
-    id: int
-    platform_order_pk: int
-    idempotency_key: str
-    platform_time_ms: int
-    state_code: int | None
-    kitchen_step: str | None
-    partial: bool
-    refund_amount_fen: int | None
-    received_at_ms: int
-
-
-_Gathered = tuple[dict[tuple[str, str], _Locked], set[tuple[str, str]], dict[int, list[LogRow]]]
-"""The locked platform orders by key (with their stored orders), the keys ``(platform,
-idempotency key)`` of the events new to the log, and the logs of the orders with new
-events (or more)."""
-
-
-def _gather(
-    session: Session,
-    keys: Sequence[tuple[str, str]],
-    new_orders: Sequence[dict[str, Any]],
-    events: Sequence[Incoming],
-) -> _Gathered:
-    """Add the platform orders not seen before, lock them all, add the events not seen
-    before, and read what refolding the orders needs; one statement at a time."""
-    insert_ignoring_conflict(session, PlatformOrder, new_orders)
-    orders = _lock(session, keys)
-    _with_stored_orders(session, orders.values())
-    inserted = {
-        (platform, key)
-        for platform, key in insert_ignoring_conflict(
-            session,
-            OrderEvent,
-            [
-                {"platform_order_pk": orders[_order_key(item)].id, **_event_row(item)}
-                for item in events
-            ],
-            returning=(OrderEvent.platform, OrderEvent.idempotency_key),
-        )
-    }
-    touched = {
-        _order_key(item)
-        for item in events
-        if (item.event.platform, item.event.idempotency_key) in inserted
-    }
-    return orders, inserted, _logs(session, [orders[key].id for key in sorted(touched)])
-
-
-def _order_key(item: Incoming) -> tuple[str, str]:
-    return item.event.platform, item.event.platform_order_id
-
-
-def _gather_together(
-    session: Session,
-    keys: Sequence[tuple[str, str]],
-    new_orders: Sequence[dict[str, Any]],
-    events: Sequence[Incoming],
-) -> _Gathered:
-    """:func:`_gather` on PostgreSQL, its statements sent together: the stored orders
-    and the logs are read after the locks are taken, by the orders' keys, and the events
-    find their platform orders by key too."""
-    wanted = {"platforms": [platform for platform, _ in keys], "order_ids": [o for _, o in keys]}
-    insert_orders = recordset_insert(PlatformOrder, new_orders)
-    rows = [
-        {**_event_row(item), "platform_order_id": item.event.platform_order_id, "n": n}
-        for n, item in enumerate(events)
-    ]
-    _, locked, stored, inserted, logged = run_together(
-        session,
-        [
-            insert_orders,
-            (_LOCK_TOGETHER, wanted),
-            (_STORED_TOGETHER, wanted),
-            (_insert_events_together(tuple(rows[0])), {"rows": as_json(rows), **wanted}),
-            (_LOGS_TOGETHER, wanted),
-        ],
-    )
-    orders = {(row.platform, row.platform_order_id): _Locked(**row._asdict()) for row in locked}
-    by_id = {row.id: _Stored(**row._asdict()) for row in stored}
-    for platform_order in orders.values():
-        if platform_order.order_id is not None:
-            platform_order.order = by_id[platform_order.order_id]
-    logs: dict[int, list[LogRow]] = {platform_order.id: [] for platform_order in orders.values()}
-    for row in logged:
-        logs[row.platform_order_pk].append(row)
-    return orders, {(row.platform, row.idempotency_key) for row in inserted}, logs
-
-
-_BY_KEYS = (
-    "(platform, platform_order_id) IN "
-    "(SELECT * FROM unnest(%(platforms)s::text[], %(order_ids)s::text[]))"
-)
-"""The platform orders of the parameters ``platforms`` and ``order_ids`` (pairwise)."""
-
-
-def _names(table: type[Any], record: type[Any]) -> str:
-    return ", ".join(column.name for column in _columns(table, record))
-
-
-_LOCK_TOGETHER = (
-    f"SELECT {_names(PlatformOrder, _Locked)} FROM platform_orders WHERE {_BY_KEYS} "
-    "ORDER BY platform, platform_order_id FOR UPDATE"
-)
-_STORED_TOGETHER = (
-    f"SELECT {_names(Order, _Stored)} FROM orders "
-    f"WHERE id IN (SELECT order_id FROM platform_orders WHERE {_BY_KEYS})"
-)
-
-
-@cache
-def _insert_events_together(names: tuple[str, ...]) -> str:
-    """Insert the events of the JSON rows ``names`` (an event's columns, its platform
-    order's id and ``n``, its place), each with its platform order's primary key."""
-    table = cast(Table, OrderEvent.__table__)
-    order_id = cast(Table, PlatformOrder.__table__).c.platform_order_id
-    columns = [table.c.get(name, order_id) for name in names if name != "n"]
-    written = [name for name in names if name in table.c]
-    return (
-        f"INSERT INTO order_events (platform_order_pk, {', '.join(written)}) "
-        f"SELECT p.id, {', '.join(f'u.{name}' for name in written)} "
-        f"FROM {recordset([*columns, Column('n', Integer)])} "
-        "JOIN platform_orders p "
-        "ON p.platform = u.platform AND p.platform_order_id = u.platform_order_id "
-        f"WHERE (p.platform, p.platform_order_id) IN "
-        "(SELECT * FROM unnest(%(platforms)s::text[], %(order_ids)s::text[])) "
-        "ORDER BY u.n ON CONFLICT DO NOTHING RETURNING platform, idempotency_key"
-    )
 
 
 def _refold(
@@ -654,10 +531,10 @@ def overdue_holds(
     return [(platform, order, store) for platform, order, store in session.execute(statement)]
 
 
-def _event_row(item: Incoming) -> dict[str, Any]:
-    """An event's row in the log, but for its platform order's primary key."""
+def _event_row(platform_order: _Locked, item: Incoming) -> dict[str, Any]:
     event = item.event
     return {
+        "platform_order_pk": platform_order.id,
         "platform": event.platform,
         "idempotency_key": event.idempotency_key,
         "native_code": event.native_code,
@@ -671,6 +548,10 @@ def _event_row(item: Incoming) -> dict[str, Any]:
         "received_at_ms": item.received_at_ms,
         "payload": event.payload,
     }
+
+
+LogRow = Row[*tuple[Any, ...]]
+"""A logged event as :func:`_logs` reads it."""
 
 
 def _entry(row: LogRow) -> LogEntry:
@@ -696,10 +577,6 @@ _LOGS = (
     .where(OrderEvent.platform_order_pk.in_(bindparam("pks", expanding=True)))
     .order_by(OrderEvent.id)
 )
-_LOGS_TOGETHER = (
-    f"SELECT {', '.join(column.name for column in _LOG_COLUMNS)} FROM order_events "
-    f"WHERE platform_order_pk IN (SELECT id FROM platform_orders WHERE {_BY_KEYS}) ORDER BY id"
-)
 
 
 def _logs(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list[LogRow]]:
@@ -708,7 +585,7 @@ def _logs(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list
     if platform_order_pks:
         rows = session.connection().execute(_LOGS, {"pks": list(platform_order_pks)})
         for row in rows:
-            logs[row.platform_order_pk].append(cast(LogRow, row))
+            logs[row.platform_order_pk].append(row)
     return logs
 
 

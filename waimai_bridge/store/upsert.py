@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from pydantic_core import to_json
-from sqlalchemy import Column, Connection, Insert, Update, bindparam, inspect, update
+from sqlalchemy import Connection, Insert, Update, bindparam, inspect, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -55,23 +55,11 @@ _POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
 def _recordset(table: type[Base], names: tuple[str, ...]) -> str:
     """The rows of the JSON array parameter ``rows`` as a relation ``u`` of these columns."""
     sql_table = Base.metadata.tables[table.__tablename__]
-    return recordset([sql_table.c[name] for name in names])
-
-
-def recordset(columns: Sequence[Column[Any]]) -> str:
-    """PostgreSQL's relation ``u`` of the rows of the JSON array parameter ``rows``, with
-    these columns (by their names and types), for statements written as text."""
     quote = _POSTGRESQL.identifier_preparer.quote
     record = ", ".join(
-        f"{quote(column.name)} {column.type.compile(dialect=_POSTGRESQL)}" for column in columns
+        f"{quote(name)} {sql_table.c[name].type.compile(dialect=_POSTGRESQL)}" for name in names
     )
     return f"json_to_recordset(%(rows)s::json) AS u({record})"
-
-
-def as_json(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as one JSON array, the ``rows`` parameter of :func:`recordset` (a NaN
-    stays NaN, which the database refuses)."""
-    return to_json(rows, inf_nan_mode="constants").decode()
 
 
 def insert_ignoring_conflict(
@@ -116,7 +104,7 @@ def recordset_insert(
     """What :func:`insert_ignoring_conflict` sends to PostgreSQL for a list of rows: the
     statement and its parameters, for a connection of the caller's own (an asynchronous
     one, say)."""
-    return _recordset_statement(table, tuple(rows[0]), returning), {"rows": as_json(rows)}
+    return _recordset_statement(table, tuple(rows[0]), returning), {"rows": _json(rows)}
 
 
 def update_rows(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -128,7 +116,7 @@ def update_rows(session: Session, table: type[Base], rows: Sequence[dict[str, An
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql(
             _update_recordset_statement(table, names),
-            {"rows": as_json(rows), "ids": [row["id"] for row in rows]},
+            {"rows": _json(rows), "ids": [row["id"] for row in rows]},
         )
     else:
         renamed = [{"row_id": row["id"], **{name: row[name] for name in names}} for row in rows]
@@ -161,3 +149,8 @@ def _update_statement(table: type[Base], names: tuple[str, ...]) -> Update:
         .where(sql_table.c.id == bindparam("row_id"))
         .values({name: bindparam(name, type_=sql_table.c[name].type) for name in names})
     )
+
+
+def _json(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as one JSON array (a NaN stays NaN, which the database refuses)."""
+    return to_json(rows, inf_nan_mode="constants").decode()

@@ -25,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from waimai_bridge.models import NativeEvent
 from waimai_bridge.pipeline.actors import Pipeline
 from waimai_bridge.store import inbox
-from waimai_bridge.store.pipelining import as_sqlalchemy_error
 
 BATCH = 100
 """Pushes written in one statement, at most."""
@@ -145,7 +144,9 @@ class _Connection:
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.OperationalError):
                 await self.close()
-            raise as_sqlalchemy_error(exc) from None
+            raise DBAPIError.instance(
+                None, None, exc, psycopg.Error, hide_parameters=True
+            ) from None
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         loop = asyncio.get_running_loop()
