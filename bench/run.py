@@ -14,7 +14,8 @@ after the bridge, and reports:
 - webhook ACK latency p50/p99 and push-to-committed latency p50/p99 at half of the
   bridge's sustained rate (or at ``--paced-rate``), next to the skeleton's ACK and
   push-to-consumed latencies at the same rate (a third skeleton run, after the other two);
-- peak RSS of each process.
+- peak RSS of each process, the sustained phase's CPU time per event of each part, and
+  how many events the worker applied per transaction in each phase.
 
 The last line printed is one JSON object with every figure.
 """
@@ -235,6 +236,20 @@ def drained(broker: RedisBroker, *, shards: int) -> None:
             broker.join(name, interval=20, timeout=300_000)
 
 
+def events_per_transaction(engine: Any, *, paced_after_id: int) -> dict[str, float]:
+    """Inbox events the worker applied per transaction, in the sustained phase and in the
+    paced one (inbox rows after ``paced_after_id``): the events a transaction takes are
+    marked done as of its start, so they share their shard and ``done_at_ms``."""
+    query = text(
+        "SELECT first_id > :paced_after_id, avg(events) FROM (SELECT min(id) AS first_id,"
+        " count(*) AS events FROM inbox GROUP BY shard, done_at_ms) AS taken GROUP BY 1"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query, {"paced_after_id": paced_after_id})
+        averages = {bool(paced): round(float(events), 1) for paced, events in rows}
+    return {"sustained": averages.get(False, 0.0), "paced": averages.get(True, 0.0)}
+
+
 def max_id(engine: Any) -> int:
     """The newest inbox row's id."""
     return scalar(engine, "SELECT coalesce(max(id), 0) FROM inbox")
@@ -321,6 +336,7 @@ def bridge(
                         {"skip": last_id},
                     )
                 ]
+            batches = events_per_transaction(engine, paced_after_id=last_id)
             rss = {"serve": peak_rss_mb(web_process), "worker": peak_rss_mb(worker)}
         engine.dispose()
         broker.close()
@@ -333,6 +349,7 @@ def bridge(
         "commit_ms": latencies,
         "rss_mb": rss,
         "cpu_ms": cpu_ms,
+        "batches": batches,
     }
 
 
@@ -406,6 +423,7 @@ def main() -> None:
         "skeleton_web_rss_mb": skeleton_figures["rss_mb"]["skeleton_web"],
         "skeleton_worker_rss_mb": skeleton_figures["rss_mb"]["skeleton_worker"],
         "cpu_ms_per_event": bridge_figures["cpu_ms"],
+        "events_per_transaction": bridge_figures["batches"],
         "failed_requests": bridge_figures["failed"]
         + skeleton_figures["failed"]
         + paced_skeleton["failed"],
