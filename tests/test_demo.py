@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 from sqlalchemy import func, select
 
 from waimai_bridge.cli import cli
 from waimai_bridge.demo.channel import discover
 from waimai_bridge.demo.database import DEMO_APPLICATION_ID, prepare_database
 from waimai_bridge.demo.stack import to_toml
+from waimai_bridge.demo.summary import Cell, summary_table
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import Anomaly, Order, OutboundAction, PlatformOrder, SkuMapping
@@ -137,3 +139,19 @@ def test_the_demo_config_is_written_as_toml() -> None:
         "stores": {"S001": {"name": "人民广场店", "acme": {"codes": ["1", "2"]}}},
     }
     assert tomllib.loads(to_toml(document)) == document
+
+
+def test_an_income_the_platform_did_not_state_is_shown_as_unstated_not_as_zero() -> None:
+    stated = {"user_paid": 3790, "merchant_income": 2542}
+    cell = Cell(received=3)
+    cell.add_money(Order(price=stated, refunded_amount_fen=0))
+    cell.add_money(Order(price={**stated, "merchant_income": None}, refunded_amount_fen=500))
+    cell.add_money(Order(price=None, refunded_amount_fen=0))
+
+    assert (cell.user_paid_fen, cell.refunded_fen) == (7580, 500)
+    assert (cell.income_fen, cell.income_unstated) == (2542, 2)
+    console = Console(width=200, record=True)
+    console.print(summary_table({("S001", "sample"): cell}, {"S001": "A"}))
+    shown = console.export_text()
+    assert shown.count("25.42") == 2  # the store's row and the total
+    assert shown.count("+2 unstated") == 2

@@ -27,7 +27,19 @@ class Cell:
     user_paid_fen: int = 0
     refunded_fen: int = 0
     income_fen: int = 0
+    income_unstated: int = 0
+    """Stored orders whose platform did not state the merchant's income: not counted as 0."""
     anomalies: int = 0
+
+    def add_money(self, order: Order) -> None:
+        """Count a stored order's money: paid, refunded and the merchant's income."""
+        price = order.price or {}
+        self.user_paid_fen += int(price.get("user_paid") or 0)
+        self.refunded_fen += order.refunded_amount_fen
+        if price.get("merchant_income") is None:
+            self.income_unstated += 1
+        else:
+            self.income_fen += int(price["merchant_income"])
 
 
 @dataclass(frozen=True)
@@ -85,10 +97,7 @@ def cells(session: Session, results: Sequence[Outcome]) -> dict[tuple[str, str],
             cell.states[NOT_STORED] += 1
             continue
         cell.states[order.state] += 1
-        price = order.price or {}
-        cell.user_paid_fen += int(price.get("user_paid") or 0)
-        cell.income_fen += int(price.get("merchant_income") or 0)
-        cell.refunded_fen += order.refunded_amount_fen
+        cell.add_money(order)
     return dict(sorted(table.items()))
 
 
@@ -124,6 +133,7 @@ def summary_table(table: Mapping[tuple[str, str], Cell], store_names: Mapping[st
         total.user_paid_fen += cell.user_paid_fen
         total.refunded_fen += cell.refunded_fen
         total.income_fen += cell.income_fen
+        total.income_unstated += cell.income_unstated
         total.anomalies += cell.anomalies
     out.add_section()
     out.add_row("all", "all", *_figures(total, states), style="bold")
@@ -136,6 +146,12 @@ def _figures(cell: Cell, states: Sequence[str]) -> list[str]:
         *(str(cell.states[state] or "") for state in states),
         yuan(cell.user_paid_fen),
         yuan(cell.refunded_fen),
-        yuan(cell.income_fen),
+        _income(cell),
         str(cell.anomalies or ""),
     ]
+
+
+def _income(cell: Cell) -> str:
+    """The merchant's income, and how many orders did not state theirs."""
+    unstated = f"\n+{cell.income_unstated} unstated" if cell.income_unstated else ""
+    return yuan(cell.income_fen) + unstated
