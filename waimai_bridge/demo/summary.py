@@ -41,6 +41,16 @@ class Cell:
         else:
             self.income_fen += int(price["merchant_income"])
 
+    def add_cell(self, other: Cell) -> None:
+        """Count another cell's figures into this one (the total row)."""
+        self.received += other.received
+        self.states.update(other.states)
+        self.user_paid_fen += other.user_paid_fen
+        self.refunded_fen += other.refunded_fen
+        self.income_fen += other.income_fen
+        self.income_unstated += other.income_unstated
+        self.anomalies += other.anomalies
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -128,13 +138,7 @@ def summary_table(table: Mapping[tuple[str, str], Cell], store_names: Mapping[st
     total = Cell()
     for (store_id, platform), cell in table.items():
         out.add_row(store_id, platform, *_figures(cell, states))
-        total.received += cell.received
-        total.states.update(cell.states)
-        total.user_paid_fen += cell.user_paid_fen
-        total.refunded_fen += cell.refunded_fen
-        total.income_fen += cell.income_fen
-        total.income_unstated += cell.income_unstated
-        total.anomalies += cell.anomalies
+        total.add_cell(cell)
     out.add_section()
     out.add_row("all", "all", *_figures(total, states), style="bold")
     return out
