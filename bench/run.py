@@ -14,8 +14,9 @@ after the bridge, and reports:
 - webhook ACK latency p50/p99 and push-to-committed latency p50/p99 at half of the
   bridge's sustained rate (or at ``--paced-rate``), next to the skeleton's ACK and
   push-to-consumed latencies at the same rate (a third skeleton run, after the other two);
-- peak RSS of each process, the sustained phase's CPU time per event of each part, and
-  how many events the worker applied per transaction in each phase.
+- peak RSS of each process; the CPU time per event of each part, in each phase, and how
+  busy the whole machine was in the paced one; how many events the worker applied per
+  transaction in each phase.
 
 The last line printed is one JSON object with every figure.
 """
@@ -45,7 +46,8 @@ from dramatiq.common import dq_name  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.load import Result, drive, percentile, traffic  # noqa: E402
-from bench.skeleton import LATENCIES  # noqa: E402
+from bench.skeleton import LATENCIES as SKELETON_LATENCIES  # noqa: E402
+from bench.worker import LATENCIES  # noqa: E402
 from tests.processes import free_port, plugin_site, wait_for_port  # noqa: E402
 from waimai_bridge.pipeline.shards import queue_name  # noqa: E402
 
@@ -130,6 +132,30 @@ def cpu_seconds(names: tuple[str, ...] = (), pids: tuple[int, ...] = ()) -> floa
     return total
 
 
+def per_event(
+    processes: dict[str, Callable[[], float]], before: dict[str, float], events: int
+) -> dict[str, float]:
+    """CPU milliseconds per event each process used since ``before``."""
+    return {
+        name: round((measure() - before[name]) / events * 1000, 3)
+        for name, measure in processes.items()
+    }
+
+
+def machine_busy() -> tuple[int, int]:
+    """Clock ticks of all CPUs so far: (busy, total)."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    total = sum(fields[:8])  # without guest time, which user time already counts
+    return total - idle, total
+
+
+def busy_between(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU time that was busy between two :func:`machine_busy`."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total else 0.0
+
+
 def environment(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("WAIMAI_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
@@ -167,13 +193,13 @@ def skeleton(requests: list[bytes], logs: Path, rate: float | None = None) -> di
         time.sleep(1.0)
         drive("127.0.0.1", port, requests[:200])  # warm up
         broker.join("skeleton", interval=20, timeout=60_000)
-        client.delete(LATENCIES)
+        client.delete(SKELETON_LATENCIES)
         result = drive("127.0.0.1", port, requests, rate=rate)
         broker.join("skeleton", interval=20, timeout=300_000)
         done = time.perf_counter()
         rss = {"skeleton_web": peak_rss_mb(web_process), "skeleton_worker": peak_rss_mb(worker)}
     broker.close()
-    consumed = [float(value) for value in client.lrange(LATENCIES, 0, -1)]
+    consumed = [float(value) for value in client.lrange(SKELETON_LATENCIES, 0, -1)]
     client.close()
     return {
         "events_per_s": len(requests) / (done - result.started),
@@ -250,6 +276,13 @@ def events_per_transaction(engine: Any, *, paced_after_id: int) -> dict[str, flo
     return {"sustained": averages.get(False, 0.0), "paced": averages.get(True, 0.0)}
 
 
+def commit_latencies(since_ms: float) -> list[float]:
+    """Push-to-commit latencies the worker noted (:mod:`bench.worker`) of the events
+    received since ``since_ms``."""
+    noted = (entry.split() for entry in redis.Redis.from_url(REDIS).lrange(LATENCIES, 0, -1))
+    return [float(latency) for received, latency in noted if float(received) >= since_ms - 1]
+
+
 def max_id(engine: Any) -> int:
     """The newest inbox row's id."""
     return scalar(engine, "SELECT coalesce(max(id), 0) FROM inbox")
@@ -276,7 +309,7 @@ def bridge(
     sustained rate)."""
     redis.Redis.from_url(REDIS).flushdb()
     site = plugin_site(logs / "site")
-    env = environment()
+    env = environment(BENCH_REDIS_URL=REDIS)
     env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
     with database() as url:
         path = config(logs, url)
@@ -286,7 +319,10 @@ def bridge(
         engine = create_engine(url)
         broker = RedisBroker(url=REDIS)  # type: ignore[no-untyped-call]
         serve = [*bridge_cli, "serve", "--port", str(port), "--log-level", "warning"]
-        work = [*bridge_cli, "worker", "--threads", str(WORKER_THREADS), "--log-level", "warning"]
+        # the worker as `waimai-bridge worker` runs it, noting each event's push-to-commit
+        # latency (bench.worker)
+        timed_cli = [sys.executable, "-m", "bench.worker", "--config", str(path)]
+        work = [*timed_cli, "worker", "--threads", str(WORKER_THREADS), "--log-level", "warning"]
         with (
             started(serve, env, logs, "serve") as web_process,
             started(work, env, logs, "worker") as worker,
@@ -309,15 +345,15 @@ def bridge(
             # the paced phase measures a steady state: first the sustained phase's last
             # messages (releases of holds a late release already took along) are consumed
             drained(broker, shards=SHARDS)
-            cpu_ms = {
-                name: round((measure() - before_cpu[name]) / full_unique * 1000, 3)
-                for name, measure in processes.items()
-            }
+            cpu_ms = per_event(processes, before_cpu, full_unique)
             pace = paced_rate or rate / 2
             log(f"bridge sustained {rate:.0f} events/s; now paced at {pace:.0f}/s")
             before = done_count(engine)
             # ids, not counts: a duplicate push burns a sequence value without adding a row
             last_id = max_id(engine)
+            before_cpu = {name: measure() for name, measure in processes.items()}
+            before_busy = machine_busy()
+            paced_started_ms = time.time() * 1000
             paced_result = drive("127.0.0.1", port, paced, rate=pace)
             paced_unique = len(set(paced))
             wait_for(
@@ -325,8 +361,16 @@ def bridge(
                 600,
                 "the paced events committed",
             )
+            paced_cpu_ms = per_event(processes, before_cpu, paced_unique)
+            busy = busy_between(before_busy, machine_busy())
+            wait_for(
+                lambda: len(commit_latencies(paced_started_ms)) >= paced_unique,
+                10,
+                "the worker noting the paced events' push-to-commit latencies",
+            )
+            latencies = commit_latencies(paced_started_ms)
             with engine.connect() as connection:
-                latencies = [
+                taken = [
                     float(row[0])
                     for row in connection.execute(
                         text(
@@ -347,8 +391,11 @@ def bridge(
         "failed": result.failed + paced_result.failed,
         "paced": paced_result,
         "commit_ms": latencies,
+        "taken_ms": taken,
         "rss_mb": rss,
         "cpu_ms": cpu_ms,
+        "paced_cpu_ms": paced_cpu_ms,
+        "paced_busy": busy,
         "batches": batches,
     }
 
@@ -416,6 +463,8 @@ def main() -> None:
         "skeleton_ack_p99_ms": round(percentile(paced_skeleton["ack_ms"], 0.99), 2),
         "commit_p50_ms": round(percentile(bridge_figures["commit_ms"], 0.5), 1),
         "commit_p99_ms": round(percentile(bridge_figures["commit_ms"], 0.99), 1),
+        "taken_p50_ms": round(percentile(bridge_figures["taken_ms"], 0.5), 1),
+        "taken_p99_ms": round(percentile(bridge_figures["taken_ms"], 0.99), 1),
         "skeleton_consumed_p50_ms": round(percentile(paced_skeleton["consumed_ms"], 0.5), 1),
         "skeleton_consumed_p99_ms": round(percentile(paced_skeleton["consumed_ms"], 0.99), 1),
         "serve_rss_mb": bridge_figures["rss_mb"]["serve"],
@@ -423,6 +472,8 @@ def main() -> None:
         "skeleton_web_rss_mb": skeleton_figures["rss_mb"]["skeleton_web"],
         "skeleton_worker_rss_mb": skeleton_figures["rss_mb"]["skeleton_worker"],
         "cpu_ms_per_event": bridge_figures["cpu_ms"],
+        "paced_cpu_ms_per_event": bridge_figures["paced_cpu_ms"],
+        "paced_machine_busy": bridge_figures["paced_busy"],
         "events_per_transaction": bridge_figures["batches"],
         "failed_requests": bridge_figures["failed"]
         + skeleton_figures["failed"]

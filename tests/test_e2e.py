@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import random
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, select
 
 from tests import testpay
@@ -191,15 +193,61 @@ def test_serve_and_workers_on_redis_and_postgresql(
     base = f"http://127.0.0.1:{port}"
     plan = traffic(40)
     env = environment(site)
+    metrics = free_port_pair()
     with processes(logs) as start:
         migrate = start("migrate", bridge_command(config, "migrate"), env)
         assert migrate.popen.wait(timeout=60) == 0, migrate.output()
         start("serve", bridge_command(config, "serve", "--port", str(port)), env)
-        start("worker", bridge_command(config, "worker", "--processes", "2", "--threads", "2"), env)
+        options = ["--processes", "2", "--threads", "2", "--metrics-port", str(metrics)]
+        start("worker", bridge_command(config, "worker", *options), env)
         wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30, "serve healthy")
         post_all(base, plan.pushes)
         wait_until(lambda: settled(base, plan.expected), 90, "every order in its expected state")
         assert_each_event_applied_once(base, plan.events)
+        # each worker process serves its own metrics; together they counted every event
+        scraped = [worker_metrics(metrics + index) for index in range(2)]
+        assert all(figures["commits"] > 0 for figures in scraped), scraped
+        assert sum(figures["applied"] for figures in scraped) == sum(plan.events.values())
+        assert sum(figures["commits"] for figures in scraped) == sum(plan.events.values())
+
+
+def free_port_pair() -> int:
+    """A port whose next port is free too."""
+    while True:
+        port = free_port()
+        if port < 65535 and port_is_free(port + 1):
+            return port
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def worker_metrics(port: int) -> dict[str, float]:
+    """Events a worker process applied, and push-to-commit latencies it observed, from its
+    metrics endpoint."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    samples = [
+        sample for family in text_string_to_metric_families(text) for sample in family.samples
+    ]
+    return {
+        "applied": sum(
+            sample.value
+            for sample in samples
+            if sample.name == "waimai_events_processed_total"
+            and sample.labels.get("outcome") == "applied"
+        ),
+        "commits": sum(
+            sample.value
+            for sample in samples
+            if sample.name == "waimai_push_to_commit_seconds_count"
+        ),
+    }
 
 
 def test_a_killed_worker_and_a_lost_broker_lose_no_acked_event(

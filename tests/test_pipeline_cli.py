@@ -4,6 +4,7 @@ database is gone."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,23 @@ def test_worker_shards_are_checked(
     result = CliRunner().invoke(cli, ["--config", str(configured), "worker", "--shards", shards])
     assert result.exit_code == 2
     assert "--shards" in result.output
+
+
+def test_a_taken_metrics_port_is_a_clear_error(
+    configured: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WAIMAI_BROKER_URL", "redis://127.0.0.1:6379/15")
+    base = ["--config", str(configured), "worker", "--metrics-port"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, [*base, str(port)])
+    assert result.exit_code == 1
+    assert f"cannot serve metrics on 127.0.0.1:{port}: Address already in use" in result.output
+    too_high = CliRunner().invoke(cli, [*base, "65535", "--processes", "2"])
+    assert too_high.exit_code == 2
+    assert "2 processes need ports 65535 to 65536" in too_high.output
 
 
 def test_pushes_get_503_while_the_database_is_gone(empty_postgres_url: str, tmp_path: Path) -> None:

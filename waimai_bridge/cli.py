@@ -200,10 +200,26 @@ def serve(bridge: BridgeContext, host: str, port: int, worker: bool | None, log_
 )
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Serve the workers' Prometheus metrics at http://HOST:PORT/metrics (with "
+    "--processes N, one port per process: PORT to PORT+N-1). Default: not served.",
+)
+@click.option(
+    "--metrics-host", default="127.0.0.1", show_default=True, help="Address of --metrics-port."
+)
 @click.option("--log-level", default="info", show_default=True)
 @pass_context
 def worker(
-    bridge: BridgeContext, shard_list: str | None, processes: int, threads: int, log_level: str
+    bridge: BridgeContext,
+    shard_list: str | None,
+    processes: int,
+    threads: int,
+    metrics_port: int | None,
+    metrics_host: str,
+    log_level: str,
 ) -> None:
     """Run Dramatiq workers on the configured broker (all shard queues or --shards)."""
     settings = bridge.config.bridge
@@ -214,8 +230,16 @@ def worker(
         )
     shards = _parse_shards(shard_list, settings.shards)
     _configure_logging(log_level)
+    if metrics_port is not None and metrics_port + processes - 1 > 65535:
+        raise click.BadParameter(
+            f"{processes} processes need ports {metrics_port} to {metrics_port + processes - 1}",
+            param_hint="--metrics-port",
+        )
     if processes > 1:
-        sys.exit(_supervise(bridge.config_path, shard_list, processes, threads, log_level))
+        metrics = None if metrics_port is None else (metrics_host, metrics_port)
+        sys.exit(_supervise(bridge.config_path, shard_list, processes, threads, log_level, metrics))
+    if metrics_port is not None:
+        _serve_metrics(metrics_host, metrics_port)
     runtime = bridge.runtime()
     runtime.database.ensure_schema()
     runtime.start_worker(shards=shards, threads=threads)
@@ -245,6 +269,18 @@ def _parse_shards(shard_list: str | None, count: int) -> set[int] | None:
     return shards
 
 
+def _serve_metrics(host: str, port: int) -> None:
+    """Serve this process's Prometheus metrics at ``http://host:port/metrics``."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+        ) from None
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -259,16 +295,29 @@ def _wait_for_signal() -> None:
 
 
 def _supervise(
-    config_path: str | None, shard_list: str | None, processes: int, threads: int, level: str
+    config_path: str | None,
+    shard_list: str | None,
+    processes: int,
+    threads: int,
+    level: str,
+    metrics: tuple[str, int] | None,
 ) -> int:
-    """Run ``processes`` single-process workers and stop them together."""
+    """Run ``processes`` single-process workers and stop them together (``metrics``: the
+    host and first port of their metrics, one port each)."""
     command = [sys.executable, "-m", "waimai_bridge"]
     if config_path:
         command += ["--config", config_path]
     command += ["worker", "--processes", "1", "--threads", str(threads), "--log-level", level]
     if shard_list:
         command += ["--shards", shard_list]
-    children = [subprocess.Popen(command) for _ in range(processes)]
+    children = [
+        subprocess.Popen(
+            command
+            if metrics is None
+            else [*command, "--metrics-host", metrics[0], "--metrics-port", str(metrics[1] + index)]
+        )
+        for index in range(processes)
+    ]
 
     def forward(number: int, _frame: object) -> None:
         for child in children:

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the bridge (served at ``/metrics``)."""
+"""Prometheus metrics of the bridge: each process counts its own (a web process serves
+them at ``/metrics``, a worker at ``worker --metrics-port``)."""
 
 from __future__ import annotations
 
