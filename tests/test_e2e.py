@@ -204,9 +204,9 @@ def test_serve_and_workers_on_redis_and_postgresql(
         post_all(base, plan.pushes)
         wait_until(lambda: settled(base, plan.expected), 90, "every order in its expected state")
         assert_each_event_applied_once(base, plan.events)
-        # each worker process serves its own metrics; together they counted every event
+        # each worker process serves its own metrics (either may have taken every message);
+        # together they counted every event
         scraped = [worker_metrics(metrics + index) for index in range(2)]
-        assert all(figures["commits"] > 0 for figures in scraped), scraped
         assert sum(figures["applied"] for figures in scraped) == sum(plan.events.values())
         assert sum(figures["commits"] for figures in scraped) == sum(plan.events.values())
 
@@ -231,10 +231,11 @@ def port_is_free(port: int) -> bool:
 def worker_metrics(port: int) -> dict[str, float]:
     """Events a worker process applied, and push-to-commit latencies it observed, from its
     metrics endpoint."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    samples = [
-        sample for family in text_string_to_metric_families(text) for sample in family.samples
-    ]
+    answer = httpx.get(f"http://127.0.0.1:{port}/metrics")
+    assert answer.status_code == 200
+    families = list(text_string_to_metric_families(answer.text))
+    assert "waimai_push_to_commit_seconds" in {family.name for family in families}
+    samples = [sample for family in families for sample in family.samples]
     return {
         "applied": sum(
             sample.value
