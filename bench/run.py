@@ -276,10 +276,10 @@ def events_per_transaction(engine: Any, *, paced_after_id: int) -> dict[str, flo
     return {"sustained": averages.get(False, 0.0), "paced": averages.get(True, 0.0)}
 
 
-def commit_latencies(since_ms: float) -> list[float]:
+def commit_latencies(client: redis.Redis, since_ms: float) -> list[float]:
     """Push-to-commit latencies the worker noted (:mod:`bench.worker`) of the events
     received since ``since_ms``."""
-    noted = (entry.split() for entry in redis.Redis.from_url(REDIS).lrange(LATENCIES, 0, -1))
+    noted = (entry.split() for entry in client.lrange(LATENCIES, 0, -1))
     return [float(latency) for received, latency in noted if float(received) >= since_ms - 1]
 
 
@@ -364,11 +364,11 @@ def bridge(
             paced_cpu_ms = per_event(processes, before_cpu, paced_unique)
             busy = busy_between(before_busy, machine_busy())
             wait_for(
-                lambda: len(commit_latencies(paced_started_ms)) >= paced_unique,
+                lambda: len(commit_latencies(broker.client, paced_started_ms)) >= paced_unique,
                 10,
                 "the worker noting the paced events' push-to-commit latencies",
             )
-            latencies = commit_latencies(paced_started_ms)
+            latencies = commit_latencies(broker.client, paced_started_ms)
             with engine.connect() as connection:
                 taken = [
                     float(row[0])

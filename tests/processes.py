@@ -27,6 +27,25 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive TCP ports nobody listens on right now."""
+    while True:
+        first = free_port()
+        if first + count <= 65536 and all(
+            _is_free(port) for port in range(first + 1, first + count)
+        ):
+            return first
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def plugin_site(folder: Path) -> Path:
     """A site folder registering the ``testpay`` plugin (``tests.testpay``) as installed."""
     info = folder / "waimai_bridge_testpay-0.1.0.dist-info"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import random
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from tests.processes import (
     bridge_command,
     environment,
     free_port,
+    free_ports,
     plugin_site,
     processes,
     redis_command,
@@ -193,7 +193,7 @@ def test_serve_and_workers_on_redis_and_postgresql(
     base = f"http://127.0.0.1:{port}"
     plan = traffic(40)
     env = environment(site)
-    metrics = free_port_pair()
+    metrics = free_ports(2)
     with processes(logs) as start:
         migrate = start("migrate", bridge_command(config, "migrate"), env)
         assert migrate.popen.wait(timeout=60) == 0, migrate.output()
@@ -209,23 +209,6 @@ def test_serve_and_workers_on_redis_and_postgresql(
         scraped = [worker_metrics(metrics + index) for index in range(2)]
         assert sum(figures["applied"] for figures in scraped) == sum(plan.events.values())
         assert sum(figures["commits"] for figures in scraped) == sum(plan.events.values())
-
-
-def free_port_pair() -> int:
-    """A port whose next port is free too."""
-    while True:
-        port = free_port()
-        if port < 65535 and port_is_free(port + 1):
-            return port
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def worker_metrics(port: int) -> dict[str, float]:
