@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,12 +21,13 @@ from tests.processes import wait_until
 from tests.sample_plugin import PRICE
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
-from waimai_bridge.pipeline.actors import BEHIND_MS, RELEASE_HOLDS
+from waimai_bridge.pipeline.actors import BEHIND_MS, RELEASE_HOLDS, Hold, Pipeline
 from waimai_bridge.pipeline.broker import DoorbellRedisBroker, make_broker
 from waimai_bridge.pipeline.shards import queue_name, queue_of, shard_of
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import inbox
+from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import InboxEvent, Order, OrderEvent, PlatformOrder
 from waimai_bridge.web.app import create_app
 
@@ -733,3 +735,54 @@ def test_an_enqueue_reaches_its_queue_after_redis_lost_its_scripts(
             consumer.ack(message)
     finally:
         consumer.close()
+
+
+def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text(config_text(f"sqlite:///{tmp_path / 'gather.sqlite3'}"), encoding="utf-8")
+    plugins = registry()
+    config = load_config(path, plugins)
+    broker = StubBroker()
+    pipeline = Pipeline(
+        database=Database(config.bridge.database_url), broker=broker, registry=plugins,
+        config=config, gather_releases_ms=60_000,
+    )  # fmt: skip
+    first, second = queue_of("S001", 4), queue_of("S002", 4)
+    assert first != second
+    pipeline.schedule_releases([Hold("testpay", "G-1", "S001", T0 + 1_000)])
+    pipeline.schedule_releases(
+        [Hold("testpay", "G-2", "S001", T0 + 3_000), Hold("testpay", "G-3", "S002", T0 + 2_000)]
+    )
+
+    def sent(queue: str) -> list[Message[Any]]:
+        # due already (T0 is past): straight to the shard queue
+        return [Message.decode(data) for data in broker.queues[queue].queue]
+
+    assert sent(first) == sent(second) == []  # still gathering
+    pipeline.send_gathered_releases()
+    [to_first] = sent(first)
+    [to_second] = sent(second)
+    assert to_first.actor_name == to_second.actor_name == RELEASE_HOLDS
+    assert to_first.args == ([["testpay", "G-1", "S001"], ["testpay", "G-2", "S001"]],)
+    assert to_second.args == ([["testpay", "G-3", "S002"]],)
+    pipeline.send_gathered_releases()  # nothing gathered since: nothing more sent
+    assert len(sent(first)) == len(sent(second)) == 1
+
+
+def test_gathered_releases_are_sent_when_the_gathering_time_is_over(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text(config_text(f"sqlite:///{tmp_path / 'gather.sqlite3'}"), encoding="utf-8")
+    plugins = registry()
+    config = load_config(path, plugins)
+    broker = StubBroker()
+    pipeline = Pipeline(
+        database=Database(config.bridge.database_url), broker=broker, registry=plugins,
+        config=config, gather_releases_ms=50,
+    )  # fmt: skip
+    queue = queue_of("S001", 4)
+    pipeline.schedule_releases([Hold("testpay", "T-1", "S001", T0)])
+    pipeline.schedule_releases([Hold("testpay", "T-2", "S001", T0)])
+    wait_until(lambda: broker.queues[queue].qsize() > 0)
+    time.sleep(0.1)  # a second message would have been sent by now
+    [message] = [Message.decode(data) for data in broker.queues[queue].queue]
+    assert message.args == ([["testpay", "T-1", "S001"], ["testpay", "T-2", "S001"]],)

@@ -11,7 +11,7 @@ import dramatiq
 from waimai_bridge.clock import Clock, system_clock
 from waimai_bridge.config import Config
 from waimai_bridge.pipeline.actions import ActionWorker
-from waimai_bridge.pipeline.actors import SWEEP_BATCH, Pipeline, Swept
+from waimai_bridge.pipeline.actors import GATHER_RELEASES_MS, SWEEP_BATCH, Pipeline, Swept
 from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
 from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.sweeper import Sweeper
@@ -50,6 +50,8 @@ class Bridge:
             config=config,
             clock=clock,
             stale_after_ms=int(config.bridge.resend_after_seconds * 1000),
+            # a worker on a shared broker gathers releases; the embedded one sends each batch's
+            gather_releases_ms=GATHER_RELEASES_MS if config.bridge.broker_url else 0,
         )
         self.actions = ActionWorker(self.pipeline)
         self.deliverer = Deliverer(self.pipeline)
@@ -98,5 +100,6 @@ class Bridge:
             self._sweeper.stop()
         if self._worker is not None:
             self._worker.stop()
+            self.pipeline.send_gathered_releases()
         self.broker.close()
         self.database.dispose()
