@@ -737,7 +737,8 @@ def test_an_enqueue_reaches_its_queue_after_redis_lost_its_scripts(
         consumer.close()
 
 
-def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> None:
+def gathering(tmp_path: Path, gather_releases_ms: int) -> tuple[Pipeline, StubBroker]:
+    """A pipeline that gathers releases for ``gather_releases_ms``, on a stub broker."""
     path = tmp_path / "bridge.toml"
     path.write_text(config_text(f"sqlite:///{tmp_path / 'gather.sqlite3'}"), encoding="utf-8")
     plugins = registry()
@@ -745,8 +746,13 @@ def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> Non
     broker = StubBroker()
     pipeline = Pipeline(
         database=Database(config.bridge.database_url), broker=broker, registry=plugins,
-        config=config, gather_releases_ms=60_000,
+        config=config, gather_releases_ms=gather_releases_ms,
     )  # fmt: skip
+    return pipeline, broker
+
+
+def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> None:
+    pipeline, broker = gathering(tmp_path, 60_000)
     first, second = queue_of("S001", 4), queue_of("S002", 4)
     assert first != second
     pipeline.schedule_releases([Hold("testpay", "G-1", "S001", T0 + 1_000)])
@@ -770,15 +776,7 @@ def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> Non
 
 
 def test_gathered_releases_are_sent_when_the_gathering_time_is_over(tmp_path: Path) -> None:
-    path = tmp_path / "bridge.toml"
-    path.write_text(config_text(f"sqlite:///{tmp_path / 'gather.sqlite3'}"), encoding="utf-8")
-    plugins = registry()
-    config = load_config(path, plugins)
-    broker = StubBroker()
-    pipeline = Pipeline(
-        database=Database(config.bridge.database_url), broker=broker, registry=plugins,
-        config=config, gather_releases_ms=50,
-    )  # fmt: skip
+    pipeline, broker = gathering(tmp_path, 50)
     queue = queue_of("S001", 4)
     pipeline.schedule_releases([Hold("testpay", "T-1", "S001", T0)])
     pipeline.schedule_releases([Hold("testpay", "T-2", "S001", T0)])
