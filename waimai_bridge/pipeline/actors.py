@@ -288,10 +288,10 @@ class Pipeline:
     def schedule_releases(self, holds: Sequence[Hold]) -> None:
         """Send the releases of these holds, or with ``gather_releases_ms`` gather them with
         the holds scheduled within that time and send all of them together then."""
+        if not holds:
+            return
         if not self.gather_releases_ms:
             self._send_releases(holds)
-            return
-        if not holds:
             return
         with self._gathering:
             self._gathered.extend(holds)
