@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,7 +200,7 @@ def test_serve_and_workers_on_redis_and_postgresql(
         assert migrate.popen.wait(timeout=60) == 0, migrate.output()
         start("serve", bridge_command(config, "serve", "--port", str(port)), env)
         options = ["--processes", "2", "--threads", "2", "--metrics-port", str(metrics)]
-        start("worker", bridge_command(config, "worker", *options), env)
+        worker = start("worker", bridge_command(config, "worker", *options, "--nice", "7"), env)
         wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30, "serve healthy")
         post_all(base, plan.pushes)
         wait_until(lambda: settled(base, plan.expected), 90, "every order in its expected state")
@@ -209,6 +210,11 @@ def test_serve_and_workers_on_redis_and_postgresql(
         scraped = [worker_metrics(metrics + index) for index in range(2)]
         assert sum(figures["applied"] for figures in scraped) == sum(plan.events.values())
         assert sum(figures["commits"] for figures in scraped) == sum(plan.events.values())
+        # the worker processes yield the CPU to the web process
+        children = Path(f"/proc/{worker.popen.pid}/task/{worker.popen.pid}/children")
+        workers = [worker.popen.pid, *map(int, children.read_text().split())]
+        assert len(workers) == 3
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in workers] == [7, 7, 7]
 
 
 def worker_metrics(port: int) -> dict[str, float]:
