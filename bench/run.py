@@ -303,10 +303,15 @@ def held_count(engine: Any) -> int:
 
 
 def bridge(
-    full: list[bytes], full_unique: int, paced: list[bytes], logs: Path, paced_rate: float | None
+    full: list[bytes],
+    full_unique: int,
+    paced: list[bytes],
+    logs: Path,
+    paced_rate: float | None,
+    worker_nice: int,
 ) -> dict[str, Any]:
     """The bridge's sustained rate, then its latencies at ``paced_rate`` (None: at half the
-    sustained rate)."""
+    sustained rate), with the worker at niceness ``worker_nice``."""
     redis.Redis.from_url(REDIS).flushdb()
     site = plugin_site(logs / "site")
     env = environment(BENCH_REDIS_URL=REDIS)
@@ -323,6 +328,7 @@ def bridge(
         # latency (bench.worker)
         timed_cli = [sys.executable, "-m", "bench.worker", "--config", str(path)]
         work = [*timed_cli, "worker", "--threads", str(WORKER_THREADS), "--log-level", "warning"]
+        work += ["--nice", str(worker_nice)]
         with (
             started(serve, env, logs, "serve") as web_process,
             started(work, env, logs, "worker") as worker,
@@ -424,6 +430,14 @@ def main() -> None:
         help="the latency phase's rate (default: half the bridge's sustained rate); a fixed "
         "rate compares two versions at the same load",
     )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        choices=range(20),
+        default=0,
+        metavar="NICENESS",
+        help="run the worker with `--nice NICENESS` (default: 0, the normal priority)",
+    )
     options = parser.parse_args()
     events = options.events or (3000 if options.quick else 20000)
     load = traffic(events, stores=STORES, secret=SECRET)
@@ -434,7 +448,9 @@ def main() -> None:
         # within minutes, and the mean of the two brackets the bridge's run
         skeletons = [measured_skeleton(load.bodies, logs, "before")]
         log(f"bridge: {len(load.bodies)} requests ({load.unique} distinct events)")
-        bridge_figures = bridge(load.bodies, load.unique, paced.bodies, logs, options.paced_rate)
+        bridge_figures = bridge(
+            load.bodies, load.unique, paced.bodies, logs, options.paced_rate, options.worker_nice
+        )
         skeletons.append(measured_skeleton(load.bodies, logs, "after"))
         log(f"skeleton: {len(paced.bodies)} requests paced at {bridge_figures['paced_rate']:.0f}/s")
         paced_skeleton = skeleton(paced.bodies, logs, rate=bridge_figures["paced_rate"])
@@ -478,6 +494,7 @@ def main() -> None:
         "failed_requests": bridge_figures["failed"]
         + skeleton_figures["failed"]
         + paced_skeleton["failed"],
+        "worker_nice": options.worker_nice,
         "cpus": os.cpu_count(),
     }
     for name, value in figures.items():
