@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests import testpay
 
@@ -29,7 +30,7 @@ LIFECYCLES: tuple[tuple[str, ...], ...] = (
 """Full order lifecycles: delivered, refunded after completion, a refund asked during
 delivery and rejected, cancelled after acceptance."""
 
-PRICE = {
+PRICE: dict[str, Any] = {
     "items": [
         {"sku_code": "SKU-1001", "platform_sku_id": "2001", "name": "宫保鸡丁", "quantity": 1,
          "unit_original": 2800, "unit_paid": 2800},

@@ -45,7 +45,7 @@ from dramatiq.brokers.redis import RedisBroker  # noqa: E402
 from dramatiq.common import dq_name  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.load import Result, drive, percentile, traffic  # noqa: E402
+from bench.load import PRICE, Result, drive, percentile, traffic  # noqa: E402
 from bench.skeleton import LATENCIES as SKELETON_LATENCIES  # noqa: E402
 from bench.worker import LATENCIES  # noqa: E402
 from tests.processes import free_port, plugin_site, wait_for_port  # noqa: E402
@@ -248,6 +248,15 @@ STORES = 50
 SHARDS = 8
 
 
+def sku_table(folder: Path) -> Path:
+    """The chain's SKU mapping of the items in the traffic's orders, as a CSV to import (a
+    chain maps its SKUs; an unmapped one is an anomaly to fix, not the normal case)."""
+    path = folder / "skus.csv"
+    lines = [f"testpay,{item['sku_code']},P-{item['sku_code']}" for item in PRICE["items"]]
+    path.write_text("\n".join(["platform,sku_code,product_id", *lines]) + "\n", encoding="utf-8")
+    return path
+
+
 def scalar(engine: Any, query: str) -> int:
     """The one number a query answers."""
     with engine.connect() as connection:
@@ -320,6 +329,10 @@ def bridge(
         path = config(logs, url)
         bridge_cli = [sys.executable, "-m", "waimai_bridge", "--config", str(path)]
         subprocess.run([*bridge_cli, "migrate"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [*bridge_cli, "skus", "import", str(sku_table(logs))],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
         port = free_port()
         engine = create_engine(url)
         broker = RedisBroker(url=REDIS)  # type: ignore[no-untyped-call]
