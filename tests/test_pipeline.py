@@ -775,6 +775,23 @@ def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> Non
     assert len(sent(first)) == len(sent(second)) == 1
 
 
+def test_each_shard_queue_gathers_its_releases_on_its_own(tmp_path: Path) -> None:
+    pipeline, broker = gathering(tmp_path, 60_000)
+    first, second = queue_of("S001", 4), queue_of("S002", 4)
+    pipeline.schedule_releases(
+        [Hold("testpay", "Q-1", "S001", T0), Hold("testpay", "Q-2", "S002", T0)]
+    )
+    pipeline.send_gathered_releases(first)  # its gathering time is over, not the other's
+    [message] = [Message.decode(data) for data in broker.queues[first].queue]
+    assert message.args == ([["testpay", "Q-1", "S001"]],)
+    assert broker.queues[second].qsize() == 0
+    pipeline.schedule_releases([Hold("testpay", "Q-3", "S002", T0)])
+    pipeline.send_gathered_releases()
+    [message] = [Message.decode(data) for data in broker.queues[second].queue]
+    assert message.args == ([["testpay", "Q-2", "S002"], ["testpay", "Q-3", "S002"]],)
+    assert broker.queues[first].qsize() == 1
+
+
 def test_gathered_releases_are_sent_when_the_gathering_time_is_over(tmp_path: Path) -> None:
     pipeline, broker = gathering(tmp_path, 50)
     queue = queue_of("S001", 4)

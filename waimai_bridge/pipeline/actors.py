@@ -60,11 +60,13 @@ orders it releases, and their events wait for it."""
 CATCH_UP = 20
 """Due holds a late release takes along, at most."""
 GATHER_RELEASES_MS = 250
-"""How long a worker on a shared broker gathers the holds its batches start before it
-sends their releases (one message per shard queue for all of them). At a moderate rate a
+"""How long a worker on a shared broker gathers the holds its batches start for a shard
+queue before it sends their releases (one message for all of them). At a moderate rate a
 batch starts one or two holds, and a release message each cost the worker more than a
-quarter of its time; a hold then ends this much later at most. Holds a killed worker had
-gathered are released by the sweep, as those of a lost message are."""
+quarter of its time; a hold then ends this much later at most. Each queue's gathering
+starts with its first hold, so the queues' releases do not all come due at once (which
+took every thread at the same moment). Holds a killed worker had gathered are released by
+the sweep, as those of a lost message are."""
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,9 @@ class Pipeline:
         self.accept_hold_ms = config.bridge.accept_hold_seconds * 1000
         self.stale_after_ms = stale_after_ms
         self.gather_releases_ms = gather_releases_ms
-        self._gathered: list[Hold] = []
+        self._gathered: dict[str, list[Hold]] = {}
         self._gathering = threading.Lock()
-        self._gather_timer: threading.Timer | None = None
+        self._gather_timers: dict[str, threading.Timer] = {}
         self.signals = signals_for(broker)
         self._stores: dict[int, list[str]] = {shard: [] for shard in range(self.shards)}
         for store_id in config.stores:
@@ -286,30 +288,36 @@ class Pipeline:
         )
 
     def schedule_releases(self, holds: Sequence[Hold]) -> None:
-        """Send the releases of these holds, or with ``gather_releases_ms`` gather them with
-        the holds scheduled within that time and send all of them together then."""
+        """Send the releases of these holds, or with ``gather_releases_ms`` gather each with
+        the holds of its shard queue scheduled within that time (from the first) and send
+        those together then."""
         if not holds:
             return
         if not self.gather_releases_ms:
             self._send_releases(holds)
             return
         with self._gathering:
-            self._gathered.extend(holds)
-            if self._gather_timer is None:
-                self._gather_timer = threading.Timer(
-                    self.gather_releases_ms / 1000, self.send_gathered_releases
-                )
-                self._gather_timer.daemon = True
-                self._gather_timer.start()
+            for hold in holds:
+                queue = self.queue_of(hold.store_id)
+                self._gathered.setdefault(queue, []).append(hold)
+                if queue not in self._gather_timers:
+                    timer = threading.Timer(
+                        self.gather_releases_ms / 1000, self.send_gathered_releases, (queue,)
+                    )
+                    timer.daemon = True
+                    self._gather_timers[queue] = timer
+                    timer.start()
 
-    def send_gathered_releases(self) -> None:
-        """Send the releases of the holds gathered so far (when the gathering time is over,
-        and when the worker stops)."""
+    def send_gathered_releases(self, queue: str | None = None) -> None:
+        """Send the releases of the holds gathered so far for ``queue`` (when its gathering
+        time is over), or for every queue (None: when the worker stops)."""
         with self._gathering:
-            holds, self._gathered = self._gathered, []
-            if self._gather_timer is not None:
-                self._gather_timer.cancel()
-                self._gather_timer = None
+            queues = list(self._gathered) if queue is None else [queue]
+            holds = [hold for name in queues for hold in self._gathered.pop(name, [])]
+            for name in queues:
+                timer = self._gather_timers.pop(name, None)
+                if timer is not None:
+                    timer.cancel()
         self._send_releases(holds)
 
     def _send_releases(self, holds: Sequence[Hold]) -> None:
