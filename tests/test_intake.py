@@ -18,6 +18,7 @@ from tests.test_pipeline import SECRET, config_text, registry
 from waimai_bridge.config import load_config
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.tables import InboxEvent
+from waimai_bridge.web import intake
 from waimai_bridge.web.app import create_app
 
 T0 = 1_716_181_200_000
@@ -120,3 +121,33 @@ def test_a_push_the_database_refuses_fails_alone(empty_postgres_url: str, tmp_pa
     assert statuses[5] == 400  # refused, not "try again later": it can never be stored
     assert statuses[:5] + statuses[6:] == [200] * 10
     assert stored == {f"N{n}:0" for n in range(10)}
+
+
+def test_the_shards_to_wake_gather_before_each_wake_up_call(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "WAKE_GATHER_S", 0.5)  # longer than the writes below take
+    calls: list[set[int]] = []
+    wake = bridge.pipeline.wake
+
+    def noted(*shards: int, force: bool = False) -> None:
+        calls.append(set(shards))
+        wake(*shards, force=force)
+
+    monkeypatch.setattr(bridge.pipeline, "wake", noted)
+    shops = ["100001", "100002", "100001", "100002"]
+    bodies = [testpay.push(f"W{n}:0", f"W{n}", "order.created", T0, shop=shop)
+              for n, shop in enumerate(shops)]  # fmt: skip
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=create_app(bridge, run_worker=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
+            for body in bodies:  # one after another: a write each
+                headers = {testpay.SIGNATURE_HEADER: testpay.sign(body, SECRET)}
+                answer = await client.post("/webhooks/testpay", content=body, headers=headers)
+                assert answer.status_code == 200
+            assert calls == []  # still gathering
+            await asyncio.sleep(1)
+
+    asyncio.run(run())
+    assert calls == [{bridge.pipeline.shard_of("S001"), bridge.pipeline.shard_of("S002")}]
