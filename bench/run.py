@@ -49,6 +49,7 @@ from bench.load import PRICE, Result, drive, percentile, traffic  # noqa: E402
 from bench.skeleton import LATENCIES as SKELETON_LATENCIES  # noqa: E402
 from bench.worker import LATENCIES  # noqa: E402
 from tests.processes import free_port, plugin_site, wait_for_port  # noqa: E402
+from waimai_bridge.cli import WORKER_NICENESS  # noqa: E402
 from waimai_bridge.pipeline.shards import queue_name  # noqa: E402
 
 SECRET = "bench-secret"
@@ -447,9 +448,9 @@ def main() -> None:
         "--worker-nice",
         type=int,
         choices=range(20),
-        default=0,
+        default=WORKER_NICENESS,
         metavar="NICENESS",
-        help="run the worker with `--nice NICENESS` (default: 0, the normal priority)",
+        help=f"run the worker with `--nice NICENESS` (default: {WORKER_NICENESS}, the worker's)",
     )
     options = parser.parse_args()
     events = options.events or (3000 if options.quick else 20000)

@@ -28,6 +28,7 @@ from tests.processes import (
 )
 from tests.sample_plugin import PRICE
 from tests.test_pipeline import SECRET, TOKEN, config_text
+from waimai_bridge.cli import WORKER_NICENESS
 from waimai_bridge.store.tables import InboxEvent, OrderEvent
 
 T0 = 1_716_181_200_000
@@ -260,6 +261,11 @@ def test_a_killed_worker_and_a_lost_broker_lose_no_acked_event(
         start("serve", bridge_command(config, "serve", "--port", str(port)), env)
         worker = start("worker", bridge_command(config, "worker", "--threads", "2"), env)
         wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, 30, "serve healthy")
+        wait_until(
+            lambda: os.getpriority(os.PRIO_PROCESS, worker.popen.pid) == WORKER_NICENESS,
+            30,
+            "the worker at its default niceness",
+        )
 
         post_all(base, plan.pushes[:thirds])
         worker.kill()  # mid-stream: whatever it held is lost with it

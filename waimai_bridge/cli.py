@@ -39,6 +39,10 @@ from waimai_bridge.store.skus import (
 )
 from waimai_bridge.web.views import MAX_PAGE, find_order, list_orders
 
+WORKER_NICENESS = 2
+"""The niceness a worker runs at unless told otherwise: a little below the web processes,
+whose answers the platforms wait for (measured in docs/performance.md)."""
+
 
 class BridgeContext:
     """What every command shares: the config path, the plugins, and lazily the config and
@@ -214,13 +218,12 @@ def serve(bridge: BridgeContext, host: str, port: int, worker: bool | None, log_
 @click.option(
     "--nice",
     "niceness",
-    default=0,
+    default=WORKER_NICENESS,
     show_default=True,
     type=click.IntRange(0, 19),
     help="Run at this niceness (0 the normal CPU priority, 19 the lowest), so that web "
     "processes on the same machine get the CPU first; the workers then catch up in larger "
-    "batches (more events a second, each committed later). A worker started at a lower "
-    "priority keeps it.",
+    "batches. A worker started at a lower priority keeps it.",
 )
 @click.option("--log-level", default="info", show_default=True)
 @pass_context
