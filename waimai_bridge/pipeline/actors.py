@@ -112,9 +112,8 @@ class Pipeline:
         self.accept_hold_ms = config.bridge.accept_hold_seconds * 1000
         self.stale_after_ms = stale_after_ms
         self.gather_releases_ms = gather_releases_ms
-        self._gathered: dict[str, list[Hold]] = {}
+        self._gathered: dict[str, tuple[list[Hold], threading.Timer]] = {}
         self._gathering = threading.Lock()
-        self._gather_timers: dict[str, threading.Timer] = {}
         self.signals = signals_for(broker)
         self._stores: dict[int, list[str]] = {shard: [] for shard in range(self.shards)}
         for store_id in config.stores:
@@ -299,26 +298,24 @@ class Pipeline:
         with self._gathering:
             for hold in holds:
                 queue = self.queue_of(hold.store_id)
-                self._gathered.setdefault(queue, []).append(hold)
-                if queue not in self._gather_timers:
+                if queue not in self._gathered:
                     timer = threading.Timer(
                         self.gather_releases_ms / 1000, self.send_gathered_releases, (queue,)
                     )
                     timer.daemon = True
-                    self._gather_timers[queue] = timer
+                    self._gathered[queue] = ([], timer)
                     timer.start()
+                self._gathered[queue][0].append(hold)
 
     def send_gathered_releases(self, queue: str | None = None) -> None:
         """Send the releases of the holds gathered so far for ``queue`` (when its gathering
         time is over), or for every queue (None: when the worker stops)."""
         with self._gathering:
             queues = list(self._gathered) if queue is None else [queue]
-            holds = [hold for name in queues for hold in self._gathered.pop(name, [])]
-            for name in queues:
-                timer = self._gather_timers.pop(name, None)
-                if timer is not None:
-                    timer.cancel()
-        self._send_releases(holds)
+            gathered = [self._gathered.pop(name) for name in queues if name in self._gathered]
+        for _, timer in gathered:
+            timer.cancel()
+        self._send_releases([hold for holds, _ in gathered for hold in holds])
 
     def _send_releases(self, holds: Sequence[Hold]) -> None:
         """Send the releases of these holds: one delayed message per shard queue, due when
