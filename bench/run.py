@@ -354,6 +354,7 @@ def bridge(
                 "worker": lambda: cpu_seconds(pids=(worker.pid,)),
                 "postgres": lambda: cpu_seconds(names=("postgres",)),
                 "redis": lambda: cpu_seconds(names=("redis-server",)),
+                "load_generator": time.process_time,
             }
             before_cpu = {name: measure() for name, measure in processes.items()}
             result = drive("127.0.0.1", port, full)
