@@ -354,6 +354,7 @@ def bridge(
                 "worker": lambda: cpu_seconds(pids=(worker.pid,)),
                 "postgres": lambda: cpu_seconds(names=("postgres",)),
                 "redis": lambda: cpu_seconds(names=("redis-server",)),
+                # this process: the load generator, and its polls for the end of a phase
                 "load_generator": time.process_time,
             }
             before_cpu = {name: measure() for name, measure in processes.items()}
