@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import current_millis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -21,8 +22,8 @@ from tests.processes import wait_until
 from tests.sample_plugin import PRICE
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
-from waimai_bridge.pipeline.actors import BEHIND_MS, RELEASE_HOLDS, Hold, Pipeline
-from waimai_bridge.pipeline.broker import DoorbellRedisBroker, make_broker
+from waimai_bridge.pipeline.actors import BEHIND_MS, PROCESS_SHARD, RELEASE_HOLDS, Hold, Pipeline
+from waimai_bridge.pipeline.broker import GATHER_MS, DoorbellRedisBroker, make_broker
 from waimai_bridge.pipeline.shards import queue_name, queue_of, shard_of
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
@@ -737,8 +738,43 @@ def test_an_enqueue_reaches_its_queue_after_redis_lost_its_scripts(
         consumer.close()
 
 
-def gathering(tmp_path: Path, gather_releases_ms: int) -> tuple[Pipeline, StubBroker]:
-    """A pipeline that gathers releases for ``gather_releases_ms``, on a stub broker."""
+def test_a_message_is_handed_out_once_its_events_have_gathered(
+    broker: DoorbellRedisBroker,
+) -> None:
+    queue = queue_name(6)
+    broker.declare_queue(queue)
+    consumer = broker.consume(queue, prefetch=4, timeout=10_000)
+
+    def handed_out(message: Message[Any]) -> tuple[Any, float]:
+        broker.enqueue(message)
+        got = next(consumer)
+        assert got is not None
+        consumer.ack(got)
+        return got.args[0], current_millis() - message.message_timestamp
+
+    try:
+        now = current_millis()
+        old = Message(queue, "noop", ("old",), {}, {GATHER_MS: 300}, message_timestamp=now - 9_000)
+        assert handed_out(old)[0] == "old"  # a backlog's message is old enough already
+        assert current_millis() - now < 250
+        name, age_ms = handed_out(Message(queue, "noop", ("new",), {}, {GATHER_MS: 300}))
+        assert name == "new"
+        assert 300 <= age_ms < 3_000
+        started = current_millis()
+        ahead = Message(
+            queue, "noop", ("ahead",), {}, {GATHER_MS: 300}, message_timestamp=now + 60_000
+        )
+        assert handed_out(ahead)[0] == "ahead"  # sent by a clock a minute ahead: 300 ms at most
+        assert 300 <= current_millis() - started < 3_000
+    finally:
+        consumer.close()
+
+
+def gathering(
+    tmp_path: Path, gather_releases_ms: int = 0, gather_events_ms: int = 0
+) -> tuple[Pipeline, StubBroker]:
+    """A pipeline that gathers releases for ``gather_releases_ms`` and lets a shard's
+    events gather for ``gather_events_ms``, on a stub broker."""
     path = tmp_path / "bridge.toml"
     path.write_text(config_text(f"sqlite:///{tmp_path / 'gather.sqlite3'}"), encoding="utf-8")
     plugins = registry()
@@ -746,9 +782,25 @@ def gathering(tmp_path: Path, gather_releases_ms: int) -> tuple[Pipeline, StubBr
     broker = StubBroker()
     pipeline = Pipeline(
         database=Database(config.bridge.database_url), broker=broker, registry=plugins,
-        config=config, gather_releases_ms=gather_releases_ms,
+        config=config, gather_releases_ms=gather_releases_ms, gather_events_ms=gather_events_ms,
     )  # fmt: skip
     return pipeline, broker
+
+
+def test_the_events_of_new_pushes_gather_and_a_backlogs_do_not(tmp_path: Path) -> None:
+    pipeline, broker = gathering(tmp_path, gather_events_ms=50)
+    pipeline.wake(2)  # new pushes
+    pipeline.signals.lower(2)
+    pipeline.wake(2, force=True)  # a full batch's rest, or a sweep
+    sent = [Message.decode(data) for data in broker.queues[queue_name(2)].queue]
+    assert [message.actor_name for message in sent] == [PROCESS_SHARD, PROCESS_SHARD]
+    assert sent[0].options[GATHER_MS] == 50
+    assert GATHER_MS not in sent[1].options
+    (tmp_path / "still").mkdir()
+    still, _ = gathering(tmp_path / "still")  # the embedded worker's: nothing gathers
+    still.wake(2)
+    [message] = [Message.decode(data) for data in still.broker.queues[queue_name(2)].queue]
+    assert GATHER_MS not in message.options
 
 
 def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> None:

@@ -11,7 +11,13 @@ import dramatiq
 from waimai_bridge.clock import Clock, system_clock
 from waimai_bridge.config import Config
 from waimai_bridge.pipeline.actions import ActionWorker
-from waimai_bridge.pipeline.actors import GATHER_RELEASES_MS, SWEEP_BATCH, Pipeline, Swept
+from waimai_bridge.pipeline.actors import (
+    GATHER_EVENTS_MS,
+    GATHER_RELEASES_MS,
+    SWEEP_BATCH,
+    Pipeline,
+    Swept,
+)
 from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
 from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.sweeper import Sweeper
@@ -50,8 +56,10 @@ class Bridge:
             config=config,
             clock=clock,
             stale_after_ms=int(config.bridge.resend_after_seconds * 1000),
-            # a worker on a shared broker gathers releases; the embedded one sends each batch's
+            # on a shared broker a shard's events gather, and a worker gathers releases; the
+            # embedded worker takes each push's events and sends each batch's releases
             gather_releases_ms=GATHER_RELEASES_MS if config.bridge.broker_url else 0,
+            gather_events_ms=GATHER_EVENTS_MS if config.bridge.broker_url else 0,
         )
         self.actions = ActionWorker(self.pipeline)
         self.deliverer = Deliverer(self.pipeline)

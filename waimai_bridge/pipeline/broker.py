@@ -31,6 +31,12 @@ a message no enqueue rang for, such as one Dramatiq requeued from a dead worker)
 DELAY_TICK_MS = 100
 """How long a consumer of a delay queue waits for its doorbell at a time: between waits
 its worker moves the delayed messages that fell due to their queue."""
+GATHER_MS = "gather_ms"
+"""A message option: a consumer hands the message to its worker no sooner than this many
+milliseconds after it was sent (its ``message_timestamp``), and holds it this long at most
+(should the sender's clock be ahead). Unlike Dramatiq's ``eta`` the message does not pass
+through the delay queue: it waits in its consumer, and its queue's later messages behind
+it. Honoured by :class:`DoorbellRedisBroker`'s consumers."""
 
 
 class DoorbellRedisBroker(RedisBroker):
@@ -105,7 +111,16 @@ class _DoorbellConsumer(_RedisConsumer):
         self._idle = drained or (message is None and self.outstanding_message_count < self.prefetch)
         if self._idle:
             self._look_at = time.monotonic() + self.timeout / 1000
+        if message is not None and GATHER_MS in message.options:
+            _hold(message, message.options[GATHER_MS])
         return message
+
+
+def _hold(message: MessageProxy, gather_ms: int) -> None:
+    """Wait until ``message`` is ``gather_ms`` old, or ``gather_ms`` at most."""
+    wait_ms = min(gather_ms, message.message_timestamp + gather_ms - current_millis())
+    if wait_ms > 0:
+        time.sleep(wait_ms / 1000)
 
 
 def make_broker(url: str) -> Broker:
