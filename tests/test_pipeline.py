@@ -754,14 +754,16 @@ def test_a_message_is_handed_out_once_its_events_have_gathered(
 
     try:
         now = current_millis()
-        old = Message(queue, "noop", ("old",), {}, {GATHER_MS: 300}, message_timestamp=now - 9_000)
+        old: Message[Any] = Message(
+            queue, "noop", ("old",), {}, {GATHER_MS: 300}, message_timestamp=now - 9_000
+        )
         assert handed_out(old)[0] == "old"  # a backlog's message is old enough already
         assert current_millis() - now < 250
         name, age_ms = handed_out(Message(queue, "noop", ("new",), {}, {GATHER_MS: 300}))
         assert name == "new"
         assert 300 <= age_ms < 3_000
         started = current_millis()
-        ahead = Message(
+        ahead: Message[Any] = Message(
             queue, "noop", ("ahead",), {}, {GATHER_MS: 300}, message_timestamp=now + 60_000
         )
         assert handed_out(ahead)[0] == "ahead"  # sent by a clock a minute ahead: 300 ms at most
