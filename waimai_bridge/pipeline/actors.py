@@ -75,10 +75,11 @@ GATHER_EVENTS_MS = 50
 the message the web sends for the first of them is handed to a worker thread when it is
 this old (:data:`~waimai_bridge.pipeline.broker.GATHER_MS`), and the shard's signal, up
 until then, keeps the web from sending more. At a moderate rate a worker otherwise took
-the events of each push or two in a transaction of their own, as soon as they were
-written: at 1,200 events/s on a 2-core machine, 6-7 events a transaction, against 11-12
-gathered for 50-60 ms, which took a quarter less CPU in the worker and a sixth less in
-PostgreSQL (docs/performance.md). A backlog's messages are old already, and pass at once."""
+the events of a push or two in a transaction of their own, as soon as they were written:
+at 1,300-1,400 events/s on a 2-core machine, 6-8 events a transaction against 10-12
+gathered for 50 ms, which took a fifth less of the worker's CPU and a tenth less of
+PostgreSQL's (docs/performance.md). A backlog's messages are old already: they pass at
+once."""
 
 
 @dataclass(frozen=True)
