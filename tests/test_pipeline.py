@@ -723,6 +723,30 @@ def test_a_delayed_message_runs_when_due_though_its_queue_is_idle(redis_url: str
         broker.close()
 
 
+def test_a_delay_queues_consumer_comes_back_when_a_message_it_handed_out_falls_due(
+    broker: DoorbellRedisBroker,
+) -> None:
+    from dramatiq.common import dq_name
+
+    queue = dq_name(queue_name(7))
+    broker.declare_queue(queue_name(7))
+    consumer = broker.consume(queue, prefetch=4, timeout=1_000)
+    try:
+        assert next(consumer) is None  # empty: from now on it waits for the doorbell
+        started = time.monotonic()
+        assert next(consumer) is None
+        assert time.monotonic() - started >= 0.9  # nothing delayed held: its idle timeout
+        broker.enqueue(Message(queue_name(7), "noop", (), {}, {}), delay=400)
+        held = next(consumer)
+        assert held is not None
+        due_s = held.options["eta"] / 1000
+        assert next(consumer) is None  # back for its worker to move the message
+        assert due_s - 0.01 <= time.time() < due_s + 0.3
+        consumer.ack(held)
+    finally:
+        consumer.close()
+
+
 def test_an_enqueue_reaches_its_queue_after_redis_lost_its_scripts(
     broker: DoorbellRedisBroker,
 ) -> None:

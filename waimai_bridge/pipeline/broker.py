@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
 import time
 
 import redis
 from dramatiq import Broker, ConnectionClosed, Consumer, MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import current_millis, dq_name, q_name
+from dramatiq.common import current_millis
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -28,9 +29,6 @@ TIME_LIMIT_MS = 60_000
 IDLE_WAIT_MS = 1000
 """How long a consumer of an idle queue waits for its doorbell before it looks anyway (for
 a message no enqueue rang for, such as one Dramatiq requeued from a dead worker)."""
-DELAY_TICK_MS = 100
-"""How long a consumer of a delay queue waits for its doorbell at a time: between waits
-its worker moves the delayed messages that fell due to their queue."""
 GATHER_MS = "gather_ms"
 """A message option: a consumer hands the message to its worker no sooner than this many
 milliseconds after it was sent (its ``message_timestamp``), and holds it this long at most
@@ -81,29 +79,34 @@ class DoorbellRedisBroker(RedisBroker):
 
 class _DoorbellConsumer(_RedisConsumer):
     """A consumer that, once a fetch came back empty, waits for its queue's doorbell before
-    it fetches again, or for its idle timeout at most."""
+    it fetches again, or for its idle timeout at most.
+
+    A consumer of a delay queue also comes back when one of the delayed messages it handed
+    out falls due: its worker moves them to their queue between two calls.
+    """
 
     def __init__(
         self, broker: DoorbellRedisBroker, queue_name: str, prefetch: int, timeout: int
     ) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
         self._doorbell = broker.doorbell(queue_name)
-        delayed = queue_name == dq_name(q_name(queue_name))
-        self._wait_s = (min(timeout, DELAY_TICK_MS) if delayed else timeout) / 1000
         self._idle = False
         self._look_at = 0.0
+        self._due: list[int] = []  # the etas of the delayed messages handed out (a heap)
 
     def __next__(self) -> MessageProxy | None:
         if self._idle:
-            try:
-                rung = self.broker.client.blpop([self._doorbell], timeout=self._wait_s)
-            except redis.ConnectionError as exc:
-                raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+            rung = self._wait()
+            while self._due and self._due[0] <= current_millis():
+                heapq.heappop(self._due)  # the worker moves it when this call returns
             if rung is None and time.monotonic() < self._look_at:
                 return None  # the worker's turn: delayed messages that fell due meanwhile
             self.misses = 0  # fetch at once, not after Dramatiq's growing backoff
         asked = 0 if self.message_cache else self.prefetch - self.outstanding_message_count
         message: MessageProxy | None = super().__next__()  # type: ignore[no-untyped-call]
+        if message is not None and "eta" in message.options:
+            eta = message.options["eta"]
+            heapq.heappush(self._due, eta if isinstance(eta, int) else current_millis())
         # the queue is idle when a fetch came back empty although there was room, or with
         # fewer messages than it asked for (it took them all: an enqueue since rang the
         # doorbell), so the next call waits for the doorbell instead of fetching nothing
@@ -114,6 +117,23 @@ class _DoorbellConsumer(_RedisConsumer):
         if message is not None and GATHER_MS in message.options:
             _hold(message, message.options[GATHER_MS])
         return message
+
+    def _wait(self) -> list[bytes] | None:
+        """Wait for the doorbell until the idle timeout's look or the next delayed message
+        falls due, whichever comes first; the ring, or None."""
+        wait_s = self._look_at - time.monotonic()
+        if self._due:
+            wait_s = min(wait_s, (self._due[0] - current_millis()) / 1000)
+        if wait_s <= 0:
+            return None
+        try:
+            # at least a millisecond: Redis would take a shorter timeout for none, forever
+            rung: list[bytes] | None = self.broker.client.blpop(
+                [self._doorbell], timeout=max(wait_s, 0.001)
+            )
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+        return rung
 
 
 def _hold(message: MessageProxy, gather_ms: int) -> None:
