@@ -58,8 +58,8 @@ class Bridge:
             stale_after_ms=int(config.bridge.resend_after_seconds * 1000),
             # on a shared broker a shard's events gather, and a worker gathers releases; the
             # embedded worker takes each push's events and sends each batch's releases
-            gather_releases_ms=GATHER_RELEASES_MS if config.bridge.broker_url else 0,
-            gather_events_ms=GATHER_EVENTS_MS if config.bridge.broker_url else 0,
+            gather_releases_ms=0 if self.embedded else GATHER_RELEASES_MS,
+            gather_events_ms=0 if self.embedded else GATHER_EVENTS_MS,
         )
         self.actions = ActionWorker(self.pipeline)
         self.deliverer = Deliverer(self.pipeline)

@@ -97,8 +97,6 @@ class _DoorbellConsumer(_RedisConsumer):
     def __next__(self) -> MessageProxy | None:
         if self._idle:
             rung = self._wait()
-            while self._due and self._due[0] <= current_millis():
-                heapq.heappop(self._due)  # the worker moves it when this call returns
             if rung is None and time.monotonic() < self._look_at:
                 return None  # the worker's turn: delayed messages that fell due meanwhile
             self.misses = 0  # fetch at once, not after Dramatiq's growing backoff
@@ -121,6 +119,8 @@ class _DoorbellConsumer(_RedisConsumer):
     def _wait(self) -> list[bytes] | None:
         """Wait for the doorbell until the idle timeout's look or the next delayed message
         falls due, whichever comes first; the ring, or None."""
+        while self._due and self._due[0] <= current_millis():
+            heapq.heappop(self._due)  # due already: the worker moved it after the last call
         wait_s = self._look_at - time.monotonic()
         if self._due:
             wait_s = min(wait_s, (self._due[0] - current_millis()) / 1000)
