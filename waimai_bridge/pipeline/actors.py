@@ -60,14 +60,16 @@ holds with it, :data:`CATCH_UP` at a time. Not sooner: the catch-up holds the lo
 orders it releases, and their events wait for it."""
 CATCH_UP = 20
 """Due holds a late release takes along, at most."""
-GATHER_RELEASES_MS = 250
+GATHER_RELEASES_MS = 1000
 """How long a worker on a shared broker gathers the holds its batches start for a shard
 queue before it sends their releases (one message for all of them). At a moderate rate a
 batch starts one or two holds, and a release message each cost the worker more than a
-quarter of its time; a hold then ends this much later at most. Each queue's gathering
-starts with its first hold, so the queues' releases do not all come due at once (which
-took every thread at the same moment). Holds a killed worker had gathered are released by
-the sweep, as those of a lost message are."""
+quarter of its time; a hold then ends this much later at most (a sixtieth of the default
+hold). A second rather than a quarter of one took about a tenth of the worker's CPU at
+700-850 events/s on a 2-core machine (docs/performance.md). Each queue's gathering starts
+with its first hold, so the queues' releases do not all come due at once (which took
+every thread at the same moment). Holds a killed worker had gathered are released by the
+sweep, as those of a lost message are."""
 
 
 GATHER_EVENTS_MS = 50
