@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,13 @@ POSTGRES = os.environ.get(
     "WAIMAI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS = os.environ.get("WAIMAI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-WORKER_THREADS = 4
+SKELETON_THREADS = 4
+WORKER_PROCESSES = 2
+WORKER_THREADS = 1
+"""The bridge's worker: two processes of one thread, each consuming its own half of the
+shards (``--shards``), as docs/deploy.md lays out a small machine. Python threads of one
+process take turns with the GIL; on this 2-core machine one process of four threads let
+events wait longer for their commit (docs/performance.md, seventh session)."""
 PREFETCH = 64
 
 
@@ -184,7 +190,7 @@ def skeleton(requests: list[bytes], logs: Path, rate: float | None = None) -> di
     web = [sys.executable, "-m", "uvicorn", "bench.skeleton:app", "--port", str(port),
            "--log-level", "warning", "--no-access-log"]  # fmt: skip
     work = [sys.executable, "-m", "dramatiq", "bench.skeleton", "--processes", "1",
-            "--threads", str(WORKER_THREADS)]  # fmt: skip
+            "--threads", str(SKELETON_THREADS)]  # fmt: skip
     broker = RedisBroker(url=REDIS)  # type: ignore[no-untyped-call]
     with (
         started(web, env, logs, "skeleton-web") as web_process,
@@ -312,16 +318,23 @@ def held_count(engine: Any) -> int:
     )
 
 
+def shard_split(processes: int) -> list[list[int]]:
+    """The shards each of ``processes`` worker processes consumes: every one once."""
+    return [list(range(SHARDS))[index::processes] for index in range(processes)]
+
+
 def bridge(
     full: list[bytes],
     full_unique: int,
     paced: list[bytes],
     logs: Path,
     paced_rate: float | None,
-    worker_nice: int,
+    worker: tuple[int, int, int],
 ) -> dict[str, Any]:
     """The bridge's sustained rate, then its latencies at ``paced_rate`` (None: at half the
-    sustained rate), with the worker at niceness ``worker_nice``."""
+    sustained rate), with ``worker`` (processes, threads each, niceness): the processes
+    split the shards between them."""
+    worker_processes, threads, niceness = worker
     redis.Redis.from_url(REDIS).flushdb()
     site = plugin_site(logs / "site")
     env = environment(BENCH_REDIS_URL=REDIS)
@@ -341,17 +354,23 @@ def bridge(
         # the worker as `waimai-bridge worker` runs it, noting each event's push-to-commit
         # latency (bench.worker)
         timed_cli = [sys.executable, "-m", "bench.worker", "--config", str(path)]
-        work = [*timed_cli, "worker", "--threads", str(WORKER_THREADS), "--log-level", "warning"]
-        work += ["--nice", str(worker_nice)]
-        with (
-            started(serve, env, logs, "serve") as web_process,
-            started(work, env, logs, "worker") as worker,
-        ):
+        work = [*timed_cli, "worker", "--threads", str(threads), "--log-level", "warning"]
+        work += ["--nice", str(niceness)]
+        with started(serve, env, logs, "serve") as web_process, ExitStack() as stack:
+            workers = [
+                stack.enter_context(
+                    started(
+                        [*work, "--shards", ",".join(map(str, shards))], env, logs, f"worker-{n}"
+                    )
+                )
+                for n, shards in enumerate(shard_split(worker_processes))
+            ]
+            worker_pids = tuple(process.pid for process in workers)
             wait_for_port(port)
             time.sleep(1.0)
             processes: dict[str, Callable[[], float]] = {
                 "serve": lambda: cpu_seconds(pids=(web_process.pid,)),
-                "worker": lambda: cpu_seconds(pids=(worker.pid,)),
+                "worker": lambda: cpu_seconds(pids=worker_pids),
                 "postgres": lambda: cpu_seconds(names=("postgres",)),
                 "redis": lambda: cpu_seconds(names=("redis-server",)),
                 # this process: the load generator, and its polls for the end of a phase
@@ -403,7 +422,10 @@ def bridge(
                     )
                 ]
             batches = events_per_transaction(engine, paced_after_id=last_id)
-            rss = {"serve": peak_rss_mb(web_process), "worker": peak_rss_mb(worker)}
+            rss = {
+                "serve": peak_rss_mb(web_process),
+                "worker": max(peak_rss_mb(process) for process in workers),
+            }
         engine.dispose()
         broker.close()
     return {
@@ -420,6 +442,17 @@ def bridge(
         "paced_busy": busy,
         "batches": batches,
     }
+
+
+def positive_int(text: str) -> int:
+    """A command-line count: a whole number above 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return value
 
 
 def positive(text: str) -> float:
@@ -454,6 +487,22 @@ def main() -> None:
         metavar="NICENESS",
         help=f"run the worker with `--nice NICENESS` (default: {WORKER_NICENESS}, the worker's)",
     )
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        choices=range(1, SHARDS + 1),
+        default=WORKER_PROCESSES,
+        metavar="N",
+        help=f"worker processes, the {SHARDS} shards split between them "
+        f"(default: {WORKER_PROCESSES})",
+    )
+    parser.add_argument(
+        "--worker-threads",
+        type=positive_int,
+        default=WORKER_THREADS,
+        metavar="M",
+        help=f"threads of each worker process (default: {WORKER_THREADS})",
+    )
     options = parser.parse_args()
     events = options.events or (3000 if options.quick else 20000)
     load = traffic(events, stores=STORES, secret=SECRET)
@@ -465,8 +514,9 @@ def main() -> None:
         skeletons = [measured_skeleton(load.bodies, logs, "before")]
         log(f"bridge: {len(load.bodies)} requests ({load.unique} distinct events)")
         bridge_figures = bridge(
-            load.bodies, load.unique, paced.bodies, logs, options.paced_rate, options.worker_nice
-        )
+            load.bodies, load.unique, paced.bodies, logs, options.paced_rate,
+            (options.worker_processes, options.worker_threads, options.worker_nice),
+        )  # fmt: skip
         skeletons.append(measured_skeleton(load.bodies, logs, "after"))
         log(f"skeleton: {len(paced.bodies)} requests paced at {bridge_figures['paced_rate']:.0f}/s")
         paced_skeleton = skeleton(paced.bodies, logs, rate=bridge_figures["paced_rate"])
@@ -510,6 +560,8 @@ def main() -> None:
         "failed_requests": bridge_figures["failed"]
         + skeleton_figures["failed"]
         + paced_skeleton["failed"],
+        "worker_processes": options.worker_processes,
+        "worker_threads": options.worker_threads,
         "worker_nice": options.worker_nice,
         "cpus": os.cpu_count(),
     }
