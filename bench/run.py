@@ -444,17 +444,6 @@ def bridge(
     }
 
 
-def positive_int(text: str) -> int:
-    """A command-line count: a whole number above 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
-    return value
-
-
 def positive(text: str) -> float:
     """A command-line rate: a number above 0."""
     try:
@@ -498,7 +487,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--worker-threads",
-        type=positive_int,
+        type=int,
+        choices=range(1, 65),
         default=WORKER_THREADS,
         metavar="M",
         help=f"threads of each worker process (default: {WORKER_THREADS})",
