@@ -16,7 +16,10 @@ after the bridge, and reports:
   push-to-consumed latencies at the same rate (a third skeleton run, after the other two);
 - peak RSS of each process; the CPU time per event of each part, in each phase, and how
   busy the whole machine was in the paced one; how many events the worker applied per
-  transaction in each phase.
+  transaction in each phase;
+- the share of the machine's CPU time the hypervisor stole (ran something else on its
+  virtual CPUs while they had work) in each run of the bridge and the skeleton: on a
+  shared host it sets how fast the machine is, and the latency tails with it.
 
 The last line printed is one JSON object with every figure.
 """
@@ -149,18 +152,23 @@ def per_event(
     }
 
 
-def machine_busy() -> tuple[int, int]:
-    """Clock ticks of all CPUs so far: (busy, total)."""
+def machine_ticks() -> tuple[int, int, int]:
+    """Clock ticks of all CPUs so far: (busy, stolen, total). Busy counts the stolen
+    ticks: those in which the hypervisor ran something else on this virtual machine's
+    CPUs while it had work for them."""
     fields = [int(field) for field in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle, iowait
     total = sum(fields[:8])  # without guest time, which user time already counts
-    return total - idle, total
+    return total - idle, fields[7], total
 
 
-def busy_between(before: tuple[int, int], after: tuple[int, int]) -> float:
-    """The share of the machine's CPU time that was busy between two :func:`machine_busy`."""
-    total = after[1] - before[1]
-    return round((after[0] - before[0]) / total, 3) if total else 0.0
+def shares_between(
+    before: tuple[int, int, int], after: tuple[int, int, int]
+) -> tuple[float, float]:
+    """The shares of the machine's CPU time that were busy and stolen between two
+    :func:`machine_ticks`."""
+    busy, stolen, total = (end - start for start, end in zip(before, after, strict=True))
+    return (round(busy / total, 3), round(stolen / total, 3)) if total else (0.0, 0.0)
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -201,7 +209,9 @@ def skeleton(requests: list[bytes], logs: Path, rate: float | None = None) -> di
         drive("127.0.0.1", port, requests[:200])  # warm up
         broker.join("skeleton", interval=20, timeout=60_000)
         client.delete(SKELETON_LATENCIES)
+        before = machine_ticks()
         result = drive("127.0.0.1", port, requests, rate=rate)
+        _, stolen = shares_between(before, machine_ticks())
         broker.join("skeleton", interval=20, timeout=300_000)
         done = time.perf_counter()
         rss = {"skeleton_web": peak_rss_mb(web_process), "skeleton_worker": peak_rss_mb(worker)}
@@ -215,6 +225,7 @@ def skeleton(requests: list[bytes], logs: Path, rate: float | None = None) -> di
         "rss_mb": rss,
         "ack_ms": result.latencies_ms,
         "consumed_ms": consumed,
+        "stolen": stolen,
     }
 
 
@@ -377,12 +388,14 @@ def bridge(
                 "load_generator": time.process_time,
             }
             before_cpu = {name: measure() for name, measure in processes.items()}
+            before_ticks = machine_ticks()
             result = drive("127.0.0.1", port, full)
             wait_for(
                 lambda: done_count(engine) >= full_unique, 900, "the bridge committing every event"
             )
             done = wait_for(lambda: held_count(engine) == 0, 900, "every accept hold released")
             rate = full_unique / (done - result.started)
+            _, stolen = shares_between(before_ticks, machine_ticks())
             # the paced phase measures a steady state: first the sustained phase's last
             # messages (releases of holds a late release already took along) are consumed
             drained(broker, shards=SHARDS)
@@ -393,7 +406,7 @@ def bridge(
             # ids, not counts: a duplicate push burns a sequence value without adding a row
             last_id = max_id(engine)
             before_cpu = {name: measure() for name, measure in processes.items()}
-            before_busy = machine_busy()
+            before_ticks = machine_ticks()
             paced_started_ms = time.time() * 1000
             paced_result = drive("127.0.0.1", port, paced, rate=pace)
             paced_unique = len(set(paced))
@@ -403,7 +416,7 @@ def bridge(
                 "the paced events committed",
             )
             paced_cpu_ms = per_event(processes, before_cpu, paced_unique)
-            busy = busy_between(before_busy, machine_busy())
+            busy, paced_stolen = shares_between(before_ticks, machine_ticks())
             wait_for(
                 lambda: len(commit_latencies(broker.client, paced_started_ms)) >= paced_unique,
                 10,
@@ -440,6 +453,8 @@ def bridge(
         "cpu_ms": cpu_ms,
         "paced_cpu_ms": paced_cpu_ms,
         "paced_busy": busy,
+        "stolen": stolen,
+        "paced_stolen": paced_stolen,
         "batches": batches,
     }
 
@@ -546,6 +561,10 @@ def main() -> None:
         "cpu_ms_per_event": bridge_figures["cpu_ms"],
         "paced_cpu_ms_per_event": bridge_figures["paced_cpu_ms"],
         "paced_machine_busy": bridge_figures["paced_busy"],
+        "machine_stolen": bridge_figures["stolen"],
+        "paced_machine_stolen": bridge_figures["paced_stolen"],
+        "skeleton_machine_stolen_before_after": [run["stolen"] for run in skeletons],
+        "skeleton_paced_machine_stolen": paced_skeleton["stolen"],
         "events_per_transaction": bridge_figures["batches"],
         "failed_requests": bridge_figures["failed"]
         + skeleton_figures["failed"]
