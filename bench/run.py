@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,13 @@ POSTGRES = os.environ.get(
 )
 REDIS = os.environ.get("WAIMAI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SKELETON_THREADS = 4
+SHARDS = 4
+"""The bridge's shards: two for each worker process. Each process applies its shards'
+events one transaction at a time, so at a moderate rate a process of fewer shards takes
+more events a transaction; on this 2-core machine four shards rather than the bridge's
+default eight took about a sixth less of the worker's CPU per event at half the
+sustained rate, and events waited less for their commit (docs/performance.md, eighth
+session)."""
 WORKER_PROCESSES = 2
 WORKER_THREADS = 1
 """The bridge's worker: two processes of one thread, each consuming its own half of the
@@ -237,7 +245,18 @@ def measured_skeleton(requests: list[bytes], logs: Path, when: str) -> dict[str,
     return figures
 
 
-def config(folder: Path, database_url: str) -> Path:
+@dataclass(frozen=True)
+class Layout:
+    """How the bridge's worker runs: the shard count, and processes of threads at a
+    niceness, the processes splitting the shards between them."""
+
+    shards: int
+    processes: int
+    threads: int
+    niceness: int
+
+
+def config(folder: Path, database_url: str, shards: int) -> Path:
     path = folder / "bench.toml"
     stores = "\n".join(
         f'[stores.S{number:03}]\ntestpay = {{ shop = "{100000 + number}" }}'
@@ -248,7 +267,7 @@ def config(folder: Path, database_url: str) -> Path:
 [bridge]
 database_url = "{database_url}"
 broker_url = "{REDIS}"
-shards = {SHARDS}
+shards = {shards}
 accept_hold_seconds = 1
 api_tokens = ["bench"]
 
@@ -263,7 +282,6 @@ secret = "{SECRET}"
 
 
 STORES = 50
-SHARDS = 8
 
 
 def sku_table(folder: Path) -> Path:
@@ -329,9 +347,10 @@ def held_count(engine: Any) -> int:
     )
 
 
-def shard_split(processes: int) -> list[list[int]]:
-    """The shards each of ``processes`` worker processes consumes: every one once."""
-    return [list(range(SHARDS))[index::processes] for index in range(processes)]
+def shard_split(layout: Layout) -> list[list[int]]:
+    """The shards each worker process consumes: every one once."""
+    shards = list(range(layout.shards))
+    return [shards[index :: layout.processes] for index in range(layout.processes)]
 
 
 def bridge(
@@ -340,18 +359,16 @@ def bridge(
     paced: list[bytes],
     logs: Path,
     paced_rate: float | None,
-    worker: tuple[int, int, int],
+    layout: Layout,
 ) -> dict[str, Any]:
     """The bridge's sustained rate, then its latencies at ``paced_rate`` (None: at half the
-    sustained rate), with ``worker`` (processes, threads each, niceness): the processes
-    split the shards between them."""
-    worker_processes, threads, niceness = worker
+    sustained rate), its worker run as ``layout`` says."""
     redis.Redis.from_url(REDIS).flushdb()
     site = plugin_site(logs / "site")
     env = environment(BENCH_REDIS_URL=REDIS)
     env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
     with database() as url:
-        path = config(logs, url)
+        path = config(logs, url, layout.shards)
         bridge_cli = [sys.executable, "-m", "waimai_bridge", "--config", str(path)]
         subprocess.run([*bridge_cli, "migrate"], env=env, check=True, capture_output=True)
         subprocess.run(
@@ -365,8 +382,8 @@ def bridge(
         # the worker as `waimai-bridge worker` runs it, noting each event's push-to-commit
         # latency (bench.worker)
         timed_cli = [sys.executable, "-m", "bench.worker", "--config", str(path)]
-        work = [*timed_cli, "worker", "--threads", str(threads), "--log-level", "warning"]
-        work += ["--nice", str(niceness)]
+        work = [*timed_cli, "worker", "--threads", str(layout.threads), "--log-level", "warning"]
+        work += ["--nice", str(layout.niceness)]
         with started(serve, env, logs, "serve") as web_process, ExitStack() as stack:
             workers = [
                 stack.enter_context(
@@ -374,7 +391,7 @@ def bridge(
                         [*work, "--shards", ",".join(map(str, shards))], env, logs, f"worker-{n}"
                     )
                 )
-                for n, shards in enumerate(shard_split(worker_processes))
+                for n, shards in enumerate(shard_split(layout))
             ]
             worker_pids = tuple(process.pid for process in workers)
             wait_for_port(port)
@@ -398,7 +415,7 @@ def bridge(
             _, stolen = shares_between(before_ticks, machine_ticks())
             # the paced phase measures a steady state: first the sustained phase's last
             # messages (releases of holds a late release already took along) are consumed
-            drained(broker, shards=SHARDS)
+            drained(broker, shards=layout.shards)
             cpu_ms = per_event(processes, before_cpu, full_unique)
             pace = paced_rate or rate / 2
             log(f"bridge sustained {rate:.0f} events/s; now paced at {pace:.0f}/s")
@@ -492,13 +509,20 @@ def main() -> None:
         help=f"run the worker with `--nice NICENESS` (default: {WORKER_NICENESS}, the worker's)",
     )
     parser.add_argument(
+        "--shards",
+        type=int,
+        choices=range(1, 65),
+        default=SHARDS,
+        metavar="S",
+        help=f"the bridge's shard count (default: {SHARDS})",
+    )
+    parser.add_argument(
         "--worker-processes",
         type=int,
-        choices=range(1, SHARDS + 1),
+        choices=range(1, 65),
         default=WORKER_PROCESSES,
         metavar="N",
-        help=f"worker processes, the {SHARDS} shards split between them "
-        f"(default: {WORKER_PROCESSES})",
+        help=f"worker processes, the shards split between them (default: {WORKER_PROCESSES})",
     )
     parser.add_argument(
         "--worker-threads",
@@ -509,6 +533,11 @@ def main() -> None:
         help=f"threads of each worker process (default: {WORKER_THREADS})",
     )
     options = parser.parse_args()
+    if options.worker_processes > options.shards:
+        parser.error(
+            f"--worker-processes {options.worker_processes} is more than the "
+            f"{options.shards} shards: a process would have none"
+        )
     events = options.events or (3000 if options.quick else 20000)
     load = traffic(events, stores=STORES, secret=SECRET)
     paced = traffic(events // 2, stores=STORES, secret=SECRET, seed=2, duplicates=0.0, prefix="P")
@@ -520,7 +549,8 @@ def main() -> None:
         log(f"bridge: {len(load.bodies)} requests ({load.unique} distinct events)")
         bridge_figures = bridge(
             load.bodies, load.unique, paced.bodies, logs, options.paced_rate,
-            (options.worker_processes, options.worker_threads, options.worker_nice),
+            Layout(options.shards, options.worker_processes, options.worker_threads,
+                   options.worker_nice),
         )  # fmt: skip
         skeletons.append(measured_skeleton(load.bodies, logs, "after"))
         log(f"skeleton: {len(paced.bodies)} requests paced at {bridge_figures['paced_rate']:.0f}/s")
@@ -569,6 +599,7 @@ def main() -> None:
         "failed_requests": bridge_figures["failed"]
         + skeleton_figures["failed"]
         + paced_skeleton["failed"],
+        "shards": options.shards,
         "worker_processes": options.worker_processes,
         "worker_threads": options.worker_threads,
         "worker_nice": options.worker_nice,
