@@ -500,43 +500,24 @@ def main() -> None:
         help="the latency phase's rate (default: half the bridge's sustained rate); a fixed "
         "rate compares two versions at the same load",
     )
-    parser.add_argument(
-        "--worker-nice",
-        type=int,
-        choices=range(20),
-        default=WORKER_NICENESS,
-        metavar="NICENESS",
-        help=f"run the worker with `--nice NICENESS` (default: {WORKER_NICENESS}, the worker's)",
-    )
-    parser.add_argument(
-        "--shards",
-        type=int,
-        choices=range(1, 65),
-        default=SHARDS,
-        metavar="S",
-        help=f"the bridge's shard count (default: {SHARDS})",
-    )
-    parser.add_argument(
-        "--worker-processes",
-        type=int,
-        choices=range(1, 65),
-        default=WORKER_PROCESSES,
-        metavar="N",
-        help=f"worker processes, the shards split between them (default: {WORKER_PROCESSES})",
-    )
-    parser.add_argument(
-        "--worker-threads",
-        type=int,
-        choices=range(1, 65),
-        default=WORKER_THREADS,
-        metavar="M",
-        help=f"threads of each worker process (default: {WORKER_THREADS})",
-    )
+    layout_options = (  # flag, metavar, choices, default, what it sets
+        ("--shards", "S", range(1, 65), SHARDS, "the bridge's shard count"),
+        ("--worker-processes", "N", range(1, 65), WORKER_PROCESSES,
+         "worker processes, the shards split between them"),
+        ("--worker-threads", "M", range(1, 65), WORKER_THREADS, "threads of each worker process"),
+        ("--worker-nice", "NICENESS", range(20), WORKER_NICENESS,
+         "the workers' `--nice`, as `waimai-bridge worker` defaults to"),
+    )  # fmt: skip
+    for flag, metavar, choices, default, what in layout_options:
+        parser.add_argument(
+            flag, type=int, choices=choices, default=default, metavar=metavar,
+            help=f"{what} (default: {default})",
+        )  # fmt: skip
     options = parser.parse_args()
     if options.worker_processes > options.shards:
         parser.error(
-            f"--worker-processes {options.worker_processes} is more than the "
-            f"{options.shards} shards: a process would have none"
+            f"--worker-processes {options.worker_processes} is more than --shards "
+            f"{options.shards}: a process would have no shard"
         )
     events = options.events or (3000 if options.quick else 20000)
     load = traffic(events, stores=STORES, secret=SECRET)
