@@ -66,9 +66,9 @@ SHARDS = 4
 """The bridge's shards: two for each worker process. Each process applies its shards'
 events one transaction at a time, so at a moderate rate a process of fewer shards takes
 more events a transaction; on this 2-core machine four shards rather than the bridge's
-default eight took about a sixth less of the worker's CPU per event at half the
-sustained rate, and events waited less for their commit (docs/performance.md, eighth
-session)."""
+default eight took a fifth less of the worker's CPU per event at half the sustained rate
+(mean of nine pairs), and events waited less for their commit (docs/performance.md,
+eighth session)."""
 WORKER_PROCESSES = 2
 WORKER_THREADS = 1
 """The bridge's worker: two processes of one thread, each consuming its own half of the
