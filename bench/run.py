@@ -501,7 +501,7 @@ def main() -> None:
         "rate compares two versions at the same load",
     )
     layout_options = (  # flag, metavar, choices, default, what it sets
-        ("--shards", "S", range(1, 65), SHARDS, "the bridge's shard count"),
+        ("--shards", "S", range(1, 65), SHARDS, "the config's `shards` count"),
         ("--worker-processes", "N", range(1, 65), WORKER_PROCESSES,
          "worker processes, the shards split between them"),
         ("--worker-threads", "M", range(1, 65), WORKER_THREADS, "threads of each worker process"),
