@@ -19,7 +19,10 @@ after the bridge, and reports:
   transaction in each phase;
 - the share of the machine's CPU time the hypervisor stole (ran something else on its
   virtual CPUs while they had work) in each run of the bridge and the skeleton: on a
-  shared host it sets how fast the machine is, and the latency tails with it.
+  shared host it sets how fast the machine is, and the latency tails with it;
+- the longest stall of the machine's disks in each paced run (requests in flight and
+  none completed, :mod:`bench.disk`): every inbox write and every transaction waits for
+  the disk, so a stall of tens of milliseconds shows in the tails as it is.
 
 The last line printed is one JSON object with every figure.
 """
@@ -179,6 +182,22 @@ def shares_between(
     return (round(busy / total, 3), round(stolen / total, 3)) if total else (0.0, 0.0)
 
 
+@contextmanager
+def disk_stalls() -> Iterator[dict[str, float]]:
+    """Watch the disks meanwhile (:mod:`bench.disk`); once the block ends, the dict it
+    yields holds the longest stall, in ms, as ``"longest_ms"``."""
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "bench.disk"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )  # fmt: skip
+    found: dict[str, float] = {}
+    try:
+        yield found
+    finally:
+        output, _ = watcher.communicate(timeout=10)  # its standard input closes: it stops
+        found["longest_ms"] = float(output)
+
+
 def environment(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("WAIMAI_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
@@ -218,7 +237,8 @@ def skeleton(requests: list[bytes], logs: Path, rate: float | None = None) -> di
         broker.join("skeleton", interval=20, timeout=60_000)
         client.delete(SKELETON_LATENCIES)
         before = machine_ticks()
-        result = drive("127.0.0.1", port, requests, rate=rate)
+        with disk_stalls() as disk:
+            result = drive("127.0.0.1", port, requests, rate=rate)
         _, stolen = shares_between(before, machine_ticks())
         broker.join("skeleton", interval=20, timeout=300_000)
         done = time.perf_counter()
@@ -234,6 +254,7 @@ def skeleton(requests: list[bytes], logs: Path, rate: float | None = None) -> di
         "ack_ms": result.latencies_ms,
         "consumed_ms": consumed,
         "stolen": stolen,
+        "disk_stall_ms": disk["longest_ms"],
     }
 
 
@@ -425,13 +446,14 @@ def bridge(
             before_cpu = {name: measure() for name, measure in processes.items()}
             before_ticks = machine_ticks()
             paced_started_ms = time.time() * 1000
-            paced_result = drive("127.0.0.1", port, paced, rate=pace)
             paced_unique = len(set(paced))
-            wait_for(
-                lambda: done_count(engine) >= before + paced_unique,
-                600,
-                "the paced events committed",
-            )
+            with disk_stalls() as disk:
+                paced_result = drive("127.0.0.1", port, paced, rate=pace)
+                wait_for(
+                    lambda: done_count(engine) >= before + paced_unique,
+                    600,
+                    "the paced events committed",
+                )
             paced_cpu_ms = per_event(processes, before_cpu, paced_unique)
             busy, paced_stolen = shares_between(before_ticks, machine_ticks())
             wait_for(
@@ -472,6 +494,7 @@ def bridge(
         "paced_busy": busy,
         "stolen": stolen,
         "paced_stolen": paced_stolen,
+        "paced_disk_stall_ms": disk["longest_ms"],
         "batches": batches,
     }
 
@@ -576,6 +599,8 @@ def main() -> None:
         "paced_machine_stolen": bridge_figures["paced_stolen"],
         "skeleton_machine_stolen_before_after": [run["stolen"] for run in skeletons],
         "skeleton_paced_machine_stolen": paced_skeleton["stolen"],
+        "paced_disk_stall_ms": bridge_figures["paced_disk_stall_ms"],
+        "skeleton_paced_disk_stall_ms": paced_skeleton["disk_stall_ms"],
         "events_per_transaction": bridge_figures["batches"],
         "failed_requests": bridge_figures["failed"]
         + skeleton_figures["failed"]
