@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -19,21 +20,23 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 
+LISTENING_PORTS = range(20_000, 32_768)
+"""Where a test's servers listen: below the kernel's default range of ephemeral ports
+(32768-60999), from which every outgoing connection takes its local port. A port picked
+there could be taken by a connection to PostgreSQL or Redis before the server binds it."""
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A TCP port nobody uses right now, outside the range of ephemeral ports."""
+    return free_ports(1)
 
 
 def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive TCP ports nobody listens on right now."""
+    """The first of ``count`` consecutive TCP ports nobody uses right now, outside the
+    range of ephemeral ports."""
     while True:
-        first = free_port()
-        if first + count <= 65536 and all(
-            _is_free(port) for port in range(first + 1, first + count)
-        ):
+        first = random.randrange(LISTENING_PORTS.start, LISTENING_PORTS.stop - count + 1)
+        if all(_is_free(port) for port in range(first, first + count)):
             return first
 
 
