@@ -20,6 +20,9 @@ after the bridge, and reports:
 - the share of the machine's CPU time the hypervisor stole (ran something else on its
   virtual CPUs while they had work) in each run of the bridge and the skeleton: on a
   shared host it sets how fast the machine is, and the latency tails with it;
+- before the paced phase the bridge's database gets its planner statistics (``ANALYZE``),
+  as autovacuum gives a running deployment's; the benchmark's database is too young to
+  have had autovacuum's first visit;
 - the longest stall of the machine's disks in each paced run (requests in flight and
   none completed, :mod:`bench.disk`): every inbox write and every transaction waits for
   the disk, so a stall of tens of milliseconds shows in the tails as it is.
@@ -50,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from dramatiq.brokers.redis import RedisBroker  # noqa: E402
 from dramatiq.common import dq_name  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
 from bench.load import PRICE, Result, drive, percentile, traffic  # noqa: E402
 from bench.skeleton import LATENCIES as SKELETON_LATENCIES  # noqa: E402
@@ -209,6 +212,19 @@ def environment(**extra: str) -> dict[str, str]:
     env["dramatiq_queue_prefetch"] = str(PREFETCH)
     env.update(extra)
     return env
+
+
+def analyzed(engine: Engine) -> None:
+    """Give the bridge's tables the planner statistics a running deployment's have.
+
+    The benchmark's database is a minute old, and autovacuum visits a database once a
+    minute (``autovacuum_naptime``): without statistics, PostgreSQL folds a batch of more
+    than about 20 orders by reading the whole event table, which a deployment does only in
+    its first minute. Run between the phases, as the paced one measures a steady state
+    (docs/performance.md, tenth session).
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE"))
 
 
 def wait_for(check: Any, timeout: float, what: str) -> float:
@@ -444,6 +460,7 @@ def bridge(
             # messages (releases of holds a late release already took along) are consumed
             drained(broker, shards=layout.shards)
             cpu_ms = per_event(processes, before_cpu, full_unique)
+            analyzed(engine)
             pace = paced_rate or rate / 2
             log(f"bridge sustained {rate:.0f} events/s; now paced at {pace:.0f}/s")
             before = done_count(engine)
