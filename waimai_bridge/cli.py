@@ -223,7 +223,8 @@ def serve(bridge: BridgeContext, host: str, port: int, worker: bool | None, log_
     type=click.IntRange(0, 19),
     help="Run at this niceness (0 the normal CPU priority, 19 the lowest), so that web "
     "processes on the same machine get the CPU first; the workers then catch up in larger "
-    "batches. A worker started at a lower priority keeps it.",
+    "batches. A worker started at a lower priority keeps it. Niceness ranks processes of "
+    "one scheduling group only (one cgroup or session; docs/deploy.md).",
 )
 @click.option("--log-level", default="info", show_default=True)
 @pass_context
