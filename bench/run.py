@@ -20,12 +20,13 @@ after the bridge, and reports:
 - the share of the machine's CPU time the hypervisor stole (ran something else on its
   virtual CPUs while they had work) in each run of the bridge and the skeleton: on a
   shared host it sets how fast the machine is, and the latency tails with it;
-- before the paced phase the bridge's database gets its planner statistics (``ANALYZE``),
-  as autovacuum gives a running deployment's; the benchmark's database is too young to
-  have had autovacuum's first visit;
 - the longest stall of the machine's disks in each paced run (requests in flight and
   none completed, :mod:`bench.disk`): every inbox write and every transaction waits for
   the disk, so a stall of tens of milliseconds shows in the tails as it is.
+
+Before the paced phase the bridge's database gets its planner statistics (``ANALYZE``),
+as autovacuum gives a running deployment's: the benchmark's database is too young to have
+had autovacuum's first visit.
 
 The last line printed is one JSON object with every figure.
 """
