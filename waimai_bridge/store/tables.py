@@ -183,6 +183,13 @@ class InboxEvent(Base):
         UniqueConstraint("platform", "idempotency_key"),
         Index(None, "status", "enqueued_at_ms"),
         Index(None, "status", "shard", "id"),
+        Index(
+            "ix_inbox_pending_order",
+            "platform",
+            "platform_order_id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
