@@ -655,22 +655,66 @@ DISCOUNTED_LINE = {
 }  # fmt: skip
 
 
-def test_price_semantics_switch_what_the_line_price_means(meituan: Platform) -> None:
-    params = order(detail=[DISCOUNTED_LINE], total="36.5", original_price="45.5")
-    [discounted] = price_of(meituan, params).items
-    assert (discounted.unit_original, discounted.unit_paid) == (1800, 1800)
-    original_config = fixture_config(price_semantics="original")
-    price = price_of(meituan, params, original_config)
-    assert [(i.unit_original, i.unit_paid) for i in price.items] == [(1800, 1800)]
-    retail = {**DISCOUNTED_LINE, "actual_price": "15.0"}
-    with_actual = price_of(meituan, order(detail=[retail]), original_config)
-    assert [(i.unit_original, i.unit_paid) for i in with_actual.items] == [(1800, 1500)]
-    stated_original = {**DISCOUNTED_LINE, "original_price": "20.0"}
-    discounted_config = price_of(meituan, order(detail=[stated_original]))
-    assert [(i.unit_original, i.unit_paid) for i in discounted_config.items] == [(2000, 1800)]
-    assert price.packaging_fee == 50
-    assert price.original_amount == 4550
-    assert price.user_paid == 3650
+ITEM_ACTIVITY = {"type": 17, "reduce_fee": 4.0, "poi_charge": 4.0, "mt_charge": 0,
+                 "remark": "折扣商品"}  # fmt: skip
+ORDER_DISCOUNT = {"type": 2, "reduce_fee": 5.0, "poi_charge": 5.0, "mt_charge": 0,
+                  "remark": "满40减5"}  # fmt: skip
+
+
+def test_price_semantics_give_the_same_push_its_two_readings(meituan: Platform) -> None:
+    # 牛肉面 ×2 with a 2-yuan item activity each: original_price 45.5 = 2 × 20 + box 0.5
+    # + shipping 5; the user paid 45.5 − 4 (折扣商品) − 5 (满减) = 36.5
+    params = order(detail=[DISCOUNTED_LINE], total="36.5", original_price="45.5",
+                   extras=[ITEM_ACTIVITY, ORDER_DISCOUNT])  # fmt: skip
+    discounted = price_of(meituan, params)
+    original = price_of(meituan, params, fixture_config(price_semantics="original"))
+    # discounted: 18 is what was paid; the 4 yuan original_price has above the lines is
+    # the activity, 2 yuan a bowl
+    assert [(i.unit_original, i.unit_paid) for i in discounted.items] == [(2000, 1800)]
+    # original: 18 is the list price; the 折扣商品 extra takes 4 yuan off the two bowls
+    assert [(i.unit_original, i.unit_paid) for i in original.items] == [(1800, 1600)]
+    for price in (discounted, original):
+        assert (price.original_amount, price.user_paid, price.packaging_fee) == (4550, 3650, 50)
+        assert (price.merchant_discount, price.platform_discount) == (900, 0)
+
+
+def test_the_item_discount_is_spread_over_the_lines_that_state_no_other_figure(
+    meituan: Platform,
+) -> None:
+    cola = {"app_food_code": "C1", "sku_id": "C1-S", "food_name": "可乐", "price": 5.0,
+            "quantity": 1, "box_num": 0, "box_price": 0}  # fmt: skip
+    chips = {"app_food_code": "R1", "sku_id": "", "food_name": "薯片", "price": 9.5,
+             "original_price": 12.0, "quantity": 1}  # fmt: skip
+    # discounted: lines 36 + 12 (stated) + 5, box 0.5, shipping 5 → 58.5; 1 yuan unexplained
+    params = order(detail=[DISCOUNTED_LINE, chips, cola], total="49.5", original_price="59.5")
+    price = price_of(meituan, params)
+    # 100 fen over 3600 : 500 → 88 (44 a bowl) and 12; the chips keep their stated figures
+    assert [(i.unit_original, i.unit_paid) for i in price.items] == [
+        (1844, 1800), (1200, 950), (512, 500),
+    ]  # fmt: skip
+    total = sum(i.unit_original * i.quantity for i in price.items)
+    assert total + price.packaging_fee + price.delivery_fee == price.original_amount == 5950
+    # original: the chips state what was paid (12 → 9.5); the rest of the activities,
+    # 6.5 − 2.5 = 4 yuan, goes over 4000 : 500 → 356 (178 a bowl) and 44
+    listed = [
+        {**DISCOUNTED_LINE, "price": 20.0},
+        {**chips, "price": 12.0, "original_price": None, "actual_price": 9.5},
+        cola,
+    ]
+    activity = {**ITEM_ACTIVITY, "reduce_fee": 6.5, "poi_charge": 6.5}
+    params = order(detail=listed, total="53.0", original_price="59.5", extras=[activity])
+    price = price_of(meituan, params, fixture_config(price_semantics="original"))
+    assert [(i.unit_original, i.unit_paid) for i in price.items] == [
+        (2000, 1822), (1200, 950), (500, 456),
+    ]  # fmt: skip
+    # without the activity, or with the original_price the lines add up to, nothing moves
+    plain = price_of(meituan, order(detail=listed, extras=[ORDER_DISCOUNT]),
+                     fixture_config(price_semantics="original"))  # fmt: skip
+    assert [(i.unit_original, i.unit_paid) for i in plain.items] == [
+        (2000, 2000), (1200, 950), (500, 500),
+    ]  # fmt: skip
+    exact = price_of(meituan, order(detail=[DISCOUNTED_LINE], original_price="41.5"))
+    assert [(i.unit_original, i.unit_paid) for i in exact.items] == [(1800, 1800)]
 
 
 def test_a_store_can_override_the_apps_price_semantics(meituan: Platform) -> None:

@@ -175,6 +175,14 @@ UNSPLIT_DISCOUNT_IS_MERCHANTS: Final = True
 ``poi_charge`` need the 活动费用分摊 subscription, §3.4) and ``poi_receive_detail`` gives no
 split either, the whole discount is counted as the merchant's [G]."""
 
+ITEM_ACTIVITY_TYPES: Final = frozenset({"17"})
+"""``extras`` types that are item activities, whose ``reduce_fee`` is what the activity took
+off the lines' prices (§3.4: 17 折扣商品) [C for the name, G for the rest]. Under
+``price_semantics = "original"`` a line's ``price`` still holds it, so a line without
+``actual_price`` gets ``unit_paid`` = ``price`` less its share (spread over such lines by
+amount: which line an activity was on is not stated [G]). Other types (满减, coupons, 买赠 …)
+are read as order-level discounts, never in a line's price (§5) [C for 满减/coupons]."""
+
 # --------------------------------------------------------------------------- outbound API
 
 TRANSIENT_CODES: Final = frozenset({"700", "711"})
