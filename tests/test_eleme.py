@@ -11,13 +11,19 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from waimai_bridge_eleme import api
+from waimai_bridge_eleme import api, examples, prices
 from waimai_bridge_eleme.signing import push_signature, request_signature
 from waimai_bridge_eleme.testing import FakeAnswer, FakeEleme, push_body
 
 from waimai_bridge.errors import BadSignature, UndecodablePush, UnknownStore
 from waimai_bridge.hookcalls import Platform
-from waimai_bridge.models import ActionOutcome, ActionRequest, InboundRequest, PluginConfig
+from waimai_bridge.models import (
+    ActionOutcome,
+    ActionRequest,
+    InboundRequest,
+    NativeEvent,
+    PluginConfig,
+)
 from waimai_bridge.plugins import PluginRegistry
 
 FIXTURES = resources.files("waimai_bridge_eleme") / "fixtures"
@@ -125,6 +131,33 @@ def test_bad_pushes_are_refused_with_a_clear_error(
         eleme.parse_event(request_, CONFIG)
     assert problem in str(refused.value)
     assert str(SETTINGS["app_secret"]) not in str(refused.value)
+
+
+def test_amounts_the_order_does_not_state_are_null_not_zero(eleme: Platform) -> None:
+    message = examples.new_order("1", SHOP)
+    stated = eleme.price_breakdown(native_order(message), CONFIG)
+    assert stated is not None
+    assert (stated.commission, stated.merchant_income) == (450, 2750)
+    unstated = {k: v for k, v in message.items() if k not in ("serviceFee", "income")}
+    price = eleme.price_breakdown(native_order(unstated), CONFIG)
+    assert price is not None
+    assert (price.commission, price.merchant_income) == (None, None)
+    assert price.model_dump(exclude={"commission", "merchant_income"}) == stated.model_dump(
+        exclude={"commission", "merchant_income"}
+    )
+    free = eleme.price_breakdown(native_order({**message, "serviceFee": 0.0}), CONFIG)
+    assert free is not None
+    assert free.commission == 0
+    for required in ("totalPrice", "originalPrice"):
+        lacking = {k: v for k, v in message.items() if k != required}
+        with pytest.raises(ValueError, match=f"{required} is missing"):
+            prices.breakdown(lacking)
+
+
+def native_order(message: dict[str, Any]) -> NativeEvent:
+    return NativeEvent(platform="eleme", store_id="S001", platform_order_id="1",
+                       native_code="10", idempotency_key="10:1", platform_time_ms=1,
+                       payload=message)  # fmt: skip
 
 
 def test_a_push_without_a_signature_is_unauthorised_not_undecodable(eleme: Platform) -> None:

@@ -2,7 +2,10 @@
 
 Eleme sends yuan as JSON numbers; every figure here is converted to integer fen exactly.
 The figures Eleme states — ``totalPrice`` (user paid), ``income`` (店铺实收),
-``originalPrice`` — are taken as stated, never recomputed.
+``originalPrice`` — are taken as stated, never recomputed. ``income`` and ``serviceFee``
+missing from a payload give a null ``merchant_income`` / ``commission``, never 0; fees and
+discounts missing are none (0); an order without ``totalPrice`` or ``originalPrice`` cannot
+be read.
 """
 
 from __future__ import annotations
@@ -28,16 +31,16 @@ def breakdown(order: Mapping[str, Any]) -> PriceBreakdown:
     """The price breakdown of an OOrder message; ``ValueError`` names a bad figure."""
     return PriceBreakdown(
         items=[_item(line) for line in _goods_lines(order)],
-        original_amount=_fen(order, "originalPrice"),
+        original_amount=_required_fen(order, "originalPrice"),
         packaging_fee=_packaging_fee(order),
         delivery_fee=_fen(order, "deliverFee"),
         # shopPart/elemePart/serviceFee/hongbao are negative in real payloads (§1.6)
         merchant_discount=abs(_fen(order, "shopPart")),
         platform_discount=abs(_fen(order, "elemePart"))
         + (abs(_fen(order, "hongbao")) if HONGBAO_IS_PLATFORM_FUNDED else 0),
-        user_paid=_fen(order, "totalPrice"),
-        commission=abs(_fen(order, "serviceFee")),
-        merchant_income=_fen(order, "income"),
+        user_paid=_required_fen(order, "totalPrice"),
+        commission=_stated_fen(order, "serviceFee", absolute=True),
+        merchant_income=_stated_fen(order, "income"),
     )
 
 
@@ -90,7 +93,23 @@ def _quantity(line: Mapping[str, Any]) -> int:
     return quantity
 
 
+def _required_fen(source: Mapping[str, Any], key: str) -> int:
+    if source.get(key) is None:
+        raise ValueError(f"{key} is missing")
+    return _fen(source, key)
+
+
+def _stated_fen(source: Mapping[str, Any], key: str, *, absolute: bool = False) -> int | None:
+    """A figure as stated, or None when the payload does not state it; ``absolute`` for a
+    charge Eleme sends negative (``serviceFee``, §1.6)."""
+    if source.get(key) is None:
+        return None
+    value = _fen(source, key)
+    return abs(value) if absolute else value
+
+
 def _fen(source: Mapping[str, Any], key: str) -> int:
+    """A figure in fen; missing is 0 (a fee or discount the order does not have)."""
     value = source.get(key)
     if value is None:
         return 0
