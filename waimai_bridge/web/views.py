@@ -147,7 +147,7 @@ def order_view(
             )
             for item in order.items
         ],
-        price=None if order.price is None else PriceBreakdown.model_validate(order.price),
+        price=_price(order),
         refunded_amount=order.refunded_amount_fen,
         anomalies=[
             AnomalyView(kind=row.kind, detail=row.detail, created_at=iso(row.created_at_ms))
@@ -156,6 +156,23 @@ def order_view(
         events=events,
         created_at=iso(order.created_at_ms),
         updated_at=iso(order.updated_at_ms),
+    )
+
+
+def _price(order: Order) -> PriceBreakdown | None:
+    """The order's price breakdown, each line with the product its ``items`` line was mapped
+    to when the order was stored (the mapping is read once, at store time)."""
+    if order.price is None:
+        return None
+    price = PriceBreakdown.model_validate(order.price)
+    products = {item.line: item.product_id for item in order.items}
+    return price.model_copy(
+        update={
+            "items": [
+                item.model_copy(update={"product_id": products.get(line)})
+                for line, item in enumerate(price.items, start=1)
+            ]
+        }
     )
 
 
