@@ -102,6 +102,23 @@ def test_the_cli_imports_nothing_from_a_file_with_a_bad_line(
     assert "(unmapped)" in lookup.output
 
 
+def test_the_cli_names_the_line_of_a_file_that_is_not_utf8_or_not_csv(
+    run: CliRunner, tmp_path: Path
+) -> None:
+    legacy = tmp_path / "gbk.csv"
+    legacy.write_bytes("platform,sku_code,product_id\neleme,A,P\neleme,菜,P\n".encode("gb18030"))
+    result = run.invoke(cli, ["skus", "import", str(legacy)])
+    assert result.exit_code == 1
+    assert "nothing imported, 1 bad line:\n  line 3: the file is not UTF-8 text" in result.output
+    unclosed = tmp_path / "quote.csv"
+    unclosed.write_text('platform,sku_code,product_id\neleme,"A,P\n' + "x" * 200_000, "utf-8")
+    result = run.invoke(cli, ["skus", "import", str(unclosed)])
+    assert result.exit_code == 1
+    assert "line 3: not CSV: field larger than field limit" in result.output
+    lookup = run.invoke(cli, ["skus", "lookup", "eleme", "A"])
+    assert "(unmapped)" in lookup.output
+
+
 def test_migrate_upgrades_an_empty_database_to_head(
     empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

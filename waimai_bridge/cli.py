@@ -33,6 +33,7 @@ from waimai_bridge.store.inbox import failed as failed_inbox
 from waimai_bridge.store.skus import (
     ImportSummary,
     SkuFileError,
+    decode_sku_csv,
     import_skus,
     product_ids,
     read_sku_csv,
@@ -583,9 +584,10 @@ def skus_import(bridge: BridgeContext, file: str) -> None:
 
     Every line is checked first; a file with any bad line imports nothing.
     """
-    with click.open_file(file, encoding="utf-8") as stream:
-        text = stream.read()
+    with click.open_file(file, "rb") as stream:
+        data = stream.read()
     try:
+        text = decode_sku_csv(data, source=file)
         rows = read_sku_csv(text, platforms=bridge.registry.platforms.keys(), source=file)
     except SkuFileError as exc:
         raise click.ClickException(str(exc)) from None

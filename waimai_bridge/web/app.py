@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from waimai_bridge import __version__
 from waimai_bridge.runtime import Bridge
-from waimai_bridge.web import actions, api, subscriptions
+from waimai_bridge.web import actions, api, skus, subscriptions
 from waimai_bridge.web.errors import error
 from waimai_bridge.web.intake import Intake
 from waimai_bridge.web.webhooks import OPENAPI_PATHS, WebhookReceiver, is_push
@@ -77,6 +77,7 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
     app.include_router(api.router)
     app.include_router(actions.router)
     app.include_router(subscriptions.router)
+    app.include_router(skus.router)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
