@@ -88,11 +88,6 @@ KITCHEN_TRANSITIONS: Mapping[KitchenStep, Transition] = {
 IGNORED = Transition(rank=15)
 """An event the state machine ignores (no baseline state): kept in the log only."""
 
-CANCELLING_STATES = frozenset(
-    state for state, transition in TRANSITIONS.items() if transition.refunds_all
-)
-"""The states that end an order before it is stored when they arrive within the accept hold."""
-
 
 @dataclass(frozen=True)
 class LogEntry:
@@ -147,6 +142,9 @@ class OrderFold:
     refunded_amount_fen: int = 0
     pending_request: PlatformState | None = None
     """The request (cancel or refund family) that is pending, if one is."""
+    request_key: str | None = None
+    """The idempotency key of the event that opened the latest request, pending or answered:
+    which request an action answers."""
 
     @property
     def resting_state(self) -> OrderState | None:
@@ -198,6 +196,7 @@ def step(fold: OrderFold, entry: LogEntry, *, user_paid_fen: int | None = None) 
         pending_request=(entry.state if request is Request.OPEN else None)
         if request is not None
         else fold.pending_request,
+        request_key=entry.key if request is Request.OPEN else fold.request_key,
         partially_refunded=fold.partially_refunded or (agreed and entry.partial),
         refunded=fold.refunded or refunds_all,
         refunded_amount_fen=amount,
@@ -230,3 +229,27 @@ def fold(entries: Iterable[LogEntry], *, user_paid_fen: int | None = None) -> Or
     for entry in in_fold_order(entries):
         result = step(result, entry, user_paid_fen=user_paid_fen)
     return result
+
+
+CANCELLATIONS = frozenset(
+    {
+        PlatformState.CANCELLED,
+        PlatformState.INVALIDATED,
+        PlatformState.FORCE_INVALIDATED,
+        PlatformState.CANCEL_AGREED,
+    }
+)
+"""The states that cancel an order (an agreed cancel only when it is not partial); a full
+refund (33) is a sale with a refund, not a cancellation."""
+
+
+def cancelled_before_completion(entries: Iterable[LogEntry]) -> bool:
+    """Whether these events cancel the order before it is completed, which keeps an order
+    still in its accept hold out of the order table (SPEC §5)."""
+    fulfilment: OrderState | None = None
+    for entry in in_fold_order(entries):
+        transition = entry.transition
+        if entry.state in CANCELLATIONS and (transition.refunds_all or not entry.partial):
+            return fulfilment is not OrderState.COMPLETED
+        fulfilment = _further(fulfilment, transition.fulfilment)
+    return False

@@ -18,6 +18,8 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Broker, Message
+from redis import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from waimai_bridge.clock import Clock, system_clock
@@ -47,6 +49,23 @@ from waimai_bridge.store.orders import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database or the broker cannot be used right now (so the
+    whole message is tried again later), rather than that what it carries is bad."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | OSError | RedisError)
+
+
+def error_text(exc: BaseException) -> str:
+    """What to keep of an error: a database error's own message, without the statement
+    and values SQLAlchemy adds to it."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {exc.orig}"
+    return f"{type(exc).__name__}: {exc}"
+
 
 PROCESS_SHARD = "waimai.process_shard"
 RELEASE_HOLDS = "waimai.release_holds"
@@ -239,13 +258,35 @@ class Pipeline:
         """Apply the pending inbox events of ``shard`` to their orders, a batch at a time.
 
         The batch is one transaction (commits are the main cost); an event its plugin
-        cannot read is parked with its error and the rest go on. A full batch sends the
-        shard's message again, for what is still waiting.
+        cannot read is parked with its error and the rest go on. When applying the batch
+        fails for any other reason than an outage of the database or broker, its events
+        are applied one by one, and the one that fails alone is parked: one bad event never
+        stops its shard. A full batch sends the shard's message again, for what is still
+        waiting.
         """
         self.signals.lower(shard)
+        taken: list[int] = []
+        try:
+            self._apply(shard, taken)
+        except Exception as exc:
+            if not taken or is_outage(exc):
+                raise
+            logger.warning(
+                "a batch of %d events of shard %s failed (%s); applying them one by one",
+                len(taken), shard, type(exc).__name__,
+            )  # fmt: skip
+            for row_id in taken:
+                self._apply_alone(shard, row_id)
+        if len(taken) == BATCH:
+            self.wake(shard, force=True)
+
+    def _apply(self, shard: int, taken: list[int], *, row_id: int | None = None) -> None:
+        """Take pending events of ``shard`` (or the row ``row_id`` alone) and apply them in
+        one transaction; ``taken`` gets the ids of the rows taken, also when it fails."""
         with self.database.transaction(durable=False) as session:
             now = self.clock()
-            rows = inbox.take(session, shard, limit=BATCH, now_ms=now)
+            rows = inbox.take(session, shard, limit=BATCH, now_ms=now, row_id=row_id)
+            taken.extend(int(row.id) for row in rows)
             incoming: list[Incoming] = []
             for row in rows:
                 native = inbox.native_event(row)
@@ -259,8 +300,6 @@ class Pipeline:
                 incoming.append(Incoming(event, row.received_at_ms, price))
             applied = apply_events(session, incoming, accept_hold_ms=self.accept_hold_ms)
         self.deliveries_written(session)
-        if len(rows) == BATCH:
-            self.wake(shard, force=True)
         committed = self.clock()
         holds: list[Hold] = []
         for item, outcome in zip(incoming, applied, strict=True):
@@ -274,22 +313,67 @@ class Pipeline:
                 holds.append(Hold(*order, outcome.release_at_ms))
         self.schedule_releases(holds)
 
+    def _apply_alone(self, shard: int, row_id: int) -> None:
+        """Apply one inbox event in a transaction of its own; park it with its error when
+        that fails for any other reason than an outage."""
+        try:
+            self._apply(shard, [], row_id=row_id)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            with self.database.transaction() as session:
+                now = self.clock()
+                rows = inbox.take(session, shard, limit=1, now_ms=now, row_id=row_id)
+                for row in rows:
+                    inbox.park(session, row.id, error_text(exc), now)
+                    EVENTS_PROCESSED.labels(row.platform, "failed").inc()
+            # the type only: a database error's text may carry the event's values
+            logger.warning("inbox event %s parked: %s", row_id, type(exc).__name__)
+
     def release_holds(self, orders: list[list[str]]) -> None:
         """End the accept holds of ``orders`` (each ``[platform, platform_order_id,
-        store_id]``): store each, discard it, or come back when it is due.
+        store_id]``): store each, discard it, or come back when it is due or an event
+        received within its hold is still unread.
 
         A release that runs late (a backlog, or a worker that was down) also releases the
-        other due holds of its shards in the same transaction.
+        other due holds of its shards in the same transaction. When releasing them
+        together fails for any other reason than an outage, each is released alone, so
+        one order that cannot be stored never holds back the others.
         """
-        now = self.clock()
         keys = [(platform, platform_order_id) for platform, platform_order_id, _ in orders]
         stores = {(platform, order): store for platform, order, store in orders}
+        try:
+            released = self._release(keys, stores, catch_up=True)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            logger.warning(
+                "releasing %d holds together failed (%s); releasing them one by one",
+                len(keys), type(exc).__name__,
+            )  # fmt: skip
+            released = [self._release_alone(key, stores) for key in keys]
+        self.schedule_releases(
+            [
+                Hold(*key, stores[key], outcome.release_at_ms)
+                for key, outcome in zip(keys, released, strict=True)
+                if outcome.outcome in (Release.NOT_YET, Release.UNREAD)
+                and outcome.release_at_ms is not None
+            ]
+        )
+
+    def _release(
+        self, keys: list[tuple[str, str]], stores: dict[tuple[str, str], str], *, catch_up: bool
+    ) -> list[Released]:
+        """Release the holds of ``keys`` in one transaction (with ``catch_up``, and this
+        late, other due holds of their shards too); the outcome of each key."""
+        now = self.clock()
         with self.database.transaction(durable=False) as session:
             # these orders first (they may wait for their locks); the others only if free
             released = release_holds(session, keys, accept_hold_ms=self.accept_hold_ms, now_ms=now)
             others: list[Released] = []
-            if max((outcome.overdue_ms or 0 for outcome in released), default=0) > BEHIND_MS:
-                shards = {self.shard_of(store) for store in stores.values()}
+            late = max((outcome.overdue_ms or 0 for outcome in released), default=0) > BEHIND_MS
+            if catch_up and late:
+                shards = {self.shard_of(stores[key]) for key in keys}
                 others = release_due(
                     session, [store for shard in sorted(shards) for store in self._stores[shard]],
                     accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=CATCH_UP,
@@ -297,13 +381,23 @@ class Pipeline:
         self.deliveries_written(session)
         for outcome in [*released, *others]:
             ORDERS_RELEASED.labels(outcome.outcome).inc()
-        self.schedule_releases(
-            [
-                Hold(*key, stores[key], outcome.release_at_ms)
-                for key, outcome in zip(keys, released, strict=True)
-                if outcome.outcome is Release.NOT_YET and outcome.release_at_ms is not None
-            ]
-        )
+        return released
+
+    def _release_alone(self, key: tuple[str, str], stores: dict[tuple[str, str], str]) -> Released:
+        """Release one hold in a transaction of its own; an order that cannot be stored is
+        left held, logged, for the sweep to try again."""
+        try:
+            [released] = self._release([key], stores, catch_up=False)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            ORDERS_RELEASED.labels(Release.FAILED).inc()
+            logger.error(
+                "the hold of %s order %s could not be released (%s); the sweep tries again",
+                key[0], key[1], type(exc).__name__,
+            )  # fmt: skip
+            return Released(Release.FAILED)
+        return released
 
     def schedule_releases(self, holds: Sequence[Hold]) -> None:
         """Send the releases of these holds, or with ``gather_releases_ms`` gather each with

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,6 +48,20 @@ def _sqlite_engine(url: str) -> Engine:
 
 RELAXED = "-c synchronous_commit=off"
 """The setting of the connections of non-durable transactions (added to the URL's own)."""
+
+
+DURABLE = "waimai.durable"
+"""``session.info`` key: the transaction must commit durably, whatever it was opened as
+(see :func:`require_durable`)."""
+_DURABLE_COMMIT = text("SET LOCAL synchronous_commit TO on")
+
+
+def require_durable(session: Session) -> None:
+    """Make the commit of ``session``'s transaction durable even when it was opened with
+    ``durable=False``: it writes something the outside world will be told of (an update
+    for subscribers, a new order's id), and a database crash must not take back what
+    someone was told."""
+    session.info[DURABLE] = True
 
 
 class SchemaNotCurrent(WaimaiBridgeError):
@@ -85,11 +99,14 @@ class Database:
 
         ``durable=False`` lets PostgreSQL acknowledge the commit before it is on disk: a
         database crash may then lose the transaction whole (never half of it). For work
-        that is done again when lost, such as applying inbox events.
+        that is done again when lost, such as applying inbox events; a transaction that
+        calls :func:`require_durable` commits durably all the same.
         """
         sessions = self._sessions if durable else self._relaxed_sessions
         with sessions.begin() as session:
             yield session
+            if not durable and session.info.pop(DURABLE, False) and self.dialect != "sqlite":
+                session.execute(_DURABLE_COMMIT)
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

@@ -130,13 +130,32 @@ _TAKE = (
 )
 
 
-def take(session: Session, shard: int, *, limit: int, now_ms: int) -> list[Row[Any]]:
+_TAKE_ONE = (
+    update(_INBOX)
+    .where(_INBOX.c.id == bindparam("take_id"), _INBOX.c.status == InboxStatus.PENDING)
+    .values(
+        status=InboxStatus.DONE,
+        attempts=_INBOX.c.attempts + 1,
+        error=None,
+        done_at_ms=bindparam("taken_at_ms"),
+    )
+    .returning(*_INBOX.c)
+)
+
+
+def take(
+    session: Session, shard: int, *, limit: int, now_ms: int, row_id: int | None = None
+) -> list[Row[Any]]:
     """Up to ``limit`` pending rows of ``shard``, oldest first, marked done as of ``now_ms``
     in the caller's transaction (one the worker cannot apply is then :func:`park`-ed);
-    rows another worker holds are skipped (``SKIP LOCKED``)."""
-    taken = session.connection().execute(
-        _TAKE, {"take_shard": shard, "take_limit": limit, "taken_at_ms": now_ms}
-    )
+    rows another worker holds are skipped (``SKIP LOCKED``). With ``row_id``, that row
+    alone if it is still pending."""
+    if row_id is not None:
+        taken = session.connection().execute(_TAKE_ONE, {"take_id": row_id, "taken_at_ms": now_ms})
+    else:
+        taken = session.connection().execute(
+            _TAKE, {"take_shard": shard, "take_limit": limit, "taken_at_ms": now_ms}
+        )
     return sorted(taken, key=lambda row: int(row.id))
 
 

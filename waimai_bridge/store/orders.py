@@ -14,14 +14,24 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, tuple_
+from pydantic import ValidationError
+from sqlalchemy import Row, bindparam, func, literal_column, select, tuple_
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnClause
 
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
-from waimai_bridge.statemachine import LogEntry, OrderFold, fold
+from waimai_bridge.statemachine import LogEntry, OrderFold, cancelled_before_completion, fold
 from waimai_bridge.store import outbox
+from waimai_bridge.store.database import require_durable
 from waimai_bridge.store.skus import product_ids
-from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, OrderItem, PlatformOrder
+from waimai_bridge.store.tables import (
+    Anomaly,
+    InboxEvent,
+    Order,
+    OrderEvent,
+    OrderItem,
+    PlatformOrder,
+)
 from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
 
 
@@ -48,6 +58,8 @@ class Release(StrEnum):
     STORED = "stored"
     DISCARDED = "discarded"
     NOT_YET = "not_yet"
+    UNREAD = "unread"
+    FAILED = "failed"
     ALREADY_STORED = "already_stored"
     NOT_HELD = "not_held"
     UNKNOWN = "unknown"
@@ -55,8 +67,9 @@ class Release(StrEnum):
 
 @dataclass(frozen=True)
 class Released:
-    """The outcome of a release; ``release_at_ms`` is set when it came too early,
-    ``overdue_ms`` (how long after the hold's end it ran) when it stored or discarded."""
+    """The outcome of a release; ``release_at_ms`` is set when it came too early or an
+    event received within the hold is still unread (when to come back), ``overdue_ms``
+    (how long after the hold's end it ran) when it stored or discarded."""
 
     outcome: Release
     order_id: int | None = None
@@ -333,6 +346,11 @@ def starts_fulfilment(event: Event) -> bool:
     return LogEntry.of(event, arrival=0).transition.fulfilment is not None
 
 
+UNREAD_WAIT_MS = 500
+"""How long a release waits for the inbox to hand over the events received within the
+hold that are still unread, before it looks again."""
+
+
 def release_hold(
     session: Session,
     platform: str,
@@ -345,7 +363,10 @@ def release_hold(
 
     Called from a delayed message at the time :func:`apply_event` gave; calling it again,
     too early or for an order already stored is harmless. An order whose events received
-    within the hold already refund it in full is discarded: it never enters ``orders``.
+    within the hold cancel it before completion is discarded: it never enters ``orders``
+    (SPEC §5). While the inbox still holds an unread event of the order received within
+    the hold, nothing is decided: the outcome is :attr:`Release.UNREAD`, to come back at
+    its ``release_at_ms``.
     """
     [released] = release_holds(
         session, [(platform, platform_order_id)], accept_hold_ms=accept_hold_ms, now_ms=now_ms
@@ -424,25 +445,32 @@ def order_fold(session: Session, platform_order: PlatformOrder) -> OrderFold:
 def _release(
     session: Session, held: Sequence[_Locked], accept_hold_ms: int, now_ms: int
 ) -> list[Released]:
-    """Store or discard locked platform orders whose hold is over."""
+    """Store or discard locked platform orders whose hold is over, once every event
+    received within their holds is read."""
     logs = _logs(session, [platform_order.id for platform_order in held])
+    unread = _first_unread(session, held)
     outcomes: dict[int, Released] = {}
     stored: list[tuple[_Locked, OrderFold]] = []
     overdue: dict[int, int] = {}
     for platform_order in held:
         assert platform_order.hold_started_at_ms is not None  # held orders started a hold
         deadline = platform_order.hold_started_at_ms + accept_hold_ms
+        key = (platform_order.platform, platform_order.platform_order_id)
+        if key in unread and unread[key] <= deadline:
+            outcomes[platform_order.id] = Released(
+                Release.UNREAD, release_at_ms=now_ms + UNREAD_WAIT_MS
+            )
+            continue
         overdue[platform_order.id] = now_ms - deadline
         rows = logs[platform_order.id]
-        user_paid = _user_paid(platform_order.price)
         within_hold = [_entry(row) for row in rows if row.received_at_ms <= deadline]
-        if fold(within_hold, user_paid_fen=user_paid).refunded:
+        if cancelled_before_completion(within_hold):
             platform_order.discarded = True
             outcomes[platform_order.id] = Released(
                 Release.DISCARDED, overdue_ms=overdue[platform_order.id]
             )
             continue
-        state = fold([_entry(row) for row in rows], user_paid_fen=user_paid)
+        state = fold([_entry(row) for row in rows], user_paid_fen=_user_paid(platform_order.price))
         if state.order_state is None:  # unreachable: the hold starts with fulfilment
             raise AssertionError(f"held order {platform_order.id} has no order state")
         stored.append((platform_order, state))
@@ -460,6 +488,33 @@ def _release(
     return [outcomes[platform_order.id] for platform_order in held]
 
 
+_PENDING: ColumnClause[str] = literal_column("'pending'")
+"""The inbox status of an unread event, as a literal so that PostgreSQL matches the
+partial index of pending events whatever plan it caches."""
+
+
+def _first_unread(session: Session, held: Sequence[_Locked]) -> dict[tuple[str, str], int]:
+    """When the earliest unread (pending) inbox event of each of these platform orders that
+    has one was received, by ``(platform, platform_order_id)``."""
+    if not held:
+        return {}
+    keys = [(platform_order.platform, platform_order.platform_order_id) for platform_order in held]
+    statement = (
+        select(
+            InboxEvent.platform, InboxEvent.platform_order_id, func.min(InboxEvent.received_at_ms)
+        )
+        .where(
+            InboxEvent.status == _PENDING,
+            tuple_(InboxEvent.platform, InboxEvent.platform_order_id).in_(keys),
+        )
+        .group_by(InboxEvent.platform, InboxEvent.platform_order_id)
+    )
+    return {
+        (platform, order_id): received
+        for platform, order_id, received in session.connection().execute(statement)
+    }
+
+
 def _store(
     session: Session,
     stored: Sequence[tuple[_Locked, OrderFold]],
@@ -467,7 +522,11 @@ def _store(
     overdue: dict[int, int],
     now_ms: int,
 ) -> None:
-    """Insert the orders of platform orders whose hold ended, with their lines."""
+    """Insert the orders of platform orders whose hold ended, with their lines.
+
+    The commit is durable: an order's id is shown to the chain's systems at once, and a
+    database crash must not let it be taken back and given to another order."""
+    require_durable(session)
     orders = [
         {
             "platform": platform_order.platform,
@@ -616,11 +675,25 @@ def _store_items(
     """The lines of the orders (platform order, stored order id) from their price
     breakdowns, each mapped to the chain's product; an unmapped line is flagged and noted as
     an anomaly of its order."""
-    priced = [
-        (platform_order, order_id, PriceBreakdown.model_validate(platform_order.price))
-        for platform_order, order_id in stored
-        if platform_order.price is not None
-    ]
+    priced: list[tuple[_Locked, int | None, PriceBreakdown]] = []
+    anomalies = []
+    for platform_order, order_id in stored:
+        if platform_order.price is None:
+            continue
+        try:
+            priced.append(
+                (platform_order, order_id, PriceBreakdown.model_validate(platform_order.price))
+            )
+        except ValidationError as exc:  # kept before the contract bounded it: no lines
+            anomalies.append(
+                {
+                    "platform_order_pk": platform_order.id,
+                    "order_id": order_id,
+                    "kind": "price_unreadable",
+                    "detail": f"its lines cannot be stored: {exc}"[:500],
+                    "created_at_ms": now_ms,
+                }
+            )
     codes: dict[str, set[str]] = {}
     for platform_order, _, price in priced:
         codes.setdefault(platform_order.platform, set()).update(
@@ -628,7 +701,6 @@ def _store_items(
         )
     known = {platform: product_ids(session, platform, wanted) for platform, wanted in codes.items()}
     items = []
-    anomalies = []
     for platform_order, order_id, price in priced:
         for line, item in enumerate(price.items, start=1):
             product_id = (

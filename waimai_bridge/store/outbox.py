@@ -2,7 +2,9 @@
 
 Every order state change and every action outcome is written here, one delivery per
 matching subscription, in the same transaction as the change itself — so an update is
-sent if and only if the change was committed. A worker then POSTs the due deliveries.
+sent if and only if the change was committed, and that commit is durable (a database
+crash cannot take back a change a subscriber was told of). A worker then POSTs the due
+deliveries.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from waimai_bridge.store.database import require_durable
 from waimai_bridge.store.tables import Delivery, OutboundAction, Subscription
 
 SUBSCRIPTIONS = "waimai.subscriptions"
@@ -124,6 +127,7 @@ def _write(
         and (not states or state is None or state in states)
     ]
     if rows:
+        require_durable(session)  # a crash must not take back what a subscriber is told
         session.execute(insert(Delivery), rows)
         session.info[WRITTEN] = session.info.get(WRITTEN, 0) + len(rows)
 
