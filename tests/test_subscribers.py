@@ -23,7 +23,7 @@ from tests.test_pipeline import AUTH, config_text, lifecycle, registry, send
 from waimai_bridge.config import load_config
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import outbox
-from waimai_bridge.store.tables import InboxEvent, Order
+from waimai_bridge.store.tables import Delivery, InboxEvent, Order
 from waimai_bridge.web.app import create_app
 
 SUBSCRIBER_SECRET = "subscriber-secret-0123456789"
@@ -218,3 +218,44 @@ def test_subscriptions_are_listed_without_secrets_and_deleted(
         "/api/v1/subscriptions", json={"url": "ftp://x", "secret": "short"}, headers=AUTH
     )
     assert bad.status_code == 422
+
+
+def test_a_subscriber_url_the_client_cannot_call_fails_alone(
+    client: TestClient, subscriber: Subscriber
+) -> None:
+    subscribe(client, subscriber.url)
+    bridge: Bridge = client.app.state.bridge  # type: ignore[attr-defined]
+    with bridge.database.transaction() as session:  # kept before URLs were checked this well
+        outbox.subscribe(
+            session, url="http://ex\u00e4mple..com/hook", secret=SUBSCRIBER_SECRET,
+            store_ids=None, platforms=None, states=None, now_ms=bridge.clock(),
+        )  # fmt: skip
+    for body in lifecycle("U-1", "order.created", "order.accepted", price=PRICE):
+        send(client, body)
+    wait_until(lambda: subscriber.updates(), 10, "the good subscriber's update")
+
+    def outcomes() -> list[tuple[str, str | None]]:
+        with bridge.database.transaction() as session:
+            rows = session.execute(
+                select(Delivery.status, Delivery.last_error).order_by(Delivery.id)
+            )
+            return [(status, error) for status, error in rows]
+
+    [(good, _), (bad, error)] = wait_until(
+        lambda: (found := outcomes()) and all(e or s == "done" for s, e in found) and found,
+        10, "both outcomes recorded",
+    )  # fmt: skip
+    assert good == "done"
+    assert bad == "pending"
+    assert error is not None
+    assert error.startswith("InvalidURL")
+
+
+def test_a_url_the_client_cannot_call_is_refused(client: TestClient) -> None:
+    answer = client.post(
+        "/api/v1/subscriptions",
+        json={"url": "http://ex\u00e4mple..com/hook", "secret": SUBSCRIBER_SECRET},
+        headers=AUTH,
+    )
+    assert answer.status_code == 422
+    assert "not a URL that can be called" in answer.text

@@ -117,7 +117,7 @@ class Deliverer:
         }
         try:
             answer = client.post(item.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # whatever one URL raises is that update's failure alone
             return f"{type(exc).__name__}: {exc}"
         if answer.is_success:
             return None

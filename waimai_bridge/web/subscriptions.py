@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
+import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +42,10 @@ class SubscriptionAsk(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL")
+        try:
+            httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a URL that can be called: {exc}") from None
         return value
 
 
