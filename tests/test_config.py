@@ -223,3 +223,11 @@ def test_broken_toml_names_the_line(tmp_path: Path, registry: PluginRegistry) ->
     assert key == "(file)"
     assert problem.startswith("not valid TOML: ")
     assert "line 2" in problem
+
+
+def test_a_store_id_longer_than_the_database_holds_is_named(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    long = "S" * 65
+    found = problems(tmp_path, f'[stores.{long}]\nname = "x"\n', registry)
+    assert found == [(f"stores.{long}", "a store id has at most 64 characters")]

@@ -104,6 +104,10 @@ class BridgeSettings(BaseSettings):
         return env_settings, init_settings
 
 
+MAX_STORE_ID = 64
+"""The longest store id the database holds."""
+
+
 class _StoreTable(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -268,6 +272,8 @@ def _store(
 ) -> StoreConfig | None:
     key = f"stores.{store_id}"
     before = len(problems)
+    if len(store_id) > MAX_STORE_ID:
+        problems.append((key, f"a store id has at most {MAX_STORE_ID} characters"))
     try:
         parsed = _StoreTable(**table)
     except ValidationError as exc:

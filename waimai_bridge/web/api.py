@@ -6,7 +6,7 @@ import hmac
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -21,6 +21,11 @@ from waimai_bridge.web.views import (
     find_platform_order,
     list_orders,
 )
+
+MAX_ROW_ID = 2**63 - 1
+"""The largest id (and epoch millisecond) the database holds: a signed 64-bit integer."""
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+"""An id in a URL path: a number out of the database's range is refused (422), not looked up."""
 
 _bearer = HTTPBearer(auto_error=False, description="One of [bridge].api_tokens.")
 
@@ -53,7 +58,9 @@ router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=[Depends(requ
 def _since_ms(since: str | None) -> int | None:
     if since is None:
         return None
-    if since.isdigit():
+    if since.isascii() and since.isdigit():  # str.isdigit() also takes "²"
+        if int(since) > MAX_ROW_ID:
+            raise HTTPException(400, "since is out of range")
         return int(since)
     try:
         moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
@@ -75,7 +82,7 @@ async def orders(
         str | None, Query(description="Updated at or after: epoch ms or ISO 8601.")
     ] = None,
     cursor: Annotated[
-        int | None, Query(ge=0, description="next_cursor of the page before.")
+        int | None, Query(ge=0, le=MAX_ROW_ID, description="next_cursor of the page before.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> OrderPage:
@@ -100,7 +107,7 @@ async def orders(
 
 
 @router.get("/orders/{order_id}", response_model=OrderView, summary="One order")
-async def order(request: Request, order_id: int) -> OrderView:
+async def order(request: Request, order_id: RowId) -> OrderView:
     """The unified order with its events."""
     bridge = bridge_of(request)
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from waimai_bridge.models import OrderState
 from waimai_bridge.store import outbox
 from waimai_bridge.store.tables import Subscription
-from waimai_bridge.web.api import bridge_of, require_token
+from waimai_bridge.web.api import RowId, bridge_of, require_token
 from waimai_bridge.web.views import iso
 
 router = APIRouter(prefix="/api/v1", tags=["subscriptions"], dependencies=[Depends(require_token)])
@@ -101,7 +101,7 @@ async def list_subscriptions(request: Request) -> list[SubscriptionView]:
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, summary="Unsubscribe")
-async def unsubscribe(request: Request, subscription_id: int) -> Response:
+async def unsubscribe(request: Request, subscription_id: RowId) -> Response:
     """Stop POSTing to a subscription; its undelivered updates are dropped."""
     bridge = bridge_of(request)
 
