@@ -10,11 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
+from sqlalchemy import BigInteger, Integer, String
 
 from tests.schema_strategies import JSON, from_schema, json_values, paths, replaced
 from waimai_bridge import contracts
 from waimai_bridge.contracts.__main__ import main as write_contracts
 from waimai_bridge.models import PriceBreakdown
+from waimai_bridge.store.tables import Base
 from waimai_bridge.validation import ContractProblem, conform
 
 NAMES = sorted(contracts.MODELS)
@@ -153,3 +155,85 @@ def test_every_contract_ships_in_the_package() -> None:
         entry.name for entry in folder.iterdir() if entry.name.endswith(".schema.json")
     )
     assert shipped == sorted(contracts.filename(name) for name in NAMES)
+
+
+# --------------------------------------------------------------------------- database bounds
+
+DATA_CONTRACTS = ["native-event", "state-change", "event", "price-breakdown", "action-request",
+                  "action-result"]  # fmt: skip
+"""The contracts whose values the bridge stores."""
+
+COLUMNS = {
+    ("native-event", "platform"): "inbox.platform",
+    ("native-event", "store_id"): "inbox.store_id",
+    ("native-event", "platform_order_id"): "inbox.platform_order_id",
+    ("native-event", "native_code"): "inbox.native_code",
+    ("native-event", "idempotency_key"): "inbox.idempotency_key",
+    ("native-event", "platform_time_ms"): "inbox.platform_time_ms",
+    ("event", "platform_time_ms"): "order_events.platform_time_ms",
+    ("state-change", "refund_amount_fen"): "order_events.refund_amount_fen",
+    ("state-change", "RefundedItem.sku_code"): "sku_mappings.sku_code",
+    ("state-change", "RefundedItem.quantity"): "order_items.quantity",
+    ("price-breakdown", "PriceItem.sku_code"): "order_items.sku_code",
+    ("price-breakdown", "PriceItem.platform_sku_id"): "order_items.platform_sku_id",
+    ("price-breakdown", "PriceItem.product_id"): "order_items.product_id",
+    ("price-breakdown", "PriceItem.quantity"): "order_items.quantity",
+    ("price-breakdown", "PriceItem.unit_original"): "order_items.unit_original_fen",
+    ("price-breakdown", "PriceItem.unit_paid"): "order_items.unit_paid_fen",
+    ("action-request", "platform_order_id"): "outbound_actions.platform_order_id",
+    ("action-request", "store_id"): "outbound_actions.store_id",
+    ("action-request", "attempt"): "outbound_actions.attempts",
+    ("action-result", "code"): "outbound_actions.result_code",
+}
+"""A contract's field (``Model.field`` inside ``$defs``) → the column its value ends up in."""
+
+
+def field_schema(name: str, field: str) -> dict[str, Any]:
+    """The schema of one field of a contract, its non-null branch where it may be null."""
+    schema = contracts.load(name)
+    model, _, own = field.rpartition(".")
+    found: dict[str, Any] = (schema["$defs"][model] if model else schema)["properties"][own]
+    branches = [branch for branch in found.get("anyOf", [found]) if branch.get("type") != "null"]
+    assert len(branches) == 1, (name, field)
+    branch: dict[str, Any] = branches[0]
+    return branch
+
+
+def column_bound(column_name: str) -> tuple[str, int]:
+    """The keyword and value of the largest value a column holds."""
+    table, column = column_name.split(".")
+    kind = Base.metadata.tables[table].c[column].type
+    if isinstance(kind, String):
+        assert kind.length is not None, column_name
+        return "maxLength", kind.length
+    if isinstance(kind, BigInteger):
+        return "maximum", 2**63 - 1
+    assert isinstance(kind, Integer), column_name
+    return "maximum", 2**31 - 1
+
+
+@pytest.mark.parametrize(("name", "field"), sorted(COLUMNS))
+def test_a_stored_field_is_bounded_by_its_column(name: str, field: str) -> None:
+    keyword, bound = column_bound(COLUMNS[name, field])
+    assert field_schema(name, field).get(keyword) == bound
+
+
+def bounded_or_not(schema: Any, where: str = "$") -> list[str]:
+    """The strings and integers of a schema without an upper bound, by location."""
+    if isinstance(schema, list):
+        return [p for i, item in enumerate(schema) for p in bounded_or_not(item, f"{where}[{i}]")]
+    if not isinstance(schema, dict):
+        return []
+    found = [p for key, value in schema.items() for p in bounded_or_not(value, f"{where}.{key}")]
+    if "enum" in schema or "const" in schema:
+        return found
+    if schema.get("type") == "string" and "maxLength" not in schema:
+        found.append(where)
+    if schema.get("type") == "integer" and "maximum" not in schema:
+        found.append(where)
+    return found
+
+
+@pytest.mark.parametrize("name", DATA_CONTRACTS)
+def test_every_stored_string_and_integer_has_an_upper_bound(name: str) -> None:
+    assert bounded_or_not(contracts.load(name)) == []

@@ -8,18 +8,29 @@ milliseconds, so a contract never depends on time-zone or float formatting.
 
 from __future__ import annotations
 
-import json
 from enum import IntEnum, StrEnum
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CONTRACT_VERSION = "1.2"
+from waimai_bridge.bounds import (
+    MAX_ID_LENGTH,
+    MAX_INT64,
+    MAX_KEY_LENGTH,
+    Count,
+    EpochMs,
+    Fen,
+    Id,
+    Name,
+    SkuCode,
+    Text,
+)
+from waimai_bridge.untrusted import decode_json
+
+CONTRACT_VERSION = "1.3"
 """Version of the contracts in ``waimai_bridge/contracts/``; a plugin must match the major."""
 
-Fen = Annotated[int, Field(ge=0, description="An amount of money in fen (分), never negative.")]
-EpochMs = Annotated[int, Field(ge=0, description="A point in time as epoch milliseconds.")]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
@@ -222,8 +233,9 @@ class InboundRequest(ContractModel):
         return parse_qsl(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
 
     def decode_json(self) -> Any:
-        """The body decoded as JSON; raises ``ValueError`` when it is not JSON."""
-        return json.loads(self.body)
+        """The body decoded as JSON; raises ``ValueError`` when it is not JSON, or JSON no
+        database can hold (:func:`waimai_bridge.untrusted.decode_json`)."""
+        return decode_json(self.body)
 
 
 class Reply(ContractModel):
@@ -237,8 +249,8 @@ class Reply(ContractModel):
 class NativeEvent(ContractModel):
     """One platform message, decoded and trusted, not yet mapped to the baseline."""
 
-    platform: NonEmpty
-    store_id: NonEmpty = Field(description="The chain's own store id, resolved from the config.")
+    platform: str = Field(min_length=1, max_length=32)
+    store_id: Id = Field(description="The chain's own store id, resolved from the config.")
     store_inferred: bool = Field(
         default=False,
         description=(
@@ -246,9 +258,9 @@ class NativeEvent(ContractModel):
             "the store of the platform order instead when it knows the order."
         ),
     )
-    platform_order_id: NonEmpty = Field(description="The platform's order id, always a string.")
-    native_code: NonEmpty = Field(description="A code of the plugin's native-code table.")
-    idempotency_key: str = Field(min_length=1, max_length=200)
+    platform_order_id: Id = Field(description="The platform's order id, always a string.")
+    native_code: Id = Field(description="A code of the plugin's native-code table.")
+    idempotency_key: str = Field(min_length=1, max_length=MAX_KEY_LENGTH)
     platform_time_ms: EpochMs = Field(description="The platform's own time of the change.")
     payload: dict[str, Any] = Field(description="The decoded message, as the platform sent it.")
 
@@ -264,12 +276,12 @@ class ParsedPush(ContractModel):
 
 
 class RefundedItem(ContractModel):
-    """A line a cancel or refund gives money back for."""
+    """A line a cancel or refund gives money back for (kept in the event's JSON)."""
 
-    name: NonEmpty
-    quantity: int = Field(ge=1)
-    sku_code: str | None = None
-    platform_sku_id: str | None = None
+    name: Name
+    quantity: Count
+    sku_code: SkuCode | None = None
+    platform_sku_id: SkuCode | None = None
     amount_fen: Fen | None = Field(default=None, description="Refund for this line, when stated.")
 
 
@@ -287,7 +299,7 @@ class StateChange(ContractModel):
     partial: bool = False
     refund_amount_fen: Fen | None = None
     refunded_items: list[RefundedItem] = Field(default_factory=list)
-    reason: str | None = None
+    reason: Text | None = None
 
 
 class Event(NativeEvent, StateChange):
@@ -305,13 +317,15 @@ class Event(NativeEvent, StateChange):
 class PriceItem(ContractModel):
     """One order line of the price breakdown (SPEC §6)."""
 
-    sku_code: str | None = Field(description="The merchant's own code, as the platform sends it.")
-    platform_sku_id: str | None
-    name: NonEmpty
-    quantity: int = Field(ge=1)
+    sku_code: SkuCode | None = Field(
+        description="The merchant's own code, as the platform sends it."
+    )
+    platform_sku_id: SkuCode | None
+    name: Name
+    quantity: Count
     unit_original: Fen
     unit_paid: Fen
-    product_id: str | None = Field(
+    product_id: SkuCode | None = Field(
         default=None, description="The chain's product, from the SKU mapping; null when unmapped."
     )
 
@@ -330,10 +344,12 @@ class PriceBreakdown(ContractModel):
         description="The platform's commission in fen; null when the payload does not state it."
     )
     merchant_income: int | None = Field(
+        ge=-MAX_INT64 - 1,
+        le=MAX_INT64,
         description=(
             "商家实收 as the platform states it, in fen; null when the payload does not state "
             "it (never computed by the core)."
-        )
+        ),
     )
 
 
@@ -343,17 +359,23 @@ class PriceBreakdown(ContractModel):
 class ActionRequest(ContractModel):
     """An outbound action for ``outbound_action`` to perform on the platform."""
 
-    action_id: NonEmpty
+    action_id: Id
     action: Action
-    platform_order_id: NonEmpty
-    store_id: NonEmpty
-    reason: str | None = None
-    attempt: int = Field(ge=1, description="1 for the first platform call, then 2, 3 …")
+    platform_order_id: Id
+    store_id: Id
+    reason: Text | None = None
+    attempt: Count = Field(description="1 for the first platform call, then 2, 3 …")
 
 
 class ActionResult(ContractModel):
     """How the platform answered: done, rejected with its code and message, or transient."""
 
     outcome: ActionOutcome
-    code: str | None = Field(default=None, description="The platform's code, as it sends it.")
-    message: str | None = None
+    code: str | None = Field(
+        default=None,
+        max_length=MAX_ID_LENGTH,
+        description="The platform's code, as it sends it (a plugin shortens a longer one).",
+    )
+    message: Text | None = Field(
+        default=None, description="The platform's words (a plugin shortens longer ones)."
+    )

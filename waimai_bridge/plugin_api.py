@@ -8,6 +8,15 @@ Semantic versioning applies to this module and to the contracts in
 
 from __future__ import annotations
 
+from waimai_bridge.bounds import (
+    MAX_ID_LENGTH,
+    MAX_INT32,
+    MAX_INT64,
+    MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_SKU_LENGTH,
+    MAX_TEXT_LENGTH,
+)
 from waimai_bridge.errors import (
     BadSignature,
     PlatformError,
@@ -41,9 +50,18 @@ from waimai_bridge.models import (
     StateChange,
 )
 from waimai_bridge.money import yuan_to_fen
+from waimai_bridge.untrusted import UNREADABLE, decode_json, describe
 
 __all__ = [
     "CONTRACT_VERSION",
+    "MAX_ID_LENGTH",
+    "MAX_INT32",
+    "MAX_INT64",
+    "MAX_KEY_LENGTH",
+    "MAX_NAME_LENGTH",
+    "MAX_SKU_LENGTH",
+    "MAX_TEXT_LENGTH",
+    "UNREADABLE",
     "Action",
     "ActionOutcome",
     "ActionRequest",
@@ -69,6 +87,8 @@ __all__ = [
     "TransientPlatformError",
     "UndecodablePush",
     "UnknownStore",
+    "decode_json",
+    "describe",
     "hookimpl",
     "read_manifest",
     "yuan_to_fen",

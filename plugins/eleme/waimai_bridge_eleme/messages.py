@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from waimai_bridge.plugin_api import MAX_ID_LENGTH, MAX_INT64
+
 
 class Kind(StrEnum):
     """A ``message`` structure."""
@@ -69,18 +71,32 @@ def missing_fields(kind: Kind, message: Mapping[str, Any]) -> list[str]:
 
 
 def order_id(kind: Kind, message: Mapping[str, Any]) -> str | None:
-    """The order id a message names, as a string (ids exceed 2^53); None for shop messages."""
+    """The order id a message names, as a string (ids exceed 2^53); None for shop messages.
+
+    ``ValueError`` for an id that is not a string or an integer, or is too long to store.
+    """
     for key in RULES[kind].order_id_keys:
         value = message.get(key)
-        if value not in (None, ""):
-            return str(value)
+        if value in (None, ""):
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError(f"{key} is not a string or an integer")
+        text = str(value)
+        if len(text) > MAX_ID_LENGTH:
+            raise ValueError(f"{key} is longer than {MAX_ID_LENGTH} characters")
+        return text
     return None
 
 
 def change_time_ms(message: Mapping[str, Any], envelope_ms: int) -> int:
-    """The platform's time of the change: the message's own, else the envelope's."""
+    """The platform's time of the change: the message's own, else the envelope's.
+
+    ``ValueError`` for a time too large to store.
+    """
     for key, factor in TIME_FIELDS:
         value = message.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            if value > MAX_INT64 // factor:
+                raise ValueError(f"{key} is too large for a time")
             return value * factor
     return envelope_ms

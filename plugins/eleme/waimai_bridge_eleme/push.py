@@ -16,6 +16,9 @@ import json
 from typing import Any
 
 from waimai_bridge.plugin_api import (
+    MAX_INT64,
+    MAX_KEY_LENGTH,
+    UNREADABLE,
     BadSignature,
     InboundRequest,
     NativeEvent,
@@ -24,6 +27,8 @@ from waimai_bridge.plugin_api import (
     Reply,
     UndecodablePush,
     UnknownStore,
+    decode_json,
+    describe,
 )
 from waimai_bridge_eleme import messages
 from waimai_bridge_eleme.assumptions import SHOP_MESSAGE_ORDER_PREFIX
@@ -63,8 +68,8 @@ def refusal(message: str) -> Reply:
 def _envelope(request: InboundRequest) -> dict[str, Any]:
     try:
         envelope = request.decode_json()
-    except ValueError:
-        raise _undecodable("the body is not JSON") from None
+    except ValueError as exc:
+        raise _undecodable(f"the body is not JSON: {describe(exc)}") from None
     if not isinstance(envelope, dict):
         raise _undecodable("the body is not a JSON object")
     return envelope
@@ -92,7 +97,9 @@ def _event(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
     if kind is None:
         raise _undecodable(f"type {push_type!r} is not a push type Eleme sends")
     envelope_ms = envelope["timestamp"]
-    if not isinstance(envelope_ms, int) or isinstance(envelope_ms, bool) or envelope_ms <= 0:
+    if not isinstance(envelope_ms, int) or isinstance(envelope_ms, bool):
+        raise _undecodable("timestamp is not a time in milliseconds")
+    if not 0 < envelope_ms <= MAX_INT64:
         raise _undecodable("timestamp is not a time in milliseconds")
     message = _message(envelope["message"], push_type)
     missing = messages.missing_fields(kind, message)
@@ -101,37 +108,46 @@ def _event(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
     if kind is messages.Kind.ORDER:
         try:
             breakdown(message)
-        except ValueError as exc:
-            raise _undecodable(f"the type {push_type} order's prices: {exc}") from None
+        except UNREADABLE as exc:
+            raise _undecodable(f"the type {push_type} order's prices: {describe(exc)}") from None
     store = config.store_for("shop_id", envelope["shopId"])
     if store is None:
         message_text = f"no store is bound to Eleme shopId {envelope['shopId']}"
         raise UnknownStore(message_text, reply=refusal(message_text))
     shop_order = f"{SHOP_MESSAGE_ORDER_PREFIX}{envelope['shopId']}"
-    order_id = messages.order_id(kind, message) or shop_order
-    event = NativeEvent(
-        platform=PLATFORM,
-        store_id=store,
-        platform_order_id=order_id,
-        native_code=str(push_type),
-        idempotency_key=str(envelope["requestId"]),
-        platform_time_ms=messages.change_time_ms(message, envelope_ms),
-        payload=message,
-    )
-    try:  # refuse now what the worker could not map later
+    try:  # refuse now what the inbox cannot hold or the worker could not map later
+        event = NativeEvent(
+            platform=PLATFORM,
+            store_id=store,
+            platform_order_id=messages.order_id(kind, message) or shop_order,
+            native_code=str(push_type),
+            idempotency_key=_request_id(envelope["requestId"]),
+            platform_time_ms=messages.change_time_ms(message, envelope_ms),
+            payload=message,
+        )
         state_change(event)
-    except ValueError as exc:
-        raise _undecodable(f"the type {push_type} message: {exc}") from None
+    except UNREADABLE as exc:
+        raise _undecodable(f"the type {push_type} push: {describe(exc)}") from None
     return event
+
+
+def _request_id(value: Any) -> str:
+    """The envelope's ``requestId``: the event's idempotency key."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise ValueError("requestId is not a string")
+    key = str(value)
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"requestId is longer than {MAX_KEY_LENGTH} characters")
+    return key
 
 
 def _message(raw: Any, push_type: int) -> dict[str, Any]:
     if not isinstance(raw, str):
         raise _undecodable(f"the type {push_type} message is not a JSON string")
     try:
-        message = json.loads(raw)
-    except ValueError:
-        raise _undecodable(f"the type {push_type} message is not valid JSON") from None
+        message = decode_json(raw)
+    except ValueError as exc:
+        raise _undecodable(f"the type {push_type} message is not valid JSON: {exc}") from None
     if not isinstance(message, dict):
         raise _undecodable(f"the type {push_type} message is not a JSON object")
     return message

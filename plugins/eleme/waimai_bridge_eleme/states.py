@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from waimai_bridge.plugin_api import (
+    MAX_TEXT_LENGTH,
     NativeEvent,
     PlatformState,
     RefundedItem,
@@ -47,9 +48,10 @@ def state_change(event: NativeEvent) -> StateChange:
     return StateChange(
         state=state,
         partial=message.get("refundType") == PARTIAL_REFUND_TYPE,
-        refund_amount_fen=None if total is None else yuan_to_fen(total),
+        refund_amount_fen=None if total is None else _fen(total, "totalPrice"),
         refunded_items=[_refunded(line) for line in message.get("goodsList") or []],
-        reason=str(message["reason"]) if message.get("reason") else None,
+        # the user's words: shortened to what the contract holds, not refused for length
+        reason=str(message["reason"])[:MAX_TEXT_LENGTH] if message.get("reason") else None,
     )
 
 
@@ -62,5 +64,12 @@ def _refunded(line: Any) -> RefundedItem:
     price = line.get("price")
     amount = None
     if price is not None and REFUND_LINE_PRICE_IS_UNIT_PRICE:
-        amount = yuan_to_fen(price) * quantity
+        amount = _fen(price, "goodsList price") * quantity
     return RefundedItem(name=str(line.get("name") or "?"), quantity=quantity, amount_fen=amount)
+
+
+def _fen(yuan: Any, field: str) -> int:
+    try:
+        return yuan_to_fen(yuan)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None

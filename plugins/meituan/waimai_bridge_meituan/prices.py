@@ -187,7 +187,10 @@ def box_fee(line: Mapping[str, Any]) -> int:
     price = _text(line.get("box_price"))
     if not boxes or not price:
         return 0
-    per_line = yuan_to_fen(Decimal(boxes) * Decimal(price))
+    try:
+        per_line = yuan_to_fen(Decimal(boxes) * Decimal(price))
+    except (ArithmeticError, ValueError):  # not numbers, or too large to be money
+        raise ValueError("box_num × box_price is not an amount in yuan") from None
     if facts.BOX_FEE_PER_LINE:
         return per_line
     return per_line * (whole_number(line.get("quantity")) or 1)

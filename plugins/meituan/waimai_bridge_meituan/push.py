@@ -15,6 +15,9 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from waimai_bridge.plugin_api import (
+    MAX_ID_LENGTH,
+    MAX_INT64,
+    UNREADABLE,
     BadSignature,
     InboundRequest,
     NativeEvent,
@@ -23,14 +26,19 @@ from waimai_bridge.plugin_api import (
     Reply,
     UndecodablePush,
     UnknownStore,
+    decode_json,
+    describe,
 )
 from waimai_bridge_meituan import assumptions as facts
+from waimai_bridge_meituan import prices, states
 from waimai_bridge_meituan.signing import sig, sig_matches
 
 PLATFORM = "meituan"
 WEBHOOK_PATH = "/webhooks/meituan/"
 ACK = Reply(body=facts.ACK_BODY)
 MAX_KEY_LENGTH = 200
+MAX_TIME_DIGITS = 19
+"""The longest time field read: more digits than a bigint of milliseconds has."""
 
 Params = dict[str, str]
 
@@ -92,16 +100,24 @@ def parse_push(request: InboundRequest, config: PluginConfig) -> ParsedPush | No
     order_id = str(message.get("order_id", "")).strip()
     if not order_id:
         raise _undecodable("missing_parameter", f"the {kind} push carries no order_id")
-    event = NativeEvent(
-        platform=PLATFORM,
-        store_id=resolve_store(message, config),
-        store_inferred=not str(message.get(facts.STORE_CODE_FIELD, "")).strip(),
-        platform_order_id=order_id,
-        native_code=code,
-        idempotency_key=idempotency_key(kind, code, reading),
-        platform_time_ms=platform_time_ms(message),
-        payload=message,
-    )
+    if len(order_id) > MAX_ID_LENGTH:
+        raise _undecodable("bad_format", f"order_id is longer than {MAX_ID_LENGTH} characters")
+    store_id = resolve_store(message, config)
+    try:  # refuse now what the inbox cannot hold or the worker could not map or price later
+        event = NativeEvent(
+            platform=PLATFORM,
+            store_id=store_id,
+            store_inferred=not str(message.get(facts.STORE_CODE_FIELD, "")).strip(),
+            platform_order_id=order_id,
+            native_code=code,
+            idempotency_key=idempotency_key(kind, code, reading),
+            platform_time_ms=platform_time_ms(message),
+            payload=message,
+        )
+        states.map_event(event)
+        prices.breakdown(event, config)
+    except UNREADABLE as exc:
+        raise _undecodable("bad_format", f"the {kind} push: {describe(exc)}") from None
     return ParsedPush(reply=ACK, events=[event])
 
 
@@ -178,9 +194,9 @@ def _parse_json_fields(reading: Params) -> dict[str, Any]:
         if not isinstance(text, str) or not text.strip():
             continue
         try:
-            message[field] = json.loads(text)
-        except ValueError:
-            raise _undecodable("bad_format", f"the field {field!r} is not JSON") from None
+            message[field] = decode_json(text)
+        except ValueError as exc:
+            raise _undecodable("bad_format", f"the field {field!r} is not JSON: {exc}") from None
     return message
 
 
@@ -245,10 +261,18 @@ def idempotency_key(kind: str, code: str, reading: Mapping[str, str]) -> str:
 
 
 def platform_time_ms(message: Mapping[str, Any]) -> int:
-    """The platform's time of the change: the first time field stated, else ``timestamp``."""
+    """The platform's time of the change: the first time field stated, else ``timestamp``.
+
+    ``ValueError`` for a time too large to store.
+    """
     for field in (*facts.TIME_FIELDS, "timestamp"):
         value = str(message.get(field, "")).strip()
-        if value.isdigit() and int(value) > 0:
-            number = int(value)
-            return number if number >= facts.MILLISECONDS_FROM else number * 1000
+        digits = value.lstrip("0") if value.isascii() and value.isdigit() else ""
+        if not digits:
+            continue
+        number = int(digits) if len(digits) <= MAX_TIME_DIGITS else MAX_INT64 + 1
+        milliseconds = number if number >= facts.MILLISECONDS_FROM else number * 1000
+        if milliseconds > MAX_INT64:
+            raise ValueError(f"{field} is too large for a time")
+        return milliseconds
     raise _undecodable("missing_parameter", "the push states no time")

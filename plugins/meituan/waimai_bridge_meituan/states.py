@@ -18,6 +18,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from waimai_bridge.plugin_api import (
+    MAX_INT64,
+    MAX_TEXT_LENGTH,
     NativeEvent,
     PlatformState,
     RefundedItem,
@@ -68,14 +70,14 @@ def map_event(event: NativeEvent) -> StateChange:
     state = STATES[code]
     if not code.startswith(REFUND_PREFIXES):
         return StateChange(state=state)
-    reason = _text(payload.get("reason")) or None
+    reason = _words(payload.get("reason")) or None
     if not code.startswith(PARTIAL_PREFIX):
         return StateChange(state=state, partial=False, reason=reason)
     money = _text(payload.get("money"))
     return StateChange(
         state=state,
         partial=True,
-        refund_amount_fen=yuan_to_fen(money) if money else None,
+        refund_amount_fen=_fen(money, "money") if money else None,
         refunded_items=refunded_items(payload.get("food")),
         reason=reason,
     )
@@ -89,7 +91,7 @@ def cancel_change(payload: Mapping[str, Any]) -> StateChange:
     reason = " ".join(part for part in (reason_code, _text(payload.get("reason"))) if part)
     return StateChange(
         state=CANCEL_BEFORE_ACCEPTANCE_STATE if before else STATES[CANCEL],
-        reason=reason or None,
+        reason=_words(reason) or None,
     )
 
 
@@ -115,24 +117,47 @@ def refunded_items(food: object) -> list[RefundedItem]:
                 sku_code=sku_code,
                 platform_sku_id=app_food_code,
                 # refund_price is the refund per unit (§3.7, SDK FoodPartRefundParam)
-                amount_fen=yuan_to_fen(refund_price) * count if refund_price else None,
+                amount_fen=_fen(refund_price, "food refund_price") * count
+                if refund_price
+                else None,
             )
         )
     return items
 
 
 def whole_number(value: object) -> int | None:
-    """A count as an int (``2``, ``"2"``, ``2.0``), or None when it is not a whole number."""
+    """A count as an int (``2``, ``"2"``, ``2.0``), or None when it is not a whole number;
+    ``ValueError`` for one beyond a signed 64-bit integer."""
     if value is None or isinstance(value, bool):
         return None
+    text = str(value).strip()
     try:
-        number = Decimal(str(value).strip())
+        number = Decimal(text) if len(text) <= MAX_NUMBER_TEXT else None
     except InvalidOperation:
         return None
+    if number is None or (number.is_finite() and abs(number) > MAX_INT64):
+        raise ValueError(f"{text[:24]!r} is too large a number")
     if not number.is_finite() or number != number.to_integral_value():
         return None
     return int(number)
 
 
+MAX_NUMBER_TEXT = 64
+"""The longest text read as a number; a longer one is refused, not parsed."""
+
+
 def _text(value: object) -> str:
     return "" if value is None else str(value).strip()
+
+
+def _fen(yuan: str, field: str) -> int:
+    try:
+        return yuan_to_fen(yuan)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+
+
+def _words(value: object) -> str:
+    """A reason, the user's or the platform's words: shortened to what the contract holds,
+    never refused for its length."""
+    return _text(value)[:MAX_TEXT_LENGTH]

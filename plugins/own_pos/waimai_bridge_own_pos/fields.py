@@ -3,7 +3,8 @@
 Every field of the own_pos format is read through :class:`Fields`, so one rule holds
 everywhere: a missing or mistyped field raises :class:`Malformed` with its path in the
 message (``order.lines[1].unit_price_fen``), and money is integer fen — a float, even
-``12.0``, is refused.
+``12.0``, is refused. Every value is bounded by what the database holds: texts by the
+length the caller gives, numbers by the contracts' integer ranges.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from waimai_bridge.plugin_api import MAX_INT32, MAX_INT64
 
 MIN_EPOCH_MS = 10**11
 """The smallest time accepted as epoch milliseconds (1973): smaller ones are seconds."""
@@ -27,6 +30,16 @@ class Malformed(ValueError):
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """A refused value as a message shows it: short (it may be long, or a customer's)."""
+    if _is_int(value):
+        return str(value) if value.bit_length() <= 64 else "an integer beyond a bigint"
+    if isinstance(value, list | Mapping):
+        return "a list" if isinstance(value, list) else "an object"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 @dataclass(frozen=True)
@@ -58,26 +71,30 @@ class Fields:
 
     # -- scalars
 
-    def text(self, key: str, *, max_length: int | None = None) -> str:
-        """A non-empty string."""
+    def text(self, key: str, *, max_length: int) -> str:
+        """A non-empty string of at most ``max_length`` characters."""
         value = self._required(key)
         if not isinstance(value, str) or not value:
-            raise Malformed(self.at(key), f"is {value!r}, not a non-empty string")
-        if max_length is not None and len(value) > max_length:
+            raise Malformed(self.at(key), f"is {_shown(value)}, not a non-empty string")
+        if len(value) > max_length:
             raise Malformed(self.at(key), f"is longer than {max_length} characters")
         return value
 
-    def optional_text(self, key: str) -> str | None:
+    def optional_text(self, key: str, *, max_length: int) -> str | None:
         """A non-empty string, or None when absent or null."""
-        return self.text(key) if self.has(key) else None
+        return self.text(key, max_length=max_length) if self.has(key) else None
 
-    def identifier(self, key: str) -> str:
+    def identifier(self, key: str, *, max_length: int) -> str:
         """An id sent as a non-empty string or an integer, always returned as a string."""
         value = self._required(key)
         if _is_int(value):
-            return str(value)
+            value = str(value)
         if not isinstance(value, str) or not value:
-            raise Malformed(self.at(key), f"is {value!r}, not a non-empty string or an integer")
+            raise Malformed(
+                self.at(key), f"is {_shown(value)}, not a non-empty string or an integer"
+            )
+        if len(value) > max_length:
+            raise Malformed(self.at(key), f"is longer than {max_length} characters")
         return value
 
     def fen(self, key: str, *, default: int | None = None) -> int:
@@ -85,8 +102,10 @@ class Fields:
         if not self.has(key) and default is not None:
             return default
         value = self._required(key)
-        if not _is_int(value) or value < 0:
-            raise Malformed(self.at(key), f"is {value!r}, not a whole number of fen (分) ≥ 0")
+        if not _is_int(value) or not 0 <= value <= MAX_INT64:
+            raise Malformed(
+                self.at(key), f"is {_shown(value)}, not a whole number of fen (分) from 0 to 2⁶³-1"
+            )
         result: int = value
         return result
 
@@ -97,8 +116,8 @@ class Fields:
     def count(self, key: str) -> int:
         """A quantity: a whole number ≥ 1."""
         value = self._required(key)
-        if not _is_int(value) or value < 1:
-            raise Malformed(self.at(key), f"is {value!r}, not a whole number ≥ 1")
+        if not _is_int(value) or not 1 <= value <= MAX_INT32:
+            raise Malformed(self.at(key), f"is {_shown(value)}, not a whole number from 1 to 2³¹-1")
         result: int = value
         return result
 
@@ -106,14 +125,14 @@ class Fields:
         """A JSON ``true`` or ``false``."""
         value = self._required(key)
         if not isinstance(value, bool):
-            raise Malformed(self.at(key), f"is {value!r}, not true or false")
+            raise Malformed(self.at(key), f"is {_shown(value)}, not true or false")
         return value
 
     def epoch_ms(self, key: str) -> int:
         """A point in time as epoch milliseconds."""
         value = self._required(key)
-        if not _is_int(value) or value < MIN_EPOCH_MS:
-            raise Malformed(self.at(key), f"is {value!r}, not a time in epoch milliseconds")
+        if not _is_int(value) or not MIN_EPOCH_MS <= value <= MAX_INT64:
+            raise Malformed(self.at(key), f"is {_shown(value)}, not a time in epoch milliseconds")
         result: int = value
         return result
 

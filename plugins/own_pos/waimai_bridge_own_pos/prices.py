@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from waimai_bridge.plugin_api import PriceBreakdown, PriceItem
+from waimai_bridge.plugin_api import MAX_NAME_LENGTH, MAX_SKU_LENGTH, PriceBreakdown, PriceItem
 from waimai_bridge_own_pos.fields import Fields
 
 ORDER_EVENT = "order.created"
@@ -39,9 +39,9 @@ def breakdown(message: Mapping[str, Any]) -> PriceBreakdown:
 def _item(line: Fields) -> PriceItem:
     unit_price = line.fen("unit_price_fen")
     return PriceItem(
-        sku_code=line.optional_text("sku_code"),
+        sku_code=line.optional_text("sku_code", max_length=MAX_SKU_LENGTH),
         platform_sku_id=None,
-        name=line.text("name"),
+        name=line.text("name", max_length=MAX_NAME_LENGTH),
         quantity=line.count("quantity"),
         unit_original=unit_price,
         unit_paid=line.fen("unit_paid_fen", default=unit_price),

@@ -13,10 +13,12 @@ or 401, and nothing is written.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from waimai_bridge.plugin_api import (
+    MAX_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    UNREADABLE,
     InboundRequest,
     NativeEvent,
     ParsedPush,
@@ -24,14 +26,14 @@ from waimai_bridge.plugin_api import (
     Reply,
     UndecodablePush,
     UnknownStore,
+    decode_json,
+    describe,
 )
 from waimai_bridge_own_pos import prices, signing, states
 from waimai_bridge_own_pos.fields import Fields, Malformed
 
 PLATFORM = "own_pos"
 ACK = Reply(body='{"ok":true}')
-MAX_MESSAGE_ID_LENGTH = 200
-"""The longest ``message_id``: it is the event's idempotency key."""
 
 
 def parse(request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
@@ -56,6 +58,8 @@ def parse(request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
             prices.breakdown(event.payload)
     except Malformed as exc:
         raise UndecodablePush(f"the push's {exc}") from None
+    except UNREADABLE as exc:  # a bound of the contracts that no field check above knew
+        raise UndecodablePush(f"the push: {describe(exc)}") from None
     return ParsedPush(reply=ACK, events=[event])
 
 
@@ -77,9 +81,9 @@ def store_of(store_code: str, config: PluginConfig) -> str | None:
 
 def _decode(body: bytes) -> dict[str, Any]:
     try:
-        message = json.loads(body)
-    except ValueError:
-        raise UndecodablePush("the push's body is not UTF-8 JSON") from None
+        message = decode_json(body)
+    except ValueError as exc:
+        raise UndecodablePush(f"the push's body is not UTF-8 JSON: {exc}") from None
     if not isinstance(message, dict):
         raise UndecodablePush("the push's body is not a JSON object")
     return message
@@ -87,19 +91,19 @@ def _decode(body: bytes) -> dict[str, Any]:
 
 def _event(message: dict[str, Any], config: PluginConfig) -> NativeEvent:
     fields = Fields.of(message)
-    event = fields.text("event")
+    event = fields.text("event", max_length=MAX_ID_LENGTH)
     if event not in states.table():
         raise Malformed("event", f"{event!r} is not an own_pos event ({', '.join(states.table())})")
-    store_code = fields.identifier("store_code")
+    store_code = fields.identifier("store_code", max_length=MAX_ID_LENGTH)
     store = store_of(store_code, config)
     if store is None:
         raise UnknownStore(f"no store takes own_pos pushes with store_code {store_code!r}")
     return NativeEvent(
         platform=PLATFORM,
         store_id=store,
-        platform_order_id=fields.identifier("order_id"),
+        platform_order_id=fields.identifier("order_id", max_length=MAX_ID_LENGTH),
         native_code=event,
-        idempotency_key=fields.text("message_id", max_length=MAX_MESSAGE_ID_LENGTH),
+        idempotency_key=fields.text("message_id", max_length=MAX_KEY_LENGTH),
         platform_time_ms=fields.epoch_ms("event_time_ms"),
         payload=message,
     )

@@ -23,6 +23,9 @@ TIMESTAMP_HEADER = "X-Waimai-Timestamp"
 SIGNATURE_HEADER = "X-Waimai-Signature"
 DEFAULT_MAX_SKEW_SECONDS = 300
 """The replay window when ``max_skew_seconds`` is not configured."""
+MAX_TIMESTAMP_DIGITS = 18
+"""Unix seconds have 10 digits until the year 2286: a timestamp longer than this is not
+read as a number at all."""
 
 
 def signature(secret: str, timestamp: int | str, body: bytes) -> str:
@@ -43,8 +46,8 @@ def verify(request: InboundRequest, *, secret: str, max_skew_seconds: int) -> No
         raise BadSignature(f"the push has no {TIMESTAMP_HEADER} header")
     if not given:
         raise BadSignature(f"the push has no {SIGNATURE_HEADER} header")
-    if not (timestamp.isascii() and timestamp.isdigit()):
-        raise BadSignature(f"{TIMESTAMP_HEADER} is {timestamp!r}, not unix seconds")
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > MAX_TIMESTAMP_DIGITS:
+        raise BadSignature(f"{TIMESTAMP_HEADER} is {timestamp[:20]!r}, not unix seconds")
     expected = signature(secret, timestamp, request.body)
     if not hmac.compare_digest(expected.encode("ascii"), given.lower().encode("utf-8")):
         raise BadSignature(f"the push's {SIGNATURE_HEADER} does not verify")

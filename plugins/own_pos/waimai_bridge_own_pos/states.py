@@ -20,6 +20,9 @@ from collections.abc import Mapping
 from functools import cache
 
 from waimai_bridge.plugin_api import (
+    MAX_NAME_LENGTH,
+    MAX_SKU_LENGTH,
+    MAX_TEXT_LENGTH,
     KitchenStep,
     NativeEvent,
     PlatformState,
@@ -71,7 +74,7 @@ def state_change(event: NativeEvent) -> StateChange:
     message = Fields.of(event.payload)
     before, after = states
     state = after if message.flag(DECIDED_BY[code]) else before
-    reason = message.optional_text("reason")
+    reason = message.optional_text("reason", max_length=MAX_TEXT_LENGTH)
     if code == "order.cancelled":
         return StateChange(state=state, reason=reason)
     return _refund(message, state, reason, required=code in MONEY_REQUIRED)
@@ -94,9 +97,9 @@ def _refund(
         refund_amount_fen=amount,
         refunded_items=[
             RefundedItem(
-                name=line.text("name"),
+                name=line.text("name", max_length=MAX_NAME_LENGTH),
                 quantity=line.count("quantity"),
-                sku_code=line.optional_text("sku_code"),
+                sku_code=line.optional_text("sku_code", max_length=MAX_SKU_LENGTH),
                 amount_fen=line.optional_fen("amount_fen"),
             )
             for line in refund.objects("lines", required=False)
