@@ -19,7 +19,7 @@ _HANDLED = {
     "$schema", "$id", "$comment", "$defs", "$ref", "title", "description", "default", "type",
     "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
     "maxItems", "uniqueItems", "enum", "const", "anyOf", "minimum", "maximum", "minLength",
-    "maxLength", "pattern", "format",
+    "maxLength", "pattern", "format", "propertyNames",
 }  # fmt: skip
 
 json_values = st.recursive(
@@ -70,7 +70,9 @@ def _object(schema: Mapping[str, Any], root: Mapping[str, Any]) -> st.SearchStra
     if extra is False or properties:
         return fixed
     values = json_values if extra is True else from_schema(extra, root)
-    return st.dictionaries(st.text(max_size=6), values, max_size=3)
+    names = schema.get("propertyNames")
+    keys = st.text(max_size=6) if names is None else from_schema(names, root)
+    return st.dictionaries(keys, values, max_size=3)
 
 
 def _array(schema: Mapping[str, Any], root: Mapping[str, Any]) -> st.SearchStrategy[JSON]:

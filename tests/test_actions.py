@@ -1,6 +1,7 @@
-"""Outbound actions end to end (SPEC §7.3): asked over the API, performed by the embedded
-worker through the Eleme plugin against the fake Eleme API, retried, refused, retried by
-hand; and the store's guarantee that an attempt whose outcome is unknown is never repeated."""
+"""Outbound actions end to end (SPEC §4.4, §7.3): asked over the API, performed by the
+embedded worker through the Eleme plugin against the fake Eleme API, retried, refused,
+retried by hand, one per kind however often it is asked; and the store's retry of an
+attempt whose worker died."""
 
 from __future__ import annotations
 
@@ -235,10 +236,95 @@ def test_an_order_not_yet_stored_can_be_confirmed(client: TestClient, fake: Fake
     assert unknown.status_code == 404
 
 
+def refund_requested(client: TestClient, order: str) -> int:
+    """A completed Eleme order with a pending refund request; its id."""
+    order_id = stored_order(
+        client, order,
+        (18, examples.status(order, SHOP, "settled", T0_S + 2)),
+        (30, examples.refund(order, SHOP, "applied", T0_S + 3, total_fen=3500)),
+    )  # fmt: skip
+    state_is(client, order_id, "refunding")
+    return order_id
+
+
+def state_is(client: TestClient, order_id: int, state: str) -> None:
+    wait_until(
+        lambda: client.get(f"/api/v1/orders/{order_id}", headers=AUTH).json()["state"] == state,
+        10, f"order {order_id} {state}",
+    )  # fmt: skip
+
+
+AGREE_METHOD = "eleme.order.agreeRefundLite"
+
+
+def test_a_second_press_with_another_key_returns_the_first_action(
+    client: TestClient, fake: FakeEleme
+) -> None:
+    order_id = refund_requested(client, "B1")
+    first = ask(client, order_id, "agree_refund", "press-1")
+    again = ask(client, order_id, "agree_refund", "press-2")
+    assert (first.status_code, again.status_code) == (202, 200), again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert settled(client, first.json()["id"])["status"] == "done"
+    later = ask(client, order_id, "agree_refund", "press-3")
+    assert (later.status_code, later.json()["id"]) == (200, first.json()["id"])
+    assert len(fake.calls_to(AGREE_METHOD)) == 1
+
+
+def test_a_second_request_of_the_order_is_answered_again(
+    client: TestClient, fake: FakeEleme
+) -> None:
+    order = "B2"
+    order_id = refund_requested(client, order)
+    first = settled(client, ask(client, order_id, "agree_refund", "req-1").json()["id"])
+    assert first["status"] == "done"
+    repeated = ask(client, order_id, "agree_refund", "req-1-again")
+    assert (repeated.status_code, repeated.json()["id"]) == (200, first["id"])
+    partly = examples.refund(
+        order, SHOP, "successful", T0_S + 4, partial_lines=[("可乐-330ml", 1, 500)]
+    )
+    push(client, order, 33, partly)
+    state_is(client, order_id, "partially_refunded")
+    fake.open_request(order)  # the user applies again: the platform has a new request
+    push(client, order, 30, examples.refund(order, SHOP, "applied", T0_S + 5, total_fen=3000))
+    state_is(client, order_id, "refunding")
+    second = ask(client, order_id, "agree_refund", "req-2")
+    assert second.status_code == 202, second.text
+    assert second.json()["id"] != first["id"]
+    assert settled(client, second.json()["id"])["status"] == "done"
+    assert len(fake.calls_to(AGREE_METHOD)) == 2
+
+
+def test_a_failed_action_does_not_block_a_new_one(client: TestClient, fake: FakeEleme) -> None:
+    order_id = stored_order(client, "B3")
+    fake.script(CONFIRM_METHOD, FakeAnswer.error("BIZ_ORDER_STATUS_ERROR", "订单状态不正确"))
+    failed = settled(client, ask(client, order_id, "cancel", "try-1").json()["id"])
+    assert failed["status"] == "failed"
+    again = ask(client, order_id, "cancel", "try-2")
+    assert again.status_code == 202, again.text
+    assert again.json()["id"] != failed["id"]
+    assert settled(client, again.json()["id"])["status"] == "done"
+
+
+def test_a_call_that_timed_out_after_the_platform_acted_ends_done(
+    client: TestClient, fake: FakeEleme
+) -> None:
+    order_id = stored_order(client, "B4")
+    fake.script(CONFIRM_METHOD, FakeAnswer.slow(2.5))  # the client gives up after 2 s
+    view = settled(client, ask(client, order_id, "cancel", "slow-1").json()["id"])
+    assert (view["status"], view["attempts"]) == ("done", 2)
+    assert view["result"] == {"code": "BIZ_ORDER_STATUS_ERROR", "message": "订单已取消"}
+    first, second = fake.calls_to(CONFIRM_METHOD)
+    assert first.answer is not None
+    assert first.answer["error"] is None
+    assert second.answer is not None
+    assert second.answer["error"]["message"] == "订单已取消"
+
+
 # --------------------------------------------------------------------------- the store
 
 
-def test_an_attempt_whose_worker_died_is_never_made_again(database: Database) -> None:
+def _pending_action(database: Database, attempt_limit: int) -> int:
     with database.transaction() as session:
         platform_order = PlatformOrder(
             platform="eleme", platform_order_id="X1", store_id="S001", state_code=12,
@@ -249,9 +335,15 @@ def test_an_attempt_whose_worker_died_is_never_made_again(database: Database) ->
         session.flush()
         asked = actions.ask(
             session, key="k", action=Action.CONFIRM, platform_order=platform_order,
-            reason=None, attempt_limit=3, now_ms=1_000,
+            request_key=None, reason=None, attempt_limit=attempt_limit, now_ms=1_000,
         )  # fmt: skip
-        action_id = asked.action.id
+        return asked.action.id
+
+
+def test_an_attempt_whose_worker_died_is_made_again_while_tries_are_left(
+    database: Database,
+) -> None:
+    action_id = _pending_action(database, attempt_limit=2)
     with database.transaction() as session:
         first = actions.claim(session, action_id, now_ms=2_000, in_flight_timeout_ms=60_000)
     assert first.step is actions.Step.CALL
@@ -259,14 +351,39 @@ def test_an_attempt_whose_worker_died_is_never_made_again(database: Database) ->
     with database.transaction() as session:
         early = actions.claim(session, action_id, now_ms=30_000, in_flight_timeout_ms=60_000)
         late = actions.claim(session, action_id, now_ms=70_000, in_flight_timeout_ms=60_000)
-    assert (early.step, late.step) == (actions.Step.NOTHING, actions.Step.NOTHING)
+    assert early.step is actions.Step.NOTHING
+    assert (late.step, late.at_ms) == (actions.Step.CALL, 70_000)
+    assert late.request is not None
+    assert late.request.attempt == 2
+    done = ActionResult(outcome=ActionOutcome.DONE)
+    with database.transaction() as session:
+        # the dead worker's answer, arriving after all, changes nothing
+        stale = actions.record(
+            session, action_id, done, started_ms=2_000, now_ms=71_000, retry_delay_ms=0
+        )
+        assert stale is None
+        row = actions.record(
+            session, action_id, done, started_ms=70_000, now_ms=72_000, retry_delay_ms=0
+        )
+        assert row is not None
+        assert (row.status, row.attempts) == ("done", 2)
+
+
+def test_an_attempt_whose_worker_died_with_no_tries_left_fails_as_unknown(
+    database: Database,
+) -> None:
+    action_id = _pending_action(database, attempt_limit=1)
+    with database.transaction() as session:
+        assert actions.claim(session, action_id, now_ms=2_000, in_flight_timeout_ms=60_000).step
+    with database.transaction() as session:
+        late = actions.claim(session, action_id, now_ms=70_000, in_flight_timeout_ms=60_000)
+    assert late.step is actions.Step.NOTHING
     with database.transaction() as session:
         row = actions.by_key(session, "k")
         assert row is not None
         assert (row.status, row.attempts, row.result_code) == (
             "failed", 1, actions.UNKNOWN_OUTCOME,
         )  # fmt: skip
-        # the dead worker's answer, arriving after all, changes nothing
         done = ActionResult(outcome=ActionOutcome.DONE)
         assert (
             actions.record(

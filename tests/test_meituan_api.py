@@ -216,7 +216,8 @@ def test_the_fake_checks_the_sig_exactly(fake: FakeMeituan) -> None:
     no_timestamp = {"order_id": "1", "app_id": FIXTURE_APP_ID}
     unsigned = {**no_timestamp, "sig": sig(url, no_timestamp, FIXTURE_SECRET)}
     assert httpx.get(url, params=unsigned).json()["error"]["code"] == 703
-    posted = httpx.post(url, data=good)
+    another = {**params, "order_id": "3"}  # order 1 is confirmed: a repeat is answered 808
+    posted = httpx.post(url, data={**another, "sig": sig(url, another, FIXTURE_SECRET)})
     assert posted.json() == {"data": "ok"}
     assert [call.sig_ok for call in fake.calls] == [True, False, True, True]
     assert [call.method for call in fake.calls] == ["GET", "GET", "GET", "POST"]

@@ -9,7 +9,7 @@ milliseconds, so a contract never depends on time-zone or float formatting.
 from __future__ import annotations
 
 from enum import IntEnum, StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -182,6 +182,21 @@ class Manifest(ContractModel):
     native_codes: list[NativeCode] = Field(
         description="Every native code the platform sends and what it maps to."
     )
+    answers: dict[
+        Literal[
+            Action.AGREE_CANCEL, Action.REJECT_CANCEL, Action.AGREE_REFUND, Action.REJECT_REFUND
+        ],
+        Annotated[
+            list[Literal[PlatformState.CANCEL_REQUESTED, PlatformState.REFUND_REQUESTED]],
+            Field(min_length=1, json_schema_extra={"uniqueItems": True}),
+        ],
+    ] = Field(
+        default_factory=dict,
+        description="Which pending requests (20 cancel_requested, 30 refund_requested) an "
+        "action answers, for the actions where the platform differs from the default: "
+        "agree_cancel and reject_cancel answer 20, agree_refund and reject_refund 30. A "
+        "platform with one endpoint for both families declares [20, 30].",
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> Manifest:
@@ -189,6 +204,9 @@ class Manifest(ContractModel):
             values = getattr(self, field)
             if len(set(values)) != len(values):
                 raise ValueError(f"{field} lists a value twice")
+        for action, states in self.answers.items():
+            if len(set(states)) != len(states):
+                raise ValueError(f"answers.{action} lists a value twice")
         return self
 
 

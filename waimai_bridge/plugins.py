@@ -235,6 +235,9 @@ def _manifest_problems(
         yield "$.capabilities", f"implements the hook {str(capability)!r} but does not declare it"
     if manifest.actions and Capability.OUTBOUND_ACTION not in declared:
         yield "$.actions", "lists actions but does not implement outbound_action"
+    for action in manifest.answers:
+        if action not in manifest.actions:
+            yield f"$.answers.{action}", f"{str(action)!r} is not one of the plugin's actions"
     for field in ("config_schema", "store_config_schema"):
         try:
             jsonschema.Draft202012Validator.check_schema(getattr(manifest, field))

@@ -1,10 +1,11 @@
 """Outbound actions: the chain's own system acting on a platform order (SPEC §7.3).
 
-An action is written once per idempotency key, then performed by an actor on the order's
-shard queue: claim an attempt (committed), call the platform's ``outbound_action``
-outside any transaction, record the answer. Transient failures are tried again after
-``[bridge].action_retry_seconds``, up to ``action_tries`` calls; an attempt whose worker
-died mid-call is never repeated (its outcome is unknown, so it fails for a human).
+An action is written once per idempotency key, and once per kind on an order or request
+(a second press returns the first), then performed by an actor on the order's shard
+queue: claim an attempt (committed), call the platform's ``outbound_action`` outside any
+transaction, record the answer. Transient failures, and attempts whose worker died
+mid-call, are tried again after ``[bridge].action_retry_seconds``, up to ``action_tries``
+calls: a plugin answers the platform's "already in that state" as done (SPEC §4.4).
 """
 
 from __future__ import annotations
@@ -12,17 +13,23 @@ from __future__ import annotations
 import logging
 
 import dramatiq
-from sqlalchemy.orm import Session
 
-from waimai_bridge.action_rules import allowed_actions, refusal
+from waimai_bridge.action_rules import (
+    Answers,
+    allowed_actions,
+    answers_request,
+    declared_answers,
+    refusal,
+)
 from waimai_bridge.errors import WaimaiBridgeError
 from waimai_bridge.metrics import ACTIONS_PERFORMED
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult, Capability
 from waimai_bridge.pipeline.actors import Pipeline
 from waimai_bridge.pipeline.shards import queue_name
+from waimai_bridge.statemachine import OrderFold
 from waimai_bridge.store import actions
 from waimai_bridge.store.orders import lock_platform_order, order_fold
-from waimai_bridge.store.tables import OutboundAction, PlatformOrder
+from waimai_bridge.store.tables import OutboundAction
 
 logger = logging.getLogger(__name__)
 
@@ -59,25 +66,38 @@ class ActionWorker:
         self, *, platform: str, platform_order_id: str, action: Action, reason: str | None,
         key: str,
     ) -> actions.Asked:  # fmt: skip
-        """The action of ``key`` on a platform order: created and queued when new.
+        """The action of ``key`` on a platform order, or the pending or done action of the
+        same kind on it (and on the same request); created and queued when new.
+
+        An order whose first push is still in the inbox counts as known and not accepted.
 
         :raises ActionRefused: 404 an unknown order; 422 an action the platform's plugin
             does not support; 409 an action that makes no sense in the order's state, or a
             key already used for another order or action.
         """
-        supported = self._supported(platform)
+        supported, answers = self._rules(platform)
         pipeline = self.pipeline
         with pipeline.database.transaction() as session:
             platform_order = lock_platform_order(session, platform, platform_order_id)
+            if platform_order is None and actions.open_from_inbox(
+                session, platform, platform_order_id
+            ):
+                platform_order = lock_platform_order(session, platform, platform_order_id)
             if platform_order is None:
                 raise ActionRefused(404, f"no {platform} order {platform_order_id!r} is known")
-            existing = actions.by_key(session, key)
-            if existing is None:
-                self._check(action, supported, platform_order, session)
+            fold = order_fold(session, platform_order)
+            request_key = fold.request_key if answers_request(action) else None
             try:
+                found = actions.existing(
+                    session, key=key, action=action, platform_order=platform_order,
+                    request_key=request_key,
+                )  # fmt: skip
+                if found is None:
+                    self._check(action, supported, answers, fold, platform)
                 asked = actions.ask(
                     session, key=key, action=action, platform_order=platform_order,
-                    reason=reason, attempt_limit=self.tries, now_ms=pipeline.clock(),
+                    request_key=request_key, reason=reason, attempt_limit=self.tries,
+                    now_ms=pipeline.clock(),
                 )  # fmt: skip
             except actions.KeyConflict as exc:
                 raise ActionRefused(409, str(exc)) from None
@@ -141,30 +161,32 @@ class ActionWorker:
 
     # ------------------------------------------------------------------ internals
 
-    def _supported(self, platform: str) -> frozenset[Action]:
+    def _rules(self, platform: str) -> tuple[frozenset[Action], Answers]:
+        """The actions the platform's plugin supports, and which request each answering
+        action answers there."""
         try:
             plugin = self.pipeline.registry.platform(platform)
         except LookupError:
             raise ActionRefused(404, f"no platform {platform!r} is loaded") from None
+        answers = declared_answers(plugin.manifest.answers)
         if not plugin.supports(Capability.OUTBOUND_ACTION):
-            return frozenset()
-        return frozenset(plugin.manifest.actions)
+            return frozenset(), answers
+        return frozenset(plugin.manifest.actions), answers
 
+    @staticmethod
     def _check(
-        self, action: Action, supported: frozenset[Action], platform_order: PlatformOrder,
-        session: Session,
+        action: Action, supported: frozenset[Action], answers: Answers, fold: OrderFold,
+        platform: str,
     ) -> None:  # fmt: skip
-        fold = order_fold(session, platform_order)
-        allowed = allowed_actions(fold, supported)
+        allowed = allowed_actions(fold, supported, answers)
         if action not in supported:
             names = ", ".join(sorted(a.value for a in supported)) or "none"
             raise ActionRefused(
                 422,
-                f"the {platform_order.platform} plugin does not support {action.value!r} "
-                f"(it supports: {names})",
+                f"the {platform} plugin does not support {action.value!r} (it supports: {names})",
                 allowed,
             )
-        why = refusal(action, fold)
+        why = refusal(action, fold, answers)
         if why is not None:
             state = fold.order_state.value if fold.order_state else "not accepted"
             names = ", ".join(a.value for a in allowed) or "none"

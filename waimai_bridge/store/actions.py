@@ -1,9 +1,10 @@
-"""Outbound actions: asked once per idempotency key, tried under a lock, never called twice
-when nobody knows whether the first call reached the platform.
+"""Outbound actions: one per idempotency key, and one of a kind per order and request,
+each attempt claimed under a lock before the platform is called.
 
 Each function runs inside the caller's transaction. A worker :func:`claim`\\ s an attempt
 (committed before the platform is called), calls the platform outside any transaction,
-then :func:`record`\\ s the answer.
+then :func:`record`\\ s the answer. An attempt whose worker died is tried again while
+tries are left: plugins answer a repeat the platform already did as ``done`` (SPEC §4.4).
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnClause
 
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult
 from waimai_bridge.store import outbox
-from waimai_bridge.store.tables import OutboundAction, PlatformOrder
+from waimai_bridge.store.tables import InboxEvent, OutboundAction, PlatformOrder
+from waimai_bridge.store.upsert import insert_ignoring_conflict
 
 UNKNOWN_OUTCOME = "OUTCOME_UNKNOWN"
-"""The result code of an action whose worker stopped during the platform call."""
+"""The result code of an attempt whose worker stopped during the platform call."""
 
 
 class ActionStatus(StrEnum):
@@ -50,48 +53,156 @@ def ask(
     key: str,
     action: Action,
     platform_order: PlatformOrder,
+    request_key: str | None,
     reason: str | None,
     attempt_limit: int,
     now_ms: int,
 ) -> Asked:
-    """The action with idempotency key ``key``, created pending if it is new.
+    """The :func:`existing` action of this ask, or a new pending one.
+
+    The caller holds the platform order's row lock, so two asks of one order never both
+    create an action of the same kind.
 
     :raises KeyConflict: the key names an action of another order or kind.
     """
-    existing = by_key(session, key)
-    if existing is None:
-        row = OutboundAction(
-            idempotency_key=key, action=action.value, platform=platform_order.platform,
-            platform_order_id=platform_order.platform_order_id,
-            store_id=platform_order.store_id, order_id=platform_order.order_id, reason=reason,
-            status=ActionStatus.PENDING, attempts=0, attempt_limit=attempt_limit,
-            next_attempt_at_ms=now_ms, in_flight_since_ms=None, result_code=None,
-            result_message=None, created_at_ms=now_ms, updated_at_ms=now_ms,
-        )  # fmt: skip
-        try:
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:  # the same key, asked at the same moment elsewhere
-            existing = by_key(session, key)
-            if existing is None:
-                raise
-        else:
-            return Asked(row, created=True)
-    same = (existing.platform, existing.platform_order_id, existing.action) == (
+    found = existing(
+        session, key=key, action=action, platform_order=platform_order, request_key=request_key
+    )
+    if found is not None:
+        return Asked(found, created=False)
+    row = OutboundAction(
+        idempotency_key=key, action=action.value, platform=platform_order.platform,
+        platform_order_id=platform_order.platform_order_id, store_id=platform_order.store_id,
+        order_id=platform_order.order_id, request_key=request_key, reason=reason,
+        status=ActionStatus.PENDING, attempts=0, attempt_limit=attempt_limit,
+        next_attempt_at_ms=now_ms, in_flight_since_ms=None, result_code=None,
+        result_message=None, created_at_ms=now_ms, updated_at_ms=now_ms,
+    )  # fmt: skip
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # the same key, asked at the same moment for another order
+        found = by_key(session, key)
+        if found is None:
+            raise
+        _same_or_conflict(found, key, action, platform_order)
+        return Asked(found, created=False)
+    return Asked(row, created=True)
+
+
+def existing(
+    session: Session,
+    *,
+    key: str,
+    action: Action,
+    platform_order: PlatformOrder,
+    request_key: str | None,
+) -> OutboundAction | None:
+    """The action an ask repeats: the one with idempotency key ``key``, else a pending or
+    done action of the same kind on the same platform order and, for an action answering
+    a request, the same request (``request_key``). A failed one is not repeated.
+
+    :raises KeyConflict: the key names an action of another order or kind.
+    """
+    found = by_key(session, key)
+    if found is not None:
+        _same_or_conflict(found, key, action, platform_order)
+        return found
+    statement = (
+        select(OutboundAction)
+        .where(
+            OutboundAction.platform == platform_order.platform,
+            OutboundAction.platform_order_id == platform_order.platform_order_id,
+            OutboundAction.action == action.value,
+            OutboundAction.status.in_([ActionStatus.PENDING, ActionStatus.DONE]),
+            OutboundAction.request_key.is_(None)
+            if request_key is None
+            else OutboundAction.request_key == request_key,
+        )
+        .order_by(OutboundAction.id.desc())
+        .limit(1)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def _same_or_conflict(
+    found: OutboundAction, key: str, action: Action, platform_order: PlatformOrder
+) -> None:
+    same = (found.platform, found.platform_order_id, found.action) == (
         platform_order.platform, platform_order.platform_order_id, action.value,
     )  # fmt: skip
     if not same:
         raise KeyConflict(
-            f"idempotency key {key!r} is already action {existing.id} ({existing.action} "
-            f"of {existing.platform} order {existing.platform_order_id})"
+            f"idempotency key {key!r} is already action {found.id} ({found.action} "
+            f"of {found.platform} order {found.platform_order_id})"
         )
-    return Asked(existing, created=False)
 
 
 def by_key(session: Session, key: str) -> OutboundAction | None:
     """The action with this idempotency key."""
     statement = select(OutboundAction).where(OutboundAction.idempotency_key == key)
     return session.execute(statement).scalar_one_or_none()
+
+
+_PENDING: ColumnClause[str] = literal_column("'pending'")
+"""The inbox status of an unread event, as a literal so that PostgreSQL uses the partial
+index of pending events by platform order."""
+
+
+def open_from_inbox(session: Session, platform: str, platform_order_id: str) -> bool:
+    """Create the bare row of a platform order whose first push is still unread in the
+    inbox, with the store the push names (or else guesses), so that an action can be asked
+    of it and lock it; a worker applying the push fills it in. False when the inbox holds no
+    such push (the order is unknown)."""
+    statement = (
+        select(InboxEvent.store_id, InboxEvent.store_inferred, InboxEvent.payload)
+        .add_columns(InboxEvent.received_at_ms)
+        .where(
+            InboxEvent.status == _PENDING,
+            InboxEvent.platform == platform,
+            InboxEvent.platform_order_id == platform_order_id,
+        )
+        .order_by(InboxEvent.store_inferred, InboxEvent.id)
+        .limit(1)
+    )
+    first = session.execute(statement).first()
+    if first is None:
+        return False
+    insert_ignoring_conflict(
+        session,
+        PlatformOrder,
+        {
+            "platform": platform, "platform_order_id": platform_order_id,
+            "store_id": first.store_id, "store_inferred": first.store_inferred,
+            "latest_payload": first.payload, "discarded": False,
+            "created_at_ms": first.received_at_ms, "updated_at_ms": first.received_at_ms,
+        },
+    )  # fmt: skip
+    return True
+
+
+_ATTACH = (
+    update(OutboundAction)
+    .where(
+        OutboundAction.platform == bindparam("p_platform"),
+        OutboundAction.platform_order_id == bindparam("p_platform_order_id"),
+        OutboundAction.order_id.is_(None),
+    )
+    .values(order_id=bindparam("p_order_id"))
+)
+
+
+def attach_order_ids(session: Session, stored: Sequence[tuple[str, str, int]]) -> None:
+    """Give the actions asked before their order was stored its id: ``stored`` holds
+    ``(platform, platform_order_id, order_id)`` of the orders just stored."""
+    if stored:
+        session.connection().execute(
+            _ATTACH,
+            [
+                {"p_platform": platform, "p_platform_order_id": order, "p_order_id": order_id}
+                for platform, order, order_id in stored
+            ],
+        )
 
 
 class Step(StrEnum):
@@ -119,8 +230,10 @@ def claim(session: Session, action_id: int, *, now_ms: int, in_flight_timeout_ms
     the platform).
 
     An action already in flight is left alone while its worker may still answer; once
-    that is past ``in_flight_timeout_ms`` it fails as :data:`UNKNOWN_OUTCOME` instead of
-    being called again.
+    that is past ``in_flight_timeout_ms`` the attempt counts as a transient failure with
+    the result :data:`UNKNOWN_OUTCOME`: the next one starts at once while tries are left
+    (a plugin answers a repeat of what the platform already did as ``done``), and the
+    action fails when none are.
     """
     row = session.get(OutboundAction, action_id, with_for_update=True)
     if row is None or row.status != ActionStatus.PENDING:
@@ -128,13 +241,17 @@ def claim(session: Session, action_id: int, *, now_ms: int, in_flight_timeout_ms
     if row.in_flight_since_ms is not None:
         if now_ms - row.in_flight_since_ms < in_flight_timeout_ms:
             return Claim(Step.NOTHING)
-        _finish(
-            session, row, ActionStatus.FAILED, UNKNOWN_OUTCOME,
-            "the worker stopped during the platform call, so whether the platform did it is "
-            "unknown; check on the platform, then retry by hand if it did not",
-            now_ms,
-        )  # fmt: skip
-        return Claim(Step.NOTHING)
+        if row.attempts >= row.attempt_limit:
+            _finish(
+                session, row, ActionStatus.FAILED, UNKNOWN_OUTCOME,
+                "the worker stopped during the last platform call, so whether the platform "
+                "did it is unknown; check on the platform, then retry by hand if it did not",
+                now_ms,
+            )  # fmt: skip
+            return Claim(Step.NOTHING)
+        row.result_code = UNKNOWN_OUTCOME
+        row.result_message = "the worker stopped during the platform call; tried again"
+        row.next_attempt_at_ms = now_ms
     if row.next_attempt_at_ms > now_ms:
         return Claim(Step.LATER, at_ms=row.next_attempt_at_ms)
     row.attempts += 1

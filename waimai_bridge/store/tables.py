@@ -214,16 +214,18 @@ class OutboundAction(Base):
     """An action of the chain's own system on a platform order (SPEC §7.3), and its fate.
 
     ``status`` is ``pending`` until the platform answered ``done`` or the action
-    ``failed`` (rejected, ``attempt_limit`` reached, or an outcome nobody can know; a
-    human's retry raises the limit). While a worker
-    calls the platform, ``in_flight_since_ms`` is set: an action found in flight by another
-    delivery of its message is never called a second time.
+    ``failed`` (rejected, or ``attempt_limit`` reached; a human's retry raises the limit).
+    While a worker calls the platform, ``in_flight_since_ms`` is set: another delivery of
+    its message leaves it alone until the worker is taken for dead. ``request_key`` is the
+    idempotency key of the event that opened the cancel/refund request an answering action
+    answers (null for the other actions): one action of a kind per order and request.
     """
 
     __tablename__ = "outbound_actions"
     __table_args__ = (
         UniqueConstraint("idempotency_key"),
         Index(None, "status", "next_attempt_at_ms"),
+        Index(None, "platform", "platform_order_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -233,6 +235,7 @@ class OutboundAction(Base):
     platform_order_id: Mapped[str] = mapped_column(String(64))
     store_id: Mapped[str] = mapped_column(String(64))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    request_key: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer)

@@ -17,6 +17,11 @@ from waimai_bridge.store.tables import Order, OutboundAction
 from waimai_bridge.web.api import bridge_of, require_token
 from waimai_bridge.web.views import iso
 
+SAME_ACTION = (
+    "The existing action: the same idempotency key, or the same kind on the same order (and "
+    "cancel/refund request) while pending or done"
+)
+
 router = APIRouter(prefix="/api/v1", tags=["actions"], dependencies=[Depends(require_token)])
 
 
@@ -90,10 +95,11 @@ async def _ask(bridge: Bridge, platform: str, platform_order_id: str, body: Acti
     status_code=202,
     response_model=ActionView,
     summary="Ask the platform to act on an order",
-    responses={200: {"description": "The same idempotency key: the same action"}},
+    responses={200: {"description": SAME_ACTION}},
 )
 async def ask_order_action(request: Request, order_id: int, body: ActionAsk) -> Response:
-    """202 with a new action; 200 with the existing one for a key already used."""
+    """202 with a new action; 200 with the existing one for a key already used, or of the
+    same kind on the same order (and request) while it is pending or done."""
     bridge = bridge_of(request)
 
     def find() -> tuple[str, str] | None:
@@ -112,12 +118,13 @@ async def ask_order_action(request: Request, order_id: int, body: ActionAsk) -> 
     status_code=202,
     response_model=ActionView,
     summary="Ask the platform to act on an order not (yet) stored",
-    responses={200: {"description": "The same idempotency key: the same action"}},
+    responses={200: {"description": SAME_ACTION}},
 )
 async def ask_platform_order_action(
     request: Request, platform: str, platform_order_id: str, body: ActionAsk
 ) -> Response:
-    """Above all ``confirm`` and ``cancel`` of a freshly created order."""
+    """Above all ``confirm`` and ``cancel`` of a freshly created order, also while its
+    first push still waits in the inbox."""
     return await _ask(bridge_of(request), platform, platform_order_id, body)
 
 

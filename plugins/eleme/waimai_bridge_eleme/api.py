@@ -26,7 +26,7 @@ from waimai_bridge.plugin_api import (
     ActionResult,
     PluginConfig,
 )
-from waimai_bridge_eleme.assumptions import TRANSIENT_ERROR_CODES
+from waimai_bridge_eleme import assumptions as facts
 from waimai_bridge_eleme.signing import compact_json, request_signature
 
 DEFAULT_API_BASE = "https://open-api.shop.ele.me/api/v1/"
@@ -81,6 +81,16 @@ CALLS: Mapping[Action, Call] = {
     Action.REJECT_REFUND: Call("eleme.order.disagreeRefundLite", _disagree),
 }
 """The actions the plugin supports (the manifest's ``actions``) and their API methods."""
+
+ALREADY_DONE: Mapping[Action, tuple[str, str]] = {
+    Action.CONFIRM: facts.ALREADY_CONFIRMED,
+    Action.CANCEL: facts.ALREADY_CANCELLED,
+    Action.AGREE_CANCEL: facts.REQUEST_ALREADY_AGREED,
+    Action.AGREE_REFUND: facts.REQUEST_ALREADY_AGREED,
+    Action.REJECT_CANCEL: facts.REQUEST_ALREADY_REJECTED,
+    Action.REJECT_REFUND: facts.REQUEST_ALREADY_REJECTED,
+}
+"""Each action's "already in that state" answer (code, words of the message): done."""
 
 
 def cancel_reason(reason: str | None) -> tuple[str, str]:
@@ -142,11 +152,12 @@ def perform(action: ActionRequest, config: PluginConfig) -> ActionResult:
         return _transient("TIMEOUT", f"{call.method}: no answer within {timeout:g} s")
     except httpx.TransportError as exc:
         return _transient("NETWORK", f"{call.method}: {type(exc).__name__}")
-    return classify(response)
+    return classify(response, action.action)
 
 
-def classify(response: httpx.Response) -> ActionResult:
-    """Done, transient or rejected, from an answer of the API (its ``error`` decides)."""
+def classify(response: httpx.Response, action: Action | None = None) -> ActionResult:
+    """Done, transient or rejected, from an answer of the API (its ``error`` decides); an
+    error saying the order is already where ``action`` would put it is done."""
     try:
         answer = response.json()
     except ValueError:
@@ -161,8 +172,11 @@ def classify(response: httpx.Response) -> ActionResult:
         return ActionResult(outcome=ActionOutcome.DONE)
     code = str(error.get("code") or "UNKNOWN") if isinstance(error, dict) else "UNKNOWN"
     message = str(error.get("message") or "") if isinstance(error, dict) else str(error)
-    if code in TRANSIENT_ERROR_CODES:
+    if code in facts.TRANSIENT_ERROR_CODES:
         return _transient(code, message)
+    already = ALREADY_DONE.get(action) if action is not None else None
+    if already is not None and code == already[0] and already[1] in message:
+        return ActionResult(outcome=ActionOutcome.DONE, code=code, message=message)
     return _rejected(code, message)
 
 

@@ -39,4 +39,28 @@ MEAL_READY_SUPPORTED: Final = False
 TRANSIENT_ERROR_CODES: Final = frozenset({"SERVER_ERROR", "EXCEED_LIMIT"})
 """API error codes worth retrying (platforms.md §2.4 lists the codes, not their nature):
 a server fault and the rate limit. Every other code — ``BIZ_*``, ``VALIDATION_FAILED``,
-``INVALID_SIGNATURE``, ``UNAUTHORIZED``, ``INVALID_TIMESTAMP`` … — is final."""
+``INVALID_SIGNATURE``, ``UNAUTHORIZED``, ``INVALID_TIMESTAMP`` … — is final, but for the
+"already" answers below, which are done."""
+
+ORDER_STATE_ERROR: Final = "BIZ_ORDER_STATUS_ERROR"
+"""The business error of an order action the order's state forbids (platforms.md §2.4 names
+only the ``BIZ_*`` family, not this code). The four answers below are this code with a
+message naming the state the order or its request is already in; they count as ``done`` for
+the action that would have put it there, so a repeated call (a retry after a time-out, a
+worker that died mid-call) ends done (SPEC §4.4). Both the code and the words must match:
+any other wording stays a final rejection, never a wrong ``done``."""
+
+ALREADY_CONFIRMED: Final = (ORDER_STATE_ERROR, "订单已接单")
+"""Eleme's answer to ``confirmOrderLite`` on an order already accepted [G]."""
+
+ALREADY_CANCELLED: Final = (ORDER_STATE_ERROR, "订单已取消")
+"""Eleme's answer to an action on an order already cancelled [G]: done for
+``cancelOrderLite``, a rejection for the others."""
+
+REQUEST_ALREADY_AGREED: Final = (ORDER_STATE_ERROR, "退单已同意")
+"""Eleme's answer to ``agreeRefundLite`` / ``disagreeRefundLite`` on a cancel or refund
+application already agreed [G]: done for the agreeing actions."""
+
+REQUEST_ALREADY_REJECTED: Final = (ORDER_STATE_ERROR, "退单已拒绝")
+"""Eleme's answer to ``agreeRefundLite`` / ``disagreeRefundLite`` on an application already
+rejected [G]: done for the rejecting actions."""

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import urlsplit
 
+from waimai_bridge_eleme.fake_orders import FakeOrders
 from waimai_bridge_eleme.signing import compact_json, push_signature, request_signature
 
 if TYPE_CHECKING:
@@ -353,7 +354,10 @@ class FakeEleme:
     (:meth:`script`), if any; otherwise it gets the default: success for
     :data:`ORDER_ACTIONS` (``getOrder`` returns the stored order), ``METHOD_NOT_ALLOWED``
     for any other action. So a badly signed (or otherwise refused) request never consumes
-    a scripted answer. Other paths answer HTTP 404, other methods 405.
+    a scripted answer. Other paths answer HTTP 404, other methods 405. The default answer
+    (also after a ``slow`` one) acts on the order: an action repeated on an order already
+    in its state gets the "already" error the plugin assumes Eleme answers
+    (:mod:`waimai_bridge_eleme.fake_orders`).
     """
 
     def __init__(
@@ -377,6 +381,7 @@ class FakeEleme:
         self._calls: list[FakeCall] = []
         self._scripts: dict[str, deque[FakeAnswer]] = {}
         self._orders: dict[str, dict[str, Any]] = {}
+        self._acted = FakeOrders()
         for order in orders:
             self.put_order(order)
         self._server: _Server | None = None
@@ -460,10 +465,18 @@ class FakeEleme:
         return [call for call in self.calls if call.action == action]
 
     def reset(self) -> None:
-        """Forget the calls and the scripted answers not played yet (stored orders stay)."""
+        """Forget the calls, the scripted answers not played yet and what the actions did
+        to each order (stored orders stay)."""
         with self._lock:
             self._calls.clear()
             self._scripts.clear()
+            self._acted.clear()
+
+    def open_request(self, order_id: str) -> None:
+        """A new cancel/refund application of the order: agreeing or rejecting it works
+        again (a second application after the first was answered)."""
+        with self._lock:
+            self._acted.open_request(order_id)
 
     # -- scripting
 
@@ -575,6 +588,9 @@ class FakeEleme:
             run = _ACTIONS.get(request.action)
             if run is None:
                 raise _Refused("METHOD_NOT_ALLOWED", f"unknown action {request.action}")
+            already = self._acted.act(request.action, str(request.params.get("orderId")))
+            if already is not None:  # a repeat, answered as the plugin assumes Eleme does
+                return _Reply(200, _envelope_error(request.request_id, *already))
             return _Reply(200, _envelope_ok(request.request_id, run(self, request.params)))
         if answer.kind == "ok":
             return _Reply(200, _envelope_ok(request.request_id, answer.result))

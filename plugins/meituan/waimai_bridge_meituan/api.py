@@ -3,8 +3,10 @@
 Every action is a GET of ``api_base + path`` with the business parameters and the system
 parameters ``app_id``, ``timestamp`` (epoch seconds) and ``sig`` in the query. The answer
 ``{"data":"ok"}`` is done; ``{"data":"ng","error":{"code":…,"msg":…}}`` is transient for
-700 / 711 and rejected for good otherwise, with Meituan's code and message kept; a network
-error, a time-out, HTTP 429 or a 5xx without Meituan's error body is transient.
+700 / 711, done when it says the order or refund is already where the action would put it
+(:data:`ALREADY_DONE`), and rejected for good otherwise, with Meituan's code and message
+kept; a network error, a time-out, HTTP 429 or a 5xx without Meituan's error body is
+transient.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ refund application is agreed or rejected through the same endpoints
 partial refund (``order/applyPartRefund``) has no canonical action yet."""
 
 SUPPORTED_ACTIONS: Final = tuple(ENDPOINTS)
+
+ALREADY_DONE: Final[dict[Action, tuple[str, str]]] = {
+    Action.CONFIRM: facts.ALREADY_CONFIRMED,
+    Action.CANCEL: facts.ALREADY_CANCELLED,
+    Action.AGREE_REFUND: facts.REFUND_ALREADY_AGREED,
+    Action.AGREE_CANCEL: facts.REFUND_ALREADY_AGREED,
+    Action.REJECT_REFUND: facts.REFUND_ALREADY_REJECTED,
+    Action.REJECT_CANCEL: facts.REFUND_ALREADY_REJECTED,
+}
+"""Each action's "already in that state" answer (code, words of the message): done."""
 
 
 def cancel_reason_code(reason: str | None) -> str:
@@ -120,12 +132,18 @@ def perform(
         return ActionResult(
             outcome=ActionOutcome.TRANSIENT, message=f"network error: {type(exc).__name__}"
         )
-    return classify(response.status_code, response.text, secret=str(settings["app_secret"]))
+    return classify(
+        response.status_code, response.text, secret=str(settings["app_secret"]),
+        action=action.action,
+    )  # fmt: skip
 
 
-def classify(status: int, text: str, *, secret: str = "") -> ActionResult:
+def classify(
+    status: int, text: str, *, secret: str = "", action: Action | None = None
+) -> ActionResult:
     """How an API answer counts: done, rejected (final) or transient, code and message kept
-    (with the secret blanked should the platform ever echo it)."""
+    (with the secret blanked should the platform ever echo it); an error saying the order is
+    already where ``action`` would put it is done."""
     try:
         body: Any = json.loads(text)
     except ValueError:
@@ -135,9 +153,13 @@ def classify(status: int, text: str, *, secret: str = "") -> ActionResult:
         if isinstance(error, dict) and error.get("code") is not None:
             code = str(error["code"])
             message = _clean(str(error.get("msg") or error.get("message") or ""), secret)
-            outcome = (
-                ActionOutcome.TRANSIENT if code in facts.TRANSIENT_CODES else ActionOutcome.REJECTED
-            )
+            already = ALREADY_DONE.get(action) if action is not None else None
+            if code in facts.TRANSIENT_CODES:
+                outcome = ActionOutcome.TRANSIENT
+            elif already is not None and code == already[0] and already[1] in message:
+                outcome = ActionOutcome.DONE
+            else:
+                outcome = ActionOutcome.REJECTED
             return ActionResult(outcome=outcome, code=code, message=message or None)
         data = body.get("data")
         if status < 400 and data is not None and data != "ng":

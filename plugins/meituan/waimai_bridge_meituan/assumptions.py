@@ -188,7 +188,7 @@ are read as order-level discounts, never in a line's price (§5) [C for 满减/c
 TRANSIENT_CODES: Final = frozenset({"700", "711"})
 """API error codes worth retrying: 700 系统错误, 711 接口调用过于频繁 (流控) (§4.4) [C for the
 meaning, G for the retry policy]. Every other code (701–708, 806, 808, 1001, 1002, 1022,
-4001 …) is final."""
+4001 …) is final, but for the "already" answers below, which are done."""
 
 DEFAULT_TIMEOUT_SECONDS: Final = 10.0
 """How long one API call may take when ``api_timeout_seconds`` is not configured [G]."""
@@ -220,3 +220,27 @@ are sent when the action has none."""
 PARTIAL_REFUND_APPLICATIONS_USE_REFUND_ENDPOINTS: Final = True
 """A user's partial-refund application is agreed or rejected with ``order/refund/agree`` /
 ``order/refund/reject`` like a full one (§4.3) [G]: no separate endpoint was found."""
+
+ORDER_STATE_CHANGED_CODE: Final = "808"
+"""808 操作失败(如订单状态已变更) (§4.4) [C for the code and its meaning]: the answer to an
+action the order's state no longer allows. Which words its ``msg`` carries for a repeat is
+[G]: the four answers below are 808 with a message naming the state the order or its refund
+is already in; they count as ``done`` for the action that would have put it there, so a
+repeated call (a retry after a time-out, a worker that died mid-call) ends done (SPEC §4.4).
+Both the code and the words must match: any other 808 stays a final rejection, never a wrong
+``done``."""
+
+ALREADY_CONFIRMED: Final = (ORDER_STATE_CHANGED_CODE, "订单已确认")
+"""Meituan's answer to ``order/confirm`` on an order already confirmed [G]."""
+
+ALREADY_CANCELLED: Final = (ORDER_STATE_CHANGED_CODE, "订单已取消")
+"""Meituan's answer to an action on an order already cancelled [G]: done for
+``order/cancel``, a rejection for the others."""
+
+REFUND_ALREADY_AGREED: Final = (ORDER_STATE_CHANGED_CODE, "退款已同意")
+"""Meituan's answer to ``order/refund/agree`` / ``order/refund/reject`` on a refund
+application already agreed [G]: done for the agreeing actions."""
+
+REFUND_ALREADY_REJECTED: Final = (ORDER_STATE_CHANGED_CODE, "退款已驳回")
+"""Meituan's answer to ``order/refund/agree`` / ``order/refund/reject`` on a refund
+application already rejected [G]: done for the rejecting actions."""

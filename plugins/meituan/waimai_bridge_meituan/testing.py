@@ -4,7 +4,8 @@ config the fixtures in ``fixtures/`` are written for.
 :class:`FakeMeituan` is a real HTTP server on 127.0.0.1 (a free port) that checks each call's
 ``app_id`` and ``sig`` exactly as Meituan does, answers like the platform (``{"data":"ok"}``,
 or ``{"data":"ng","error":{"code":703,…}}`` for a bad sig), records every call and can be
-scripted to fail::
+scripted to fail (an unscripted call acts on its order, so a repeated action gets the
+"already" error the plugin assumes Meituan answers: :mod:`waimai_bridge_meituan.fake_orders`)::
 
     with FakeMeituan() as fake:
         fake.script("order/refund/agree", FakeAnswer.error(700, "系统错误"), FakeAnswer.ok())
@@ -25,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final
@@ -33,6 +34,7 @@ from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 
 from waimai_bridge.plugin_api import PluginConfig
 from waimai_bridge_meituan import assumptions as facts
+from waimai_bridge_meituan.fake_orders import FakeOrders
 from waimai_bridge_meituan.signing import sig, sig_matches
 
 FIXTURE_APP_ID: Final = "6123"
@@ -138,6 +140,9 @@ class FakeAnswer:
     delay_s: float = 0.0
     drop: bool = False
     """Close the connection without answering (a broken connection)."""
+    acts: bool = False
+    """The fake's own answer (after ``delay_s``): ok, acting on the order, or the "already"
+    error of a repeated action."""
 
     @classmethod
     def ok(cls) -> FakeAnswer:
@@ -157,9 +162,11 @@ class FakeAnswer:
 
     @classmethod
     def slow(cls, seconds: float, then: FakeAnswer | None = None) -> FakeAnswer:
-        """``then`` (ok by default) after ``seconds``: a time-out for a shorter client."""
-        answer = then or cls.ok()
-        return cls(status=answer.status, body=answer.body, delay_s=seconds)
+        """``then`` (by default the fake's own answer) after ``seconds``: a time-out for a
+        shorter client."""
+        if then is None:
+            return cls(delay_s=seconds, acts=True)
+        return replace(then, delay_s=seconds)
 
     @classmethod
     def dropped(cls) -> FakeAnswer:
@@ -189,6 +196,7 @@ class _Script:
     answers: dict[str, deque[FakeAnswer]] = field(default_factory=dict)
     any_path: deque[FakeAnswer] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    orders: FakeOrders = field(default_factory=FakeOrders)
 
 
 class FakeMeituan:
@@ -269,11 +277,18 @@ class FakeMeituan:
             self._script.any_path.extend(answers)
 
     def reset(self) -> None:
-        """Forget the calls received and the answers not played yet."""
+        """Forget the calls received, the answers not played yet and what the actions did
+        to each order."""
         with self._script.lock:
             self._script.answers.clear()
             self._script.any_path.clear()
+            self._script.orders.clear()
         self.calls.clear()
+
+    def open_request(self, order_id: str) -> None:
+        """A new refund application of the order: agreeing or rejecting it works again."""
+        with self._script.lock:
+            self._script.orders.open_request(order_id)
 
     def calls_to(self, path: str) -> list[FakeCall]:
         """The calls of one API path, in arrival order."""
@@ -303,7 +318,7 @@ class FakeMeituan:
         elif not sig_ok or "timestamp" not in system:
             answer = BAD_SIG
         else:
-            answer = self._next_answer(path)
+            answer = self._next_answer(path, params.get("order_id", ""))
         self.calls.append(FakeCall(handler.command, path, params, system, sig_ok, answer))
         if answer.delay_s:
             time.sleep(answer.delay_s)
@@ -320,13 +335,19 @@ class FakeMeituan:
         except OSError:  # the client gave up (a time-out test)
             pass
 
-    def _next_answer(self, path: str) -> FakeAnswer:
+    def _next_answer(self, path: str, order_id: str) -> FakeAnswer:
         with self._script.lock:
-            waiting = self._script.answers.get(path)
-            if waiting:
-                return waiting.popleft()
-            any_path = self._script.any_path
-            return any_path.popleft() if any_path else FakeAnswer.ok()
+            waiting = self._script.answers.get(path) or self._script.any_path
+            answer = waiting.popleft() if waiting else FakeAnswer(acts=True)
+            if not answer.acts:
+                return answer
+            already = self._script.orders.act(path, order_id)
+            own = (
+                FakeAnswer.ok()
+                if already is None
+                else FakeAnswer.error(int(already[0]), already[1])
+            )
+            return replace(own, delay_s=answer.delay_s)
 
 
 # --------------------------------------------------------------------------- contract harness

@@ -1,0 +1,171 @@
+"""Asking outbound actions against the database, on SQLite and PostgreSQL (SPEC §4.4,
+§7.3): one action per kind on an order or request whatever the idempotency key, also when
+asked at the same moment; an order still unread in the inbox can be acted on; actions asked
+before their order was stored get its id."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from waimai_bridge_eleme import examples
+
+from waimai_bridge.config import load_config
+from waimai_bridge.models import Action, NativeEvent
+from waimai_bridge.pipeline.actions import ActionRefused
+from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge.runtime import Bridge
+from waimai_bridge.store import actions
+from waimai_bridge.store.database import Database
+from waimai_bridge.store.tables import Order, OutboundAction, PlatformOrder
+
+SHOP = 160012345
+T0 = 1_716_181_200_000
+
+
+@pytest.fixture
+def bridge(database: Database, tmp_path: Path) -> Iterator[Bridge]:
+    """A bridge on ``database`` whose queue nobody works: inbox events stay unread."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        f"""
+[bridge]
+database_url = "{database.url}"
+accept_hold_seconds = 0
+
+[platforms.eleme]
+app_key = "key"
+app_secret = "secret"
+app_id = 1
+
+[stores.S001]
+eleme = {{ shop_id = {SHOP}, token = "token" }}
+""",
+        "utf-8",
+    )
+    registry = PluginRegistry.discover(blocked=())
+    running = Bridge(load_config(path, registry), registry)
+    yield running
+    running.stop()
+
+
+def created(order: str) -> NativeEvent:
+    return NativeEvent(
+        platform="eleme", store_id="S001", platform_order_id=order, native_code="10",
+        idempotency_key=f"push-{order}", platform_time_ms=T0,
+        payload=examples.new_order(order, SHOP),
+    )  # fmt: skip
+
+
+def ask(bridge: Bridge, order: str, action: Action, key: str) -> actions.Asked:
+    return bridge.actions.ask(
+        platform="eleme", platform_order_id=order, action=action, reason=None, key=key
+    )
+
+
+def test_an_order_unread_in_the_inbox_is_confirmed_once_however_often_asked(
+    bridge: Bridge,
+) -> None:
+    bridge.pipeline.receive([created("N1")], received_at_ms=T0)
+    start = threading.Barrier(6)
+    asked: list[actions.Asked] = []
+
+    def press(key: str) -> None:
+        start.wait()
+        asked.append(ask(bridge, "N1", Action.CONFIRM, key))
+
+    threads = [threading.Thread(target=press, args=(f"press-{n}",)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(asked) == 6
+    assert len({one.action.id for one in asked}) == 1
+    assert sum(one.created for one in asked) == 1
+    with bridge.database.transaction() as session:
+        assert session.scalars(select(OutboundAction.action)).all() == ["confirm"]
+        platform_order = session.scalars(select(PlatformOrder)).one()
+        assert (platform_order.store_id, platform_order.state_code) == ("S001", None)
+    # the worker applies the push to the row the action created
+    bridge.pipeline.process_shard(bridge.pipeline.shard_of("S001"))
+    with bridge.database.transaction() as session:
+        platform_order = session.scalars(select(PlatformOrder)).one()
+        assert (platform_order.store_id, platform_order.state_code) == ("S001", 10)
+
+
+def test_an_order_neither_stored_nor_in_the_inbox_is_unknown(bridge: Bridge) -> None:
+    bridge.pipeline.receive([created("N2")], received_at_ms=T0)
+    with pytest.raises(ActionRefused) as refused:
+        ask(bridge, "N3", Action.CONFIRM, "k")
+    assert refused.value.status == 404
+    with bridge.database.transaction() as session:
+        assert session.scalars(select(PlatformOrder)).all() == []
+
+
+def _platform_order(order: str) -> PlatformOrder:
+    return PlatformOrder(
+        platform="eleme", platform_order_id=order, store_id="S001", state_code=30,
+        order_state=None, latest_payload={}, price=None, order_id=None,
+        hold_started_at_ms=None, discarded=False, created_at_ms=0, updated_at_ms=0,
+    )  # fmt: skip
+
+
+def test_one_action_per_kind_and_request(database: Database) -> None:
+    with database.transaction() as session:
+        platform_order = _platform_order("R1")
+        session.add(platform_order)
+        session.flush()
+
+        def agree(key: str, request: str | None) -> actions.Asked:
+            return actions.ask(
+                session, key=key, action=Action.AGREE_REFUND, platform_order=platform_order,
+                request_key=request, reason=None, attempt_limit=3, now_ms=1_000,
+            )  # fmt: skip
+
+        first = agree("a", "request-1")
+        assert first.created
+        repeated = agree("b", "request-1")
+        assert (repeated.action.id, repeated.created) == (first.action.id, False)
+        second = agree("c", "request-2")
+        assert second.created
+        first.action.status = actions.ActionStatus.DONE
+        second.action.status = actions.ActionStatus.FAILED
+        session.flush()
+        assert agree("d", "request-1").action.id == first.action.id
+        retried = agree("e", "request-2")
+        assert retried.created
+        assert retried.action.id != second.action.id
+        with pytest.raises(actions.KeyConflict):
+            actions.ask(
+                session, key="a", action=Action.REJECT_REFUND, platform_order=platform_order,
+                request_key="request-1", reason=None, attempt_limit=3, now_ms=1_000,
+            )  # fmt: skip
+
+
+def test_actions_asked_before_the_order_was_stored_get_its_id(database: Database) -> None:
+    with database.transaction() as session:
+        keys = {}
+        for order in ("S1", "S2"):
+            platform_order = _platform_order(order)
+            session.add(platform_order)
+            session.flush()
+            keys[order] = actions.ask(
+                session, key=f"k-{order}", action=Action.CONFIRM, platform_order=platform_order,
+                request_key=None, reason=None, attempt_limit=3, now_ms=1_000,
+            ).action.id  # fmt: skip
+        stored = Order(
+            platform="eleme", platform_order_id="S1", store_id="S001", state="paid",
+            rider_state=None, refunded_amount_fen=0, price=None, version=1,
+            created_at_ms=2_000, updated_at_ms=2_000,
+        )  # fmt: skip
+        session.add(stored)
+        session.flush()
+        order_id = stored.id
+    with database.transaction() as session:
+        actions.attach_order_ids(session, [("eleme", "S1", order_id)])
+    with database.transaction() as session:
+        found = {row.id: row.order_id for row in session.scalars(select(OutboundAction))}
+    assert found == {keys["S1"]: order_id, keys["S2"]: None}
