@@ -153,7 +153,7 @@ def send(client: httpx.Client, push: Push) -> None:
     request = push.request
     path = f"/webhooks/{push.platform}" + (f"/{request.kind}" if request.kind else "")
     answer = client.request(
-        request.method, path, params=request.query, headers=request.headers,
+        request.method, path, params=tuple(request.query), headers=request.headers,
         content=request.body.encode("utf-8"),
     )  # fmt: skip
     assert answer.status_code == 200, (push.platform, path, answer.status_code, answer.text)

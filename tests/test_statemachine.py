@@ -8,8 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from waimai_bridge.bounds import MAX_INT64
 from waimai_bridge.models import KitchenStep, OrderState, PlatformState, RiderState
-from waimai_bridge.statemachine import FULFILMENT, LogEntry, OrderFold, fold, in_fold_order, step
+from waimai_bridge.statemachine import (
+    FULFILMENT,
+    LogEntry,
+    OrderFold,
+    cancelled_before_completion,
+    fold,
+    in_fold_order,
+    step,
+)
 
 P = PlatformState
 S = OrderState
@@ -300,6 +309,36 @@ def test_refunds_accumulate_in_fen() -> None:
         part(P.REFUND_AGREED, amount=20),
     )
     assert fold(events).refunded_amount_fen == 30
+
+
+def test_refunds_never_add_up_past_what_the_database_holds() -> None:
+    events = log(
+        *COMPLETED,
+        P.REFUND_REQUESTED,
+        part(P.REFUND_AGREED, amount=MAX_INT64),
+        P.REFUND_REQUESTED,
+        part(P.REFUND_AGREED, amount=MAX_INT64),
+    )
+    assert fold(events).refunded_amount_fen == MAX_INT64
+
+
+CANCELLED_BEFORE_COMPLETION = {
+    "cancelled after acceptance": ((*PAID, P.CANCELLED), True),
+    "force-invalidated while preparing": ((*PREPARING, P.FORCE_INVALIDATED), True),
+    "a full cancel agreed": ((*PAID, P.CANCEL_REQUESTED, P.CANCEL_AGREED), True),
+    "a partial cancel agreed": ((*PAID, P.CANCEL_REQUESTED, part(P.CANCEL_AGREED, 500)), False),
+    "completed, then refunded in full": ((*COMPLETED, P.REFUND_REQUESTED, P.REFUND_AGREED), False),
+    "a full refund agreed before completion": ((*PAID, P.REFUND_REQUESTED, P.REFUND_AGREED), False),
+    "completed, then invalidated": ((*COMPLETED, P.INVALIDATED), False),
+    "never cancelled": ((*COMPLETED,), False),
+}
+
+
+@pytest.mark.parametrize("case", CANCELLED_BEFORE_COMPLETION, ids=list(CANCELLED_BEFORE_COMPLETION))
+def test_what_cancels_an_order_before_completion(case: str) -> None:
+    events, cancelled = CANCELLED_BEFORE_COMPLETION[case]
+    assert cancelled_before_completion(log(*events)) is cancelled
+    assert cancelled_before_completion(list(reversed(log(*events)))) is cancelled
 
 
 def test_a_full_refund_that_states_no_amount_returns_the_rest() -> None:

@@ -23,6 +23,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from waimai_bridge.bounds import MAX_ID_LENGTH
 from waimai_bridge.errors import ConfigError
 from waimai_bridge.models import PluginConfig
 from waimai_bridge.plugins import PluginRegistry
@@ -102,10 +103,6 @@ class BridgeSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The environment overrides the file (the file arrives as init arguments)."""
         return env_settings, init_settings
-
-
-MAX_STORE_ID = 64
-"""The longest store id the database holds."""
 
 
 class _StoreTable(BaseModel):
@@ -272,8 +269,8 @@ def _store(
 ) -> StoreConfig | None:
     key = f"stores.{store_id}"
     before = len(problems)
-    if len(store_id) > MAX_STORE_ID:
-        problems.append((key, f"a store id has at most {MAX_STORE_ID} characters"))
+    if len(store_id) > MAX_ID_LENGTH:
+        problems.append((key, f"a store id has at most {MAX_ID_LENGTH} characters"))
     try:
         parsed = _StoreTable(**table)
     except ValidationError as exc:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from waimai_bridge.bounds import MAX_INT64
 from waimai_bridge.models import Event, KitchenStep, OrderState, PlatformState, RiderState
 
 FULFILMENT: tuple[OrderState, ...] = (
@@ -185,8 +186,9 @@ def step(fold: OrderFold, entry: LogEntry, *, user_paid_fen: int | None = None) 
     agreed = request is Request.AGREE
     refunds_all = transition.refunds_all or (agreed and not entry.partial)
     amount = fold.refunded_amount_fen
-    if agreed or transition.refunds_all:
-        amount += _refund(fold, entry.refund_amount_fen, refunds_all, user_paid_fen)
+    if agreed or transition.refunds_all:  # never more than the database holds
+        amount = min(amount + _refund(fold, entry.refund_amount_fen, refunds_all, user_paid_fen),
+                     MAX_INT64)  # fmt: skip
     return replace(
         fold,
         platform_state=entry.state if entry.state is not None else fold.platform_state,

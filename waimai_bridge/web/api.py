@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from waimai_bridge.bounds import MAX_INT64
 from waimai_bridge.models import OrderState
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.web.views import (
@@ -22,9 +23,7 @@ from waimai_bridge.web.views import (
     list_orders,
 )
 
-MAX_ROW_ID = 2**63 - 1
-"""The largest id (and epoch millisecond) the database holds: a signed 64-bit integer."""
-RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+RowId = Annotated[int, Path(ge=1, le=MAX_INT64)]
 """An id in a URL path: a number out of the database's range is refused (422), not looked up."""
 
 _bearer = HTTPBearer(auto_error=False, description="One of [bridge].api_tokens.")
@@ -59,7 +58,7 @@ def _since_ms(since: str | None) -> int | None:
     if since is None:
         return None
     if since.isascii() and since.isdigit():  # str.isdigit() also takes "²"
-        if int(since) > MAX_ROW_ID:
+        if int(since) > MAX_INT64:
             raise HTTPException(400, "since is out of range")
         return int(since)
     try:
@@ -82,7 +81,7 @@ async def orders(
         str | None, Query(description="Updated at or after: epoch ms or ISO 8601.")
     ] = None,
     cursor: Annotated[
-        int | None, Query(ge=0, le=MAX_ROW_ID, description="next_cursor of the page before.")
+        int | None, Query(ge=0, le=MAX_INT64, description="next_cursor of the page before.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> OrderPage:
