@@ -51,7 +51,19 @@ def require_token(
         raise HTTPException(401, "the bearer token is not one of the configured tokens", challenge)
 
 
-router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=[Depends(require_token)])
+def storable_parameters(request: Request) -> None:
+    """Refuse a path or query parameter that no database column can hold or compare: one
+    with a NUL character or a lone surrogate."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        text = str(value)
+        if "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text):
+            raise HTTPException(400, f"{name} holds a NUL character or a lone surrogate")
+
+
+API = [Depends(require_token), Depends(storable_parameters)]
+"""What every ``/api/v1`` route depends on: a token, and parameters the database can hold."""
+
+router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=API)
 
 
 def _since_ms(since: str | None) -> int | None:

@@ -13,7 +13,7 @@ import binascii
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
@@ -32,10 +32,10 @@ from waimai_bridge.store.skus import (
     read_sku_items,
     text_problem,
 )
-from waimai_bridge.web.api import bridge_of, require_token
+from waimai_bridge.web.api import API, bridge_of
 from waimai_bridge.web.views import MAX_PAGE, iso
 
-router = APIRouter(prefix="/api/v1", tags=["skus"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1", tags=["skus"], dependencies=API)
 
 MAX_BODY_BYTES = 4 << 20
 """The largest PUT body: some 50,000 mappings."""

@@ -10,17 +10,17 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge.models import OrderState
 from waimai_bridge.store import outbox
 from waimai_bridge.store.tables import Subscription
-from waimai_bridge.web.api import RowId, bridge_of, require_token
+from waimai_bridge.web.api import API, RowId, bridge_of
 from waimai_bridge.web.views import iso
 
-router = APIRouter(prefix="/api/v1", tags=["subscriptions"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1", tags=["subscriptions"], dependencies=API)
 
 Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=500)]
 
@@ -35,6 +35,13 @@ class SubscriptionAsk(BaseModel):
     states: list[OrderState] | None = Field(
         default=None, description="Order states to hear of; action outcomes always pass."
     )
+
+    @field_validator("secret")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("holds a NUL character")
+        return value
 
     @field_validator("url")
     @classmethod

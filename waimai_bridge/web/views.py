@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -164,7 +164,10 @@ def _price(order: Order) -> PriceBreakdown | None:
     to when the order was stored (the mapping is read once, at store time)."""
     if order.price is None:
         return None
-    price = PriceBreakdown.model_validate(order.price)
+    try:
+        price = PriceBreakdown.model_validate(order.price)
+    except ValidationError:  # kept before the contract bounded it (a price_unreadable anomaly)
+        return None
     products = {item.line: item.product_id for item in order.items}
     return price.model_copy(
         update={
