@@ -294,3 +294,13 @@ def test_the_fakes_own_refusals_are_final(eleme: Platform, fake: FakeEleme) -> N
 
 def test_an_unsupported_action_is_not_in_the_manifest(eleme: Platform) -> None:
     assert "meal_ready" not in eleme.manifest.actions
+
+
+def test_an_order_push_without_income_is_read_with_unknown_income(eleme: Platform) -> None:
+    message = {k: v for k, v in examples.new_order("1", SHOP).items() if k != "income"}
+    parsed = eleme.parse_event(signed(10, message), CONFIG)
+    assert parsed is not None
+    [event] = parsed.events
+    price = eleme.price_breakdown(event, CONFIG)
+    assert price is not None
+    assert price.merchant_income is None

@@ -35,7 +35,7 @@ class KindRule:
 
 
 RULES: Mapping[Kind, KindRule] = {
-    Kind.ORDER: KindRule(("totalPrice", "originalPrice", "income", "groups"), ("orderId", "id")),
+    Kind.ORDER: KindRule(("totalPrice", "originalPrice", "groups"), ("orderId", "id")),
     Kind.STATUS: KindRule(("orderId",), ("orderId",)),
     Kind.REFUND: KindRule(("orderId",), ("orderId",)),
     Kind.DELIVERY: KindRule(("orderId",), ("orderId",)),
