@@ -229,6 +229,16 @@ def test_an_order_not_yet_stored_can_be_confirmed(client: TestClient, fake: Fake
     assert asked.status_code == 202, asked.text
     assert settled(client, asked.json()["id"])["status"] == "done"
     assert [c.params for c in fake.calls_to("eleme.order.confirmOrderLite")] == [{"orderId": "A7"}]
+    assert (
+        client.get(f"/api/v1/actions/{asked.json()['id']}", headers=AUTH).json()["order_id"] is None
+    )
+    push(client, "A7", 12, examples.status("A7", SHOP, "valid", T0_S + 1))  # the platform's word
+    order_id = wait_until(
+        lambda: client.get("/api/v1/platform-orders/eleme/A7", headers=AUTH).json()["order_id"],
+        10, "the order stored",
+    )  # fmt: skip
+    action = client.get(f"/api/v1/actions/{asked.json()['id']}", headers=AUTH).json()
+    assert action["order_id"] == order_id  # the action now names the order it acted on
     unknown = client.post(
         "/api/v1/platform-orders/eleme/nope/actions",
         json={"action": "confirm", "idempotency_key": "key-8"}, headers=AUTH,

@@ -22,6 +22,7 @@ from sqlalchemy.sql.expression import ColumnClause
 from waimai_bridge.models import Event, KitchenStep, PlatformState, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, cancelled_before_completion, fold
 from waimai_bridge.store import outbox
+from waimai_bridge.store.actions import attach_order_ids
 from waimai_bridge.store.database import require_durable
 from waimai_bridge.store.skus import product_ids
 from waimai_bridge.store.tables import (
@@ -562,6 +563,10 @@ def _store(
             rider_state=state.rider_state, version=1, now_ms=now_ms,
         )  # fmt: skip
     _store_items(session, [(po, po.order_id) for po, _ in stored], now_ms)
+    attach_order_ids(
+        session,
+        [(po.platform, po.platform_order_id, po.order_id) for po, _ in stored if po.order_id],
+    )
 
 
 def _tell_subscribers(session: Session, order: _Stored, previous: str | None, now_ms: int) -> None:
