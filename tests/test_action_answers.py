@@ -4,20 +4,25 @@ platforms answer a repeated call the way the plugins assume the platforms do."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from waimai_bridge_eleme import assumptions as eleme_facts
+from waimai_bridge_eleme.api import classify as eleme_classify
 from waimai_bridge_eleme.testing import FIXTURE_SETTINGS as ELEME_SETTINGS
 from waimai_bridge_eleme.testing import FIXTURE_STORES as ELEME_STORES
 from waimai_bridge_eleme.testing import FakeAnswer as ElemeAnswer
 from waimai_bridge_eleme.testing import FakeEleme
 from waimai_bridge_meituan import assumptions as meituan_facts
+from waimai_bridge_meituan.api import classify as meituan_classify
 from waimai_bridge_meituan.testing import FakeAnswer as MeituanAnswer
 from waimai_bridge_meituan.testing import FakeMeituan, fixture_config
 
+from waimai_bridge.bounds import MAX_ID_LENGTH, MAX_TEXT_LENGTH
 from waimai_bridge.hookcalls import Platform
-from waimai_bridge.models import Action, ActionOutcome, ActionRequest, PluginConfig
+from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult, PluginConfig
 from waimai_bridge.plugins import PluginRegistry
 
 ORDER = "3084512398765432101"
@@ -147,3 +152,14 @@ def test_a_state_answer_without_the_assumed_words_or_code_stays_rejected(
     assert (result.outcome, result.code, result.message) == (
         ActionOutcome.REJECTED, code, message,
     )  # fmt: skip
+
+
+def test_a_platform_code_or_message_longer_than_the_contract_holds_is_shortened() -> None:
+    code, message = "C" * 300, "m" * 10_000
+    eleme = eleme_classify(httpx.Response(200, json={"error": {"code": code, "message": message}}))
+    meituan = meituan_classify(200, json.dumps({"error": {"code": code, "msg": message}}))
+    for result in (eleme, meituan):
+        assert result.outcome is ActionOutcome.REJECTED
+        assert result.code == code[:MAX_ID_LENGTH]
+        assert result.message == message[:MAX_TEXT_LENGTH]
+        assert ActionResult.model_validate(result.model_dump()) == result  # within the contract

@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 
 from waimai_bridge.plugin_api import (
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
     Action,
     ActionOutcome,
     ActionRequest,
@@ -172,6 +174,7 @@ def classify(response: httpx.Response, action: Action | None = None) -> ActionRe
         return ActionResult(outcome=ActionOutcome.DONE)
     code = str(error.get("code") or "UNKNOWN") if isinstance(error, dict) else "UNKNOWN"
     message = str(error.get("message") or "") if isinstance(error, dict) else str(error)
+    code, message = code[:MAX_ID_LENGTH], message[:MAX_TEXT_LENGTH]  # what the contract holds
     if code in facts.TRANSIENT_ERROR_CODES:
         return _transient(code, message)
     already = ALREADY_DONE.get(action) if action is not None else None

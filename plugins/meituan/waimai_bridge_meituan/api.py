@@ -20,6 +20,8 @@ from typing import Any, Final
 import httpx
 
 from waimai_bridge.plugin_api import (
+    MAX_ID_LENGTH,
+    MAX_TEXT_LENGTH,
     Action,
     ActionOutcome,
     ActionRequest,
@@ -151,8 +153,9 @@ def classify(
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("code") is not None:
-            code = str(error["code"])
+            code = str(error["code"])[:MAX_ID_LENGTH]  # what the contract holds
             message = _clean(str(error.get("msg") or error.get("message") or ""), secret)
+            message = message[:MAX_TEXT_LENGTH]
             already = ALREADY_DONE.get(action) if action is not None else None
             if code in facts.TRANSIENT_CODES:
                 outcome = ActionOutcome.TRANSIENT
