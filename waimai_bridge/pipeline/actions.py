@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+from sqlalchemy.orm import Session
 
 from waimai_bridge.action_rules import (
     Answers,
@@ -26,14 +27,16 @@ from waimai_bridge.metrics import ACTIONS_PERFORMED
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult, Capability
 from waimai_bridge.pipeline.actors import Pipeline
 from waimai_bridge.pipeline.shards import queue_name
-from waimai_bridge.statemachine import OrderFold
-from waimai_bridge.store import actions
+from waimai_bridge.statemachine import LogEntry, OrderFold
+from waimai_bridge.store import actions, inbox
 from waimai_bridge.store.orders import lock_platform_order, order_fold
-from waimai_bridge.store.tables import OutboundAction
+from waimai_bridge.store.tables import OutboundAction, PlatformOrder
 
 logger = logging.getLogger(__name__)
 
 PERFORM_ACTION = "waimai.perform_action"
+UNREAD_ARRIVAL = 2**62
+"""Unread events arrive after every applied one (whose arrival is its log row's id)."""
 IN_FLIGHT_TIMEOUT_MS = 120_000
 """How long an attempt may be in flight before its worker is taken for dead."""
 
@@ -85,7 +88,7 @@ class ActionWorker:
                 platform_order = lock_platform_order(session, platform, platform_order_id)
             if platform_order is None:
                 raise ActionRefused(404, f"no {platform} order {platform_order_id!r} is known")
-            fold = order_fold(session, platform_order)
+            fold = order_fold(session, platform_order, self._unread(session, platform_order))
             request_key = fold.request_key if answers_request(action) else None
             try:
                 found = actions.existing(
@@ -191,6 +194,20 @@ class ActionWorker:
             state = fold.order_state.value if fold.order_state else "not accepted"
             names = ", ".join(a.value for a in allowed) or "none"
             raise ActionRefused(409, f"{why}; the order is {state} (allowed now: {names})", allowed)
+
+    def _unread(self, session: Session, platform_order: PlatformOrder) -> list[LogEntry]:
+        """The order's events received and not yet applied, as the fold reads them: an
+        action asked right after a push (a refund request, a cancellation) is judged on it.
+        An event its plugin cannot read is left to the worker, which parks it."""
+        plugin = self.pipeline.registry.platform(platform_order.platform)
+        entries = []
+        for row in inbox.unread(session, platform_order.platform, platform_order.platform_order_id):
+            try:
+                event = plugin.event(inbox.native_event(row))
+            except Exception:  # the worker parks it, with its error
+                continue
+            entries.append(LogEntry.of(event, arrival=UNREAD_ARRIVAL + int(row.id)))
+        return entries
 
     def _call(self, platform: str, request: ActionRequest) -> ActionResult:
         try:

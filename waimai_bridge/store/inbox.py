@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection, Row, Table, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Row, Table, bindparam, literal_column, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import NativeEvent
@@ -105,6 +105,13 @@ def with_known_stores(
     ]
 
 
+_TAKEN = {
+    "status": InboxStatus.DONE,
+    "attempts": _INBOX.c.attempts + 1,
+    "error": None,
+    "done_at_ms": bindparam("taken_at_ms"),
+}
+"""What taking a row writes: done, unless the worker parks it before its commit."""
 _TAKE = (
     update(_INBOX)
     .where(
@@ -120,25 +127,13 @@ _TAKE = (
             .scalar_subquery()
         )
     )
-    .values(
-        status=InboxStatus.DONE,
-        attempts=_INBOX.c.attempts + 1,
-        error=None,
-        done_at_ms=bindparam("taken_at_ms"),
-    )
+    .values(_TAKEN)
     .returning(*_INBOX.c)
 )
-
-
 _TAKE_ONE = (
     update(_INBOX)
     .where(_INBOX.c.id == bindparam("take_id"), _INBOX.c.status == InboxStatus.PENDING)
-    .values(
-        status=InboxStatus.DONE,
-        attempts=_INBOX.c.attempts + 1,
-        error=None,
-        done_at_ms=bindparam("taken_at_ms"),
-    )
+    .values(_TAKEN)
     .returning(*_INBOX.c)
 )
 
@@ -171,6 +166,20 @@ def native_event(row: Row[Any]) -> NativeEvent:
         platform_time_ms=row.platform_time_ms,
         payload=row.payload,
     )
+
+
+def unread(session: Session, platform: str, platform_order_id: str) -> list[Row[Any]]:
+    """The pending (not yet applied) rows of one platform order, oldest first."""
+    statement = (
+        select(_INBOX)
+        .where(
+            _INBOX.c.status == literal_column("'pending'"),  # the partial index's predicate
+            _INBOX.c.platform == platform,
+            _INBOX.c.platform_order_id == platform_order_id,
+        )
+        .order_by(_INBOX.c.id)
+    )
+    return list(session.connection().execute(statement))
 
 
 def park(session: Session, row_id: int, error: str, now_ms: int) -> None:

@@ -437,10 +437,14 @@ def release_due(
     return _release(session, due, accept_hold_ms, now_ms)
 
 
-def order_fold(session: Session, platform_order: PlatformOrder) -> OrderFold:
-    """The fold of a platform order's whole log: where it stands now."""
+def order_fold(
+    session: Session, platform_order: PlatformOrder, unread: Sequence[LogEntry] = ()
+) -> OrderFold:
+    """The fold of a platform order's whole log, with the ``unread`` events (received,
+    not yet applied) after it: where it stands now."""
     log = _logs(session, [platform_order.id])[platform_order.id]
-    return fold([_entry(row) for row in log], user_paid_fen=_user_paid(platform_order.price))
+    entries = [*(_entry(row) for row in log), *unread]
+    return fold(entries, user_paid_fen=_user_paid(platform_order.price))
 
 
 def _release(
