@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +14,7 @@ from waimai_bridge.pipeline.actions import ActionRefused
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import actions
 from waimai_bridge.store.tables import Order, OutboundAction
-from waimai_bridge.web.api import bridge_of, require_token
+from waimai_bridge.web.api import API, RowId, StorableText, bridge_of
 from waimai_bridge.web.views import iso
 
 SAME_ACTION = (
@@ -22,15 +22,15 @@ SAME_ACTION = (
     "cancel/refund request) while pending or done"
 )
 
-router = APIRouter(prefix="/api/v1", tags=["actions"], dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/api/v1", tags=["actions"], dependencies=API)
 
 
 class ActionAsk(BaseModel):
     """An action to ask of the order's platform."""
 
     action: Action
-    reason: str | None = Field(default=None, max_length=500)
-    idempotency_key: str = Field(
+    reason: StorableText | None = Field(default=None, max_length=500)
+    idempotency_key: StorableText = Field(
         min_length=1, max_length=200, description="The same key again gives the same action."
     )
 
@@ -97,7 +97,7 @@ async def _ask(bridge: Bridge, platform: str, platform_order_id: str, body: Acti
     summary="Ask the platform to act on an order",
     responses={200: {"description": SAME_ACTION}},
 )
-async def ask_order_action(request: Request, order_id: int, body: ActionAsk) -> Response:
+async def ask_order_action(request: Request, order_id: RowId, body: ActionAsk) -> Response:
     """202 with a new action; 200 with the existing one for a key already used, or of the
     same kind on the same order (and request) while it is pending or done."""
     bridge = bridge_of(request)
@@ -129,7 +129,7 @@ async def ask_platform_order_action(
 
 
 @router.get("/actions/{action_id}", response_model=ActionView, summary="One action")
-async def get_action(request: Request, action_id: int) -> ActionView:
+async def get_action(request: Request, action_id: RowId) -> ActionView:
     """An action with its status, platform calls made and the platform's last answer."""
     bridge = bridge_of(request)
 
@@ -162,7 +162,7 @@ async def list_actions(
 
 
 @router.post("/actions/{action_id}/retry", response_model=ActionView, summary="Retry an action")
-async def retry_action(request: Request, action_id: int) -> ActionView:
+async def retry_action(request: Request, action_id: RowId) -> ActionView:
     """Give a failed action another round of tries."""
     bridge = bridge_of(request)
     row = await run_in_threadpool(bridge.actions.retry, action_id)

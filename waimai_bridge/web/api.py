@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge.bounds import MAX_INT64
@@ -51,12 +52,26 @@ def require_token(
         raise HTTPException(401, "the bearer token is not one of the configured tokens", challenge)
 
 
+def _unstorable(text: str) -> bool:
+    """Whether no database column can hold or compare ``text``: it has a NUL character or
+    a lone surrogate."""
+    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def _storable(text: str) -> str:
+    if _unstorable(text):
+        raise ValueError("holds a NUL character or a lone surrogate")
+    return text
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]
+"""Text of a request body that goes to the database."""
+
+
 def storable_parameters(request: Request) -> None:
-    """Refuse a path or query parameter that no database column can hold or compare: one
-    with a NUL character or a lone surrogate."""
+    """Refuse a path or query parameter that no database column can hold or compare."""
     for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
-        text = str(value)
-        if "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text):
+        if _unstorable(str(value)):
             raise HTTPException(400, f"{name} holds a NUL character or a lone surrogate")
 
 

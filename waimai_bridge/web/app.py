@@ -9,6 +9,7 @@ from typing import Any
 from anyio import to_thread
 from dramatiq.brokers.redis import RedisBroker
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -18,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from waimai_bridge import __version__
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.web import actions, api, skus, subscriptions
-from waimai_bridge.web.errors import error
+from waimai_bridge.web.errors import error, invalid
 from waimai_bridge.web.intake import Intake
 from waimai_bridge.web.webhooks import OPENAPI_PATHS, WebhookReceiver, is_push
 
@@ -82,6 +83,10 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
         return error(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return invalid(exc.errors())
 
     @app.get("/healthz", tags=["operations"], summary="Database and broker reachable")
     async def healthz() -> Response:
