@@ -370,6 +370,10 @@ def test_undecodable_pushes_are_refused_with_400(meituan: Platform) -> None:
     assert refused(meituan, "logistics", rider)[:3] == (UndecodablePush, 400, 705)
     twice = body("order_paid", order()) + b"&order_id=2"
     assert refused(meituan, "order_paid", twice)[:2] == (UndecodablePush, 400)
+    nul = body("order_paid", order(caution="no\x00chili"))  # no database text holds it
+    assert refused(meituan, "order_paid", nul)[:3] == (UndecodablePush, 400, 705)
+    nul_in_json = body("order_paid", order(detail=[{**DETAIL[0], "food_name": "a\x00"}]))
+    assert refused(meituan, "order_paid", nul_in_json)[:3] == (UndecodablePush, 400, 705)
 
 
 def test_secrets_never_appear_in_refusals(meituan: Platform) -> None:
@@ -470,11 +474,15 @@ def test_a_listed_field_that_was_not_double_encoded_is_kept_as_signed(meituan: P
     assert double.payload["caution"] == "加辣+醋 100%41"
 
 
+STORABLE = st.characters(codec="utf-8", exclude_characters="\x00")
+"""Any character a database text holds (a NUL is refused, tested on its own)."""
+
+
 @settings(max_examples=150, deadline=None)
 @given(
-    caution=st.text(max_size=30),
-    reason=st.text(max_size=30),
-    name=st.text(min_size=1, max_size=20),
+    caution=st.text(STORABLE, max_size=30),
+    reason=st.text(STORABLE, max_size=30),
+    name=st.text(STORABLE, min_size=1, max_size=20),
     method=st.sampled_from(["POST", "GET"]),
 )
 def test_double_encoding_round_trips_any_text(

@@ -336,7 +336,8 @@ def test_the_message_flag_chooses_the_family(
     st.sampled_from(sorted({"order.accepted", "kitchen.accept", "rider.delivered",
                             "order.completed"})),
     st.integers(min_value=10**11, max_value=4 * 10**12),
-    st.text(min_size=1, max_size=40),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"),
+            min_size=1, max_size=40),
 )  # fmt: skip
 def test_a_mapping_is_a_pure_function_of_the_event(event: str, time_ms: int, order: str) -> None:
     platform = PluginRegistry.discover(blocked=()).platform("own_pos")

@@ -31,9 +31,12 @@ def nested(depth: int) -> str:
         ('{"name": "\\ud800"}', "surrogate"),
         ('{"\\udfff": 1}', "surrogate"),
         ('{"a": ', "Expecting"),
+        ('{"name": "a\\u0000b"}', "NUL"),
+        ('{"a\\u0000": 1}', "NUL"),
     ],
     ids=["deeper-than-the-stack", "deeper-than-the-bound", "objects", "nan", "infinity",
-         "overflowing-float", "long-integer", "surrogate-value", "surrogate-key", "truncated"],
+         "overflowing-float", "long-integer", "surrogate-value", "surrogate-key", "truncated",
+         "nul-value", "nul-key"],
 )  # fmt: skip
 def test_unusable_json_is_a_value_error_saying_why(text: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
@@ -44,7 +47,7 @@ def test_unusable_json_is_a_value_error_saying_why(text: str, problem: str) -> N
 
 def test_json_within_the_bounds_reads_as_json_does() -> None:
     document = {
-        "a": [1, 2.5, None, True, "宫保鸡丁 \x00"],
+        "a": [1, 2.5, None, True, "宫保鸡丁 \x01"],
         "b": json.loads(nested(MAX_JSON_DEPTH - 1)),
     }
     text = json.dumps(document, ensure_ascii=False)

@@ -3,7 +3,8 @@
 A push is hostile until it is read. :func:`decode_json` turns every way JSON text can be
 unusable — not UTF-8, not JSON, nested deep enough to exhaust a recursive parser or
 serialiser, ``NaN`` or an overflowing number, an integer too long to convert, a lone
-surrogate that no database encoding can hold — into ``ValueError``. :func:`describe`
+surrogate that no database encoding can hold, a NUL character that no database text
+holds — into ``ValueError``. :func:`describe`
 words a refused value by its field and problem, never by the value itself (it may be a
 customer's text, and the words may be logged).
 """
@@ -76,6 +77,8 @@ def _check(value: Any) -> None:
 
 
 def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("the JSON holds a NUL character, which no database text holds")
     if not text.isascii():
         try:
             text.encode("utf-8")

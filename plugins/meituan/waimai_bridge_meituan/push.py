@@ -189,6 +189,9 @@ def verified_reading(url: str, params: Params, secret: str, given: str) -> Param
 
 def _parse_json_fields(reading: Params) -> dict[str, Any]:
     message: dict[str, Any] = {key: value for key, value in reading.items() if key != "sig"}
+    for key, value in message.items():
+        if "\x00" in value:  # no database text holds it
+            raise _undecodable("bad_format", f"the field {key!r} holds a NUL character")
     for field in facts.JSON_FIELDS:
         text = message.get(field)
         if not isinstance(text, str) or not text.strip():
