@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from tests import testpay
 from tests.sample_plugin import PRICE
@@ -25,7 +25,7 @@ from waimai_bridge.models import InboundRequest
 from waimai_bridge.pipeline.actors import RELEASE_HOLDS
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.tables import Anomaly, InboxEvent, Order, PlatformOrder
+from waimai_bridge.store.tables import Anomaly, InboxEvent, Order, OrderItem, PlatformOrder
 
 T0 = 1_716_181_200_000
 HOLD_MS = 60_000
@@ -236,6 +236,33 @@ def test_an_order_the_database_refuses_to_store_never_holds_back_the_others(
     worker.now += 1
     worker.release("BAD")  # what the sweep does once the cause is gone
     assert set(worker.stored()) == {"GOOD", "BAD", "FINE"}
+
+
+def test_an_order_whose_lines_the_database_refuses_is_stored_without_them(
+    worker: Worker,
+) -> None:
+    bad_line = {**PRICE["items"][0], "name": "BAD"}
+    worker.receive("LINES", "order.created", T0, price={**PRICE, "items": [bad_line]})
+    worker.receive("LINES", "order.accepted", T0 + 1)
+    worker.receive("FINE", "order.created", T0, price=PRICE)
+    worker.receive("FINE", "order.accepted", T0 + 1)
+    worker.apply()
+    worker.now = T0 + HOLD_MS + 1
+    with refusing(worker.bridge.database, "order_items", "name", "BAD"):
+        worker.release("LINES", "FINE")
+    assert set(worker.stored()) == {"LINES", "FINE"}
+    with worker.bridge.database.transaction() as session:
+        lines = session.execute(
+            select(Order.platform_order_id, func.count(OrderItem.id))
+            .join(OrderItem, isouter=True)
+            .group_by(Order.platform_order_id)
+        )
+        anomalies = session.execute(
+            select(Anomaly.kind, Order.platform_order_id).join(Order).where(
+                Anomaly.kind != "unmapped_sku")
+        )  # fmt: skip
+        assert dict(lines.all()) == {"LINES": 0, "FINE": len(PRICE["items"])}
+        assert anomalies.all() == [("lines_not_stored", "LINES")]
 
 
 def test_a_kept_price_the_contract_no_longer_allows_stores_the_order_without_lines(

@@ -362,14 +362,17 @@ class Pipeline:
         )
 
     def _release(
-        self, keys: list[tuple[str, str]], stores: dict[tuple[str, str], str], *, catch_up: bool
-    ) -> list[Released]:
+        self, keys: list[tuple[str, str]], stores: dict[tuple[str, str], str], *,
+        catch_up: bool, lines: bool = True,
+    ) -> list[Released]:  # fmt: skip
         """Release the holds of ``keys`` in one transaction (with ``catch_up``, and this
         late, other due holds of their shards too); the outcome of each key."""
         now = self.clock()
         with self.database.transaction(durable=False) as session:
             # these orders first (they may wait for their locks); the others only if free
-            released = release_holds(session, keys, accept_hold_ms=self.accept_hold_ms, now_ms=now)
+            released = release_holds(
+                session, keys, accept_hold_ms=self.accept_hold_ms, now_ms=now, lines=lines
+            )
             others: list[Released] = []
             late = max((outcome.overdue_ms or 0 for outcome in released), default=0) > BEHIND_MS
             if catch_up and late:
@@ -384,20 +387,24 @@ class Pipeline:
         return released
 
     def _release_alone(self, key: tuple[str, str], stores: dict[tuple[str, str], str]) -> Released:
-        """Release one hold in a transaction of its own; an order that cannot be stored is
+        """Release one hold in a transaction of its own; an order whose lines the database
+        refuses is stored without them (an anomaly says so); one it cannot store at all is
         left held, logged, for the sweep to try again."""
-        try:
-            [released] = self._release([key], stores, catch_up=False)
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            ORDERS_RELEASED.labels(Release.FAILED).inc()
-            logger.error(
-                "the hold of %s order %s could not be released (%s); the sweep tries again",
-                key[0], key[1], type(exc).__name__,
-            )  # fmt: skip
-            return Released(Release.FAILED)
-        return released
+        for lines in (True, False):
+            try:
+                [released] = self._release([key], stores, catch_up=False, lines=lines)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                failure = type(exc).__name__
+            else:
+                return released
+        ORDERS_RELEASED.labels(Release.FAILED).inc()
+        logger.error(
+            "the hold of %s order %s could not be released (%s); the sweep tries again",
+            key[0], key[1], failure,
+        )  # fmt: skip
+        return Released(Release.FAILED)
 
     def schedule_releases(self, holds: Sequence[Hold]) -> None:
         """Send the releases of these holds, or with ``gather_releases_ms`` gather each with

@@ -381,9 +381,12 @@ def release_holds(
     *,
     accept_hold_ms: int,
     now_ms: int,
+    lines: bool = True,
 ) -> list[Released]:
     """:func:`release_hold` for several platform orders ``(platform, platform_order_id)``
-    in a few statements; the outcome of each key, in order."""
+    in a few statements; the outcome of each key, in order. Without ``lines``, an order
+    is stored without its lines, and a ``lines_not_stored`` anomaly says so: for an order
+    whose lines the database refused."""
     wanted = sorted(set(keys))
     found = _lock(session, wanted)
     outcomes: dict[tuple[str, str], Released] = {}
@@ -403,7 +406,7 @@ def release_holds(
         else:
             due.append(platform_order)
     for platform_order, released in zip(
-        due, _release(session, due, accept_hold_ms, now_ms), strict=True
+        due, _release(session, due, accept_hold_ms, now_ms, lines=lines), strict=True
     ):
         outcomes[platform_order.platform, platform_order.platform_order_id] = released
     return [outcomes[key] for key in keys]
@@ -448,8 +451,9 @@ def order_fold(
 
 
 def _release(
-    session: Session, held: Sequence[_Locked], accept_hold_ms: int, now_ms: int
-) -> list[Released]:
+    session: Session, held: Sequence[_Locked], accept_hold_ms: int, now_ms: int,
+    *, lines: bool = True,
+) -> list[Released]:  # fmt: skip
     """Store or discard locked platform orders whose hold is over, once every event
     received within their holds is read."""
     logs = _logs(session, [platform_order.id for platform_order in held])
@@ -480,7 +484,7 @@ def _release(
             raise AssertionError(f"held order {platform_order.id} has no order state")
         stored.append((platform_order, state))
     if stored:
-        _store(session, stored, outcomes, overdue, now_ms)
+        _store(session, stored, outcomes, overdue, now_ms, lines=lines)
     update_rows(
         session,
         PlatformOrder,
@@ -526,8 +530,11 @@ def _store(
     outcomes: dict[int, Released],
     overdue: dict[int, int],
     now_ms: int,
+    *,
+    lines: bool,
 ) -> None:
-    """Insert the orders of platform orders whose hold ended, with their lines.
+    """Insert the orders of platform orders whose hold ended, with their lines (or, without
+    ``lines``, an anomaly saying they could not be stored).
 
     The commit is durable: an order's id is shown to the chain's systems at once, and a
     database crash must not let it be taken back and given to another order."""
@@ -566,7 +573,14 @@ def _store(
             store_id=platform_order.store_id, status=state.order_state, previous_status=None,
             rider_state=state.rider_state, version=1, now_ms=now_ms,
         )  # fmt: skip
-    _store_items(session, [(po, po.order_id) for po, _ in stored], now_ms)
+    if lines:
+        _store_items(session, [(po, po.order_id) for po, _ in stored], now_ms)
+    else:
+        insert_ignoring_conflict(session, Anomaly, [
+            {"platform_order_pk": po.id, "order_id": po.order_id, "kind": "lines_not_stored",
+             "detail": "the database refused its lines: see the price", "created_at_ms": now_ms}
+            for po, _ in stored
+        ])  # fmt: skip
     attach_order_ids(
         session,
         [(po.platform, po.platform_order_id, po.order_id) for po, _ in stored if po.order_id],
