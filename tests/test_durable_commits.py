@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from waimai_bridge.models import Event, PlatformState
 from waimai_bridge.store import outbox
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.orders import Incoming, Release, apply_events, release_holds
+from waimai_bridge.store.holds import Release, release_holds
+from waimai_bridge.store.orders import Incoming, apply_events
 
 T0 = 1_716_181_200_000
 

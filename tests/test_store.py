@@ -20,16 +20,9 @@ from tests.test_statemachine import E, lifecycles, log
 from waimai_bridge.models import Event, OrderState, PlatformState, PriceBreakdown, RiderState
 from waimai_bridge.statemachine import cancelled_before_completion, fold
 from waimai_bridge.store.database import Database, alembic_config
-from waimai_bridge.store.orders import (
-    Incoming,
-    Release,
-    apply_event,
-    apply_events,
-    lock_platform_order,
-    release_due,
-    release_hold,
-    release_holds,
-)
+from waimai_bridge.store.holds import Release, release_due, release_hold, release_holds
+from waimai_bridge.store.order_log import lock_platform_order
+from waimai_bridge.store.orders import Incoming, apply_event, apply_events
 from waimai_bridge.store.skus import SkuRow, import_skus
 from waimai_bridge.store.tables import Anomaly, Base, Order, OrderEvent, OrderItem, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows

@@ -29,7 +29,7 @@ from waimai_bridge.pipeline.actors import Pipeline
 from waimai_bridge.pipeline.shards import queue_name
 from waimai_bridge.statemachine import LogEntry, OrderFold
 from waimai_bridge.store import actions, inbox
-from waimai_bridge.store.orders import lock_platform_order, order_fold
+from waimai_bridge.store.order_log import lock_platform_order, order_fold
 from waimai_bridge.store.tables import OutboundAction, PlatformOrder
 
 logger = logging.getLogger(__name__)

@@ -38,15 +38,8 @@ from waimai_bridge.pipeline.signals import signals_for
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store import inbox, outbox
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.orders import (
-    Incoming,
-    Release,
-    Released,
-    apply_events,
-    overdue_holds,
-    release_due,
-    release_holds,
-)
+from waimai_bridge.store.holds import Release, Released, overdue_holds, release_due, release_holds
+from waimai_bridge.store.orders import Incoming, apply_events
 
 logger = logging.getLogger(__name__)
 
