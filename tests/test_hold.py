@@ -22,7 +22,7 @@ from tests.sample_plugin import PRICE
 from tests.test_pipeline import SECRET, config_text, registry
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
-from waimai_bridge.pipeline.actors import RELEASE_HOLDS
+from waimai_bridge.pipeline.releases import RELEASE_HOLDS
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import Anomaly, InboxEvent, Order, OrderItem, PlatformOrder
@@ -60,7 +60,7 @@ class Worker:
         self.bridge.pipeline.process_shard(self.bridge.pipeline.shard_of(STORE))
 
     def release(self, *orders: str) -> None:
-        self.bridge.pipeline.release_holds([["testpay", order, STORE] for order in orders])
+        self.bridge.pipeline.releases.release_holds([["testpay", order, STORE] for order in orders])
 
     def stored(self) -> dict[str, tuple[str, int]]:
         """The stored orders: state and refunded amount, by platform order id."""

@@ -22,8 +22,9 @@ from tests.processes import wait_until
 from tests.sample_plugin import PRICE
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
-from waimai_bridge.pipeline.actors import BEHIND_MS, PROCESS_SHARD, RELEASE_HOLDS, Hold, Pipeline
+from waimai_bridge.pipeline.actors import PROCESS_SHARD, Pipeline
 from waimai_bridge.pipeline.broker import GATHER_MS, DoorbellRedisBroker, make_broker
+from waimai_bridge.pipeline.releases import BEHIND_MS, RELEASE_HOLDS, Hold
 from waimai_bridge.pipeline.shards import queue_name, queue_of, shard_of
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
@@ -593,13 +594,13 @@ def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) ->
     for order in ("L1", "L2", "L3", "L4"):
         _accepted(bridge, order, T0)
     now[0] = T0 + 60_000 + 500  # on time: only this order
-    pipeline.release_holds([["testpay", "L1", "S001"]])
+    pipeline.releases.release_holds([["testpay", "L1", "S001"]])
     assert _stored(bridge) == {"L1"}
     now[0] = T0 + 60_000 + BEHIND_MS - 1  # a little late: still only this order
-    pipeline.release_holds([["testpay", "L2", "S001"]])
+    pipeline.releases.release_holds([["testpay", "L2", "S001"]])
     assert _stored(bridge) == {"L1", "L2"}
     now[0] = T0 + 60_000 + BEHIND_MS + 1  # a backlog: its shard's other due holds too
-    pipeline.release_holds([["testpay", "L3", "S001"]])
+    pipeline.releases.release_holds([["testpay", "L3", "S001"]])
     assert _stored(bridge) == {"L1", "L2", "L3", "L4"}
     bridge.stop()
 
@@ -625,7 +626,7 @@ def test_the_sweeper_releases_holds_whose_message_was_lost(tmp_path: Any) -> Non
             ([["testpay", order, "S001"]],),
         )
         broker.flush_all()
-        pipeline.release_holds(*message.args)
+        pipeline.releases.release_holds(*message.args)
         assert order in _stored(bridge)
     assert _stored(bridge) == {"LOST", "LATER"}
     bridge.stop()
@@ -838,8 +839,8 @@ def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> Non
     pipeline, broker = gathering(tmp_path, 60_000)
     first, second = queue_of("S001", 4), queue_of("S002", 4)
     assert first != second
-    pipeline.schedule_releases([Hold("testpay", "G-1", "S001", T0 + 1_000)])
-    pipeline.schedule_releases(
+    pipeline.releases.schedule_releases([Hold("testpay", "G-1", "S001", T0 + 1_000)])
+    pipeline.releases.schedule_releases(
         [Hold("testpay", "G-2", "S001", T0 + 3_000), Hold("testpay", "G-3", "S002", T0 + 2_000)]
     )
 
@@ -848,28 +849,28 @@ def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> Non
         return [Message.decode(data) for data in broker.queues[queue].queue]
 
     assert sent(first) == sent(second) == []  # still gathering
-    pipeline.send_gathered_releases()
+    pipeline.releases.send_gathered_releases()
     [to_first] = sent(first)
     [to_second] = sent(second)
     assert to_first.actor_name == to_second.actor_name == RELEASE_HOLDS
     assert to_first.args == ([["testpay", "G-1", "S001"], ["testpay", "G-2", "S001"]],)
     assert to_second.args == ([["testpay", "G-3", "S002"]],)
-    pipeline.send_gathered_releases()  # nothing gathered since: nothing more sent
+    pipeline.releases.send_gathered_releases()  # nothing gathered since: nothing more sent
     assert len(sent(first)) == len(sent(second)) == 1
 
 
 def test_each_shard_queue_gathers_its_releases_on_its_own(tmp_path: Path) -> None:
     pipeline, broker = gathering(tmp_path, 60_000)
     first, second = queue_of("S001", 4), queue_of("S002", 4)
-    pipeline.schedule_releases(
+    pipeline.releases.schedule_releases(
         [Hold("testpay", "Q-1", "S001", T0), Hold("testpay", "Q-2", "S002", T0)]
     )
-    pipeline.send_gathered_releases(first)  # its gathering time is over, not the other's
+    pipeline.releases.send_gathered_releases(first)  # its gathering time is over, not the other's
     [message] = [Message.decode(data) for data in broker.queues[first].queue]
     assert message.args == ([["testpay", "Q-1", "S001"]],)
     assert broker.queues[second].qsize() == 0
-    pipeline.schedule_releases([Hold("testpay", "Q-3", "S002", T0)])
-    pipeline.send_gathered_releases()
+    pipeline.releases.schedule_releases([Hold("testpay", "Q-3", "S002", T0)])
+    pipeline.releases.send_gathered_releases()
     [message] = [Message.decode(data) for data in broker.queues[second].queue]
     assert message.args == ([["testpay", "Q-2", "S002"], ["testpay", "Q-3", "S002"]],)
     assert broker.queues[first].qsize() == 1
@@ -878,8 +879,8 @@ def test_each_shard_queue_gathers_its_releases_on_its_own(tmp_path: Path) -> Non
 def test_gathered_releases_are_sent_when_the_gathering_time_is_over(tmp_path: Path) -> None:
     pipeline, broker = gathering(tmp_path, 50)
     queue = queue_of("S001", 4)
-    pipeline.schedule_releases([Hold("testpay", "T-1", "S001", T0)])
-    pipeline.schedule_releases([Hold("testpay", "T-2", "S001", T0)])
+    pipeline.releases.schedule_releases([Hold("testpay", "T-1", "S001", T0)])
+    pipeline.releases.schedule_releases([Hold("testpay", "T-2", "S001", T0)])
     wait_until(lambda: broker.queues[queue].qsize() > 0)
     time.sleep(0.1)  # a second message would have been sent by now
     [message] = [Message.decode(data) for data in broker.queues[queue].queue]

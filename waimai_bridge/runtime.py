@@ -11,15 +11,10 @@ import dramatiq
 from waimai_bridge.clock import Clock, system_clock
 from waimai_bridge.config import Config
 from waimai_bridge.pipeline.actions import ActionWorker
-from waimai_bridge.pipeline.actors import (
-    GATHER_EVENTS_MS,
-    GATHER_RELEASES_MS,
-    SWEEP_BATCH,
-    Pipeline,
-    Swept,
-)
+from waimai_bridge.pipeline.actors import GATHER_EVENTS_MS, SWEEP_BATCH, Pipeline, Swept
 from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
 from waimai_bridge.pipeline.deliveries import Deliverer
+from waimai_bridge.pipeline.releases import GATHER_RELEASES_MS
 from waimai_bridge.pipeline.sweeper import Sweeper
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
@@ -108,6 +103,6 @@ class Bridge:
             self._sweeper.stop()
         if self._worker is not None:
             self._worker.stop()
-            self.pipeline.send_gathered_releases()
+            self.pipeline.releases.send_gathered_releases()
         self.broker.close()
         self.database.dispose()

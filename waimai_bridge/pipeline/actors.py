@@ -1,5 +1,6 @@
-"""The actors of the pipeline: apply a shard's pending inbox events, release an accept
-hold, and the sweep that resends what a lost message left behind.
+"""The actors of the pipeline: apply a shard's pending inbox events, and the sweep that
+resends what a lost message left behind; the accept holds' releases are
+:mod:`waimai_bridge.pipeline.releases`.
 
 Messages go to the queue of their store's shard (:mod:`waimai_bridge.pipeline.shards`),
 so one store's events stay on one queue; correctness does not rest on that order, though:
@@ -10,7 +11,6 @@ to run twice.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,8 +18,6 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Broker, Message
-from redis import RedisError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from waimai_bridge.clock import Clock, system_clock
@@ -27,63 +25,29 @@ from waimai_bridge.config import Config
 from waimai_bridge.metrics import (
     EVENTS_PROCESSED,
     INBOX_EVENTS,
-    ORDERS_RELEASED,
     PUSH_TO_COMMIT_SECONDS,
     SWEPT,
 )
 from waimai_bridge.models import Capability, Event, NativeEvent, PriceBreakdown
 from waimai_bridge.pipeline.broker import GATHER_MS
+from waimai_bridge.pipeline.failures import error_text, is_outage
+from waimai_bridge.pipeline.releases import Hold, HoldReleases
 from waimai_bridge.pipeline.shards import DELIVER, DELIVERY_QUEUE, queue_name, shard_of
 from waimai_bridge.pipeline.signals import signals_for
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store import inbox, outbox
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.holds import Release, Released, overdue_holds, release_due, release_holds
+from waimai_bridge.store.holds import overdue_holds
 from waimai_bridge.store.orders import Incoming, apply_events
 
 logger = logging.getLogger(__name__)
 
 
-def is_outage(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database or the broker cannot be used right now (so the
-    whole message is tried again later), rather than that what it carries is bad."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | InterfaceError | OSError | RedisError)
-
-
-def error_text(exc: BaseException) -> str:
-    """What to keep of an error: a database error's own message, without the statement
-    and values SQLAlchemy adds to it."""
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return f"{type(exc.orig).__name__}: {exc.orig}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 PROCESS_SHARD = "waimai.process_shard"
-RELEASE_HOLDS = "waimai.release_holds"
 SWEEP_BATCH = 1000
 """Stale inbox events and overdue holds one sweep looks at, at most."""
 BATCH = 100
-"""Inbox events applied, or accept holds released, in one transaction, at most."""
-BEHIND_MS = 10_000
-"""A release this late means a backlog (a worker was down): release the shard's other due
-holds with it, :data:`CATCH_UP` at a time. Not sooner: the catch-up holds the locks of the
-orders it releases, and their events wait for it."""
-CATCH_UP = 20
-"""Due holds a late release takes along, at most."""
-GATHER_RELEASES_MS = 1000
-"""How long a worker on a shared broker gathers the holds its batches start for a shard
-queue before it sends their releases (one message for all of them). At a moderate rate a
-batch starts one or two holds, and a release message each cost the worker more than a
-quarter of its time; a hold then ends this much later at most (a sixtieth of the default
-hold). A second rather than a quarter of one took about a tenth of the worker's CPU at
-700-850 events/s on a 2-core machine (docs/performance.md). Each queue's gathering starts
-with its first hold, so the queues' releases do not all come due at once (which took
-every thread at the same moment). Holds a killed worker had gathered are released by the
-sweep, as those of a lost message are."""
-
-
+"""Inbox events applied in one transaction, at most."""
 GATHER_EVENTS_MS = 50
 """How long the events of a shard gather, on a shared broker, before a worker takes them:
 the message the web sends for the first of them is handed to a worker thread when it is
@@ -94,16 +58,6 @@ at 1,300-1,400 events/s on a 2-core machine, 6-8 events a transaction against 10
 gathered for 50 ms, which took a fifth less of the worker's CPU and a tenth less of
 PostgreSQL's (docs/performance.md). A backlog's messages are old already: they pass at
 once."""
-
-
-@dataclass(frozen=True)
-class Hold:
-    """An order's accept hold, and when it ends."""
-
-    platform: str
-    platform_order_id: str
-    store_id: str
-    release_at_ms: int
 
 
 @dataclass(frozen=True)
@@ -139,10 +93,7 @@ class Pipeline:
         self.shards = config.bridge.shards
         self.accept_hold_ms = config.bridge.accept_hold_seconds * 1000
         self.stale_after_ms = stale_after_ms
-        self.gather_releases_ms = gather_releases_ms
         self.gather_events_ms = gather_events_ms
-        self._gathered: dict[str, tuple[list[Hold], threading.Timer]] = {}
-        self._gathering = threading.Lock()
         self.signals = signals_for(broker)
         self._stores: dict[int, list[str]] = {shard: [] for shard in range(self.shards)}
         for store_id in config.stores:
@@ -155,10 +106,7 @@ class Pipeline:
             self.process_shard, broker=broker, actor_name=PROCESS_SHARD,
             queue_name=queue_name(0), priority=0, options={},
         )  # fmt: skip
-        dramatiq.Actor(
-            self.release_holds, broker=broker, actor_name=RELEASE_HOLDS,
-            queue_name=queue_name(0), priority=0, options={},
-        )  # fmt: skip
+        self.releases = HoldReleases(self, gather_ms=gather_releases_ms)
 
     def queues(self, shards: Iterable[int] | None = None) -> set[str]:
         """The queues a worker of ``shards`` (all shards when None) consumes: theirs, and
@@ -304,7 +252,7 @@ class Pipeline:
             if outcome.starts_hold and outcome.release_at_ms is not None:
                 order = (event.platform, event.platform_order_id, event.store_id)
                 holds.append(Hold(*order, outcome.release_at_ms))
-        self.schedule_releases(holds)
+        self.releases.schedule_releases(holds)
 
     def _apply_alone(self, shard: int, row_id: int) -> None:
         """Apply one inbox event in a transaction of its own; park it with its error when
@@ -323,128 +271,6 @@ class Pipeline:
             # the type only: a database error's text may carry the event's values
             logger.warning("inbox event %s parked: %s", row_id, type(exc).__name__)
 
-    def release_holds(self, orders: list[list[str]]) -> None:
-        """End the accept holds of ``orders`` (each ``[platform, platform_order_id,
-        store_id]``): store each, discard it, or come back when it is due or an event
-        received within its hold is still unread.
-
-        A release that runs late (a backlog, or a worker that was down) also releases the
-        other due holds of its shards in the same transaction. When releasing them
-        together fails for any other reason than an outage, each is released alone, so
-        one order that cannot be stored never holds back the others.
-        """
-        keys = [(platform, platform_order_id) for platform, platform_order_id, _ in orders]
-        stores = {(platform, order): store for platform, order, store in orders}
-        try:
-            released = self._release(keys, stores, catch_up=True)
-        except Exception as exc:
-            if is_outage(exc):
-                raise
-            logger.warning(
-                "releasing %d holds together failed (%s); releasing them one by one",
-                len(keys), type(exc).__name__,
-            )  # fmt: skip
-            released = [self._release_alone(key, stores) for key in keys]
-        self.schedule_releases(
-            [
-                Hold(*key, stores[key], outcome.release_at_ms)
-                for key, outcome in zip(keys, released, strict=True)
-                if outcome.outcome in (Release.NOT_YET, Release.UNREAD)
-                and outcome.release_at_ms is not None
-            ]
-        )
-
-    def _release(
-        self, keys: list[tuple[str, str]], stores: dict[tuple[str, str], str], *,
-        catch_up: bool, lines: bool = True,
-    ) -> list[Released]:  # fmt: skip
-        """Release the holds of ``keys`` in one transaction (with ``catch_up``, and this
-        late, other due holds of their shards too); the outcome of each key."""
-        now = self.clock()
-        with self.database.transaction(durable=False) as session:
-            # these orders first (they may wait for their locks); the others only if free
-            released = release_holds(
-                session, keys, accept_hold_ms=self.accept_hold_ms, now_ms=now, lines=lines
-            )
-            others: list[Released] = []
-            late = max((outcome.overdue_ms or 0 for outcome in released), default=0) > BEHIND_MS
-            if catch_up and late:
-                shards = {self.shard_of(stores[key]) for key in keys}
-                others = release_due(
-                    session, [store for shard in sorted(shards) for store in self._stores[shard]],
-                    accept_hold_ms=self.accept_hold_ms, now_ms=now, limit=CATCH_UP,
-                )  # fmt: skip
-        self.deliveries_written(session)
-        for outcome in [*released, *others]:
-            ORDERS_RELEASED.labels(outcome.outcome).inc()
-        return released
-
-    def _release_alone(self, key: tuple[str, str], stores: dict[tuple[str, str], str]) -> Released:
-        """Release one hold in a transaction of its own; an order whose lines the database
-        refuses is stored without them (an anomaly says so); one it cannot store at all is
-        left held, logged, for the sweep to try again."""
-        for lines in (True, False):
-            try:
-                [released] = self._release([key], stores, catch_up=False, lines=lines)
-            except Exception as exc:
-                if is_outage(exc):
-                    raise
-                failure = type(exc).__name__
-            else:
-                return released
-        ORDERS_RELEASED.labels(Release.FAILED).inc()
-        logger.error(
-            "the hold of %s order %s could not be released (%s); the sweep tries again",
-            key[0], key[1], failure,
-        )  # fmt: skip
-        return Released(Release.FAILED)
-
-    def schedule_releases(self, holds: Sequence[Hold]) -> None:
-        """Send the releases of these holds, or with ``gather_releases_ms`` gather each with
-        the holds of its shard queue scheduled within that time (from the first) and send
-        those together then."""
-        if not holds:
-            return
-        if not self.gather_releases_ms:
-            self._send_releases(holds)
-            return
-        with self._gathering:
-            for hold in holds:
-                queue = self.queue_of(hold.store_id)
-                if queue not in self._gathered:
-                    timer = threading.Timer(
-                        self.gather_releases_ms / 1000, self.send_gathered_releases, (queue,)
-                    )
-                    timer.daemon = True
-                    self._gathered[queue] = ([], timer)
-                    timer.start()
-                self._gathered[queue][0].append(hold)
-
-    def send_gathered_releases(self, queue: str | None = None) -> None:
-        """Send the releases of the holds gathered so far for ``queue`` (when its gathering
-        time is over), or for every queue (None: when the worker stops)."""
-        with self._gathering:
-            queues = list(self._gathered) if queue is None else [queue]
-            gathered = [self._gathered.pop(name) for name in queues if name in self._gathered]
-        for _, timer in gathered:
-            timer.cancel()
-        self._send_releases([hold for holds, _ in gathered for hold in holds])
-
-    def _send_releases(self, holds: Sequence[Hold]) -> None:
-        """Send the releases of these holds: one delayed message per shard queue, due when
-        the last of its holds is."""
-        by_queue: dict[str, list[Hold]] = {}
-        for hold in holds:
-            by_queue.setdefault(self.queue_of(hold.store_id), []).append(hold)
-        now = self.clock()
-        for queue, due in sorted(by_queue.items()):
-            orders = [[h.platform, h.platform_order_id, h.store_id] for h in due]
-            delay = max(h.release_at_ms for h in due) - now
-            # due already: straight to the queue, not through its delay queue
-            self.send(
-                RELEASE_HOLDS, queue, (orders,), delay=delay if delay > 0 else None, quiet=True
-            )
-
     def sweep(self) -> Swept:
         """Send again what a lost message left behind: stale pending inbox rows and holds
         whose release is overdue."""
@@ -459,7 +285,7 @@ class Pipeline:
                 before_ms=now - self.stale_after_ms, limit=SWEEP_BATCH,
             )  # fmt: skip
         self.wake(*shards, force=True)
-        self.schedule_releases([Hold(*hold, release_at_ms=now) for hold in holds])
+        self.releases.schedule_releases([Hold(*hold, release_at_ms=now) for hold in holds])
         SWEPT.labels("event").inc(sum(shards.values()))
         SWEPT.labels("release").inc(len(holds))
         return Swept(sum(shards.values()), len(holds))
@@ -469,6 +295,10 @@ class Pipeline:
     def shard_of(self, store_id: str) -> int:
         """The shard of a store."""
         return shard_of(store_id, self.shards)
+
+    def stores_in(self, shard: int) -> list[str]:
+        """The configured stores of a shard."""
+        return self._stores[shard]
 
     def queue_of(self, store_id: str) -> str:
         """The queue of a store's shard: every message about its orders goes there."""
