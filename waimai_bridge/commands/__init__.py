@@ -1,0 +1,1 @@
+"""The commands of ``waimai-bridge`` (:mod:`waimai_bridge.cli` gathers them)."""

@@ -1,0 +1,199 @@
+"""Reading and retrying what the bridge holds: ``orders``, ``inbox``, ``actions``,
+``deliveries``."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from waimai_bridge.commands.context import BridgeContext, pass_context, print_table
+from waimai_bridge.models import OrderState
+from waimai_bridge.store import actions as action_store
+from waimai_bridge.store import outbox
+from waimai_bridge.store.inbox import failed as failed_inbox
+from waimai_bridge.web.views import MAX_PAGE, find_order, list_orders
+
+
+@click.group()
+def orders() -> None:
+    """List and show unified orders."""
+
+
+@orders.command("list")
+@click.option("--store-id", default=None)
+@click.option("--platform", default=None)
+@click.option("--state", type=click.Choice([state.value for state in OrderState]), default=None)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_PAGE))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_context
+def orders_list(
+    bridge: BridgeContext,
+    store_id: str | None,
+    platform: str | None,
+    state: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The most recent orders matching the filters."""
+    with bridge.database().transaction() as session:
+        page = list_orders(
+            session,
+            store_id=store_id,
+            platform=platform,
+            state=None if state is None else OrderState(state),
+            limit=limit,
+        )
+    if as_json:
+        click.echo(page.model_dump_json(indent=2))
+        return
+    table = Table(title=f"{len(page.items)} orders", title_justify="left")
+    for column in (
+        "id",
+        "platform",
+        "platform order",
+        "store",
+        "state",
+        "rider",
+        "paid",
+        "updated",
+    ):
+        table.add_column(column)
+    for item in page.items:
+        table.add_row(
+            str(item.id),
+            item.platform,
+            item.platform_order_id,
+            item.store_id,
+            item.state,
+            item.rider_state or "-",
+            f"{item.price.user_paid / 100:.2f}" if item.price else "-",
+            item.updated_at,
+        )
+    Console().print(table)
+
+
+@orders.command("show")
+@click.argument("order_id", type=int)
+@pass_context
+def orders_show(bridge: BridgeContext, order_id: int) -> None:
+    """One order with its items, price, anomalies and events, as JSON."""
+    with bridge.database().transaction() as session:
+        found = find_order(session, order_id)
+    if found is None:
+        raise click.ClickException(f"no order {order_id}")
+    click.echo(found.model_dump_json(indent=2))
+
+
+@click.group()
+def inbox() -> None:
+    """Inbox events a plugin could not read (parked, never dropped), and retrying them."""
+
+
+@inbox.command("failed")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@pass_context
+def inbox_failed(bridge: BridgeContext, limit: int) -> None:
+    """List the parked events with their errors."""
+    with bridge.database().transaction() as session:
+        rows = failed_inbox(session, limit=limit)
+        shown = [
+            (str(row.id), row.platform, row.platform_order_id, row.native_code,
+             str(row.attempts), row.error or "")
+            for row in rows
+        ]  # fmt: skip
+    if not shown:
+        click.echo("no failed inbox events")
+        return
+    print_table(
+        f"{len(shown)} failed inbox events",
+        ("id", "platform", "platform order", "code", "attempts", "error"),
+        shown,
+    )
+
+
+@inbox.command("retry")
+@click.argument("row_ids", nargs=-1, type=int, required=True)
+@pass_context
+def inbox_retry(bridge: BridgeContext, row_ids: tuple[int, ...]) -> None:
+    """Put parked events back in line (e.g. after fixing the plugin or its config)."""
+    runtime = bridge.runtime()
+    missing = [
+        row_id
+        for row_id in row_ids
+        if not runtime.pipeline.retry(row_id, send=not runtime.embedded)
+    ]
+    queued = len(row_ids) - len(missing)
+    where = "queued" if not runtime.embedded else "put back; the running serve picks them up"
+    click.echo(f"{queued} inbox events {where}")
+    if missing:
+        raise click.ClickException(f"no failed inbox event with id {', '.join(map(str, missing))}")
+
+
+@click.group()
+def actions() -> None:
+    """Outbound actions on the platforms: list them, retry the failed ones."""
+
+
+@actions.command("list")
+@click.option("--failed", is_flag=True, help="Only the failed ones.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@pass_context
+def actions_list(bridge: BridgeContext, failed: bool, limit: int) -> None:
+    """List actions, newest first, with the platform's last answer."""
+    status = action_store.ActionStatus.FAILED if failed else None
+    with bridge.database().transaction() as session:
+        shown = [
+            (str(row.id), row.action, row.platform, row.platform_order_id, row.status,
+             str(row.attempts), " ".join(filter(None, (row.result_code, row.result_message))))
+            for row in action_store.listing(session, status=status, limit=limit)
+        ]  # fmt: skip
+    if not shown:
+        click.echo("no failed actions" if failed else "no actions")
+        return
+    print_table(
+        f"{len(shown)} {'failed ' if failed else ''}actions",
+        ("id", "action", "platform", "platform order", "status", "calls", "result"),
+        shown,
+    )
+
+
+@actions.command("retry")
+@click.argument("action_ids", nargs=-1, type=int, required=True)
+@pass_context
+def actions_retry(bridge: BridgeContext, action_ids: tuple[int, ...]) -> None:
+    """Give failed actions another round of tries (after checking on the platform)."""
+    runtime = bridge.runtime()
+    bridge.database()
+    missing = [action_id for action_id in action_ids if runtime.actions.retry(action_id) is None]
+    retried = len(action_ids) - len(missing)
+    where = "queued" if not runtime.embedded else "put back; the running serve picks them up"
+    click.echo(f"{retried} actions {where}")
+    if missing:
+        raise click.ClickException(f"no failed action with id {', '.join(map(str, missing))}")
+
+
+@click.group()
+def deliveries() -> None:
+    """Updates for subscribers: the ones given up on."""
+
+
+@deliveries.command("dead")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@pass_context
+def deliveries_dead(bridge: BridgeContext, limit: int) -> None:
+    """List the updates no subscriber took within the give-up time."""
+    with bridge.database().transaction() as session:
+        shown = [
+            (str(row.id), str(row.subscription_id), row.kind, str(row.order_id or ""),
+             str(row.attempts), row.last_error or "")
+            for row in outbox.dead(session, limit=limit)
+        ]  # fmt: skip
+    if not shown:
+        click.echo("no dead deliveries")
+        return
+    print_table(
+        f"{len(shown)} dead deliveries",
+        ("id", "subscription", "kind", "order", "attempts", "last error"),
+        shown,
+    )
