@@ -72,16 +72,15 @@ SKELETON_THREADS = 4
 SHARDS = 4
 """The bridge's shards: two for each worker process. Each process applies its shards'
 events one transaction at a time, so at a moderate rate a process of fewer shards takes
-more events a transaction; on this 2-core machine four shards rather than the bridge's
-default eight took a fifth less of the worker's CPU per event at half the sustained rate
-(mean of nine pairs), and events waited less for their commit (docs/performance.md,
-eighth session)."""
+more events a transaction; on a 2-core machine four shards rather than the bridge's
+default eight cost the worker less CPU per event, and events waited less for their
+commit (docs/performance.md)."""
 WORKER_PROCESSES = 2
 WORKER_THREADS = 1
 """The bridge's worker: two processes of one thread, each consuming its own half of the
 shards (``--shards``), as docs/deploy.md lays out a small machine. Python threads of one
-process take turns with the GIL; on this 2-core machine one process of four threads let
-events wait longer for their commit (docs/performance.md, seventh session)."""
+process take turns with the GIL; on a 2-core machine one process of four threads let
+events wait longer for their commit (docs/performance.md)."""
 PREFETCH = 64
 
 
