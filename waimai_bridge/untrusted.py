@@ -76,14 +76,22 @@ def _check(value: Any) -> None:
                 pending.extend((inner, depth + 1) for inner in item)
 
 
-def _check_text(text: str) -> None:
+def unstorable(text: str) -> str | None:
+    """What in ``text`` no database text can hold — a NUL character, or a lone surrogate
+    (which is not text) — or None."""
     if "\x00" in text:
-        raise ValueError("the JSON holds a NUL character, which no database text holds")
+        return "a NUL character"
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise ValueError("the JSON holds a lone surrogate, which is not text") from None
+            return "a lone surrogate"
+    return None
+
+
+def _check_text(text: str) -> None:
+    if (problem := unstorable(text)) is not None:
+        raise ValueError(f"the JSON holds {problem}, which no database text holds")
 
 
 def _location(location: tuple[int | str, ...]) -> str:

@@ -95,13 +95,15 @@ class ActionWorker:
                     session, key=key, action=action, platform_order=platform_order,
                     request_key=request_key,
                 )  # fmt: skip
-                if found is None:
+                if found is not None:
+                    asked = actions.Asked(found, created=False)
+                else:
                     self._check(action, supported, answers, fold, platform)
-                asked = actions.ask(
-                    session, key=key, action=action, platform_order=platform_order,
-                    request_key=request_key, reason=reason, attempt_limit=self.tries,
-                    now_ms=pipeline.clock(),
-                )  # fmt: skip
+                    asked = actions.create(
+                        session, key=key, action=action, platform_order=platform_order,
+                        request_key=request_key, reason=reason, attempt_limit=self.tries,
+                        now_ms=pipeline.clock(),
+                    )  # fmt: skip
             except actions.KeyConflict as exc:
                 raise ActionRefused(409, str(exc)) from None
             session.flush()

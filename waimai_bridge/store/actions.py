@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import bindparam, literal_column, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import ColumnClause
 
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult
 from waimai_bridge.store import outbox
+from waimai_bridge.store.inbox import UNREAD
 from waimai_bridge.store.tables import InboxEvent, OutboundAction, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict
 
@@ -70,6 +70,28 @@ def ask(
     )
     if found is not None:
         return Asked(found, created=False)
+    return create(
+        session, key=key, action=action, platform_order=platform_order, request_key=request_key,
+        reason=reason, attempt_limit=attempt_limit, now_ms=now_ms,
+    )  # fmt: skip
+
+
+def create(
+    session: Session,
+    *,
+    key: str,
+    action: Action,
+    platform_order: PlatformOrder,
+    request_key: str | None,
+    reason: str | None,
+    attempt_limit: int,
+    now_ms: int,
+) -> Asked:
+    """A new pending action, where :func:`existing` found none; the action of ``key``
+    should another ask have created it at the same moment.
+
+    :raises KeyConflict: the key names an action of another order or kind.
+    """
     row = OutboundAction(
         idempotency_key=key, action=action.value, platform=platform_order.platform,
         platform_order_id=platform_order.platform_order_id, store_id=platform_order.store_id,
@@ -144,11 +166,6 @@ def by_key(session: Session, key: str) -> OutboundAction | None:
     return session.execute(statement).scalar_one_or_none()
 
 
-_PENDING: ColumnClause[str] = literal_column("'pending'")
-"""The inbox status of an unread event, as a literal so that PostgreSQL uses the partial
-index of pending events by platform order."""
-
-
 def open_from_inbox(session: Session, platform: str, platform_order_id: str) -> bool:
     """Create the bare row of a platform order whose first push is still unread in the
     inbox, with the store the push names (or else guesses), so that an action can be asked
@@ -158,7 +175,7 @@ def open_from_inbox(session: Session, platform: str, platform_order_id: str) -> 
         select(InboxEvent.store_id, InboxEvent.store_inferred, InboxEvent.payload)
         .add_columns(InboxEvent.received_at_ms)
         .where(
-            InboxEvent.status == _PENDING,
+            UNREAD,
             InboxEvent.platform == platform,
             InboxEvent.platform_order_id == platform_order_id,
         )

@@ -12,14 +12,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import func, literal_column, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.expression import ColumnClause
 
 from waimai_bridge.statemachine import OrderFold, cancelled_before_completion, fold
 from waimai_bridge.store import outbox
 from waimai_bridge.store.actions import attach_order_ids
 from waimai_bridge.store.database import require_durable
+from waimai_bridge.store.inbox import first_unread
 from waimai_bridge.store.lines import store_lines
 from waimai_bridge.store.order_log import (
     Locked,
@@ -29,7 +29,7 @@ from waimai_bridge.store.order_log import (
     record_columns,
     user_paid_of,
 )
-from waimai_bridge.store.tables import Anomaly, InboxEvent, Order, PlatformOrder
+from waimai_bridge.store.tables import Anomaly, Order, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
 
 
@@ -176,7 +176,7 @@ def _release(
     """Store or discard locked platform orders whose hold is over, once every event
     received within their holds is read."""
     logs = read_logs(session, [platform_order.id for platform_order in held])
-    unread = _first_unread(session, held)
+    unread = first_unread(session, [(po.platform, po.platform_order_id) for po in held])
     outcomes: dict[int, Released] = {}
     stored: list[tuple[Locked, OrderFold]] = []
     overdue: dict[int, int] = {}
@@ -216,33 +216,6 @@ def _release(
         ],
     )
     return [outcomes[platform_order.id] for platform_order in held]
-
-
-_PENDING: ColumnClause[str] = literal_column("'pending'")
-"""The inbox status of an unread event, as a literal so that PostgreSQL matches the
-partial index of pending events whatever plan it caches."""
-
-
-def _first_unread(session: Session, held: Sequence[Locked]) -> dict[tuple[str, str], int]:
-    """When the earliest unread (pending) inbox event of each of these platform orders that
-    has one was received, by ``(platform, platform_order_id)``."""
-    if not held:
-        return {}
-    keys = [(platform_order.platform, platform_order.platform_order_id) for platform_order in held]
-    statement = (
-        select(
-            InboxEvent.platform, InboxEvent.platform_order_id, func.min(InboxEvent.received_at_ms)
-        )
-        .where(
-            InboxEvent.status == _PENDING,
-            tuple_(InboxEvent.platform, InboxEvent.platform_order_id).in_(keys),
-        )
-        .group_by(InboxEvent.platform, InboxEvent.platform_order_id)
-    )
-    return {
-        (platform, order_id): received
-        for platform, order_id, received in session.connection().execute(statement)
-    }
 
 
 def _store(

@@ -12,7 +12,17 @@ from enum import StrEnum
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection, Row, Table, bindparam, literal_column, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import NativeEvent
@@ -168,18 +178,39 @@ def native_event(row: Row[Any]) -> NativeEvent:
     )
 
 
+UNREAD = _INBOX.c.status == literal_column("'pending'")
+"""The condition of a row not yet applied, its status a literal so that PostgreSQL matches
+the partial index of pending events by platform order whatever plan it caches."""
+
+
 def unread(session: Session, platform: str, platform_order_id: str) -> list[Row[Any]]:
     """The pending (not yet applied) rows of one platform order, oldest first."""
     statement = (
         select(_INBOX)
         .where(
-            _INBOX.c.status == literal_column("'pending'"),  # the partial index's predicate
+            UNREAD,
             _INBOX.c.platform == platform,
             _INBOX.c.platform_order_id == platform_order_id,
         )
         .order_by(_INBOX.c.id)
     )
     return list(session.connection().execute(statement))
+
+
+def first_unread(session: Session, orders: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """When the earliest pending event of each of these platform orders ``(platform,
+    platform_order_id)`` that has one was received, by platform order."""
+    if not orders:
+        return {}
+    statement = (
+        select(_INBOX.c.platform, _INBOX.c.platform_order_id, func.min(_INBOX.c.received_at_ms))
+        .where(UNREAD, tuple_(_INBOX.c.platform, _INBOX.c.platform_order_id).in_(orders))
+        .group_by(_INBOX.c.platform, _INBOX.c.platform_order_id)
+    )
+    return {
+        (platform, order_id): received
+        for platform, order_id, received in session.connection().execute(statement)
+    }
 
 
 def park(session: Session, row_id: int, error: str, now_ms: int) -> None:

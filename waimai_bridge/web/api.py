@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from waimai_bridge.bounds import MAX_INT64
 from waimai_bridge.models import OrderState
 from waimai_bridge.runtime import Bridge
+from waimai_bridge.untrusted import unstorable
 from waimai_bridge.web.views import (
     MAX_PAGE,
     OrderPage,
@@ -52,15 +53,9 @@ def require_token(
         raise HTTPException(401, "the bearer token is not one of the configured tokens", challenge)
 
 
-def _unstorable(text: str) -> bool:
-    """Whether no database column can hold or compare ``text``: it has a NUL character or
-    a lone surrogate."""
-    return "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text)
-
-
 def _storable(text: str) -> str:
-    if _unstorable(text):
-        raise ValueError("holds a NUL character or a lone surrogate")
+    if (problem := unstorable(text)) is not None:
+        raise ValueError(f"holds {problem}")
     return text
 
 
@@ -71,8 +66,8 @@ StorableText = Annotated[str, AfterValidator(_storable)]
 def storable_parameters(request: Request) -> None:
     """Refuse a path or query parameter that no database column can hold or compare."""
     for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
-        if _unstorable(str(value)):
-            raise HTTPException(400, f"{name} holds a NUL character or a lone surrogate")
+        if (problem := unstorable(str(value))) is not None:
+            raise HTTPException(400, f"{name} holds {problem}, which no database text holds")
 
 
 API = [Depends(require_token), Depends(storable_parameters)]
