@@ -91,19 +91,12 @@ class ActionWorker:
             fold = order_fold(session, platform_order, self._unread(session, platform_order))
             request_key = fold.request_key if answers_request(action) else None
             try:
-                found = actions.existing(
+                asked = actions.ask(
                     session, key=key, action=action, platform_order=platform_order,
-                    request_key=request_key,
+                    request_key=request_key, reason=reason, attempt_limit=self.tries,
+                    now_ms=pipeline.clock(),
+                    before_creating=lambda: self._check(action, supported, answers, fold, platform),
                 )  # fmt: skip
-                if found is not None:
-                    asked = actions.Asked(found, created=False)
-                else:
-                    self._check(action, supported, answers, fold, platform)
-                    asked = actions.create(
-                        session, key=key, action=action, platform_order=platform_order,
-                        request_key=request_key, reason=reason, attempt_limit=self.tries,
-                        now_ms=pipeline.clock(),
-                    )  # fmt: skip
             except actions.KeyConflict as exc:
                 raise ActionRefused(409, str(exc)) from None
             session.flush()

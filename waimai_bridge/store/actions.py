@@ -9,7 +9,7 @@ tries are left: plugins answer a repeat the platform already did as ``done`` (SP
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -57,8 +57,10 @@ def ask(
     reason: str | None,
     attempt_limit: int,
     now_ms: int,
+    before_creating: Callable[[], None] | None = None,
 ) -> Asked:
-    """The :func:`existing` action of this ask, or a new pending one.
+    """The :func:`existing` action of this ask, or a new pending one (``before_creating``,
+    called first, may refuse it by raising).
 
     The caller holds the platform order's row lock, so two asks of one order never both
     create an action of the same kind.
@@ -70,28 +72,8 @@ def ask(
     )
     if found is not None:
         return Asked(found, created=False)
-    return create(
-        session, key=key, action=action, platform_order=platform_order, request_key=request_key,
-        reason=reason, attempt_limit=attempt_limit, now_ms=now_ms,
-    )  # fmt: skip
-
-
-def create(
-    session: Session,
-    *,
-    key: str,
-    action: Action,
-    platform_order: PlatformOrder,
-    request_key: str | None,
-    reason: str | None,
-    attempt_limit: int,
-    now_ms: int,
-) -> Asked:
-    """A new pending action, where :func:`existing` found none; the action of ``key``
-    should another ask have created it at the same moment.
-
-    :raises KeyConflict: the key names an action of another order or kind.
-    """
+    if before_creating is not None:
+        before_creating()
     row = OutboundAction(
         idempotency_key=key, action=action.value, platform=platform_order.platform,
         platform_order_id=platform_order.platform_order_id, store_id=platform_order.store_id,
