@@ -7,8 +7,12 @@
 - ``empty_postgres_url``: the same, but a database of the test's own, dropped after it.
 - ``database``: a migrated, empty :class:`Database`, once on SQLite and once on PostgreSQL.
 - ``install``: installs a one-module plugin distribution on ``sys.path`` for this test.
-- ``redis_url``: Redis db index 15 (``WAIMAI_TEST_REDIS_URL`` overrides it),
-  flushed before and after each test.
+- ``redis_url``: a Redis database of this test run's own, flushed before and after each
+  test. ``WAIMAI_TEST_REDIS_URL`` names one; otherwise the run claims a free db index
+  among 1..15 of the server at ``127.0.0.1:6379`` (15 first) with a key
+  ``waimai-test:claim:<n>`` in db 0, so two runs at once never share one; the claim
+  is released (and the db flushed) when the run ends, or expires an hour after the
+  run last used it.
 
 PostgreSQL and Redis are required: when one cannot be reached the fixture fails
 the test, it never skips. ``.ci/services`` (or ``make services``) starts both.
@@ -22,6 +26,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -36,7 +41,10 @@ from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import Base
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_SERVER_URL = "redis://127.0.0.1:6379"
+CLAIMABLE_REDIS_DBS = range(15, 0, -1)
+"""The db indexes a test run may claim, in the order it tries them (db 0 holds the claims)."""
+CLAIM_SECONDS = 3600
 CONNECT_TIMEOUT_SECONDS = 5
 
 
@@ -101,24 +109,102 @@ def empty_postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """Redis db 15 (by default), empty at the start and flushed at the end."""
-    url = os.environ.get("WAIMAI_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    client = redis.Redis.from_url(
+def _redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
         url,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=CONNECT_TIMEOUT_SECONDS,
     )
+
+
+def _redis_required(url: str, exc: redis.RedisError) -> NoReturn:
+    pytest.fail(
+        f"Redis is required but cannot be used at {_redis_url_without_password(url)}: "
+        f"{str(exc).rstrip('.')}. Run .ci/services (or make services) to start it.",
+        pytrace=False,
+    )
+
+
+def claim_key(db: int) -> str:
+    """The key in db 0 whose holder owns Redis db ``db`` for its test run."""
+    return f"waimai-test:claim:{db}"
+
+
+_IF_HELD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call(ARGV[2], KEYS[1], unpack(ARGV, 3))
+end
+return 0
+"""
+"""Run a command on the claim KEYS[1] only while token ARGV[1] holds it."""
+
+
+class RedisClaim:
+    """A Redis db index claimed for one test run on the server of ``claims`` (db 0)."""
+
+    def __init__(self, claims: redis.Redis) -> None:
+        self._claims = claims
+        self.token = secrets.token_hex(16)
+        self.db = self._claim()
+
+    def _claim(self) -> int:
+        for db in CLAIMABLE_REDIS_DBS:
+            if self._claims.set(claim_key(db), self.token, nx=True, ex=CLAIM_SECONDS):
+                return db
+        raise redis.RedisError(
+            f"every db index of {CLAIMABLE_REDIS_DBS.stop + 1}..{CLAIMABLE_REDIS_DBS.start} "
+            "is claimed by another test run (keys waimai-test:claim:* in db 0)"
+        )
+
+    def refresh(self) -> None:
+        """Keep the claim another :data:`CLAIM_SECONDS`."""
+        self._claims.eval(_IF_HELD, 1, claim_key(self.db), self.token, "EXPIRE", CLAIM_SECONDS)
+
+    def release(self) -> None:
+        """Give the db index back (unless the claim expired and another run holds it now)."""
+        self._claims.eval(_IF_HELD, 1, claim_key(self.db), self.token, "DEL")
+
+
+@pytest.fixture(scope="session")
+def _redis_db() -> Iterator[tuple[str, RedisClaim | None]]:
+    """This run's Redis database URL, and its claim when the run claimed one."""
+    given = os.environ.get("WAIMAI_TEST_REDIS_URL")
+    if given:
+        yield given, None
+        return
+    claims = _redis_client(f"{REDIS_SERVER_URL}/0")
     try:
+        claim = RedisClaim(claims)
+    except redis.RedisError as exc:
+        claims.close()
+        _redis_required(REDIS_SERVER_URL, exc)
+    url = f"{REDIS_SERVER_URL}/{claim.db}"
+    try:
+        yield url, claim
+    finally:
+        try:
+            client = _redis_client(url)
+            try:
+                client.flushdb()
+            finally:
+                client.close()
+            claim.release()
+        finally:
+            claims.close()
+
+
+@pytest.fixture
+def redis_url(_redis_db: tuple[str, RedisClaim | None]) -> Iterator[str]:
+    """This run's Redis database, empty at the start and flushed at the end."""
+    url, claim = _redis_db
+    client = _redis_client(url)
+    try:
+        if claim is not None:
+            claim.refresh()
         client.flushdb()
     except redis.RedisError as exc:
         client.close()
-        pytest.fail(
-            f"Redis is required but cannot be used at {_redis_url_without_password(url)}: "
-            f"{str(exc).rstrip('.')}. Run .ci/services (or make services) to start it.",
-            pytrace=False,
-        )
+        _redis_required(url, exc)
     try:
         yield url
     finally:

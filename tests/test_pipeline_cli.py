@@ -90,18 +90,18 @@ def test_a_worker_needs_a_broker(configured: Path) -> None:
 
 @pytest.mark.parametrize("shards", ["9", "1,x", ","])
 def test_worker_shards_are_checked(
-    configured: Path, shards: str, monkeypatch: pytest.MonkeyPatch
+    configured: Path, shards: str, monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
-    monkeypatch.setenv("WAIMAI_BROKER_URL", "redis://127.0.0.1:6379/15")
+    monkeypatch.setenv("WAIMAI_BROKER_URL", redis_url)
     result = CliRunner().invoke(cli, ["--config", str(configured), "worker", "--shards", shards])
     assert result.exit_code == 2
     assert "--shards" in result.output
 
 
 def test_a_taken_metrics_port_is_a_clear_error(
-    configured: Path, monkeypatch: pytest.MonkeyPatch
+    configured: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
-    monkeypatch.setenv("WAIMAI_BROKER_URL", "redis://127.0.0.1:6379/15")
+    monkeypatch.setenv("WAIMAI_BROKER_URL", redis_url)
     base = ["--config", str(configured), "worker", "--metrics-port"]
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -9,6 +9,14 @@ import pytest
 import redis
 from sqlalchemy import create_engine, make_url, text
 
+from tests.conftest import (
+    CLAIM_SECONDS,
+    CLAIMABLE_REDIS_DBS,
+    REDIS_SERVER_URL,
+    RedisClaim,
+    claim_key,
+)
+
 REDIS_KEY = "waimai:test_services:probe"
 
 
@@ -110,9 +118,52 @@ def test_postgres_database_is_separate_from_test(postgres_url: str) -> None:
 # --- Redis ------------------------------------------------------------------
 
 
-def test_redis_url_is_db_15_by_default(redis_url: str) -> None:
-    expected = os.environ.get("WAIMAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    assert redis_url == expected
+def test_redis_url_is_the_given_one_or_a_db_claimed_for_this_run(redis_url: str) -> None:
+    given = os.environ.get("WAIMAI_TEST_REDIS_URL")
+    if given:
+        assert redis_url == given
+        return
+    server, _, db = redis_url.rpartition("/")
+    assert server == REDIS_SERVER_URL
+    assert int(db) in CLAIMABLE_REDIS_DBS
+    claims = redis.Redis.from_url(f"{server}/0")
+    try:
+        assert claims.exists(claim_key(int(db))) == 1
+        assert 0 < claims.ttl(claim_key(int(db))) <= CLAIM_SECONDS
+    finally:
+        claims.close()
+
+
+def test_two_runs_at_once_claim_different_dbs_and_give_them_back() -> None:
+    claims = redis.Redis.from_url(f"{REDIS_SERVER_URL}/0")
+    try:
+        first, second = RedisClaim(claims), RedisClaim(claims)
+        try:
+            assert first.db != second.db
+            assert {first.db, second.db} <= set(CLAIMABLE_REDIS_DBS)
+        finally:
+            first.release()
+            second.release()
+        assert claims.exists(claim_key(first.db), claim_key(second.db)) == 0
+    finally:
+        claims.close()
+
+
+def test_a_claim_taken_over_after_it_expired_is_left_to_its_new_holder() -> None:
+    claims = redis.Redis.from_url(f"{REDIS_SERVER_URL}/0", decode_responses=True)
+    try:
+        claim = RedisClaim(claims)
+        key = claim_key(claim.db)
+        try:
+            claims.set(key, "another run", ex=60)  # as if it had expired and been claimed
+            claim.refresh()
+            claim.release()
+            assert claims.get(key) == "another run"
+            assert claims.ttl(key) <= 60
+        finally:
+            claims.delete(key)
+    finally:
+        claims.close()
 
 
 def test_redis_set_get_in_its_own_db(redis_url: str) -> None:
@@ -121,26 +172,14 @@ def test_redis_set_get_in_its_own_db(redis_url: str) -> None:
         assert client.dbsize() == 0
         assert client.set(REDIS_KEY, "42") is True
         assert client.get(REDIS_KEY) == "42"
-        if "WAIMAI_TEST_REDIS_URL" not in os.environ:
-            assert client.client_info()["db"] == 15
-    finally:
-        client.close()
-
-
-def test_redis_key_from_the_previous_test_is_gone(redis_url: str) -> None:
-    # Runs after test_redis_set_get_in_its_own_db (file order): the fixture's
-    # FLUSHDB must have removed what that test wrote.
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        assert client.exists(REDIS_KEY) == 0
-        assert client.dbsize() == 0
+        assert client.client_info()["db"] == int(redis_url.rpartition("/")[2])
     finally:
         client.close()
 
 
 def test_redis_fixture_flushes_keys_left_before_it(request: pytest.FixtureRequest) -> None:
-    # Leave a stale key in the db first, then set the fixture up: it must be gone.
-    url = os.environ.get("WAIMAI_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    # Leave a stale key in the run's db first, then set the fixture up: it must be gone.
+    url, _ = request.getfixturevalue("_redis_db")
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
         client.set(REDIS_KEY, "stale")
