@@ -221,7 +221,7 @@ def analyzed(engine: Engine) -> None:
     minute (``autovacuum_naptime``): without statistics, PostgreSQL folds a batch of more
     than about 20 orders by reading the whole event table, which a deployment does only in
     its first minute. Run between the phases, as the paced one measures a steady state
-    (docs/performance.md, tenth session).
+    (docs/performance.md).
     """
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("ANALYZE"))
