@@ -178,9 +178,9 @@ def drive(
     ``rate`` per second, over ``connections`` keep-alive connections.
 
     The generator's garbage collector is off meanwhile: a full collection of the traffic
-    it holds paused it for 50-70 ms, and the requests in flight took that as latency. It
-    runs on uvloop, as ``serve`` does: the generator shares the machine's two cores with
-    what it measures, and the lighter it is, the less it takes from them.
+    it holds paused it for tens of milliseconds, and the requests in flight took that as
+    latency. It runs on uvloop, as ``serve`` does: the generator shares the machine's two
+    cores with what it measures, and the lighter it is, the less it takes from them.
     """
     gc.collect()
     gc.disable()
