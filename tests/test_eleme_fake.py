@@ -451,7 +451,8 @@ def test_a_kept_alive_client_is_served_and_stop_does_not_hang() -> None:
             assert response.json()["error"] is None
         started = time.monotonic()
         fake.stop()
-        assert time.monotonic() - started < 2
+        # it closed the idle connection rather than wait the 30 s such a connection is kept
+        assert time.monotonic() - started < 10
     fake.stop()
     with pytest.raises(RuntimeError):
         _ = fake.api_base

