@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -43,8 +44,9 @@ def test_what_is_not_a_whole_fen_is_refused(bad: object) -> None:
         yuan_to_fen(bad)  # type: ignore[arg-type]
 
 
-@given(st.integers(min_value=-(10**9), max_value=10**9))
+@given(st.integers(min_value=-(10**15), max_value=10**15))
 def test_every_fen_amount_survives_a_trip_through_a_float_of_yuan(fen: int) -> None:
+    """Up to 15 digits a float of yuan reads back as its repr, whatever its binary value."""
     assert yuan_to_fen(fen / 100) == fen
     assert yuan_to_fen(str(Decimal(fen) / 100)) == fen
 
@@ -104,3 +106,60 @@ def test_fen_beyond_a_bigint_are_refused(fen: int) -> None:
 def test_what_a_bigint_of_fen_cannot_hold_is_a_value_error(bad: object) -> None:
     with pytest.raises(ValueError, match=r"not a|too large"):
         yuan_to_fen(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fen", "yuan"),
+    [(-(2**63), "-92233720368547758.08"), (2**63 - 1, "92233720368547758.07")],
+)
+def test_the_ends_of_a_bigint_of_fen_are_amounts(fen: int, yuan: str) -> None:
+    assert yuan_to_fen(yuan) == fen
+    assert yuan_to_fen(Decimal(yuan)) == fen
+
+
+def test_an_amount_is_read_from_at_most_64_characters() -> None:
+    padded = "0" * 60 + "1.00"
+    assert len(padded) == 64
+    assert yuan_to_fen(padded) == 100
+    with pytest.raises(ValueError, match="not an amount of money"):
+        yuan_to_fen("0" + padded)
+
+
+def test_a_fraction_above_a_millionth_is_refused_however_many_digits_it_takes() -> None:
+    just_above = "0.000001" + "0" * 30 + "1"
+    with pytest.raises(ValueError, match="not a whole number of fen"):
+        yuan_to_fen(just_above)
+    assert yuan_to_fen("12.340000" + "0" * 30) == 1234
+
+
+REFUSALS: dict[str, tuple[object, str]] = {
+    "null": (None, "null is not an amount of money"),
+    "a list": ([[[]]], "a list is not an amount of money"),
+    "a dict": ({"yuan": 1}, "a dict is not an amount of money"),
+    "text": ("abc", "'abc' is not an amount of money"),
+    "40 characters shown whole": ("x" * 38, f"'{'x' * 38}' is not an amount of money"),
+    "41 characters cut to 40": ("x" * 39, f"'{'x' * 38}… is not an amount of money"),
+    "an exponent no decimal holds": (
+        "1e999999999999999999999",
+        "'1e999999999999999999999' is not an amount of money",
+    ),
+    "infinity": (float("inf"), "inf is not an amount of money"),
+    "not a number": (Decimal("NaN"), "Decimal('NaN') is not an amount of money"),
+    "a fraction of a fen": ("0.305", "'0.305' yuan is not a whole number of fen"),
+    "too many yuan": ("1e26", "'1e26' is too large an amount of yuan"),
+    "a fen past a bigint": (
+        "92233720368547758.08",
+        "'92233720368547758.08' is too large an amount of yuan",
+    ),
+    "an integer of 64 bits": (2**63, "9223372036854775808 is too large an amount of yuan"),
+    "an integer of 65 bits": (2**64, "an integer of 65 bits is too large an amount of yuan"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=list(REFUSALS))
+def test_a_refusal_names_the_value_shortly_and_says_why(case: str) -> None:
+    """The message shows the value as given (its repr, cut to 40 characters; the type of
+    what is no amount at all; the size of an integer too long to show)."""
+    value, message = REFUSALS[case]
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        yuan_to_fen(value)  # type: ignore[arg-type]

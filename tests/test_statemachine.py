@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from waimai_bridge.bounds import MAX_INT64
-from waimai_bridge.models import KitchenStep, OrderState, PlatformState, RiderState
+from waimai_bridge.models import Event, KitchenStep, OrderState, PlatformState, RiderState
 from waimai_bridge.statemachine import (
     FULFILMENT,
     LogEntry,
@@ -330,6 +330,14 @@ CANCELLED_BEFORE_COMPLETION = {
     "completed, then refunded in full": ((*COMPLETED, P.REFUND_REQUESTED, P.REFUND_AGREED), False),
     "a full refund agreed before completion": ((*PAID, P.REFUND_REQUESTED, P.REFUND_AGREED), False),
     "completed, then invalidated": ((*COMPLETED, P.INVALIDATED), False),
+    "completed, asked to cancel, then invalidated": (
+        (*COMPLETED, P.CANCEL_REQUESTED, P.INVALIDATED),
+        False,
+    ),
+    "completed, then a rider event, then cancelled": (
+        (*COMPLETED, P.RIDER_DELIVERED, P.CANCELLED),
+        False,
+    ),
     "never cancelled": ((*COMPLETED,), False),
 }
 
@@ -347,6 +355,31 @@ def test_a_full_refund_that_states_no_amount_returns_the_rest() -> None:
     assert fold(log(*PAID, P.FORCE_INVALIDATED), user_paid_fen=2600).refunded_amount_fen == 2600
     stated = log(*PAID, E(state=P.FORCE_INVALIDATED, amount=2500))
     assert fold(stated, user_paid_fen=2600).refunded_amount_fen == 2500
+
+
+def test_once_refunded_in_full_a_full_refund_that_states_no_amount_adds_nothing() -> None:
+    """The platform stated what the full refund returned; a later cancel that states no
+    amount is the same refund told again, not the rest of the payment on top."""
+    refunded = log(*COMPLETED, P.REFUND_REQUESTED, E(state=P.REFUND_AGREED, amount=2500))
+    assert fold(refunded, user_paid_fen=2600).refunded_amount_fen == 2500
+    told_again = log(*COMPLETED, P.REFUND_REQUESTED, E(P.REFUND_AGREED, amount=2500), P.INVALIDATED)
+    assert fold(told_again, user_paid_fen=2600).refunded_amount_fen == 2500
+    cancelled_twice = log(*PAID, E(P.CANCELLED, amount=1000), P.FORCE_INVALIDATED)
+    assert fold(cancelled_twice, user_paid_fen=2600).refunded_amount_fen == 1000
+
+
+def test_a_log_entry_is_what_the_fold_reads_of_an_event() -> None:
+    event = Event(
+        platform="sample", store_id="S001", platform_order_id="O1", native_code="33",
+        idempotency_key="sample:O1:33", platform_time_ms=1_700_000_000_000, payload={},
+        state=P.REFUND_AGREED, partial=True, refund_amount_fen=700,
+    )  # fmt: skip
+    assert LogEntry.of(event, arrival=4) == LogEntry(
+        key="sample:O1:33", platform_time_ms=1_700_000_000_000, arrival=4,
+        state=P.REFUND_AGREED, kitchen_step=None, partial=True, refund_amount_fen=700,
+    )  # fmt: skip
+    kitchen = event.model_copy(update={"state": None, "kitchen_step": K.READY})
+    assert LogEntry.of(kitchen, arrival=0).kitchen_step is K.READY
 
 
 def test_ties_in_platform_time_follow_the_lifecycle_then_arrival() -> None:
@@ -474,6 +507,27 @@ def test_invariants_hold_after_every_event(events: list[E]) -> None:
         assert state.refunded_amount_fen == refunded
         if entry.transition.rider is not None:
             assert state.rider_state is entry.transition.rider
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=lifecycles(), user_paid=st.integers(0, 100_000))
+def test_an_unstated_refund_amount_only_ever_completes_the_payment_once(
+    events: list[E], user_paid: int
+) -> None:
+    """A refund that states no amount returns what is left of the user's payment when it
+    refunds in full, and nothing once the order is refunded in full already."""
+    state = OrderFold()
+    for entry in log(*events):
+        before = state
+        state = step(state, entry, user_paid_fen=user_paid)
+        if entry.refund_amount_fen is not None:
+            continue
+        if before.refunded:
+            assert state.refunded_amount_fen == before.refunded_amount_fen
+        elif state.refunded:
+            assert state.refunded_amount_fen == max(before.refunded_amount_fen, user_paid)
+        else:
+            assert state.refunded_amount_fen == before.refunded_amount_fen
 
 
 def test_lifecycles_cover_the_interesting_flows() -> None:
