@@ -60,7 +60,7 @@ from bench.load import PRICE, Result, drive, percentile, traffic  # noqa: E402
 from bench.skeleton import LATENCIES as SKELETON_LATENCIES  # noqa: E402
 from bench.worker import LATENCIES  # noqa: E402
 from tests.processes import free_port, plugin_site, wait_for_port  # noqa: E402
-from waimai_bridge.commands.processes import WORKER_NICENESS  # noqa: E402
+from waimai_bridge.cli.processes import WORKER_NICENESS  # noqa: E402
 from waimai_bridge.pipeline.shards import queue_name  # noqa: E402
 
 SECRET = "bench-secret"

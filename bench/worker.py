@@ -19,7 +19,7 @@ from prometheus_client import Histogram
 
 from waimai_bridge.cli import main
 from waimai_bridge.metrics import PUSH_TO_COMMIT_SECONDS
-from waimai_bridge.pipeline import actors
+from waimai_bridge.pipeline import apply
 
 LATENCIES = "bench:commit_latencies_ms"
 FLUSH_S = 0.1
@@ -52,5 +52,5 @@ if __name__ == "__main__":
     client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
     # the name the worker's actors observe the latency through
     recorded = RecordedHistogram(PUSH_TO_COMMIT_SECONDS, client)
-    actors.PUSH_TO_COMMIT_SECONDS = recorded  # type: ignore[attr-defined,assignment]
+    apply.PUSH_TO_COMMIT_SECONDS = recorded  # type: ignore[attr-defined,assignment]
     main()

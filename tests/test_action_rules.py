@@ -19,7 +19,7 @@ from waimai_bridge.statemachine import OrderFold
 ANSWERING = {Action.AGREE_CANCEL, Action.REJECT_CANCEL, Action.AGREE_REFUND, Action.REJECT_REFUND}
 BOTH = frozenset({PlatformState.CANCEL_REQUESTED, PlatformState.REFUND_REQUESTED})
 REFUND_PENDING = OrderFold(
-    fulfilment=OrderState.PAID, pending=True, pending_request=PlatformState.REFUND_REQUESTED
+    fulfilment=OrderState.PAID, pending_request=PlatformState.REFUND_REQUESTED
 )
 
 
@@ -65,3 +65,53 @@ def test_a_declaration_for_an_action_that_answers_nothing_breaks_the_schema() ->
     assert report.status is PluginStatus.REFUSED
     assert report.problem is not None
     assert "answers" in report.problem
+
+
+A = Action
+WINDOWS = {
+    None: [A.CONFIRM, A.CANCEL],
+    OrderState.PAID: [A.CANCEL, A.MEAL_READY, A.ACCEPT, A.START_PREPARING, A.MARK_READY],
+    OrderState.ACCEPTED: [A.CANCEL, A.MEAL_READY, A.START_PREPARING, A.MARK_READY],
+    OrderState.PREPARING: [A.CANCEL, A.MEAL_READY, A.MARK_READY],
+    OrderState.READY: [A.CANCEL],
+    OrderState.DELIVERING: [A.CANCEL],
+    OrderState.COMPLETED: [],
+}
+"""What each fulfilment level allows when nothing is pending: confirm an order not yet
+accepted, cancel one not completed, the kitchen steps and meal-ready before it is ready."""
+
+
+def test_each_action_acting_on_the_order_has_its_window_of_fulfilment() -> None:
+    for fulfilment, allowed in WINDOWS.items():
+        fold = OrderFold(fulfilment=fulfilment)
+        assert allowed_actions(fold, set(Action)) == allowed, fulfilment
+        for action in set(Action) - set(allowed) - ANSWERING:
+            assert refusal(action, fold) is not None, (fulfilment, action)
+    assert refusal(Action.CONFIRM, OrderFold(fulfilment=OrderState.PAID)) == (
+        "confirm needs an order not yet accepted"
+    )
+    assert refusal(Action.MEAL_READY, OrderFold(fulfilment=OrderState.READY)) == (
+        "meal_ready needs an accepted order not yet ready"
+    )
+
+
+def test_a_refunded_order_allows_no_action() -> None:
+    for fulfilment in WINDOWS:
+        refunded = OrderFold(
+            fulfilment=fulfilment, refunded=True, pending_request=PlatformState.REFUND_REQUESTED
+        )
+        assert allowed_actions(refunded, set(Action)) == [], fulfilment
+    refunded = OrderFold(fulfilment=OrderState.PAID, refunded=True)
+    assert refusal(Action.CANCEL, refunded) == (
+        "cancel needs an order neither completed nor refunded"
+    )
+
+
+def test_an_answering_action_a_mapping_leaves_out_answers_its_default_requests() -> None:
+    answers = {Action.AGREE_CANCEL: BOTH}
+    assert allowed_actions(REFUND_PENDING, ANSWERING, answers) == [
+        Action.AGREE_CANCEL, Action.AGREE_REFUND, Action.REJECT_REFUND,
+    ]  # fmt: skip
+    assert refusal(Action.REJECT_CANCEL, REFUND_PENDING, answers) == (
+        "reject_cancel needs a pending cancel request"
+    )

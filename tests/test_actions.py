@@ -24,6 +24,7 @@ from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import actions
 from waimai_bridge.store.database import Database
+from waimai_bridge.store.order_log import lock_orders
 from waimai_bridge.store.tables import PlatformOrder
 from waimai_bridge.web.app import create_app
 
@@ -344,7 +345,8 @@ def _pending_action(database: Database, attempt_limit: int) -> int:
         session.add(platform_order)
         session.flush()
         asked = actions.ask(
-            session, key="k", action=Action.CONFIRM, platform_order=platform_order,
+            session, key="k", action=Action.CONFIRM,
+            platform_order=lock_orders(session, [("eleme", "X1")])["eleme", "X1"],
             request_key=None, reason=None, attempt_limit=attempt_limit, now_ms=1_000,
         )  # fmt: skip
         return asked.action.id

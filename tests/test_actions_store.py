@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from waimai_bridge_eleme import examples
 
 from waimai_bridge.config import load_config
 from waimai_bridge.models import Action, NativeEvent
 from waimai_bridge.pipeline.actions import ActionRefused
+from waimai_bridge.pipeline.intake import write_pushes
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import actions
 from waimai_bridge.store.database import Database
+from waimai_bridge.store.order_log import Locked, lock_orders
 from waimai_bridge.store.tables import Order, OutboundAction, PlatformOrder
 
 SHOP = 160012345
@@ -69,7 +72,7 @@ def ask(bridge: Bridge, order: str, action: Action, key: str) -> actions.Asked:
 def test_an_order_unread_in_the_inbox_is_confirmed_once_however_often_asked(
     bridge: Bridge,
 ) -> None:
-    bridge.pipeline.receive([created("N1")], received_at_ms=T0)
+    write_pushes(bridge.pipeline, [([created("N1")], T0)])
     start = threading.Barrier(6)
     asked: list[actions.Asked] = []
 
@@ -90,14 +93,14 @@ def test_an_order_unread_in_the_inbox_is_confirmed_once_however_often_asked(
         platform_order = session.scalars(select(PlatformOrder)).one()
         assert (platform_order.store_id, platform_order.state_code) == ("S001", None)
     # the worker applies the push to the row the action created
-    bridge.pipeline.process_shard(bridge.pipeline.shard_of("S001"))
+    bridge.applier.process_shard(bridge.pipeline.shard_of("S001"))
     with bridge.database.transaction() as session:
         platform_order = session.scalars(select(PlatformOrder)).one()
         assert (platform_order.store_id, platform_order.state_code) == ("S001", 10)
 
 
 def test_an_order_neither_stored_nor_in_the_inbox_is_unknown(bridge: Bridge) -> None:
-    bridge.pipeline.receive([created("N2")], received_at_ms=T0)
+    write_pushes(bridge.pipeline, [([created("N2")], T0)])
     with pytest.raises(ActionRefused) as refused:
         ask(bridge, "N3", Action.CONFIRM, "k")
     assert refused.value.status == 404
@@ -105,19 +108,22 @@ def test_an_order_neither_stored_nor_in_the_inbox_is_unknown(bridge: Bridge) -> 
         assert session.scalars(select(PlatformOrder)).all() == []
 
 
-def _platform_order(order: str) -> PlatformOrder:
-    return PlatformOrder(
-        platform="eleme", platform_order_id=order, store_id="S001", state_code=30,
-        order_state=None, latest_payload={}, price=None, order_id=None,
-        hold_started_at_ms=None, discarded=False, created_at_ms=0, updated_at_ms=0,
+def _platform_order(session: Session, order: str) -> Locked:
+    """A new platform order, locked as the actions' ask locks it."""
+    session.add(
+        PlatformOrder(
+            platform="eleme", platform_order_id=order, store_id="S001", state_code=30,
+            order_state=None, latest_payload={}, price=None, order_id=None,
+            hold_started_at_ms=None, discarded=False, created_at_ms=0, updated_at_ms=0,
+        )
     )  # fmt: skip
+    session.flush()
+    return lock_orders(session, [("eleme", order)])["eleme", order]
 
 
 def test_one_action_per_kind_and_request(database: Database) -> None:
     with database.transaction() as session:
-        platform_order = _platform_order("R1")
-        session.add(platform_order)
-        session.flush()
+        platform_order = _platform_order(session, "R1")
 
         def agree(key: str, request: str | None) -> actions.Asked:
             return actions.ask(
@@ -149,9 +155,7 @@ def test_actions_asked_before_the_order_was_stored_get_its_id(database: Database
     with database.transaction() as session:
         keys = {}
         for order in ("S1", "S2"):
-            platform_order = _platform_order(order)
-            session.add(platform_order)
-            session.flush()
+            platform_order = _platform_order(session, order)
             keys[order] = actions.ask(
                 session, key=f"k-{order}", action=Action.CONFIRM, platform_order=platform_order,
                 request_key=None, reason=None, attempt_limit=3, now_ms=1_000,

@@ -19,6 +19,7 @@ from tests.test_actions import APP_ID, SECRET, SHOP, T0_S, config_text
 from waimai_bridge.config import load_config
 from waimai_bridge.models import Action, InboundRequest
 from waimai_bridge.pipeline.actions import ActionRefused
+from waimai_bridge.pipeline.intake import write_pushes
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.database import Database
@@ -41,10 +42,10 @@ class Idle:
             request, self.bridge.config.plugin_config("eleme")
         )
         assert parsed is not None
-        self.bridge.pipeline.store_pushes([(parsed.events, self.bridge.clock())])
+        write_pushes(self.bridge.pipeline, [(parsed.events, self.bridge.clock())])
 
     def apply(self) -> None:
-        self.bridge.pipeline.process_shard(self.bridge.pipeline.shard_of("S001"))
+        self.bridge.applier.process_shard(self.bridge.pipeline.shard_of("S001"))
 
     def ask(self, order: str, action: Action, key: str) -> Any:
         return self.bridge.actions.ask(

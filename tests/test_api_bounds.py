@@ -15,8 +15,8 @@ from waimai_bridge.config import load_config
 from waimai_bridge.models import Event, PlatformState
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.database import Database
+from waimai_bridge.store.events import Incoming, apply_events
 from waimai_bridge.store.holds import release_holds
-from waimai_bridge.store.orders import Incoming, apply_events
 from waimai_bridge.store.tables import Order
 from waimai_bridge.web.app import create_app
 

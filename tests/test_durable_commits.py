@@ -12,10 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import Event, PlatformState
-from waimai_bridge.store import outbox
+from waimai_bridge.store import outbox, subscriptions
 from waimai_bridge.store.database import Database
+from waimai_bridge.store.events import Incoming, apply_events
 from waimai_bridge.store.holds import Release, release_holds
-from waimai_bridge.store.orders import Incoming, apply_events
 
 T0 = 1_716_181_200_000
 
@@ -33,7 +33,7 @@ def _flushed_past(database: Database, lsn: str) -> bool:
 
 def _subscribe(database: Database) -> None:
     with database.transaction() as session:
-        outbox.subscribe(
+        subscriptions.subscribe(
             session, url="https://pos.example.com/hook", secret="s", store_ids=None,
             platforms=None, states=None, now_ms=T0,
         )  # fmt: skip

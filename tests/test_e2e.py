@@ -28,7 +28,7 @@ from tests.processes import (
 )
 from tests.sample_plugin import PRICE
 from tests.test_pipeline import SECRET, TOKEN, config_text
-from waimai_bridge.commands.processes import WORKER_NICENESS
+from waimai_bridge.cli.processes import WORKER_NICENESS
 from waimai_bridge.store.tables import InboxEvent, OrderEvent
 
 T0 = 1_716_181_200_000

@@ -22,7 +22,8 @@ from tests.sample_plugin import PRICE
 from tests.test_pipeline import SECRET, config_text, registry
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
-from waimai_bridge.pipeline.releases import RELEASE_HOLDS
+from waimai_bridge.pipeline.holds import RELEASE_HOLDS
+from waimai_bridge.pipeline.intake import write_pushes
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import Anomaly, InboxEvent, Order, OrderItem, PlatformOrder
@@ -53,14 +54,14 @@ class Worker:
             request, self.bridge.config.plugin_config("testpay")
         )
         assert parsed is not None
-        self.bridge.pipeline.store_pushes([(parsed.events, at_ms)])
+        write_pushes(self.bridge.pipeline, [(parsed.events, at_ms)])
 
     def apply(self) -> None:
         """What a worker does with the shard's message: apply what the inbox holds."""
-        self.bridge.pipeline.process_shard(self.bridge.pipeline.shard_of(STORE))
+        self.bridge.applier.process_shard(self.bridge.pipeline.shard_of(STORE))
 
     def release(self, *orders: str) -> None:
-        self.bridge.pipeline.releases.release_holds([["testpay", order, STORE] for order in orders])
+        self.bridge.holds.release_holds([["testpay", order, STORE] for order in orders])
 
     def stored(self) -> dict[str, tuple[str, int]]:
         """The stored orders: state and refunded amount, by platform order id."""

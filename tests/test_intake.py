@@ -1,4 +1,4 @@
-"""The web's group commit (:mod:`waimai_bridge.web.intake`): pushes that arrive together
+"""The web's group commit (:mod:`waimai_bridge.pipeline.intake`): pushes that arrive together
 share one inbox write, and a push the database refuses does not fail the others."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from sqlalchemy import event, func, select, text
 from tests import testpay
 from tests.test_pipeline import SECRET, config_text, registry
 from waimai_bridge.config import load_config
+from waimai_bridge.pipeline import intake
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.tables import InboxEvent
-from waimai_bridge.web import intake
 from waimai_bridge.web.app import create_app
 
 T0 = 1_716_181_200_000

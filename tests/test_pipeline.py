@@ -22,10 +22,11 @@ from tests.processes import wait_until
 from tests.sample_plugin import PRICE
 from waimai_bridge.config import load_config
 from waimai_bridge.models import InboundRequest
-from waimai_bridge.pipeline.actors import PROCESS_SHARD, Pipeline
 from waimai_bridge.pipeline.broker import GATHER_MS, DoorbellRedisBroker, make_broker
-from waimai_bridge.pipeline.releases import BEHIND_MS, RELEASE_HOLDS, Hold
-from waimai_bridge.pipeline.shards import queue_name, queue_of, shard_of
+from waimai_bridge.pipeline.holds import BEHIND_MS, RELEASE_HOLDS, Hold, HoldReleases
+from waimai_bridge.pipeline.intake import write_pushes
+from waimai_bridge.pipeline.messages import Pipeline
+from waimai_bridge.pipeline.shards import PROCESS_SHARD, queue_name, shard_of
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import inbox
@@ -370,8 +371,8 @@ def test_a_poison_event_is_parked_without_blocking_others(
 
     testpay.CURED.add("POISONED")
     try:
-        assert bridge.pipeline.retry(row.id)
-        assert not bridge.pipeline.retry(row.id)  # no longer failed
+        assert bridge.applier.retry(row.id)
+        assert not bridge.applier.retry(row.id)  # no longer failed
 
         def status() -> tuple[str, int, str | None] | None:
             with bridge.database.transaction() as session:
@@ -530,7 +531,7 @@ def test_a_store_named_later_replaces_a_guessed_one(
 
 def test_a_store_always_goes_to_the_same_queue() -> None:
     assert shard_of("S001", 8) == shard_of("S001", 8)
-    assert queue_of("S001", 8) == f"waimai.shard.{shard_of('S001', 8)}"
+    assert queue_name(shard_of("S001", 8)) == f"waimai.shard.{shard_of('S001', 8)}"
     assert shard_of("S001", 8) == 1  # crc32: the same in every process and Python version
     spread = {shard_of(f"S{n:04}", 8) for n in range(200)}
     assert spread == set(range(8))
@@ -578,8 +579,9 @@ def _accepted(bridge: Bridge, order: str, at_ms: int) -> None:
         request, bridge.config.plugin_config("testpay")
     )
     assert parsed is not None
-    bridge.pipeline.receive(parsed.events, received_at_ms=at_ms)
-    bridge.pipeline.process_shard(bridge.pipeline.shard_of(parsed.events[0].store_id))
+    _, shards = write_pushes(bridge.pipeline, [(parsed.events, at_ms)])
+    bridge.pipeline.wake(*shards)
+    bridge.applier.process_shard(bridge.pipeline.shard_of(parsed.events[0].store_id))
 
 
 def _stored(bridge: Bridge) -> set[str]:
@@ -590,17 +592,17 @@ def _stored(bridge: Bridge) -> set[str]:
 def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) -> None:
     now = [T0]
     bridge = _held_bridge(tmp_path, now)
-    pipeline = bridge.pipeline
+    holds = bridge.holds
     for order in ("L1", "L2", "L3", "L4"):
         _accepted(bridge, order, T0)
     now[0] = T0 + 60_000 + 500  # on time: only this order
-    pipeline.releases.release_holds([["testpay", "L1", "S001"]])
+    holds.release_holds([["testpay", "L1", "S001"]])
     assert _stored(bridge) == {"L1"}
     now[0] = T0 + 60_000 + BEHIND_MS - 1  # a little late: still only this order
-    pipeline.releases.release_holds([["testpay", "L2", "S001"]])
+    holds.release_holds([["testpay", "L2", "S001"]])
     assert _stored(bridge) == {"L1", "L2"}
     now[0] = T0 + 60_000 + BEHIND_MS + 1  # a backlog: its shard's other due holds too
-    pipeline.releases.release_holds([["testpay", "L3", "S001"]])
+    holds.release_holds([["testpay", "L3", "S001"]])
     assert _stored(bridge) == {"L1", "L2", "L3", "L4"}
     bridge.stop()
 
@@ -608,25 +610,24 @@ def test_a_late_release_takes_the_shards_other_due_holds_along(tmp_path: Any) ->
 def test_the_sweeper_releases_holds_whose_message_was_lost(tmp_path: Any) -> None:
     now = [T0]
     bridge = _held_bridge(tmp_path, now)
-    pipeline = bridge.pipeline
     broker = bridge.broker
     assert isinstance(broker, StubBroker)
     _accepted(bridge, "LOST", T0)
     _accepted(bridge, "LATER", T0 + 30_000)
     broker.flush_all()  # their delayed releases are lost (Redis was flushed, say)
-    queue = broker.queues[pipeline.queue_of("S001")]
+    queue = broker.queues[bridge.pipeline.queue_of("S001")]
     for order, ends_at in (("LOST", T0 + 60_000), ("LATER", T0 + 90_000)):
-        now[0] = ends_at + pipeline.stale_after_ms  # not overdue long enough yet
-        assert pipeline.sweep().releases == 0
+        now[0] = ends_at + bridge.sweeper.stale_after_ms  # not overdue long enough yet
+        assert bridge.sweeper.sweep().releases == 0
         now[0] += 1
-        assert pipeline.sweep().releases == 1
+        assert bridge.sweeper.sweep().releases == 1
         [message] = [Message.decode(data) for data in queue.queue]
         assert (message.actor_name, message.args) == (
             RELEASE_HOLDS,
             ([["testpay", order, "S001"]],),
         )
         broker.flush_all()
-        pipeline.releases.release_holds(*message.args)
+        bridge.holds.release_holds(*message.args)
         assert order in _stored(bridge)
     assert _stored(bridge) == {"LOST", "LATER"}
     bridge.stop()
@@ -804,7 +805,7 @@ def test_a_message_is_handed_out_once_its_events_have_gathered(
 
 def gathering(
     tmp_path: Path, gather_releases_ms: int = 0, gather_events_ms: int = 0
-) -> tuple[Pipeline, StubBroker]:
+) -> tuple[Pipeline, HoldReleases, StubBroker]:
     """A pipeline that gathers releases for ``gather_releases_ms`` and lets a shard's
     events gather for ``gather_events_ms``, on a stub broker."""
     path = tmp_path / "bridge.toml"
@@ -814,13 +815,13 @@ def gathering(
     broker = StubBroker()
     pipeline = Pipeline(
         database=Database(config.bridge.database_url), broker=broker, registry=plugins,
-        config=config, gather_releases_ms=gather_releases_ms, gather_events_ms=gather_events_ms,
+        config=config, gather_events_ms=gather_events_ms,
     )  # fmt: skip
-    return pipeline, broker
+    return pipeline, HoldReleases(pipeline, gather_ms=gather_releases_ms), broker
 
 
 def test_the_events_of_new_pushes_gather_and_a_backlogs_do_not(tmp_path: Path) -> None:
-    pipeline, broker = gathering(tmp_path, gather_events_ms=50)
+    pipeline, _, broker = gathering(tmp_path, gather_events_ms=50)
     pipeline.wake(2)  # new pushes
     pipeline.signals.lower(2)
     pipeline.wake(2, force=True)  # a full batch's rest, or a sweep
@@ -829,18 +830,18 @@ def test_the_events_of_new_pushes_gather_and_a_backlogs_do_not(tmp_path: Path) -
     assert sent[0].options[GATHER_MS] == 50
     assert GATHER_MS not in sent[1].options
     (tmp_path / "still").mkdir()
-    still, _ = gathering(tmp_path / "still")  # the embedded worker's: nothing gathers
+    still, _, _ = gathering(tmp_path / "still")  # the embedded worker's: nothing gathers
     still.wake(2)
     [message] = [Message.decode(data) for data in still.broker.queues[queue_name(2)].queue]
     assert GATHER_MS not in message.options
 
 
 def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> None:
-    pipeline, broker = gathering(tmp_path, 60_000)
-    first, second = queue_of("S001", 4), queue_of("S002", 4)
+    _, holds, broker = gathering(tmp_path, 60_000)
+    first, second = queue_name(shard_of("S001", 4)), queue_name(shard_of("S002", 4))
     assert first != second
-    pipeline.releases.schedule_releases([Hold("testpay", "G-1", "S001", T0 + 1_000)])
-    pipeline.releases.schedule_releases(
+    holds.schedule_releases([Hold("testpay", "G-1", "S001", T0 + 1_000)])
+    holds.schedule_releases(
         [Hold("testpay", "G-2", "S001", T0 + 3_000), Hold("testpay", "G-3", "S002", T0 + 2_000)]
     )
 
@@ -849,38 +850,38 @@ def test_a_worker_sends_the_releases_it_gathered_together(tmp_path: Path) -> Non
         return [Message.decode(data) for data in broker.queues[queue].queue]
 
     assert sent(first) == sent(second) == []  # still gathering
-    pipeline.releases.send_gathered_releases()
+    holds.send_gathered_releases()
     [to_first] = sent(first)
     [to_second] = sent(second)
     assert to_first.actor_name == to_second.actor_name == RELEASE_HOLDS
     assert to_first.args == ([["testpay", "G-1", "S001"], ["testpay", "G-2", "S001"]],)
     assert to_second.args == ([["testpay", "G-3", "S002"]],)
-    pipeline.releases.send_gathered_releases()  # nothing gathered since: nothing more sent
+    holds.send_gathered_releases()  # nothing gathered since: nothing more sent
     assert len(sent(first)) == len(sent(second)) == 1
 
 
 def test_each_shard_queue_gathers_its_releases_on_its_own(tmp_path: Path) -> None:
-    pipeline, broker = gathering(tmp_path, 60_000)
-    first, second = queue_of("S001", 4), queue_of("S002", 4)
-    pipeline.releases.schedule_releases(
+    _, holds, broker = gathering(tmp_path, 60_000)
+    first, second = queue_name(shard_of("S001", 4)), queue_name(shard_of("S002", 4))
+    holds.schedule_releases(
         [Hold("testpay", "Q-1", "S001", T0), Hold("testpay", "Q-2", "S002", T0)]
     )
-    pipeline.releases.send_gathered_releases(first)  # its gathering time is over, not the other's
+    holds.send_gathered_releases(first)  # its gathering time is over, not the other's
     [message] = [Message.decode(data) for data in broker.queues[first].queue]
     assert message.args == ([["testpay", "Q-1", "S001"]],)
     assert broker.queues[second].qsize() == 0
-    pipeline.releases.schedule_releases([Hold("testpay", "Q-3", "S002", T0)])
-    pipeline.releases.send_gathered_releases()
+    holds.schedule_releases([Hold("testpay", "Q-3", "S002", T0)])
+    holds.send_gathered_releases()
     [message] = [Message.decode(data) for data in broker.queues[second].queue]
     assert message.args == ([["testpay", "Q-2", "S002"], ["testpay", "Q-3", "S002"]],)
     assert broker.queues[first].qsize() == 1
 
 
 def test_gathered_releases_are_sent_when_the_gathering_time_is_over(tmp_path: Path) -> None:
-    pipeline, broker = gathering(tmp_path, 50)
-    queue = queue_of("S001", 4)
-    pipeline.releases.schedule_releases([Hold("testpay", "T-1", "S001", T0)])
-    pipeline.releases.schedule_releases([Hold("testpay", "T-2", "S001", T0)])
+    _, holds, broker = gathering(tmp_path, 50)
+    queue = queue_name(shard_of("S001", 4))
+    holds.schedule_releases([Hold("testpay", "T-1", "S001", T0)])
+    holds.schedule_releases([Hold("testpay", "T-2", "S001", T0)])
     wait_until(lambda: broker.queues[queue].qsize() > 0)
     time.sleep(0.1)  # a second message would have been sent by now
     [message] = [Message.decode(data) for data in broker.queues[queue].queue]

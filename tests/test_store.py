@@ -20,9 +20,9 @@ from tests.test_statemachine import E, lifecycles, log
 from waimai_bridge.models import Event, OrderState, PlatformState, PriceBreakdown, RiderState
 from waimai_bridge.statemachine import cancelled_before_completion, fold
 from waimai_bridge.store.database import Database, alembic_config
-from waimai_bridge.store.holds import Release, release_due, release_hold, release_holds
-from waimai_bridge.store.order_log import lock_platform_order
-from waimai_bridge.store.orders import Incoming, apply_event, apply_events
+from waimai_bridge.store.events import Incoming, apply_events
+from waimai_bridge.store.holds import Release, release_due, release_holds
+from waimai_bridge.store.order_log import lock_orders
 from waimai_bridge.store.skus import SkuRow, import_skus
 from waimai_bridge.store.tables import Anomaly, Base, Order, OrderEvent, OrderItem, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
@@ -81,14 +81,18 @@ def apply(
     database: Database, item: Event, received_at_ms: int, price: PriceBreakdown | None = None
 ) -> Any:
     with database.transaction() as session:
-        return apply_event(
-            session, item, received_at_ms=received_at_ms, accept_hold_ms=HOLD_MS, price=price
+        [applied] = apply_events(
+            session, [Incoming(item, received_at_ms, price)], accept_hold_ms=HOLD_MS
         )
+        return applied
 
 
 def release(database: Database, now_ms: int, order: str = ORDER_ID) -> Any:
     with database.transaction() as session:
-        return release_hold(session, "sample", order, accept_hold_ms=HOLD_MS, now_ms=now_ms)
+        [released] = release_holds(
+            session, [("sample", order)], accept_hold_ms=HOLD_MS, now_ms=now_ms
+        )
+        return released
 
 
 def stored(database: Database, order: str = ORDER_ID) -> tuple[Order | None, PlatformOrder]:
@@ -349,7 +353,7 @@ def test_one_order_is_applied_by_one_worker_at_a_time(database: Database) -> Non
 
     def hold_the_lock() -> None:
         with database.transaction() as session:
-            assert lock_platform_order(session, "sample", ORDER_ID) is not None
+            assert lock_orders(session, [("sample", ORDER_ID)])
             locked.set()
             time.sleep(0.5)
             moments["released"] = time.monotonic()
@@ -375,11 +379,11 @@ def test_an_event_that_waited_for_a_release_updates_the_stored_order(
 
     def release_slowly() -> None:
         with database.transaction() as session:
-            assert lock_platform_order(session, "sample", ORDER_ID) is not None
+            assert lock_orders(session, [("sample", ORDER_ID)])
             storing.set()
             time.sleep(0.5)  # the event below waits for the order's lock meanwhile
-            released = release_hold(
-                session, "sample", ORDER_ID, accept_hold_ms=HOLD_MS, now_ms=T0 + HOLD_MS
+            [released] = release_holds(
+                session, [("sample", ORDER_ID)], accept_hold_ms=HOLD_MS, now_ms=T0 + HOLD_MS
             )
             assert released.outcome is Release.STORED
 

@@ -22,7 +22,7 @@ from tests.sample_plugin import PRICE
 from tests.test_pipeline import AUTH, config_text, lifecycle, registry, send
 from waimai_bridge.config import load_config
 from waimai_bridge.runtime import Bridge
-from waimai_bridge.store import outbox
+from waimai_bridge.store import outbox, subscriptions
 from waimai_bridge.store.tables import Delivery, InboxEvent, Order
 from waimai_bridge.web.app import create_app
 
@@ -226,7 +226,7 @@ def test_a_subscriber_url_the_client_cannot_call_fails_alone(
     subscribe(client, subscriber.url)
     bridge: Bridge = client.app.state.bridge  # type: ignore[attr-defined]
     with bridge.database.transaction() as session:  # kept before URLs were checked this well
-        outbox.subscribe(
+        subscriptions.subscribe(
             session, url="http://ex\u00e4mple..com/hook", secret=SUBSCRIBER_SECRET,
             store_ids=None, platforms=None, states=None, now_ms=bridge.clock(),
         )  # fmt: skip

@@ -4,17 +4,17 @@ worker that runs in-process when the broker is."""
 from __future__ import annotations
 
 import gc
-from dataclasses import replace
 
 import dramatiq
 
 from waimai_bridge.clock import Clock, system_clock
 from waimai_bridge.config import Config
 from waimai_bridge.pipeline.actions import ActionWorker
-from waimai_bridge.pipeline.actors import GATHER_EVENTS_MS, SWEEP_BATCH, Pipeline, Swept
+from waimai_bridge.pipeline.apply import ShardApplier
 from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
 from waimai_bridge.pipeline.deliveries import Deliverer
-from waimai_bridge.pipeline.releases import GATHER_RELEASES_MS
+from waimai_bridge.pipeline.holds import GATHER_RELEASES_MS, HoldReleases
+from waimai_bridge.pipeline.messages import GATHER_EVENTS_MS, Pipeline
 from waimai_bridge.pipeline.sweeper import Sweeper
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
@@ -22,8 +22,8 @@ from waimai_bridge.store.database import Database
 
 def settle_heap() -> None:
     """Exempt what start-up allocated (modules, schemas, table metadata: it lives as long as
-    the process) from the garbage collector's full collections, which walked all of it
-    (a worker paused ≈ 0.1 s every few seconds; ≈ 15 ms after this). For the bridge's own
+    the process) from the garbage collector's full collections, which would walk all of it
+    every few seconds (docs/performance.md). For the bridge's own
     processes (``serve``, ``worker``), not for a process that embeds the app."""
     gc.collect()
     gc.freeze()
@@ -44,22 +44,28 @@ class Bridge:
         self.clock = clock
         self.database = Database(config.bridge.database_url)
         self.broker = make_broker(config.bridge.broker_url)
+        # on a shared broker a shard's events gather, and a worker gathers releases; the
+        # embedded worker takes each push's events and sends each batch's releases
         self.pipeline = Pipeline(
             database=self.database,
             broker=self.broker,
             registry=registry,
             config=config,
             clock=clock,
-            stale_after_ms=int(config.bridge.resend_after_seconds * 1000),
-            # on a shared broker a shard's events gather, and a worker gathers releases; the
-            # embedded worker takes each push's events and sends each batch's releases
-            gather_releases_ms=0 if self.embedded else GATHER_RELEASES_MS,
             gather_events_ms=0 if self.embedded else GATHER_EVENTS_MS,
         )
+        self.holds = HoldReleases(
+            self.pipeline, gather_ms=0 if self.embedded else GATHER_RELEASES_MS
+        )
+        self.applier = ShardApplier(self.pipeline, self.holds)
         self.actions = ActionWorker(self.pipeline)
         self.deliverer = Deliverer(self.pipeline)
+        self.sweeper = Sweeper(
+            self.pipeline, self.holds, self.actions, self.deliverer,
+            stale_after_ms=int(config.bridge.resend_after_seconds * 1000),
+            interval_s=config.bridge.sweep_interval_seconds,
+        )  # fmt: skip
         self._worker: dramatiq.Worker | None = None
-        self._sweeper: Sweeper | None = None
 
     @property
     def embedded(self) -> bool:
@@ -83,26 +89,13 @@ class Bridge:
         worker.queue_prefetch = prefetch
         worker.start()
         self._worker = worker
-        self._sweeper = Sweeper(self.sweep, interval_s=self.config.bridge.sweep_interval_seconds)
-        self._sweeper.start()
-
-    def sweep(self) -> Swept:
-        """Send again what lost messages left behind: inbox events, accept-hold releases,
-        outbound actions and subscriber deliveries."""
-        swept = self.pipeline.sweep()
-        stale_after_ms = self.pipeline.stale_after_ms
-        return replace(
-            swept,
-            actions=self.actions.sweep(stale_after_ms=stale_after_ms, limit=SWEEP_BATCH),
-            deliveries=int(self.deliverer.sweep(stale_after_ms=stale_after_ms)),
-        )
+        self.sweeper.start()
 
     def stop(self) -> None:
         """Stop the worker and sweeper (if running), close the broker and the database."""
-        if self._sweeper is not None:
-            self._sweeper.stop()
+        self.sweeper.stop()
         if self._worker is not None:
             self._worker.stop()
-            self.pipeline.releases.send_gathered_releases()
+            self.holds.send_gathered_releases()
         self.broker.close()
         self.database.dispose()

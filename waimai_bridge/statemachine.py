@@ -136,7 +136,6 @@ class OrderFold:
 
     platform_state: PlatformState | None = None
     fulfilment: OrderState | None = None
-    pending: bool = False
     partially_refunded: bool = False
     refunded: bool = False
     rider_state: RiderState | None = None
@@ -146,6 +145,11 @@ class OrderFold:
     request_key: str | None = None
     """The idempotency key of the event that opened the latest request, pending or answered:
     which request an action answers."""
+
+    @property
+    def pending(self) -> bool:
+        """Whether a cancel or refund request is pending."""
+        return self.pending_request is not None
 
     @property
     def resting_state(self) -> OrderState | None:
@@ -194,7 +198,6 @@ def step(fold: OrderFold, entry: LogEntry, *, user_paid_fen: int | None = None) 
         platform_state=entry.state if entry.state is not None else fold.platform_state,
         fulfilment=_further(fold.fulfilment, transition.fulfilment),
         rider_state=transition.rider or fold.rider_state,
-        pending=(request is Request.OPEN) if request is not None else fold.pending,
         pending_request=(entry.state if request is Request.OPEN else None)
         if request is not None
         else fold.pending_request,

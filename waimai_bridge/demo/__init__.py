@@ -5,5 +5,5 @@
 - :mod:`~waimai_bridge.demo.stack` — the database, the config and the web server;
 - :mod:`~waimai_bridge.demo.replay` — pushes and actions over HTTP, and settling;
 - :mod:`~waimai_bridge.demo.summary` — the store × channel summary and each order's outcome;
-- :mod:`~waimai_bridge.demo.command` — the command itself.
+- :mod:`~waimai_bridge.cli.demo` — the command itself.
 """

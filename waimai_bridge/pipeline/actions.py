@@ -25,12 +25,12 @@ from waimai_bridge.action_rules import (
 from waimai_bridge.errors import WaimaiBridgeError
 from waimai_bridge.metrics import ACTIONS_PERFORMED
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult, Capability
-from waimai_bridge.pipeline.actors import Pipeline
+from waimai_bridge.pipeline.messages import Pipeline
 from waimai_bridge.pipeline.shards import queue_name
 from waimai_bridge.statemachine import LogEntry, OrderFold
 from waimai_bridge.store import actions, inbox
-from waimai_bridge.store.order_log import lock_platform_order, order_fold
-from waimai_bridge.store.tables import OutboundAction, PlatformOrder
+from waimai_bridge.store.order_log import Locked, lock_orders, order_fold
+from waimai_bridge.store.tables import OutboundAction
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +81,12 @@ class ActionWorker:
         supported, answers = self._rules(platform)
         pipeline = self.pipeline
         with pipeline.database.transaction() as session:
-            platform_order = lock_platform_order(session, platform, platform_order_id)
+            order_key = (platform, platform_order_id)
+            platform_order = lock_orders(session, [order_key]).get(order_key)
             if platform_order is None and actions.open_from_inbox(
                 session, platform, platform_order_id
             ):
-                platform_order = lock_platform_order(session, platform, platform_order_id)
+                platform_order = lock_orders(session, [order_key]).get(order_key)
             if platform_order is None:
                 raise ActionRefused(404, f"no {platform} order {platform_order_id!r} is known")
             fold = order_fold(session, platform_order, self._unread(session, platform_order))
@@ -190,7 +191,7 @@ class ActionWorker:
             names = ", ".join(a.value for a in allowed) or "none"
             raise ActionRefused(409, f"{why}; the order is {state} (allowed now: {names})", allowed)
 
-    def _unread(self, session: Session, platform_order: PlatformOrder) -> list[LogEntry]:
+    def _unread(self, session: Session, platform_order: Locked) -> list[LogEntry]:
         """The order's events received and not yet applied, as the fold reads them: an
         action asked right after a push (a refund request, a cancellation) is judged on it.
         An event its plugin cannot read is left to the worker, which parks it."""

@@ -21,7 +21,7 @@ import dramatiq
 import httpx
 
 from waimai_bridge.metrics import DELIVERIES
-from waimai_bridge.pipeline.actors import Pipeline
+from waimai_bridge.pipeline.messages import Pipeline
 from waimai_bridge.pipeline.shards import DELIVER, DELIVERY_QUEUE
 from waimai_bridge.store import outbox
 from waimai_bridge.store.tables import Delivery

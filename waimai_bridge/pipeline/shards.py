@@ -11,6 +11,8 @@ import zlib
 QUEUE_PREFIX = "waimai.shard."
 DELIVERY_QUEUE = "waimai.deliveries"
 """The queue of subscriber deliveries: not store-pinned, consumed by every worker."""
+PROCESS_SHARD = "waimai.process_shard"
+"""The actor that applies a shard's pending inbox events (on the shard's queue)."""
 DELIVER = "waimai.deliver"
 """The actor that POSTs due subscriber updates (on :data:`DELIVERY_QUEUE`)."""
 
@@ -23,8 +25,3 @@ def shard_of(store_id: str, shards: int) -> int:
 def queue_name(shard: int) -> str:
     """The Dramatiq queue of a shard, e.g. ``waimai.shard.3``."""
     return f"{QUEUE_PREFIX}{shard}"
-
-
-def queue_of(store_id: str, shards: int) -> str:
-    """The queue every event of a store goes to."""
-    return queue_name(shard_of(store_id, shards))

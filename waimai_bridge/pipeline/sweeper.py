@@ -1,24 +1,84 @@
-"""A background thread that runs the bridge's sweep every few seconds."""
+"""The sweep: every few seconds, send again what a lost message left behind (stale inbox
+events, overdue accept-hold releases, outbound actions and subscriber deliveries)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from dataclasses import dataclass
 
-from waimai_bridge.pipeline.actors import Swept
+from waimai_bridge.metrics import SWEPT
+from waimai_bridge.pipeline.actions import ActionWorker
+from waimai_bridge.pipeline.deliveries import Deliverer
+from waimai_bridge.pipeline.holds import Hold, HoldReleases
+from waimai_bridge.pipeline.messages import Pipeline
+from waimai_bridge.store import inbox
+from waimai_bridge.store.holds import overdue_holds
 
 logger = logging.getLogger(__name__)
 
+SWEEP_BATCH = 1000
+"""Stale inbox events, overdue holds and stale actions one sweep looks at, at most."""
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep sent again."""
+
+    events: int
+    releases: int
+    actions: int = 0
+    deliveries: int = 0
+
 
 class Sweeper:
-    """Calls ``sweep`` every ``interval_s`` seconds until stopped."""
+    """Sweeps one process's pipeline; :meth:`start` does it every ``interval_s`` seconds in
+    a background thread until :meth:`stop`."""
 
-    def __init__(self, sweep: Callable[[], Swept], *, interval_s: float = 15.0) -> None:
-        self._sweep = sweep
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        holds: HoldReleases,
+        actions: ActionWorker,
+        deliverer: Deliverer,
+        *,
+        stale_after_ms: int = 60_000,
+        interval_s: float = 15.0,
+    ) -> None:
+        self.pipeline = pipeline
+        self.holds = holds
+        self.actions = actions
+        self.deliverer = deliverer
+        self.stale_after_ms = stale_after_ms
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="waimai-sweeper", daemon=True)
+
+    def sweep(self) -> Swept:
+        """Send again what lost messages left behind: inbox events pending for longer than
+        ``stale_after_ms``, holds whose release is that overdue, stale outbound actions and
+        subscriber deliveries."""
+        pipeline = self.pipeline
+        now = pipeline.clock()
+        with pipeline.database.transaction() as session:
+            shards = inbox.stale(
+                session, enqueued_before_ms=now - self.stale_after_ms, now_ms=now,
+                limit=SWEEP_BATCH, shard_of=pipeline.shard_of,
+            )  # fmt: skip
+            holds = overdue_holds(
+                session, accept_hold_ms=pipeline.accept_hold_ms,
+                before_ms=now - self.stale_after_ms, limit=SWEEP_BATCH,
+            )  # fmt: skip
+        pipeline.wake(*shards, force=True)
+        self.holds.schedule_releases([Hold(*hold, release_at_ms=now) for hold in holds])
+        SWEPT.labels("event").inc(sum(shards.values()))
+        SWEPT.labels("release").inc(len(holds))
+        return Swept(
+            events=sum(shards.values()),
+            releases=len(holds),
+            actions=self.actions.sweep(stale_after_ms=self.stale_after_ms, limit=SWEEP_BATCH),
+            deliveries=int(self.deliverer.sweep(stale_after_ms=self.stale_after_ms)),
+        )
 
     def start(self) -> None:
         """Start sweeping in the background."""
@@ -33,7 +93,7 @@ class Sweeper:
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                swept = self._sweep()
+                swept = self.sweep()
             except Exception:  # the database or broker is down: try again next round
                 logger.warning("sweep failed; retrying in %ss", self._interval_s, exc_info=True)
                 continue

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult
 from waimai_bridge.store import outbox
 from waimai_bridge.store.inbox import UNREAD
+from waimai_bridge.store.order_log import Locked
 from waimai_bridge.store.tables import InboxEvent, OutboundAction, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict
 
@@ -52,7 +53,7 @@ def ask(
     *,
     key: str,
     action: Action,
-    platform_order: PlatformOrder,
+    platform_order: Locked,
     request_key: str | None,
     reason: str | None,
     attempt_limit: int,
@@ -99,7 +100,7 @@ def existing(
     *,
     key: str,
     action: Action,
-    platform_order: PlatformOrder,
+    platform_order: Locked,
     request_key: str | None,
 ) -> OutboundAction | None:
     """The action an ask repeats: the one with idempotency key ``key``, else a pending or
@@ -130,7 +131,7 @@ def existing(
 
 
 def _same_or_conflict(
-    found: OutboundAction, key: str, action: Action, platform_order: PlatformOrder
+    found: OutboundAction, key: str, action: Action, platform_order: Locked
 ) -> None:
     same = (found.platform, found.platform_order_id, found.action) == (
         platform_order.platform, platform_order.platform_order_id, action.value,

@@ -34,7 +34,7 @@ from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
 
 
 class Release(StrEnum):
-    """What :func:`release_hold` found."""
+    """What releasing a hold found."""
 
     STORED = "stored"
     DISCARDED = "discarded"
@@ -63,29 +63,6 @@ UNREAD_WAIT_MS = 500
 hold that are still unread, before it looks again."""
 
 
-def release_hold(
-    session: Session,
-    platform: str,
-    platform_order_id: str,
-    *,
-    accept_hold_ms: int,
-    now_ms: int,
-) -> Released:
-    """Store the order if its accept hold is over and it was not cancelled within it.
-
-    Called from a delayed message at the time :func:`apply_event` gave; calling it again,
-    too early or for an order already stored is harmless. An order whose events received
-    within the hold cancel it before completion is discarded: it never enters ``orders``
-    (SPEC §5). While the inbox still holds an unread event of the order received within
-    the hold, nothing is decided: the outcome is :attr:`Release.UNREAD`, to come back at
-    its ``release_at_ms``.
-    """
-    [released] = release_holds(
-        session, [(platform, platform_order_id)], accept_hold_ms=accept_hold_ms, now_ms=now_ms
-    )
-    return released
-
-
 def release_holds(
     session: Session,
     keys: Sequence[tuple[str, str]],
@@ -94,10 +71,16 @@ def release_holds(
     now_ms: int,
     lines: bool = True,
 ) -> list[Released]:
-    """:func:`release_hold` for several platform orders ``(platform, platform_order_id)``
-    in a few statements; the outcome of each key, in order. Without ``lines``, an order
-    is stored without its lines, and a ``lines_not_stored`` anomaly says so: for an order
-    whose lines the database refused."""
+    """End the accept holds of platform orders ``(platform, platform_order_id)`` that are
+    over, in a few statements; the outcome of each key, in order.
+
+    Calling it again, too early or for an order already stored is harmless. An order whose
+    events received within the hold cancel it before completion is discarded: it never
+    enters ``orders`` (SPEC §5); the others are stored. While the inbox still holds an
+    unread event of the order received within the hold, nothing is decided: the outcome is
+    :attr:`Release.UNREAD`, to come back at its ``release_at_ms``. Without ``lines``, an
+    order is stored without its lines, and a ``lines_not_stored`` anomaly says so: for an
+    order whose lines the database refused."""
     wanted = sorted(set(keys))
     found = lock_orders(session, wanted)
     outcomes: dict[tuple[str, str], Released] = {}
@@ -131,7 +114,7 @@ def release_due(
     now_ms: int,
     limit: int,
 ) -> list[Released]:
-    """:func:`release_hold` for every order of these stores whose hold is over (at most
+    """:func:`release_holds` for every order of these stores whose hold is over (at most
     ``limit``), in a few statements; orders another worker holds are skipped."""
     if not store_ids:
         return []

@@ -20,24 +20,6 @@ from waimai_bridge.statemachine import LogEntry, OrderFold, fold
 from waimai_bridge.store.tables import Order, OrderEvent, PlatformOrder
 
 
-def lock_platform_order(
-    session: Session, platform: str, platform_order_id: str
-) -> PlatformOrder | None:
-    """The platform order, locked until the transaction ends (FOR UPDATE; SQLite's writer lock)."""
-    keys = {"platform": platform, "platform_order_id": platform_order_id}
-    return session.execute(_LOCK_ORDER, keys).scalar_one_or_none()
-
-
-_LOCK_ORDER = (
-    select(PlatformOrder)
-    .where(
-        PlatformOrder.platform == bindparam("platform"),
-        PlatformOrder.platform_order_id == bindparam("platform_order_id"),
-    )
-    .with_for_update()
-)
-
-
 @dataclass
 class StoredOrder:
     """A stored order's row as this transaction reads and changes it."""
@@ -170,7 +152,7 @@ def user_paid_of(price: dict[str, Any] | None) -> int | None:
 
 
 def order_fold(
-    session: Session, platform_order: PlatformOrder, unread: Sequence[LogEntry] = ()
+    session: Session, platform_order: Locked, unread: Sequence[LogEntry] = ()
 ) -> OrderFold:
     """The fold of a platform order's whole log, with the ``unread`` events (received,
     not yet applied) after it: where it stands now."""

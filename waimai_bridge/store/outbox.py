@@ -1,4 +1,5 @@
-"""Subscriber webhooks (seed 001): the subscriptions, and the outbox of updates for them.
+"""The outbox (seed 001): the updates due to subscribers, written with the change they tell
+of, and their delivery state.
 
 Every order state change and every action outcome is written here, one delivery per
 matching subscription, in the same transaction as the change itself — so an update is
@@ -13,61 +14,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from waimai_bridge.store.database import require_durable
+from waimai_bridge.store.subscriptions import wanting
 from waimai_bridge.store.tables import Delivery, OutboundAction, Subscription
 
-SUBSCRIPTIONS = "waimai.subscriptions"
-"""``session.info`` key: the subscriptions, read once per transaction."""
 WRITTEN = "waimai.deliveries_written"
 """``session.info`` key: how many deliveries the transaction wrote."""
 
 ORDER_STATUS = "order.status"
 ACTION_OUTCOME = "action.outcome"
-
-
-def subscribe(
-    session: Session,
-    *,
-    url: str,
-    secret: str,
-    store_ids: Sequence[str] | None,
-    platforms: Sequence[str] | None,
-    states: Sequence[str] | None,
-    now_ms: int,
-) -> Subscription:
-    """A new subscription."""
-    row = Subscription(
-        url=url, secret=secret, created_at_ms=now_ms,
-        store_ids=list(store_ids) if store_ids else None,
-        platforms=list(platforms) if platforms else None,
-        states=list(states) if states else None,
-    )  # fmt: skip
-    session.add(row)
-    session.flush()
-    return row
-
-
-def unsubscribe(session: Session, subscription_id: int) -> bool:
-    """Delete a subscription and its undelivered updates; False if there is none."""
-    session.execute(delete(Delivery).where(Delivery.subscription_id == subscription_id))
-    deleted = session.execute(delete(Subscription).where(Subscription.id == subscription_id))
-    return bool(getattr(deleted, "rowcount", 0))
-
-
-_SUBSCRIPTIONS = select(Subscription).order_by(Subscription.id)
-_FILTERS = select(
-    Subscription.id, Subscription.store_ids, Subscription.platforms, Subscription.states
-).order_by(Subscription.id)
-"""What choosing the subscriptions of an update needs (read on every transaction that
-writes one)."""
-
-
-def subscriptions(session: Session) -> Sequence[Subscription]:
-    """Every subscription, oldest first."""
-    return session.execute(_SUBSCRIPTIONS).scalars().all()
 
 
 def order_update(
@@ -110,9 +68,6 @@ def _write(
     session: Session, body: dict[str, Any], *, order_id: int | None, store_id: str,
     platform: str, state: str | None, now_ms: int,
 ) -> None:  # fmt: skip
-    if SUBSCRIPTIONS not in session.info:
-        # not through the ORM: the caller's pending changes go with the commit, once
-        session.info[SUBSCRIPTIONS] = session.connection().execute(_FILTERS).all()
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     fresh = {
         "order_id": order_id, "kind": body["type"], "body": text, "status": "pending",
@@ -121,10 +76,7 @@ def _write(
     }  # fmt: skip
     rows = [
         {"subscription_id": subscription_id, **fresh}
-        for subscription_id, store_ids, platforms, states in session.info[SUBSCRIPTIONS]
-        if (not store_ids or store_id in store_ids)
-        and (not platforms or platform in platforms)
-        and (not states or state is None or state in states)
+        for subscription_id in wanting(session, store_id=store_id, platform=platform, state=state)
     ]
     if rows:
         require_durable(session)  # a crash must not take back what a subscriber is told

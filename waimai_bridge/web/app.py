@@ -17,10 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from waimai_bridge import __version__
+from waimai_bridge.pipeline.intake import Intake
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.web import actions, api, skus, subscriptions
 from waimai_bridge.web.errors import error, invalid
-from waimai_bridge.web.intake import Intake
 from waimai_bridge.web.webhooks import OPENAPI_PATHS, WebhookReceiver, is_push
 
 WEB_THREADS = 4

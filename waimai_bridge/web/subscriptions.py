@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge.models import OrderState
-from waimai_bridge.store import outbox
+from waimai_bridge.store import subscriptions as subscription_store
 from waimai_bridge.store.tables import Subscription
 from waimai_bridge.web.api import API, RowId, StorableText, bridge_of
 from waimai_bridge.web.views import iso
@@ -77,7 +77,7 @@ async def subscribe(request: Request, body: SubscriptionAsk) -> SubscriptionView
 
     def create() -> SubscriptionView:
         with bridge.database.transaction() as session:
-            row = outbox.subscribe(
+            row = subscription_store.subscribe(
                 session, url=body.url, secret=body.secret, store_ids=body.store_ids,
                 platforms=body.platforms,
                 states=[state.value for state in body.states] if body.states else None,
@@ -95,7 +95,7 @@ async def list_subscriptions(request: Request) -> list[SubscriptionView]:
 
     def query() -> list[SubscriptionView]:
         with bridge.database.transaction() as session:
-            return [subscription_view(row) for row in outbox.subscriptions(session)]
+            return [subscription_view(row) for row in subscription_store.subscriptions(session)]
 
     return await run_in_threadpool(query)
 
@@ -107,7 +107,7 @@ async def unsubscribe(request: Request, subscription_id: RowId) -> Response:
 
     def delete() -> bool:
         with bridge.database.transaction() as session:
-            return outbox.unsubscribe(session, subscription_id)
+            return subscription_store.unsubscribe(session, subscription_id)
 
     if not await run_in_threadpool(delete):
         raise HTTPException(404, f"no subscription {subscription_id}")

@@ -25,10 +25,10 @@ from waimai_bridge.config import PlatformNotConfigured
 from waimai_bridge.errors import ContractViolation, PushRefused
 from waimai_bridge.metrics import WEBHOOK_REQUESTS, WEBHOOK_SECONDS
 from waimai_bridge.models import Capability, InboundRequest, ParsedPush
+from waimai_bridge.pipeline.intake import Intake
 from waimai_bridge.plugins import UnknownPlatform
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.web.errors import error
-from waimai_bridge.web.intake import Intake
 
 logger = logging.getLogger(__name__)
 

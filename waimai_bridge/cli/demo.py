@@ -30,7 +30,7 @@ from waimai_bridge.store.database import SchemaNotCurrent
 from waimai_bridge.store.skus import SkuRow, import_skus
 
 if TYPE_CHECKING:
-    from waimai_bridge.commands.context import BridgeContext
+    from waimai_bridge.cli.context import BridgeContext
 
 STORES: Sequence[tuple[str, str]] = (
     ("S001", "人民广场店"),

@@ -11,7 +11,7 @@ import threading
 
 import click
 
-from waimai_bridge.commands.context import BridgeContext, pass_context
+from waimai_bridge.cli.context import BridgeContext, pass_context
 from waimai_bridge.runtime import settle_heap
 
 WORKER_NICENESS = 2

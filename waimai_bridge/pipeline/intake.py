@@ -1,4 +1,5 @@
-"""Pushes on their way to the inbox, written together (a group commit).
+"""Pushes into the inbox (web → inbox): written together (a group commit), then their
+shards woken.
 
 A push whose events must be written waits while the write before it is in flight, then
 goes with every push that waited meanwhile: one statement and one commit for all of them.
@@ -13,6 +14,7 @@ could only infer needs a lookup first, and goes through a thread as on SQLite.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,19 +24,48 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from waimai_bridge.metrics import INBOX_EVENTS
 from waimai_bridge.models import NativeEvent
-from waimai_bridge.pipeline.actors import Pipeline
+from waimai_bridge.pipeline.messages import Pipeline
 from waimai_bridge.store import inbox
 
 BATCH = 100
 """Pushes written in one statement, at most."""
 WAKE_GATHER_S = 0.010
 """How long the shards to wake gather before each wake-up call (a thread and two Redis
-round trips). At a moderate rate a write holds two or three pushes, and a call per write
-took the web's event loop from its requests more often; an event's commit waits this much
-longer at most. On a shared broker a shard's events gather for longer in any case (the
-workers take them ``GATHER_EVENTS_MS`` after the wake-up): 10 ms rather than 3 took a
-twelfth less of the web's CPU at 1,400 pushes/s (docs/performance.md)."""
+round trips), so that fewer calls take the web's event loop from its requests; an event's
+commit waits this much longer at most. On a shared broker a shard's events gather for
+longer in any case (the workers take them ``GATHER_EVENTS_MS`` after the wake-up)."""
+
+
+Push = tuple[Sequence[NativeEvent], int]
+"""A push's events, and when it was received (ms)."""
+
+
+def write_pushes(pipeline: Pipeline, pushes: Sequence[Push]) -> tuple[int, set[int]]:
+    """Write pushes to the inbox in one statement and one commit: how many of their events
+    were new, and the shards to :meth:`~Pipeline.wake` for them."""
+    with pipeline.database.connection() as connection:
+        events = [event for push, _ in pushes for event in push]
+        times = [received_at_ms for push, received_at_ms in pushes for _ in push]
+        received = list(zip(inbox.with_known_stores(connection, events), times, strict=True))
+        new = inbox.record(connection, received, shard_of=pipeline.shard_of)
+    return _counted(pipeline, received, new)
+
+
+def _counted(
+    pipeline: Pipeline,
+    received: Sequence[tuple[NativeEvent, int]],
+    new: Sequence[tuple[int, str, str]],
+) -> tuple[int, set[int]]:
+    """Count events written to the inbox (``received``; ``new``: ``(row id, platform,
+    store id)`` of those that were not there yet): how many were new, and their shards."""
+    counts = Counter(event.platform for event, _ in received)
+    fresh = Counter(platform for _, platform, _ in new)
+    for platform, count in counts.items():
+        INBOX_EVENTS.labels(platform, "new").inc(fresh[platform])
+        INBOX_EVENTS.labels(platform, "duplicate").inc(count - fresh[platform])
+    return len(new), {pipeline.shard_of(store_id) for _, _, store_id in new}
 
 
 @dataclass(frozen=True)
@@ -82,12 +113,12 @@ class Intake:
         pushes = [(waiting.events, waiting.received_at_ms) for waiting in batch]
         received = [(event, at_ms) for events, at_ms in pushes for event in events]
         if self._connection is None or any(event.store_inferred for event, _ in received):
-            _, shards = await run_in_threadpool(self._pipeline.store_pushes, pushes)
+            _, shards = await run_in_threadpool(write_pushes, self._pipeline, pushes)
             return shards
         new = await self._connection.run(
             inbox.record_async, received, shard_of=self._pipeline.shard_of
         )
-        return self._pipeline.recorded(received, new)[1]
+        return _counted(self._pipeline, received, new)[1]
 
     async def _write(self, batch: list[_Waiting]) -> None:
         try:

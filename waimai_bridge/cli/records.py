@@ -7,7 +7,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from waimai_bridge.commands.context import BridgeContext, pass_context, print_table
+from waimai_bridge.cli.context import BridgeContext, pass_context, print_table
 from waimai_bridge.models import OrderState
 from waimai_bridge.store import actions as action_store
 from waimai_bridge.store import outbox
@@ -119,9 +119,7 @@ def inbox_retry(bridge: BridgeContext, row_ids: tuple[int, ...]) -> None:
     """Put parked events back in line (e.g. after fixing the plugin or its config)."""
     runtime = bridge.runtime()
     missing = [
-        row_id
-        for row_id in row_ids
-        if not runtime.pipeline.retry(row_id, send=not runtime.embedded)
+        row_id for row_id in row_ids if not runtime.applier.retry(row_id, send=not runtime.embedded)
     ]
     queued = len(row_ids) - len(missing)
     where = "queued" if not runtime.embedded else "put back; the running serve picks them up"

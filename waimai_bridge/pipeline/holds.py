@@ -13,17 +13,13 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import dramatiq
-from dramatiq import Broker
-from sqlalchemy.orm import Session
 
-from waimai_bridge.clock import Clock
 from waimai_bridge.metrics import ORDERS_RELEASED
 from waimai_bridge.pipeline.failures import is_outage
+from waimai_bridge.pipeline.messages import Pipeline
 from waimai_bridge.pipeline.shards import queue_name
-from waimai_bridge.store.database import Database
 from waimai_bridge.store.holds import Release, Released, release_due, release_holds
 
 logger = logging.getLogger(__name__)
@@ -38,7 +34,7 @@ CATCH_UP = 20
 GATHER_RELEASES_MS = 1000
 """How long a worker on a shared broker gathers the holds its batches start for a shard
 queue before it sends their releases (one message for all of them): a message per hold
-cost the worker much of its time (docs/performance.md), and a hold then ends this much
+costs the worker much of its time (docs/performance.md), and a hold then ends this much
 later at most. Each queue's gathering starts with its first hold, so the queues' releases
 do not all come due at once. Holds a killed worker had gathered are released by the
 sweep, as those of a lost message are."""
@@ -54,40 +50,18 @@ class Hold:
     release_at_ms: int
 
 
-class Host(Protocol):
-    """What the releases need of the pipeline they belong to."""
-
-    database: Database
-    broker: Broker
-    clock: Clock
-    accept_hold_ms: int
-
-    def shard_of(self, store_id: str) -> int: ...
-
-    def stores_in(self, shard: int) -> list[str]: ...
-
-    def queue_of(self, store_id: str) -> str: ...
-
-    def deliveries_written(self, session: Session) -> None: ...
-
-    def send(
-        self, actor_name: str, queue: str, args: tuple[Any, ...],
-        *, delay: int | None = None, quiet: bool = False, options: dict[str, Any] | None = None,
-    ) -> bool: ...  # fmt: skip
-
-
 class HoldReleases:
-    """The releases of one process's pipeline (its ``releases``); with ``gather_ms``, the
+    """The ``waimai.release_holds`` actor of one process's pipeline; with ``gather_ms``, the
     holds of a shard queue gather for that long before their release is sent."""
 
-    def __init__(self, host: Host, *, gather_ms: int = 0) -> None:
-        self.host = host
+    def __init__(self, pipeline: Pipeline, *, gather_ms: int = 0) -> None:
+        self.pipeline = pipeline
         self.gather_ms = gather_ms
         self._gathered: dict[str, tuple[list[Hold], threading.Timer]] = {}
         self._gathering = threading.Lock()
         # registered with the broker; messages name the actor (see Pipeline.send)
         dramatiq.Actor(
-            self.release_holds, broker=host.broker, actor_name=RELEASE_HOLDS,
+            self.release_holds, broker=pipeline.broker, actor_name=RELEASE_HOLDS,
             queue_name=queue_name(0), priority=0, options={},
         )  # fmt: skip
 
@@ -128,21 +102,22 @@ class HoldReleases:
     ) -> list[Released]:  # fmt: skip
         """Release the holds of ``keys`` in one transaction (with ``catch_up``, and this
         late, other due holds of their shards too); the outcome of each key."""
-        now = self.host.clock()
-        with self.host.database.transaction(durable=False) as session:
+        now = self.pipeline.clock()
+        with self.pipeline.database.transaction(durable=False) as session:
             # these orders first (they may wait for their locks); the others only if free
             released = release_holds(
-                session, keys, accept_hold_ms=self.host.accept_hold_ms, now_ms=now, lines=lines
+                session, keys, accept_hold_ms=self.pipeline.accept_hold_ms, now_ms=now, lines=lines
             )
             others: list[Released] = []
             late = max((outcome.overdue_ms or 0 for outcome in released), default=0) > BEHIND_MS
             if catch_up and late:
-                shards = sorted({self.host.shard_of(stores[key]) for key in keys})
+                pipeline = self.pipeline
+                shards = sorted({pipeline.shard_of(stores[key]) for key in keys})
                 others = release_due(
-                    session, [store for shard in shards for store in self.host.stores_in(shard)],
-                    accept_hold_ms=self.host.accept_hold_ms, now_ms=now, limit=CATCH_UP,
+                    session, [store for shard in shards for store in pipeline.stores_in(shard)],
+                    accept_hold_ms=pipeline.accept_hold_ms, now_ms=now, limit=CATCH_UP,
                 )  # fmt: skip
-        self.host.deliveries_written(session)
+        self.pipeline.deliveries_written(session)
         for outcome in [*released, *others]:
             ORDERS_RELEASED.labels(outcome.outcome).inc()
         return released
@@ -168,7 +143,7 @@ class HoldReleases:
         return Released(Release.FAILED)
 
     def schedule_releases(self, holds: Sequence[Hold]) -> None:
-        """Send the releases of these holds, or with ``gather_releases_ms`` gather each with
+        """Send the releases of these holds, or with ``gather_ms`` gather each with
         the holds of its shard queue scheduled within that time (from the first) and send
         those together then."""
         if not holds:
@@ -178,7 +153,7 @@ class HoldReleases:
             return
         with self._gathering:
             for hold in holds:
-                queue = self.host.queue_of(hold.store_id)
+                queue = self.pipeline.queue_of(hold.store_id)
                 if queue not in self._gathered:
                     timer = threading.Timer(
                         self.gather_ms / 1000, self.send_gathered_releases, (queue,)
@@ -203,12 +178,12 @@ class HoldReleases:
         the last of its holds is."""
         by_queue: dict[str, list[Hold]] = {}
         for hold in holds:
-            by_queue.setdefault(self.host.queue_of(hold.store_id), []).append(hold)
-        now = self.host.clock()
+            by_queue.setdefault(self.pipeline.queue_of(hold.store_id), []).append(hold)
+        now = self.pipeline.clock()
         for queue, due in sorted(by_queue.items()):
             orders = [[h.platform, h.platform_order_id, h.store_id] for h in due]
             delay = max(h.release_at_ms for h in due) - now
             # due already: straight to the queue, not through its delay queue
-            self.host.send(
+            self.pipeline.send(
                 RELEASE_HOLDS, queue, (orders,), delay=delay if delay > 0 else None, quiet=True
             )

@@ -1,4 +1,5 @@
-"""The order log: applying events to their orders.
+"""Applying events to their orders: append each to its order's log (once per idempotency
+key), then refold the order.
 
 Each function runs inside the caller's transaction (see
 :meth:`~waimai_bridge.store.database.Database.transaction`) and starts by locking the
@@ -38,9 +39,9 @@ from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
 class Applied:
     """What applying one event did.
 
-    ``release_at_ms``: while the order waits out its accept hold, when to call
-    :func:`release_hold`; None when nothing is held. ``starts_hold``: this event started
-    the hold (so the caller schedules the release once).
+    ``release_at_ms``: while the order waits out its accept hold, when to release it
+    (:mod:`waimai_bridge.store.holds`); None when nothing is held. ``starts_hold``: this
+    event started the hold (so the caller schedules the release once).
     """
 
     platform_order_pk: int
@@ -61,29 +62,14 @@ class Incoming:
     price: PriceBreakdown | None = None
 
 
-def apply_event(
-    session: Session,
-    event: Event,
-    *,
-    received_at_ms: int,
-    accept_hold_ms: int,
-    price: PriceBreakdown | None = None,
-) -> Applied:
-    """Add ``event`` to its order's log (once per idempotency key) and refold the order.
-
-    The accept hold of an order starts when its first fulfilment event (acceptance, a
-    kitchen step, a rider event or completion) is received.
-    """
-    [applied] = apply_events(
-        session, [Incoming(event, received_at_ms, price)], accept_hold_ms=accept_hold_ms
-    )
-    return applied
-
-
 def apply_events(
     session: Session, incoming: Sequence[Incoming], *, accept_hold_ms: int
 ) -> list[Applied]:
-    """:func:`apply_event` for a batch of events of any orders, in a few statements.
+    """Add each event to its order's log (once per idempotency key) and refold each touched
+    order once; what applying each event did, in the order given.
+
+    The accept hold of an order starts when its first fulfilment event (acceptance, a
+    kitchen step, a rider event or completion) is received.
 
     The platform orders are locked in (platform, order id) order, so two batches that share
     orders cannot deadlock; each touched order is folded once.

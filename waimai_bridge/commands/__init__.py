@@ -1,1 +1,0 @@
-"""The commands of ``waimai-bridge`` (:mod:`waimai_bridge.cli` gathers them)."""
