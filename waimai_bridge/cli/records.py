@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -121,11 +123,15 @@ def inbox_retry(bridge: BridgeContext, row_ids: tuple[int, ...]) -> None:
     missing = [
         row_id for row_id in row_ids if not runtime.applier.retry(row_id, send=not runtime.embedded)
     ]
-    queued = len(row_ids) - len(missing)
-    where = "queued" if not runtime.embedded else "put back; the running serve picks them up"
-    click.echo(f"{queued} inbox events {where}")
+    _retried("inbox event", row_ids, missing, embedded=runtime.embedded)
+
+
+def _retried(what: str, ids: Sequence[int], missing: Sequence[int], *, embedded: bool) -> None:
+    """Say how many of ``ids`` went back in line; fail naming the ``missing`` ones."""
+    where = "queued" if not embedded else "put back; the running serve picks them up"
+    click.echo(f"{len(ids) - len(missing)} {what}s {where}")
     if missing:
-        raise click.ClickException(f"no failed inbox event with id {', '.join(map(str, missing))}")
+        raise click.ClickException(f"no failed {what} with id {', '.join(map(str, missing))}")
 
 
 @click.group()
@@ -164,11 +170,7 @@ def actions_retry(bridge: BridgeContext, action_ids: tuple[int, ...]) -> None:
     runtime = bridge.runtime()
     bridge.database()
     missing = [action_id for action_id in action_ids if runtime.actions.retry(action_id) is None]
-    retried = len(action_ids) - len(missing)
-    where = "queued" if not runtime.embedded else "put back; the running serve picks them up"
-    click.echo(f"{retried} actions {where}")
-    if missing:
-        raise click.ClickException(f"no failed action with id {', '.join(map(str, missing))}")
+    _retried("action", action_ids, missing, embedded=runtime.embedded)
 
 
 @click.group()
