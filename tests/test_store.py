@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, text
 
 from tests.conftest import clear
+from tests.processes import wait_until
 from tests.test_statemachine import E, lifecycles, log
 from waimai_bridge.models import Event, OrderState, PlatformState, PriceBreakdown, RiderState
 from waimai_bridge.statemachine import cancelled_before_completion, fold
@@ -345,57 +347,81 @@ def test_the_stored_order_is_the_fold_of_the_set_of_events(
 # --------------------------------------------------------------------------- serialisation
 
 
+@contextmanager
+def lock_waits(database: Database) -> Iterator[Callable[[], bool]]:
+    """A check of whether another thread's transaction now waits for a lock held here.
+
+    PostgreSQL shows it: a backend of the database waits for a lock. On SQLite the lock is
+    the writer lock every transaction takes with ``BEGIN IMMEDIATE``: another thread that
+    started one waits until the transaction holding it ends.
+    """
+    if database.dialect == "postgresql":
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+
+        def waits() -> bool:
+            with database.engine.connect() as connection:
+                return bool(connection.scalar(waiting))
+
+        yield waits
+        return
+    here = threading.current_thread()
+    begun: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("BEGIN IMMEDIATE") and threading.current_thread() is not here:
+            begun.append(statement)
+
+    sqlalchemy_event.listen(database.engine, "before_cursor_execute", seen)
+    try:
+        yield lambda: bool(begun)
+    finally:
+        sqlalchemy_event.remove(database.engine, "before_cursor_execute", seen)
+
+
 def test_one_order_is_applied_by_one_worker_at_a_time(database: Database) -> None:
     apply(database, event(P.ACCEPTED, 1), T0)
     release(database, T0 + HOLD_MS)
-    locked = threading.Event()
-    moments: dict[str, float] = {}
+    applied: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: applied.append(
+            apply(database, event(P.RIDER_DELIVERING, 50), T0 + HOLD_MS + 1)
+        )
+    )
 
-    def hold_the_lock() -> None:
-        with database.transaction() as session:
-            assert lock_orders(session, [("sample", ORDER_ID)])
-            locked.set()
-            time.sleep(0.5)
-            moments["released"] = time.monotonic()
-
-    def apply_meanwhile() -> None:
-        locked.wait()
-        apply(database, event(P.RIDER_DELIVERING, 50), T0 + HOLD_MS + 1)
-        moments["applied"] = time.monotonic()
-
-    threads = [threading.Thread(target=hold_the_lock), threading.Thread(target=apply_meanwhile)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert moments["applied"] > moments["released"]
+    with lock_waits(database) as waits, database.transaction() as session:
+        assert lock_orders(session, [("sample", ORDER_ID)])
+        worker.start()
+        wait_until(waits, 30, "the other worker waiting for the order's lock")
+        assert applied == []
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert len(applied) == 1  # once the lock was released
+    order, _ = stored(database)
+    assert order is not None
+    assert (order.rider_state, order.version) == (RiderState.DELIVERING, 2)
 
 
 def test_an_event_that_waited_for_a_release_updates_the_stored_order(
     database: Database,
 ) -> None:
     apply(database, event(P.ACCEPTED, 1), T0)
-    storing = threading.Event()
+    worker = threading.Thread(
+        target=apply, args=(database, event(P.RIDER_DELIVERING, 50), T0 + HOLD_MS + 1)
+    )
 
-    def release_slowly() -> None:
-        with database.transaction() as session:
-            assert lock_orders(session, [("sample", ORDER_ID)])
-            storing.set()
-            time.sleep(0.5)  # the event below waits for the order's lock meanwhile
-            [released] = release_holds(
-                session, [("sample", ORDER_ID)], accept_hold_ms=HOLD_MS, now_ms=T0 + HOLD_MS
-            )
-            assert released.outcome is Release.STORED
-
-    def apply_meanwhile() -> None:
-        storing.wait()
-        apply(database, event(P.RIDER_DELIVERING, 50), T0 + HOLD_MS + 1)
-
-    threads = [threading.Thread(target=release_slowly), threading.Thread(target=apply_meanwhile)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    with lock_waits(database) as waits, database.transaction() as session:
+        assert lock_orders(session, [("sample", ORDER_ID)])
+        worker.start()
+        wait_until(waits, 30, "the event waiting for the order's lock")
+        [released] = release_holds(
+            session, [("sample", ORDER_ID)], accept_hold_ms=HOLD_MS, now_ms=T0 + HOLD_MS
+        )
+        assert released.outcome is Release.STORED
+    worker.join(timeout=30)
+    assert not worker.is_alive()
     order, _ = stored(database)
     assert order is not None  # stored while the event waited, and the event reached it
     assert (order.rider_state, order.version) == (RiderState.DELIVERING, 2)
@@ -427,6 +453,7 @@ def test_concurrent_workers_lose_no_event(database: Database) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
     assert errors == []
     order, platform_order = stored(database)
     assert order is not None
