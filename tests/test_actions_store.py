@@ -73,7 +73,7 @@ def test_an_order_unread_in_the_inbox_is_confirmed_once_however_often_asked(
     bridge: Bridge,
 ) -> None:
     write_pushes(bridge.pipeline, [([created("N1")], T0)])
-    start = threading.Barrier(6)
+    start = threading.Barrier(6, timeout=30)
     asked: list[actions.Asked] = []
 
     def press(key: str) -> None:
@@ -84,7 +84,8 @@ def test_an_order_unread_in_the_inbox_is_confirmed_once_however_often_asked(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
     assert len(asked) == 6
     assert len({one.action.id for one in asked}) == 1
     assert sum(one.created for one in asked) == 1
