@@ -24,8 +24,9 @@ from waimai_bridge.errors import WaimaiBridgeError
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 POOL_SIZE = 20
-"""Connections kept open per process: as many as threads that use them at once (the web
-app's thread pool is limited to this), since opening one costs more than a request."""
+"""Connections kept open per process, at most: more than the threads that use one at once
+(the web's thread pool, a worker's threads, the sweeper), since opening one costs more than
+a request."""
 
 
 def _sqlite_engine(url: str) -> Engine:
