@@ -123,10 +123,27 @@ def test_a_push_the_database_refuses_fails_alone(empty_postgres_url: str, tmp_pa
     assert stored == {f"N{n}:0" for n in range(10)}
 
 
+class GatheringUntilOver:
+    """:mod:`asyncio` as the intake sees it, but for its sleep: the shards to wake gather
+    until the test sets :attr:`over`, however long the writes take."""
+
+    def __init__(self) -> None:
+        self.over = asyncio.Event()
+        self.gatherings: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def sleep(self, delay: float) -> None:
+        self.gatherings.append(delay)
+        await self.over.wait()
+
+
 def test_the_shards_to_wake_gather_before_each_wake_up_call(
     bridge: Bridge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(intake, "WAKE_GATHER_S", 0.5)  # longer than the writes below take
+    gathering = GatheringUntilOver()
+    monkeypatch.setattr(intake, "asyncio", gathering)
     calls: list[set[int]] = []
     wake = bridge.pipeline.wake
 
@@ -147,7 +164,12 @@ def test_the_shards_to_wake_gather_before_each_wake_up_call(
                 answer = await client.post("/webhooks/testpay", content=body, headers=headers)
                 assert answer.status_code == 200
             assert calls == []  # still gathering
-            await asyncio.sleep(1)
+            gathering.over.set()
+            for _ in range(1000):  # 10 s at most
+                if calls:
+                    break
+                await asyncio.sleep(0.01)
 
     asyncio.run(run())
     assert calls == [{bridge.pipeline.shard_of("S001"), bridge.pipeline.shard_of("S002")}]
+    assert gathering.gatherings == [intake.WAKE_GATHER_S]  # one gathering, for them all
