@@ -149,8 +149,9 @@ def test_the_installed_command_refuses_a_broken_plugin(install: Install, tmp_pat
     environment["COLUMNS"] = "200"
     script = Path(sys.executable).parent / "waimai-bridge"
     result = subprocess.run(
-        [str(script), "plugins"], capture_output=True, text=True, env=environment, check=False
-    )
+        [str(script), "plugins"],
+        capture_output=True, text=True, env=environment, check=False, timeout=60,
+    )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     assert (
         "broken: plugin 'broken', hook 'plugin_manifest', at $.display_name: Field required"

@@ -136,7 +136,7 @@ class GatheringUntilOver:
 
     async def sleep(self, delay: float) -> None:
         self.gatherings.append(delay)
-        await self.over.wait()
+        await asyncio.wait_for(self.over.wait(), 30)
 
 
 def test_the_shards_to_wake_gather_before_each_wake_up_call(
