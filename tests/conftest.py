@@ -8,11 +8,12 @@
 - ``database``: a migrated, empty :class:`Database`, once on SQLite and once on PostgreSQL.
 - ``install``: installs a one-module plugin distribution on ``sys.path`` for this test.
 - ``redis_url``: a Redis database of this test run's own, flushed before and after each
-  test. ``WAIMAI_TEST_REDIS_URL`` names one; otherwise the run claims a free db index
-  among 1..15 of the server at ``127.0.0.1:6379`` (15 first) with a key
-  ``waimai-test:claim:<n>`` in db 0, so two runs at once never share one; the claim
-  is released (and the db flushed) when the run ends, or expires an hour after the
-  run last used it.
+  test. The run claims a free db index among 1..15 of the server at ``127.0.0.1:6379``
+  (15 first) with a key ``waimai-test:claim:<n>`` in db 0, so two runs at once never
+  share one; the claim is released (and the db flushed) when the run ends, or expires
+  an hour after the run last used it. ``WAIMAI_TEST_REDIS_URL`` names the database to
+  use instead; it is claimed as well when no other run holds it, so claiming runs pass
+  it over.
 
 PostgreSQL and Redis are required: when one cannot be reached the fixture fails
 the test, it never skips. ``.ci/services`` (or ``make services``) starts both.
@@ -139,19 +140,29 @@ return 0
 """Run a command on the claim KEYS[1] only while token ARGV[1] holds it."""
 
 
-class RedisClaim:
-    """A Redis db index claimed for one test run on the server of ``claims`` (db 0)."""
+class ClaimTaken(redis.RedisError):
+    """Another test run holds the claim of a db index."""
 
-    def __init__(self, claims: redis.Redis) -> None:
+
+class RedisClaim:
+    """A Redis db index claimed for one test run on the server of ``claims`` (db 0): the
+    first free one of :data:`CLAIMABLE_REDIS_DBS`, or ``db`` if no run holds it."""
+
+    def __init__(self, claims: redis.Redis, db: int | None = None) -> None:
         self._claims = claims
         self.token = secrets.token_hex(16)
-        self.db = self._claim()
+        self.db = self._claim_free() if db is None else db
+        if db is not None and not self._take(db):
+            raise ClaimTaken(f"db index {db} is claimed by another test run")
 
-    def _claim(self) -> int:
+    def _take(self, db: int) -> bool:
+        return bool(self._claims.set(claim_key(db), self.token, nx=True, ex=CLAIM_SECONDS))
+
+    def _claim_free(self) -> int:
         for db in CLAIMABLE_REDIS_DBS:
-            if self._claims.set(claim_key(db), self.token, nx=True, ex=CLAIM_SECONDS):
+            if self._take(db):
                 return db
-        raise redis.RedisError(
+        raise ClaimTaken(
             f"every db index of {CLAIMABLE_REDIS_DBS.stop + 1}..{CLAIMABLE_REDIS_DBS.start} "
             "is claimed by another test run (keys waimai-test:claim:* in db 0)"
         )
@@ -164,21 +175,45 @@ class RedisClaim:
         """Give the db index back (unless the claim expired and another run holds it now)."""
         self._claims.eval(_IF_HELD, 1, claim_key(self.db), self.token, "DEL")
 
+    def close(self) -> None:
+        """Close the connection to db 0."""
+        self._claims.close()
+
+
+def _given_redis_db(url: str) -> tuple[str, RedisClaim | None]:
+    """The db ``WAIMAI_TEST_REDIS_URL`` names, claimed if no run holds it (so that runs
+    that claim one pass it over) and used as it is in any case."""
+    db = int(urlsplit(url).path.strip("/") or 0)
+    if db == 0:
+        return url, None
+    claims = _redis_client(urlunsplit(urlsplit(url)._replace(path="/0", query="")))
+    try:
+        return url, RedisClaim(claims, db)
+    except ClaimTaken:
+        claims.close()
+        return url, None  # held by another run: used all the same, as asked
+    except redis.RedisError as exc:
+        claims.close()
+        _redis_required(url, exc)
+
 
 @pytest.fixture(scope="session")
 def _redis_db() -> Iterator[tuple[str, RedisClaim | None]]:
-    """This run's Redis database URL, and its claim when the run claimed one."""
+    """This run's Redis database URL, and its claim when the run holds one."""
     given = os.environ.get("WAIMAI_TEST_REDIS_URL")
     if given:
-        yield given, None
+        url, claim = _given_redis_db(given)
+    else:
+        claims = _redis_client(f"{REDIS_SERVER_URL}/0")
+        try:
+            claim = RedisClaim(claims)
+        except redis.RedisError as exc:
+            claims.close()
+            _redis_required(REDIS_SERVER_URL, exc)
+        url = f"{REDIS_SERVER_URL}/{claim.db}"
+    if claim is None:
+        yield url, None
         return
-    claims = _redis_client(f"{REDIS_SERVER_URL}/0")
-    try:
-        claim = RedisClaim(claims)
-    except redis.RedisError as exc:
-        claims.close()
-        _redis_required(REDIS_SERVER_URL, exc)
-    url = f"{REDIS_SERVER_URL}/{claim.db}"
     try:
         yield url, claim
     finally:
@@ -190,7 +225,7 @@ def _redis_db() -> Iterator[tuple[str, RedisClaim | None]]:
                 client.close()
             claim.release()
         finally:
-            claims.close()
+            claim.close()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from tests.conftest import (
     CLAIM_SECONDS,
     CLAIMABLE_REDIS_DBS,
     REDIS_SERVER_URL,
+    ClaimTaken,
     RedisClaim,
     claim_key,
 )
@@ -120,12 +121,12 @@ def test_postgres_database_is_separate_from_test(postgres_url: str) -> None:
 
 def test_redis_url_is_the_given_one_or_a_db_claimed_for_this_run(redis_url: str) -> None:
     given = os.environ.get("WAIMAI_TEST_REDIS_URL")
+    server, _, db = redis_url.rpartition("/")
     if given:
         assert redis_url == given
-        return
-    server, _, db = redis_url.rpartition("/")
-    assert server == REDIS_SERVER_URL
-    assert int(db) in CLAIMABLE_REDIS_DBS
+    else:
+        assert server == REDIS_SERVER_URL
+        assert int(db) in CLAIMABLE_REDIS_DBS
     claims = redis.Redis.from_url(f"{server}/0")
     try:
         assert claims.exists(claim_key(int(db))) == 1
@@ -145,6 +146,22 @@ def test_two_runs_at_once_claim_different_dbs_and_give_them_back() -> None:
             first.release()
             second.release()
         assert claims.exists(claim_key(first.db), claim_key(second.db)) == 0
+    finally:
+        claims.close()
+
+
+def test_a_db_another_run_holds_cannot_be_claimed() -> None:
+    claims = redis.Redis.from_url(f"{REDIS_SERVER_URL}/0")
+    try:
+        first = RedisClaim(claims)
+        try:
+            with pytest.raises(ClaimTaken):
+                RedisClaim(claims, first.db)
+            assert claims.get(claim_key(first.db)) == first.token.encode()
+        finally:
+            first.release()
+        again = RedisClaim(claims, first.db)  # free again
+        again.release()
     finally:
         claims.close()
 
