@@ -4,6 +4,9 @@
 #   make run        run the main job
 #   make test       run the test suite (PYTEST_ARGS='-k redis -x' passes options through)
 #   make lint       ruff, ruff format --check, mypy and the contracts schema check
+#   make mutation   mutation testing (mutmut) of the state machine, money, the action rules,
+#                   store/ and pipeline/, then the kill rate of each against its target
+#                   (MUTATE=waimai_bridge/money.py or MUTATE=waimai_bridge/store/ narrows it)
 #   make services   make sure the local PostgreSQL and Redis are up
 #   make clean      remove the virtualenv, caches and build output
 
@@ -25,7 +28,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := install
-.PHONY: install run test lint services clean
+.PHONY: install run test lint services clean mutation
 
 install: $(STAMP)
 
@@ -52,6 +55,22 @@ lint: install
 
 services:
 	.ci/services
+
+# Mutation testing: [tool.mutmut] in pyproject.toml says what is mutated and with which
+# tests; docs/testing.md explains the run and the survivors. Each run starts afresh.
+# The tests of one Redis db cannot run two at once: MUTATION_JOBS=2 wants
+# MUTATION_REDIS_URL= (empty), so that each test run claims a db of its own.
+MUTATE             ?=
+MUTATION_JOBS      ?= 1
+MUTATION_REDIS_URL ?= redis://127.0.0.1:6379/13
+# mutmut names a mutant after its module: waimai_bridge/store/ -> waimai_bridge.store.*
+MUTANT_GLOBS = $(foreach path,$(MUTATE),'$(subst /,.,$(patsubst %/,%,$(basename $(path)))).*')
+
+mutation: install services
+	rm -rf mutants
+	WAIMAI_TEST_REDIS_URL='$(MUTATION_REDIS_URL)' \
+		$(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANT_GLOBS)
+	$(PYTHON) scripts/mutation_report.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
