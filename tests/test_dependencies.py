@@ -68,7 +68,7 @@ def test_a_distribution_declares_what_it_imports(directory: str) -> None:
                 continue
             dists = {canonicalize_name(dist) for dist in providers.get(name, [])}
             if name in OWN:
-                dists = {OWN[name]}
+                dists = {canonicalize_name(OWN[name])}
             assert dists, f"{package} imports {name}, which no installed distribution provides"
             if not dists & (declared | own):
                 missing.setdefault(name, set()).update(dists)

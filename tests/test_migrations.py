@@ -8,17 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import Connection, MetaData, Table, func, inspect, select
-from sqlalchemy.exc import IntegrityError
 
 from waimai_bridge.cli import cli
 from waimai_bridge.store.database import (
     Database,
+    MigrationFailed,
     SchemaNotCurrent,
     alembic_config,
     head_revision,
@@ -177,8 +176,7 @@ def schema(connection: Connection) -> dict[str, Any]:
 
 def downgrade(database: Database, revision: str) -> None:
     """Downgrade the schema to ``revision`` with the bridge's migrations."""
-    with database.engine.begin() as connection:
-        command.downgrade(alembic_config(connection), revision)
+    database.downgrade(revision)
 
 
 def differences(database: Database) -> list[Any]:
@@ -292,26 +290,7 @@ def test_each_downgrade_restores_the_schema_its_upgrade_found(empty: Database) -
     assert differences(empty) == []
 
 
-SQLITE_FOREIGN_KEYS = (
-    "a migration that rebuilds a table other tables refer to (0005 adds store_inferred to "
-    "platform_orders, its downgrade drops it) drops the old table with foreign keys enforced, "
-    "and SQLite refuses while rows refer to it: Database.migrate would have to run SQLite's "
-    "migrations with PRAGMA foreign_keys=OFF (set before the transaction begins) and "
-    "check PRAGMA foreign_key_check after"
-)
-
-
-@pytest.mark.parametrize(
-    "empty",
-    [
-        pytest.param(
-            "sqlite",
-            marks=pytest.mark.xfail(raises=IntegrityError, strict=True, reason=SQLITE_FOREIGN_KEYS),
-        ),
-        "postgresql",
-    ],
-    indirect=True,
-)
+@pytest.mark.parametrize("empty", ["sqlite", "postgresql"], indirect=True)
 def test_a_populated_database_upgrades_through_every_revision_and_back(
     empty: Database,
 ) -> None:
@@ -406,3 +385,23 @@ def test_an_embedded_sqlite_database_at_an_older_revision_is_upgraded(sqlite_url
         assert differences(database) == []
     finally:
         database.dispose()
+
+
+def test_a_migration_that_leaves_a_dangling_reference_on_sqlite_is_rolled_back(
+    sqlite_url: str,
+) -> None:
+    database = Database(sqlite_url)
+    database.migrate(revisions()[-2])
+    with database.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA foreign_keys=OFF")
+        driver.execute(
+            "INSERT INTO order_items (order_id, line, name, quantity, unit_original_fen, "
+            "unit_paid_fen, unmapped) VALUES (404, 1, 'dangling', 1, 100, 100, 0)"
+        )
+        driver.execute("PRAGMA foreign_keys=ON")
+    with pytest.raises(MigrationFailed, match="order_items row 1 → orders"):
+        database.migrate()
+    assert database.current_revision() == revisions()[-2]  # the upgrade was rolled back
+    database.dispose()

@@ -69,6 +69,24 @@ class SchemaNotCurrent(WaimaiBridgeError):
     """The database schema is not the one this code needs."""
 
 
+class MigrationFailed(WaimaiBridgeError):
+    """A migration left the database inconsistent; it was rolled back."""
+
+
+def _enforce_foreign_keys(connection: Connection, on: bool) -> None:
+    """Turn SQLite's foreign keys on or off: only outside a transaction, so on the driver's
+    own connection (SQLAlchemy's would begin one)."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
+def _foreign_key_problems(connection: Connection) -> list[str]:
+    """SQLite's ``foreign_key_check``: each row whose reference leads nowhere, at most ten."""
+    rows = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    return [f"{table} row {rowid} → {parent}" for table, rowid, parent, _ in rows[:10]]
+
+
 class Database:
     """A database URL made usable: transactions and migrations."""
 
@@ -125,8 +143,31 @@ class Database:
 
     def migrate(self, revision: str = "head") -> None:
         """Upgrade the schema to ``revision`` with the Alembic migrations."""
-        with self.engine.begin() as connection:
+        with self._changing_schema() as connection:
             command.upgrade(alembic_config(connection), revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Downgrade the schema to ``revision`` (``"base"``: no table left)."""
+        with self._changing_schema() as connection:
+            command.downgrade(alembic_config(connection), revision)
+
+    @contextmanager
+    def _changing_schema(self) -> Iterator[Connection]:
+        """A connection in one transaction for migrations. On SQLite, foreign keys are not
+        enforced meanwhile (SQLite changes a table by copying it, dropping the one other
+        tables refer to) and checked before the commit."""
+        with self.engine.connect() as connection:
+            sqlite = self.dialect == "sqlite"
+            if sqlite:
+                _enforce_foreign_keys(connection, False)
+            try:
+                with connection.begin():
+                    yield connection
+                    if sqlite and (broken := _foreign_key_problems(connection)):
+                        raise MigrationFailed(f"the migration broke foreign keys: {broken}")
+            finally:
+                if sqlite:
+                    _enforce_foreign_keys(connection, True)
 
     def current_revision(self) -> str | None:
         """The migration the database is at; None when it has none."""
