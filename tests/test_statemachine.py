@@ -210,25 +210,25 @@ TABLE = {
         R.DELIVERED,
     ),
     # §六 1: the user confirms delivery while a refund request is pending (Meituan)
-    "六.1 completion while a request is pending stays refunding": (
+    "note 6.1 completion while a request is pending stays refunding": (
         (*PREPARING, P.RIDER_DELIVERING, P.REFUND_REQUESTED, P.COMPLETED),
         S.REFUNDING,
         S.COMPLETED,
         R.DELIVERING,
     ),
-    "六.1 ... then rejected: completed": (
+    "note 6.1 ... then rejected: completed": (
         (*PREPARING, P.RIDER_DELIVERING, P.REFUND_REQUESTED, P.COMPLETED, P.REFUND_REJECTED),
         S.COMPLETED,
         None,
         R.DELIVERING,
     ),
-    "六.1 ... then agreed: refunded": (
+    "note 6.1 ... then agreed: refunded": (
         (*PREPARING, P.RIDER_DELIVERING, P.REFUND_REQUESTED, P.COMPLETED, P.REFUND_AGREED),
         S.REFUNDED,
         None,
         R.DELIVERING,
     ),
-    "六.1 ... rejected after an earlier partial refund: partially refunded": (
+    "note 6.1 ... rejected after an earlier partial refund: partially refunded": (
         (
             *PREPARING,
             P.CANCEL_REQUESTED,
@@ -241,20 +241,20 @@ TABLE = {
         None,
         None,
     ),
-    "六.1 ... agreed in part: partially refunded": (
+    "note 6.1 ... agreed in part: partially refunded": (
         (*PREPARING, P.REFUND_REQUESTED, P.COMPLETED, part(P.REFUND_AGREED)),
         S.PARTIALLY_REFUNDED,
         None,
         None,
     ),
     # §六 2: every cancellation after payment ends in refunded, never cancelled
-    "六.2 a user cancel after payment is refunded": (
+    "note 6.2 a user cancel after payment is refunded": (
         (*PAID, P.CANCEL_REQUESTED, P.CANCEL_AGREED),
         S.REFUNDED,
         None,
         None,
     ),
-    "六.2 a merchant cancel after payment is refunded": (
+    "note 6.2 a merchant cancel after payment is refunded": (
         (*PREPARING, P.FORCE_INVALIDATED),
         S.REFUNDED,
         None,
