@@ -1,12 +1,15 @@
-"""The outbox as docs/subscribers.md states it, where the suite left mutants alive: which
-subscriptions an update is written for, and when a failed delivery is tried again."""
+"""The store as the docs state it, where the suite left mutants alive: which subscriptions
+an update is written for (docs/subscribers.md), when a failed delivery is tried again, what
+unsubscribing drops, and the SKU mapping's listing and JSON reading (SPEC §6)."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import delete, select
 
 from waimai_bridge.store import outbox, subscriptions
 from waimai_bridge.store.database import Database
+from waimai_bridge.store.skus import SkuFileError, SkuRow, import_skus, list_skus, read_sku_items
 from waimai_bridge.store.tables import Delivery
 
 T0 = 1_700_000_000_000
@@ -120,3 +123,88 @@ def test_a_failed_delivery_backs_off_doubling_to_five_minutes_then_dies(
     with database.transaction() as session:
         assert [row.id for row in outbox.dead(session)] == [stored.id]
         assert outbox.next_due_ms(session) is None
+
+
+def test_unsubscribing_drops_the_subscriptions_undelivered_updates_only(
+    database: Database,
+) -> None:
+    names = _subscribe_all(database)
+    _status(database, store_id="S001", platform="eleme", status="refunding")
+    ids = {name: subscription_id for subscription_id, name in names.items()}
+    with database.transaction() as session:
+        assert subscriptions.unsubscribe(session, ids["eleme"]) is True
+    with database.transaction() as session:
+        assert subscriptions.unsubscribe(session, ids["eleme"]) is False
+        left = {row.id for row in subscriptions.subscriptions(session)}
+    assert left == set(names) - {ids["eleme"]}
+    assert _hearing(database, names) == {"everything", "store S001", "eleme or meituan", "refunds"}
+
+
+MAPPINGS = [
+    SkuRow(platform, f"SKU-{n}", f"P-{n % 3}")
+    for platform in ("eleme", "meituan", "own_pos")
+    for n in range(7)
+]
+
+
+def test_the_mapping_is_listed_by_platform_and_code_page_by_page_and_filtered(
+    database: Database,
+) -> None:
+    with database.transaction() as session:
+        for _ in import_skus(session, list(reversed(MAPPINGS)), now_ms=T0):
+            pass
+    everything = sorted((row.platform, row.sku_code) for row in MAPPINGS)
+    for limit in (1, 4, len(MAPPINGS), len(MAPPINGS) + 1):
+        pages: list[list[tuple[str, str]]] = []
+        after = None
+        while True:
+            with database.transaction() as session:
+                rows, more = list_skus(session, after=after, limit=limit)
+            pages.append([(row.platform, row.sku_code) for row in rows])
+            assert len(rows) <= limit
+            if not more:
+                break
+            assert len(rows) == limit
+            after = pages[-1][-1]
+        assert [key for page in pages for key in page] == everything, limit
+    with database.transaction() as session:
+        rows, more = list_skus(session, platform="meituan", product_id="P-1", limit=10)
+        assert [(r.platform, r.sku_code, r.product_id) for r in rows] == [
+            ("meituan", "SKU-1", "P-1"), ("meituan", "SKU-4", "P-1"),
+        ]  # fmt: skip
+        assert more is False
+        rows, _ = list_skus(session, sku_code="SKU-6", limit=10)
+        assert [r.platform for r in rows] == ["eleme", "meituan", "own_pos"]
+        rows, more = list_skus(session, platform="eleme", after=("eleme", "SKU-4"), limit=1)
+        assert ([r.sku_code for r in rows], more) == (["SKU-5"], True)
+
+
+PLATFORMS = frozenset({"eleme", "meituan"})
+
+
+def test_a_json_list_of_mappings_is_read_whole_or_refused_naming_each_bad_item() -> None:
+    good = [
+        {"platform": "eleme", "sku_code": " A-1 ", "product_id": "P-1"},
+        {"platform": "meituan", "sku_code": "A-1", "product_id": "P-2"},
+    ]
+    assert read_sku_items(good, platforms=PLATFORMS) == [
+        SkuRow("eleme", "A-1", "P-1"), SkuRow("meituan", "A-1", "P-2"),
+    ]  # fmt: skip
+    bad: list[object] = [
+        *good,
+        ["eleme", "A-2", "P-3"],
+        {"platform": "eleme", "sku_code": "A-2"},
+        {"platform": "eleme", "sku_code": 2, "product_id": "P-3"},
+        {"platform": "eleme", "sku_code": "A-1", "product_id": "P-9"},
+        {"platform": "jd", "sku_code": "A-3", "product_id": "P-3"},
+    ]
+    with pytest.raises(SkuFileError) as refused:
+        read_sku_items(bad, platforms=PLATFORMS, source="body")
+    assert refused.value.problems == [
+        (2, "must be an object with exactly platform, sku_code, product_id"),
+        (3, "must be an object with exactly platform, sku_code, product_id"),
+        (4, "platform, sku_code, product_id must be strings"),
+        (5, "eleme SKU 'A-1' is already mapped on item 0"),
+        (6, "unknown platform 'jd' (known: eleme, meituan)"),
+    ]
+    assert str(refused.value).startswith("body: nothing imported, 5 bad items:\n  item 2: ")
