@@ -1,15 +1,25 @@
 """The store as the docs state it, where the suite left mutants alive: which subscriptions
 an update is written for (docs/subscribers.md), when a failed delivery is tried again, what
-unsubscribing drops, and the SKU mapping's listing and JSON reading (SPEC §6)."""
+unsubscribing drops, parked inbox events put back in line, and the SKU mapping's listing and
+reading (SPEC §6)."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import delete, select
 
-from waimai_bridge.store import outbox, subscriptions
+from waimai_bridge.models import NativeEvent
+from waimai_bridge.store import inbox, outbox, subscriptions
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.skus import SkuFileError, SkuRow, import_skus, list_skus, read_sku_items
+from waimai_bridge.store.skus import (
+    SHOWN_PROBLEMS,
+    SkuFileError,
+    SkuRow,
+    import_skus,
+    list_skus,
+    read_sku_csv,
+    read_sku_items,
+)
 from waimai_bridge.store.tables import Delivery
 
 T0 = 1_700_000_000_000
@@ -180,6 +190,7 @@ def test_the_mapping_is_listed_by_platform_and_code_page_by_page_and_filtered(
 
 
 PLATFORMS = frozenset({"eleme", "meituan"})
+HEADER_LINE = "platform,sku_code,product_id\n"
 
 
 def test_a_json_list_of_mappings_is_read_whole_or_refused_naming_each_bad_item() -> None:
@@ -208,3 +219,63 @@ def test_a_json_list_of_mappings_is_read_whole_or_refused_naming_each_bad_item()
         (6, "unknown platform 'jd' (known: eleme, meituan)"),
     ]
     assert str(refused.value).startswith("body: nothing imported, 5 bad items:\n  item 2: ")
+
+
+def _received(count: int) -> list[tuple[NativeEvent, int]]:
+    return [
+        (
+            NativeEvent(
+                platform="sample", store_id="S001", platform_order_id=f"O{n}", native_code="12",
+                idempotency_key=f"sample:O{n}:12", platform_time_ms=T0 + n, payload={"n": n},
+            ),
+            T0 + n,
+        )
+        for n in range(count)
+    ]  # fmt: skip
+
+
+def test_a_parked_event_is_listed_with_its_error_until_it_is_put_back_in_line(
+    database: Database,
+) -> None:
+    with database.transaction() as session:
+        inbox.record(session, _received(4), shard_of=lambda store: 0)
+    with database.transaction() as session:
+        taken = inbox.take(session, 0, limit=10, now_ms=T0 + MINUTE)
+        assert len(taken) == 4
+        for row in taken[:3]:
+            inbox.park(session, row.id, f"boom {row.id} " + "x" * 3000, T0 + MINUTE)
+    with database.transaction() as session:
+        parked = inbox.failed(session)
+        assert [row.id for row in parked] == [row.id for row in taken[:3]]  # oldest first
+        assert all(row.status == inbox.InboxStatus.FAILED for row in parked)
+        assert all(row.done_at_ms == T0 + MINUTE for row in parked)
+        assert [len(row.error or "") for row in parked] == [inbox.ERROR_LENGTH] * 3
+        assert parked[0].error is not None
+        assert parked[0].error.startswith(f"boom {taken[0].id} ")
+        assert [row.id for row in inbox.failed(session, limit=2)] == [r.id for r in taken[:2]]
+    first, done = taken[0].id, taken[3].id
+    with database.transaction() as session:
+        again = inbox.retry(session, first, T0 + 2 * MINUTE)
+        assert again is not None
+        assert (again.status, again.enqueued_at_ms, again.done_at_ms) == (
+            inbox.InboxStatus.PENDING, T0 + 2 * MINUTE, None,
+        )  # fmt: skip
+    with database.transaction() as session:
+        assert inbox.retry(session, first, T0) is None  # pending now, not failed
+        assert inbox.retry(session, done, T0) is None  # applied, not failed
+        assert inbox.retry(session, 10**9, T0) is None  # no such row
+        assert [row.id for row in inbox.failed(session)] == [r.id for r in taken[1:3]]
+        assert [row.id for row in inbox.take(session, 0, limit=10, now_ms=T0)] == [first]
+
+
+def test_a_refusal_of_many_bad_lines_shows_fifty_and_counts_the_rest() -> None:
+    lines = "".join(f"eleme,SKU-{n},\n" for n in range(SHOWN_PROBLEMS + 3))
+    with pytest.raises(SkuFileError) as refused:
+        read_sku_csv(HEADER_LINE + lines, platforms=PLATFORMS, source="skus.csv")
+    message = str(refused.value)
+    assert message.startswith(f"skus.csv: nothing imported, {SHOWN_PROBLEMS + 3} bad lines:\n")
+    assert message.count("\n  line ") == SHOWN_PROBLEMS
+    assert message.endswith("product_id is empty\n  … and 3 more")
+    with pytest.raises(SkuFileError) as few:
+        read_sku_csv(HEADER_LINE + "eleme,SKU-1,\n", platforms=PLATFORMS)
+    assert str(few.value) == "input: nothing imported, 1 bad line:\n  line 2: product_id is empty"
