@@ -1,7 +1,7 @@
 """The store as the docs state it, where the suite left mutants alive: which subscriptions
 an update is written for (docs/subscribers.md), when a failed delivery is tried again, what
-unsubscribing drops, parked inbox events put back in line, and the SKU mapping's listing and
-reading (SPEC §6)."""
+unsubscribing drops, parked inbox events and failed actions put back in line, and the SKU
+mapping's listing and reading (SPEC §6)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import delete, select
 
 from waimai_bridge.models import NativeEvent
-from waimai_bridge.store import inbox, outbox, subscriptions
+from waimai_bridge.store import actions, inbox, outbox, subscriptions
+from waimai_bridge.store.actions import ActionStatus
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.skus import (
     SHOWN_PROBLEMS,
@@ -20,7 +21,7 @@ from waimai_bridge.store.skus import (
     read_sku_csv,
     read_sku_items,
 )
-from waimai_bridge.store.tables import Delivery
+from waimai_bridge.store.tables import Delivery, OutboundAction
 
 T0 = 1_700_000_000_000
 SECOND = 1000
@@ -279,3 +280,39 @@ def test_a_refusal_of_many_bad_lines_shows_fifty_and_counts_the_rest() -> None:
     with pytest.raises(SkuFileError) as few:
         read_sku_csv(HEADER_LINE + "eleme,SKU-1,\n", platforms=PLATFORMS)
     assert str(few.value) == "input: nothing imported, 1 bad line:\n  line 2: product_id is empty"
+
+
+def _action(n: int, status: ActionStatus) -> OutboundAction:
+    return OutboundAction(
+        idempotency_key=f"key-{n}", action="confirm", platform="sample",
+        platform_order_id=f"O{n}", store_id="S001", order_id=None, request_key=None,
+        reason=None, status=status, attempts=3, attempt_limit=3, next_attempt_at_ms=T0,
+        in_flight_since_ms=T0,
+        result_code="E", result_message="failed", created_at_ms=T0, updated_at_ms=T0,
+    )  # fmt: skip
+
+
+def test_actions_are_listed_newest_first_and_a_failed_one_is_given_more_tries(
+    database: Database,
+) -> None:
+    statuses = [ActionStatus.FAILED, ActionStatus.DONE, ActionStatus.FAILED, ActionStatus.PENDING]
+    with database.transaction() as session:
+        session.add_all([_action(n, status) for n, status in enumerate(statuses)])
+    with database.transaction() as session:
+        everything = actions.listing(session)
+        assert [row.idempotency_key for row in everything] == ["key-3", "key-2", "key-1", "key-0"]
+        failed = actions.listing(session, status=ActionStatus.FAILED)
+        assert [row.idempotency_key for row in failed] == ["key-2", "key-0"]
+        assert [row.idempotency_key for row in actions.listing(session, limit=1)] == ["key-3"]
+        ids = [row.id for row in reversed(everything)]
+    with database.transaction() as session:
+        again = actions.retry(session, ids[0], tries=2, now_ms=T0 + MINUTE)
+        assert again is not None
+        assert (again.status, again.attempts, again.attempt_limit) == (ActionStatus.PENDING, 3, 5)
+        assert (again.next_attempt_at_ms, again.updated_at_ms) == (T0 + MINUTE, T0 + MINUTE)
+        assert again.in_flight_since_ms is None
+    with database.transaction() as session:
+        for row_id in (ids[0], ids[1], ids[3], 10**9):  # pending, done, pending, none
+            assert actions.retry(session, row_id, tries=2, now_ms=T0) is None
+        failed = actions.listing(session, status=ActionStatus.FAILED)
+        assert [row.idempotency_key for row in failed] == ["key-2"]
