@@ -1,6 +1,7 @@
-"""The subscriber deliveries as docs/subscribers.md states them, where the suite left mutants
-alive: a subscriber that keeps failing is tried again after a backoff that doubles from
-``subscriber_retry_seconds`` up to 5 minutes, and each retry is queued for when it is due."""
+"""The pipeline as the docs state it, where the suite left mutants alive: a subscriber that
+keeps failing is tried again after a backoff that doubles from ``subscriber_retry_seconds``
+up to 5 minutes, each retry queued for when it is due (docs/subscribers.md); an outage is
+told from a bad message, and what is kept of an error holds no values (docs/deploy.md)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from typing import Any
 
 import pytest
 from dramatiq import Broker, Message, Middleware
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from tests.test_pipeline import config_text, registry
 from tests.test_subscribers import Subscriber
 from waimai_bridge.config import load_config
+from waimai_bridge.pipeline.failures import error_text, is_outage
 from waimai_bridge.pipeline.shards import DELIVERY_QUEUE
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import outbox, subscriptions
@@ -83,3 +87,37 @@ def test_a_subscriber_that_keeps_failing_is_retried_on_a_doubling_backoff(
     assert row.attempts == len(waits) + 1
     assert down.refused == row.attempts
     assert enqueued.delays == []  # a dead update queues no more runs
+
+
+def _database_error(kind: type[DBAPIError], *, invalidated: bool = False) -> DBAPIError:
+    orig = ValueError("duplicate key value violates unique constraint")
+    return kind("INSERT INTO orders VALUES (%(secret)s)", {"secret": "x"}, orig,
+                connection_invalidated=invalidated)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("error", "outage"),
+    [
+        (_database_error(OperationalError), True),
+        (_database_error(InterfaceError), True),
+        (_database_error(IntegrityError, invalidated=True), True),
+        (ConnectionRefusedError(), True),
+        (RedisConnectionError("down"), True),
+        (_database_error(IntegrityError), False),
+        (_database_error(DataError), False),
+        (ValueError("bad event"), False),
+        (KeyError("price"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else str(value),
+)
+def test_an_outage_is_told_from_a_bad_message(error: BaseException, outage: bool) -> None:
+    """An outage is tried again later whole; anything else sets the event aside."""
+    assert is_outage(error) is outage
+
+
+def test_the_error_kept_of_a_database_error_is_its_own_message_without_the_values() -> None:
+    kept = error_text(_database_error(IntegrityError))
+    assert kept == "ValueError: duplicate key value violates unique constraint"
+    assert error_text(KeyError("price")) == "KeyError: 'price'"
+    without_orig = DBAPIError("SELECT 1", None, None)  # type: ignore[arg-type]
+    assert error_text(without_orig).startswith("DBAPIError: ")
