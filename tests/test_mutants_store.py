@@ -16,6 +16,7 @@ from waimai_bridge.store.skus import (
     SHOWN_PROBLEMS,
     SkuFileError,
     SkuRow,
+    decode_sku_csv,
     import_skus,
     list_skus,
     read_sku_csv,
@@ -316,3 +317,51 @@ def test_actions_are_listed_newest_first_and_a_failed_one_is_given_more_tries(
             assert actions.retry(session, row_id, tries=2, now_ms=T0) is None
         failed = actions.listing(session, status=ActionStatus.FAILED)
         assert [row.idempotency_key for row in failed] == ["key-2"]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("eleme,A\x00B,P-1", "sku_code holds a control character or a lone surrogate"),
+        ("eleme,A-1,P\x1f1", "product_id holds a control character or a lone surrogate"),
+        ("eleme,A\ud800,P-1", "sku_code holds a control character or a lone surrogate"),
+        (f"eleme,{'A' * 129},P-1", "sku_code is longer than 128 characters"),
+        ("jd,A-1,P-1", "unknown platform 'jd' (known: eleme, meituan)"),
+        ("eleme,A-1", "expected 3 fields (platform,sku_code,product_id), found 2"),
+    ],
+)
+def test_a_mapping_line_names_what_no_code_may_hold(line: str, problem: str) -> None:
+    with pytest.raises(SkuFileError) as refused:
+        read_sku_csv(f"{HEADER_LINE}{line}\n", platforms=PLATFORMS, source="skus.csv")
+    assert refused.value.problems == [(2, problem)]
+
+
+def test_a_mapping_line_within_the_bounds_is_read() -> None:
+    longest = f"eleme,{'A' * 128},P\u00e91 \u5546\u54c1"
+    [row] = read_sku_csv(f"{HEADER_LINE}{longest}\n", platforms=PLATFORMS)
+    assert (len(row.sku_code), row.product_id) == (128, "P\u00e91 \u5546\u54c1")
+    with pytest.raises(SkuFileError) as refused:
+        read_sku_csv(f"{HEADER_LINE}eleme,A-1,P-1\n", platforms=frozenset())
+    assert refused.value.problems == [(2, "unknown platform 'eleme' (known: none)")]
+
+
+def test_a_mapping_file_refused_whole_is_named_by_its_source() -> None:
+    with pytest.raises(SkuFileError) as not_utf8:
+        decode_sku_csv(b"platform,sku_code,product_id\neleme,A,P\n\xff\n", source="a.csv")
+    assert str(not_utf8.value) == (
+        "a.csv: nothing imported, 1 bad line:\n  line 3: the file is not UTF-8 text"
+    )
+    assert decode_sku_csv("eleme,\u5546,P".encode()) == "eleme,\u5546,P"
+    with pytest.raises(SkuFileError) as no_header:
+        read_sku_csv("", platforms=PLATFORMS, source="b.csv")
+    assert str(no_header.value).startswith("b.csv: nothing imported, 1 bad line:\n  line 1: ")
+    unclosed = f'{HEADER_LINE}eleme,"A,P\n{"x" * 200_000}'
+    with pytest.raises(SkuFileError) as not_csv:
+        read_sku_csv(unclosed, platforms=PLATFORMS, source="c.csv")
+    assert str(not_csv.value) == (
+        "c.csv: nothing imported, 1 bad line:\n  line 3: not CSV: field larger than field limit "
+        "(131072)"
+    )
+    with pytest.raises(SkuFileError) as bad_item:
+        read_sku_items([None], platforms=PLATFORMS)
+    assert str(bad_item.value).startswith("input: nothing imported, 1 bad item:\n  item 0: ")
