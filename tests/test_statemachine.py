@@ -368,6 +368,32 @@ def test_once_refunded_in_full_a_full_refund_that_states_no_amount_adds_nothing(
     assert fold(cancelled_twice, user_paid_fen=2600).refunded_amount_fen == 1000
 
 
+def test_a_partial_request_refused_leaves_a_completed_order_completed() -> None:
+    asked = log(*COMPLETED, part(P.REFUND_REQUESTED), P.REFUND_REJECTED)
+    assert fold(asked).order_state is S.COMPLETED
+    agreed = log(*COMPLETED, part(P.REFUND_REQUESTED), part(P.REFUND_AGREED))
+    assert fold(agreed).order_state is S.PARTIALLY_REFUNDED
+
+
+def test_the_request_an_action_answers_is_the_latest_one_opened() -> None:
+    """``request_key`` names the event that opened the latest request, pending or answered;
+    events that open none leave it as it is."""
+    events = log(*PAID, P.CANCEL_REQUESTED, P.CANCEL_REJECTED, K.PREPARING, P.COMPLETED)
+    keys = [step_by_step.request_key for step_by_step in _folds(events)]
+    assert keys == [None, None, "k2", "k2", "k2", "k2"]
+    again = log(*COMPLETED, P.REFUND_REQUESTED, P.REFUND_WITHDRAWN, P.REFUND_REQUESTED)
+    assert [fold.request_key for fold in _folds(again)][-3:] == ["k7", "k7", "k9"]
+
+
+def _folds(entries: list[LogEntry]) -> list[OrderFold]:
+    """The fold after each entry, in order."""
+    result, folds = OrderFold(), []
+    for entry in entries:
+        result = step(result, entry)
+        folds.append(result)
+    return folds
+
+
 def test_a_log_entry_is_what_the_fold_reads_of_an_event() -> None:
     event = Event(
         platform="sample", store_id="S001", platform_order_id="O1", native_code="33",
