@@ -8,10 +8,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, select
 
+import tests.test_store as store_test
 from waimai_bridge.models import NativeEvent
+from waimai_bridge.models import PlatformState as P
 from waimai_bridge.store import actions, inbox, outbox, subscriptions
 from waimai_bridge.store.actions import ActionStatus
 from waimai_bridge.store.database import Database
+from waimai_bridge.store.holds import Release, release_due
 from waimai_bridge.store.skus import (
     SHOWN_PROBLEMS,
     SkuFileError,
@@ -365,3 +368,23 @@ def test_a_mapping_file_refused_whole_is_named_by_its_source() -> None:
     with pytest.raises(SkuFileError) as bad_item:
         read_sku_items([None], platforms=PLATFORMS)
     assert str(bad_item.value).startswith("input: nothing imported, 1 bad item:\n  item 0: ")
+
+
+def test_due_holds_are_released_a_batch_at_a_time_in_the_order_of_their_ids(
+    database: Database,
+) -> None:
+    orders = ["O-1", "O-2", "O-3"]
+    for order in ("O-3", "O-1", "O-2"):
+        created = store_test.event(P.CREATED, 0, order=order)
+        store_test.apply(database, created, store_test.T0, price=store_test.PRICE)
+        store_test.apply(database, store_test.event(P.ACCEPTED, 1, order=order), store_test.T0)
+    now = store_test.T0 + store_test.HOLD_MS
+    batches = []
+    for _ in range(3):
+        with database.transaction() as session:
+            released = release_due(
+                session, ["S001"], accept_hold_ms=store_test.HOLD_MS, now_ms=now, limit=2
+            )
+        assert [outcome.outcome for outcome in released] == [Release.STORED] * len(released)
+        batches.append([o for o in orders if store_test.stored(database, o)[0] is not None])
+    assert batches == [["O-1", "O-2"], orders, orders]
