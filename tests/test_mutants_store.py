@@ -388,3 +388,41 @@ def test_due_holds_are_released_a_batch_at_a_time_in_the_order_of_their_ids(
         assert [outcome.outcome for outcome in released] == [Release.STORED] * len(released)
         batches.append([o for o in orders if store_test.stored(database, o)[0] is not None])
     assert batches == [["O-1", "O-2"], orders, orders]
+
+
+def test_due_updates_are_taken_in_due_order_leased_and_marked_as_answered(
+    database: Database,
+) -> None:
+    with database.transaction() as session:
+        subscriptions.subscribe(
+            session, url="https://pos.example.com/", secret="s" * 16,
+            store_ids=None, platforms=None, states=None, now_ms=T0,
+        )  # fmt: skip
+    for status in ("paid", "accepted", "preparing", "ready"):
+        _status(database, store_id="S001", platform="eleme", status=status)
+    with database.transaction() as session:
+        rows = session.execute(select(Delivery).order_by(Delivery.id)).scalars().all()
+        ids = [row.id for row in rows]
+        for row, due in zip(rows, (T0 + 30, T0 + 10, T0 + 20, T0 + 99), strict=True):
+            row.next_attempt_at_ms = due
+    with database.transaction() as session:
+        taken = outbox.take_due(session, now_ms=T0 + 50, lease_ms=MINUTE, limit=2)
+        assert [row.id for row in taken] == [ids[1], ids[2]]  # the earliest due first
+        assert {row.next_attempt_at_ms for row in taken} == {T0 + 50 + MINUTE}
+    with database.transaction() as session:
+        [third] = outbox.take_due(session, now_ms=T0 + 50, lease_ms=MINUTE, limit=10)
+        assert third.id == ids[0]  # leased ones and the not yet due one are left
+        # tried for exactly the give-up time: dead
+        outbox.not_delivered(session, third, "HTTP 500: no", now_ms=T0 + 50,
+                             first_retry_ms=SECOND, give_up_ms=50)  # fmt: skip
+        outbox.delivered(session, ids[1], now_ms=T0 + 60)
+    with database.transaction() as session:
+        answered = session.get(Delivery, ids[1])
+        assert answered is not None
+        assert (answered.status, answered.attempts, answered.delivered_at_ms) == (
+            "done", 1, T0 + 60,
+        )  # fmt: skip
+        assert answered.last_error is None
+        later = outbox.take_due(session, now_ms=T0 + 10 * MINUTE, lease_ms=MINUTE, limit=10)
+        assert [row.id for row in later] == [ids[3], ids[2]]  # not the done or dead ones
+        assert [row.id for row in outbox.dead(session)] == [ids[0]]
