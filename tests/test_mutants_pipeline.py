@@ -18,11 +18,12 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError
 from tests.test_pipeline import config_text, registry
 from tests.test_subscribers import Subscriber
 from waimai_bridge.config import load_config
+from waimai_bridge.models import NativeEvent
 from waimai_bridge.pipeline.failures import error_text, is_outage
-from waimai_bridge.pipeline.shards import DELIVERY_QUEUE
+from waimai_bridge.pipeline.shards import DELIVERY_QUEUE, PROCESS_SHARD, queue_name
 from waimai_bridge.runtime import Bridge
-from waimai_bridge.store import outbox, subscriptions
-from waimai_bridge.store.tables import Delivery
+from waimai_bridge.store import inbox, outbox, subscriptions
+from waimai_bridge.store.tables import Delivery, InboxEvent
 
 T0 = 1_700_000_000_000
 SECOND = 1000
@@ -30,14 +31,30 @@ MINUTE = 60 * SECOND
 
 
 class Enqueued(Middleware):
-    """Records the delay of every message the broker is given for the deliveries' queue."""
+    """Records the delay of every message the broker is given for the deliveries' queue,
+    and every message for any queue."""
 
     def __init__(self) -> None:
         self.delays: list[int | None] = []
+        self.messages: list[tuple[str, str, tuple[Any, ...], int | None]] = []
 
     def after_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
+        queue = message.queue_name.removeprefix("dq_").removesuffix(".DQ")
+        self.messages.append((message.actor_name, queue, tuple(message.args), delay))
         if message.actor_name and DELIVERY_QUEUE in message.queue_name:
             self.delays.append(delay)
+
+
+def _bridge(tmp_path: Path, now: list[int], extra: str = "") -> tuple[Bridge, Enqueued]:
+    """An embedded bridge on SQLite whose clock is ``now[0]``, its broker's messages recorded."""
+    path = tmp_path / "bridge.toml"
+    path.write_text(config_text(f"sqlite:///{tmp_path / 'b.sqlite3'}", bridge_extra=extra))
+    plugins = registry()
+    bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: now[0])
+    enqueued = Enqueued()
+    bridge.broker.add_middleware(enqueued)
+    bridge.database.migrate()
+    return bridge, enqueued
 
 
 @pytest.fixture
@@ -51,16 +68,10 @@ def down() -> Iterator[Subscriber]:
 def test_a_subscriber_that_keeps_failing_is_retried_on_a_doubling_backoff(
     tmp_path: Path, down: Subscriber
 ) -> None:
-    path = tmp_path / "bridge.toml"
-    extra = "subscriber_retry_seconds = 2\nsubscriber_give_up_seconds = 900"
-    path.write_text(config_text(f"sqlite:///{tmp_path / 'b.sqlite3'}", bridge_extra=extra))
-    plugins = registry()
     now = [T0]
-    bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: now[0])
-    enqueued = Enqueued()
-    bridge.broker.add_middleware(enqueued)
+    extra = "subscriber_retry_seconds = 2\nsubscriber_give_up_seconds = 900"
+    bridge, enqueued = _bridge(tmp_path, now, extra)
     try:
-        bridge.database.migrate()
         with bridge.database.transaction() as session:
             subscriptions.subscribe(
                 session, url=down.url, secret="s" * 16, store_ids=None, platforms=None,
@@ -121,3 +132,41 @@ def test_the_error_kept_of_a_database_error_is_its_own_message_without_the_value
     assert error_text(KeyError("price")) == "KeyError: 'price'"
     without_orig = DBAPIError("SELECT 1", None, None)  # type: ignore[arg-type]
     assert error_text(without_orig).startswith("DBAPIError: ")
+
+
+def test_a_parked_event_put_back_in_line_is_sent_to_its_shard_at_once_or_left_to_the_sweep(
+    tmp_path: Path,
+) -> None:
+    now = [T0]
+    bridge, enqueued = _bridge(tmp_path, now)
+    try:
+        received = [
+            (NativeEvent(
+                platform="testpay", store_id="S002", platform_order_id=f"O{n}", native_code="12",
+                idempotency_key=f"testpay:O{n}:12", platform_time_ms=T0, payload={},
+            ), T0)
+            for n in range(2)
+        ]  # fmt: skip
+        shard = bridge.pipeline.shard_of("S002")
+        with bridge.database.transaction() as session:
+            inbox.record(session, received, shard_of=bridge.pipeline.shard_of)
+        with bridge.database.transaction() as session:
+            taken = inbox.take(session, shard, limit=10, now_ms=T0)
+            for row in taken:
+                inbox.park(session, row.id, "ValueError: unreadable", T0)
+        first, second = (row.id for row in taken)
+        bridge.pipeline.wake(shard)  # a message may already wait: the retry sends one anyway
+        enqueued.messages.clear()
+        now[0] = T0 + MINUTE
+        assert bridge.applier.retry(first) is True
+        assert enqueued.messages == [(PROCESS_SHARD, queue_name(shard), (shard,), None)]
+        assert bridge.applier.retry(second, send=False) is True
+        assert bridge.applier.retry(first) is False  # pending again, not parked
+        assert bridge.applier.retry(10**9) is False
+        assert len(enqueued.messages) == 1
+        with bridge.database.transaction() as session:
+            rows = {row.id: row for row in session.execute(select(InboxEvent)).scalars()}
+        assert (rows[first].status, rows[first].enqueued_at_ms) == ("pending", T0 + MINUTE)
+        assert (rows[second].status, rows[second].enqueued_at_ms) == ("pending", 0)
+    finally:
+        bridge.stop()
