@@ -15,14 +15,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
+import tests.test_mutants_store as store_test_helpers
 from tests.test_pipeline import config_text, registry
 from tests.test_subscribers import Subscriber
 from waimai_bridge.config import load_config
 from waimai_bridge.models import NativeEvent
+from waimai_bridge.pipeline.actions import PERFORM_ACTION
 from waimai_bridge.pipeline.failures import error_text, is_outage
 from waimai_bridge.pipeline.shards import DELIVERY_QUEUE, PROCESS_SHARD, queue_name
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import inbox, outbox, subscriptions
+from waimai_bridge.store.actions import ActionStatus
 from waimai_bridge.store.tables import Delivery, InboxEvent
 
 T0 = 1_700_000_000_000
@@ -168,5 +171,32 @@ def test_a_parked_event_put_back_in_line_is_sent_to_its_shard_at_once_or_left_to
             rows = {row.id: row for row in session.execute(select(InboxEvent)).scalars()}
         assert (rows[first].status, rows[first].enqueued_at_ms) == ("pending", T0 + MINUTE)
         assert (rows[second].status, rows[second].enqueued_at_ms) == ("pending", 0)
+    finally:
+        bridge.stop()
+
+
+def test_a_failed_action_given_more_tries_is_queued_on_its_stores_shard(tmp_path: Path) -> None:
+    now = [T0]
+    bridge, enqueued = _bridge(tmp_path, now)
+    try:
+        with bridge.database.transaction() as session:
+            failed = store_test_helpers._action(1, ActionStatus.FAILED)
+            failed.store_id = "S002"
+            done = store_test_helpers._action(2, ActionStatus.DONE)
+            session.add_all([failed, done])
+            session.flush()
+            failed_id, done_id = failed.id, done.id
+        enqueued.messages.clear()
+        now[0] = T0 + MINUTE
+        again = bridge.actions.retry(failed_id)
+        assert again is not None
+        assert (again.id, again.status, again.attempt_limit) == (
+            failed_id, ActionStatus.PENDING, again.attempts + bridge.actions.tries,
+        )  # fmt: skip
+        queue = queue_name(bridge.pipeline.shard_of("S002"))
+        assert enqueued.messages == [(PERFORM_ACTION, queue, (failed_id,), None)]
+        assert bridge.actions.retry(done_id) is None
+        assert bridge.actions.retry(10**9) is None
+        assert len(enqueued.messages) == 1
     finally:
         bridge.stop()
