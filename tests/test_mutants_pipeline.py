@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from dramatiq import Broker, Message, Middleware
+from prometheus_client import REGISTRY
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
@@ -61,6 +62,13 @@ def _bridge(tmp_path: Path, now: list[int], extra: str = "") -> tuple[Bridge, En
 
 
 @pytest.fixture
+def subscriber() -> Iterator[Subscriber]:
+    endpoint = Subscriber()
+    yield endpoint
+    endpoint.close()
+
+
+@pytest.fixture
 def down() -> Iterator[Subscriber]:
     endpoint = Subscriber()
     endpoint.down = True
@@ -74,6 +82,7 @@ def test_a_subscriber_that_keeps_failing_is_retried_on_a_doubling_backoff(
     now = [T0]
     extra = "subscriber_retry_seconds = 2\nsubscriber_give_up_seconds = 900"
     bridge, enqueued = _bridge(tmp_path, now, extra)
+    counted = {outcome: _deliveries(outcome) for outcome in ("done", "retry", "dead")}
     try:
         with bridge.database.transaction() as session:
             subscriptions.subscribe(
@@ -101,6 +110,45 @@ def test_a_subscriber_that_keeps_failing_is_retried_on_a_doubling_backoff(
     assert row.attempts == len(waits) + 1
     assert down.refused == row.attempts
     assert enqueued.delays == []  # a dead update queues no more runs
+    assert {outcome: _deliveries(outcome) - before for outcome, before in counted.items()} == {
+        "done": 0, "retry": len(waits), "dead": 1,
+    }  # fmt: skip
+
+
+def _deliveries(outcome: str) -> float:
+    """``waimai_deliveries_total{outcome=...}`` as /metrics shows it now."""
+    return REGISTRY.get_sample_value("waimai_deliveries_total", {"outcome": outcome}) or 0.0
+
+
+def test_an_update_the_subscriber_takes_is_done_when_it_answered(
+    tmp_path: Path, subscriber: Subscriber
+) -> None:
+    now = [T0]
+    bridge, enqueued = _bridge(tmp_path, now)
+    done_before = _deliveries("done")
+    try:
+        with bridge.database.transaction() as session:
+            subscriptions.subscribe(
+                session, url=subscriber.url, secret="s" * 16, store_ids=None, platforms=None,
+                states=None, now_ms=T0,
+            )  # fmt: skip
+            for version in (1, 2):
+                outbox.order_update(
+                    session, order_id=1, platform="testpay", store_id="S001", status="paid",
+                    previous_status=None, rider_state=None, version=version, now_ms=T0,
+                )  # fmt: skip
+        now[0] = T0 + 5 * SECOND
+        bridge.deliverer.deliver()
+        with bridge.database.transaction() as session:
+            rows = session.execute(select(Delivery)).scalars().all()
+    finally:
+        bridge.stop()
+    assert [(row.status, row.attempts, row.delivered_at_ms) for row in rows] == [
+        ("done", 1, T0 + 5 * SECOND)
+    ] * 2
+    assert [update["version"] for update in subscriber.updates()] == [1, 2]
+    assert _deliveries("done") - done_before == 2
+    assert enqueued.delays == []  # nothing left to retry
 
 
 def _database_error(kind: type[DBAPIError], *, invalidated: bool = False) -> DBAPIError:
