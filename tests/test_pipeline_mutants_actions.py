@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from dramatiq import Broker, Message, Middleware
 
 from tests.sample_plugin import NAME, SamplePlugin, native_event
+from tests.test_pipeline_mutants_messages import OwnRedis, running_redis
 from waimai_bridge.config import load_config
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult
 from waimai_bridge.pipeline.actions import IN_FLIGHT_TIMEOUT_MS, PERFORM_ACTION, ActionRefused
@@ -34,17 +36,13 @@ RETRY_MS = 5_000
 RESEND_MS = 60_000
 
 
-class Outage(Middleware):
-    """The broker refuses every message while :attr:`down`, as Redis does when it is gone;
-    :attr:`sent` records the perform messages it takes: their arguments and delay."""
+class Performs(Middleware):
+    """Records the perform messages the broker took (:attr:`sent`): arguments and delay."""
 
     def __init__(self) -> None:
-        self.down = False
         self.sent: list[tuple[tuple[Any, ...], int | None]] = []
 
-    def before_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
-        if self.down:
-            raise ConnectionError("the broker is down")
+    def after_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
         if message.actor_name == PERFORM_ACTION:
             self.sent.append((message.args, delay))
 
@@ -66,10 +64,10 @@ class Platform:
 class Actions:
     """A bridge whose clock reads :attr:`now`, whose queues nobody consumes."""
 
-    def __init__(self, bridge: Bridge, platform: Platform, outage: Outage) -> None:
+    def __init__(self, bridge: Bridge, platform: Platform, performs: Performs) -> None:
         self.bridge = bridge
         self.platform = platform
-        self.outage = outage
+        self.performs = performs
         self.now = T0
 
     def receive(self, order: str, code: str = "new") -> None:
@@ -88,7 +86,7 @@ class Actions:
 
     def queued(self) -> list[tuple[tuple[Any, ...], int | None]]:
         """The perform messages sent since the last look: arguments and delay (ms)."""
-        sent, self.outage.sent = self.outage.sent, []
+        sent, self.performs.sent = self.performs.sent, []
         return sent
 
     def action(self, action_id: int) -> OutboundAction:
@@ -102,6 +100,7 @@ class Actions:
 CONFIG = """
 [bridge]
 database_url = "{url}"
+broker_url = "{broker}"
 accept_hold_seconds = 0
 action_tries = 2
 action_retry_seconds = {retry_s}
@@ -115,12 +114,13 @@ sample = {{ shop_id = 1 }}
 """
 
 
-@pytest.fixture
-def actions(database: Database, tmp_path: Path) -> Iterator[Actions]:
+@contextmanager
+def acting(database: Database, tmp_path: Path, broker: str = "") -> Iterator[Actions]:
+    """A worker's bridge with the sample platform, on ``broker``."""
     path = tmp_path / "bridge.toml"
     path.write_text(
-        CONFIG.format(url=database.url, retry_s=RETRY_MS / 1000, resend_s=RESEND_MS / 1000,
-                      store=STORE),
+        CONFIG.format(url=database.url, broker=broker, retry_s=RETRY_MS / 1000,
+                      resend_s=RESEND_MS / 1000, store=STORE),
         "utf-8",
     )  # fmt: skip
     platform = Platform()
@@ -128,11 +128,25 @@ def actions(database: Database, tmp_path: Path) -> Iterator[Actions]:
     registry.add(NAME, SamplePlugin(outbound_action=platform.outbound_action))
     holder: list[Actions] = []
     bridge = Bridge(load_config(path, registry), registry, clock=lambda: holder[0].now)
-    outage = Outage()
-    bridge.broker.add_middleware(outage)
-    holder.append(Actions(bridge, platform, outage))
-    yield holder[0]
-    bridge.stop()
+    performs = Performs()
+    bridge.broker.add_middleware(performs)
+    holder.append(Actions(bridge, platform, performs))
+    try:
+        yield holder[0]
+    finally:
+        bridge.stop()
+
+
+@pytest.fixture
+def actions(database: Database, tmp_path: Path) -> Iterator[Actions]:
+    with acting(database, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    with running_redis(tmp_path) as server:
+        yield server
 
 
 def test_asking_refuses_with_the_status_and_a_message_that_says_why(actions: Actions) -> None:
@@ -270,17 +284,27 @@ def test_a_failed_action_retried_by_hand_gets_its_tries_again_and_a_message(
 
 
 def test_an_action_asked_or_tried_while_the_broker_is_down_is_kept_for_the_sweep(
-    actions: Actions,
+    database: Database, tmp_path: Path, own_redis: OwnRedis
 ) -> None:
-    actions.platform.answer = lambda request: ActionResult(
-        outcome=ActionOutcome.TRANSIENT, code="busy"
-    )
+    with acting(database, tmp_path, own_redis.url) as actions:
+        actions.platform.answer = lambda request: ActionResult(
+            outcome=ActionOutcome.TRANSIENT, code="busy"
+        )
+        actions.receive("O1")
+        own_redis.refuse("evalsha", "eval")
+        action_id = actions.ask("O1")  # stored; its message is lost
+        actions.bridge.actions.perform(action_id)  # tried; its next try's message is lost
+        assert actions.action(action_id).status == "pending"
+        own_redis.take_all()
+        assert actions.queued() == []
+        actions.now = T0 + RETRY_MS + RESEND_MS + 1
+        assert actions.bridge.sweeper.sweep().actions == 1
+        assert actions.queued() == [((action_id,), None)]
+
+
+def test_an_action_on_an_order_already_applied_is_asked_of_it(actions: Actions) -> None:
     actions.receive("O1")
-    actions.outage.down = True
-    action_id = actions.ask("O1")  # stored; its message is lost
-    actions.bridge.actions.perform(action_id)  # tried; its next try's message is lost
-    assert actions.action(action_id).status == "pending"
-    actions.outage.down = False
-    actions.now = T0 + RETRY_MS + RESEND_MS + 1
-    assert actions.bridge.sweeper.sweep().actions == 1
+    actions.bridge.applier.process_shard(actions.bridge.pipeline.shard_of(STORE))
+    action_id = actions.ask("O1")
     assert actions.queued() == [((action_id,), None)]
+    assert actions.action(action_id).platform_order_id == "O1"

@@ -82,11 +82,18 @@ class OwnRedis:
         self.refuse()
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+@contextmanager
+def running_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A Redis server of the test's own, running until the block ends."""
     (tmp_path / "redis").mkdir()
     with processes(tmp_path) as start:
         yield OwnRedis(start, tmp_path / "redis")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    with running_redis(tmp_path) as server:
+        yield server
 
 
 @contextmanager
