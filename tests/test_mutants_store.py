@@ -5,8 +5,10 @@ mapping's listing and reading (SPEC §6)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 import tests.test_store as store_test
 from waimai_bridge.models import NativeEvent
@@ -25,7 +27,7 @@ from waimai_bridge.store.skus import (
     read_sku_csv,
     read_sku_items,
 )
-from waimai_bridge.store.tables import Delivery, OutboundAction
+from waimai_bridge.store.tables import Delivery, InboxEvent, OutboundAction, PlatformOrder
 
 T0 = 1_700_000_000_000
 SECOND = 1000
@@ -426,3 +428,41 @@ def test_due_updates_are_taken_in_due_order_leased_and_marked_as_answered(
         later = outbox.take_due(session, now_ms=T0 + 10 * MINUTE, lease_ms=MINUTE, limit=10)
         assert [row.id for row in later] == [ids[3], ids[2]]  # not the done or dead ones
         assert [row.id for row in outbox.dead(session)] == [ids[0]]
+
+
+def _pushed(order: str, n: int, *, store: str, inferred: bool, platform: str = "sample") -> Any:
+    event = NativeEvent(
+        platform=platform, store_id=store, store_inferred=inferred, platform_order_id=order,
+        native_code="10", idempotency_key=f"{platform}:{order}:{n}", platform_time_ms=T0 + n,
+        payload={"n": n},
+    )  # fmt: skip
+    return (event, T0 + n * SECOND)
+
+
+def test_an_order_known_only_by_unread_pushes_is_opened_with_the_store_a_push_names(
+    database: Database,
+) -> None:
+    received = [
+        _pushed("NEW", 0, store="S004", inferred=False, platform="other"),
+        _pushed("NEW", 1, store="S009", inferred=True),
+        _pushed("NEW", 2, store="S002", inferred=False),
+        _pushed("NEW", 3, store="S003", inferred=False),
+        _pushed("READ", 5, store="S005", inferred=False),
+    ]
+    with database.transaction() as session:
+        inbox.record(session, received, shard_of=lambda store: 0)
+    with database.transaction() as session:
+        inbox.take(session, 0, limit=10, now_ms=T0)  # every push read …
+        session.execute(  # … but those of NEW
+            update(InboxEvent).where(InboxEvent.platform_order_id == "NEW").values(status="pending")
+        )
+        assert actions.open_from_inbox(session, "sample", "NEW") is True
+        assert actions.open_from_inbox(session, "sample", "READ") is False  # applied already
+        assert actions.open_from_inbox(session, "sample", "NONE") is False
+    with database.transaction() as session:
+        [opened] = session.execute(select(PlatformOrder)).scalars().all()
+    assert (opened.platform, opened.platform_order_id) == ("sample", "NEW")
+    assert (opened.store_id, opened.store_inferred) == ("S002", False)  # named, the first
+    assert (opened.latest_payload, opened.discarded) == ({"n": 2}, False)
+    assert opened.created_at_ms == opened.updated_at_ms == T0 + 2 * SECOND
+    assert opened.order_id is None
