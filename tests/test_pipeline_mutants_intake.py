@@ -84,7 +84,9 @@ def test_the_intake_keeps_its_connection_and_opens_another_when_it_must(bridge: 
         with pytest.raises(OperationalError):
             await intake.write([event("K6")], received_at_ms=T0)
         await intake.write([event("K7")], received_at_ms=T0)  # a connection of its own again
+        await intake.close()  # as the app does when it stops ...
+        await intake.write([event("K8")], received_at_ms=T0)  # ... and starts again
         await intake.close()
 
     asyncio.run(in_another_loop())
-    assert inbox_keys(database) == {"K1", "K2", "K4", "K5", "K7"}
+    assert inbox_keys(database) == {"K1", "K2", "K4", "K5", "K7", "K8"}

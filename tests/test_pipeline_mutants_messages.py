@@ -164,6 +164,7 @@ def test_a_wake_up_the_broker_refused_leaves_the_shard_to_be_woken_again(
     with caplog.at_level(logging.WARNING):
         bridge.pipeline.wake(shard)
     assert logged(caplog, "messages")[1:] == [f"could not lower the signal of shard {shard}"]
+    assert all(record.exc_info for record in caplog.records if record.name.endswith("messages"))
 
 
 def test_a_wake_up_while_the_brokers_redis_is_gone_is_left_to_the_sweep(
@@ -174,6 +175,7 @@ def test_a_wake_up_while_the_brokers_redis_is_gone_is_left_to_the_sweep(
     with gone as (worker, _), caplog.at_level(logging.WARNING):
         worker.bridge.pipeline.wake(3, 1)
     assert logged(caplog, "messages") == ["could not raise the signals of shards (3, 1)"]
+    assert all(record.exc_info for record in caplog.records if record.name.endswith("messages"))
 
 
 def test_work_committed_while_the_broker_is_down_is_kept_for_the_sweep(
