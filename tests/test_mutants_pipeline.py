@@ -5,6 +5,8 @@ told from a bad message, and what is kept of an error holds no values (docs/depl
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,6 +149,13 @@ def test_an_update_the_subscriber_takes_is_done_when_it_answered(
         ("done", 1, T0 + 5 * SECOND)
     ] * 2
     assert [update["version"] for update in subscriber.updates()] == [1, 2]
+    timestamp = str((T0 + 5 * SECOND) // 1000)
+    for headers, body in subscriber.received:  # as docs/subscribers.md says a POST is
+        named = {name.lower(): value for name, value in headers.items()}
+        assert named["content-type"] == "application/json"
+        assert named["x-waimai-timestamp"] == timestamp
+        signed = hmac.new(b"s" * 16, timestamp.encode() + b"." + body, hashlib.sha256)
+        assert named["x-waimai-signature"] == signed.hexdigest()
     assert _deliveries("done") - done_before == 2
     assert enqueued.delays == []  # nothing left to retry
 
