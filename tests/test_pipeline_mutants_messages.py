@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 import redis
 from dramatiq import Broker, Message, Middleware
 from dramatiq.common import q_name
+from dramatiq.middleware import Retries, TimeLimit
 from sqlalchemy import select
 
 from tests.processes import free_port, processes, redis_command, wait_for_port, wait_until
@@ -28,7 +30,9 @@ from tests.test_hold import HOLD_MS, STORE, T0, Worker
 from tests.test_pipeline import config_text, registry
 from tests.test_subscribers import Subscriber
 from waimai_bridge.config import load_config
+from waimai_bridge.pipeline.broker import DoorbellRedisBroker, make_broker
 from waimai_bridge.pipeline.deliveries import BATCH as DELIVERY_BATCH
+from waimai_bridge.pipeline.deliveries import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from waimai_bridge.pipeline.holds import RELEASE_HOLDS, Hold
 from waimai_bridge.pipeline.shards import DELIVER, DELIVERY_QUEUE, PROCESS_SHARD, queue_name
 from waimai_bridge.runtime import Bridge
@@ -336,3 +340,43 @@ def test_the_sweeper_goes_on_after_a_sweep_that_failed_and_logs_what_it_sent(
     assert swept == "swept: Swept(events=1, releases=0, actions=0, deliveries=0)"
     shard = bridge.pipeline.shard_of(STORE)
     assert (PROCESS_SHARD, queue_name(shard), (shard,), None) in taken.taken()
+
+
+def test_an_update_is_posted_as_signed_json_and_a_refusal_is_kept_as_its_status(
+    worker: tuple[Worker, Taken], subscriber: Subscriber
+) -> None:
+    bridge = worker[0].bridge
+    worker[0].now = T0 + 1_999  # the timestamp is in whole seconds
+    subscriber.down = True
+    subscribed(worker[0], subscriber, 1)
+    bridge.deliverer.deliver()
+    with bridge.database.transaction() as session:
+        row = session.execute(select(Delivery)).scalar_one()
+        assert (row.status, row.last_error) == ("pending", "HTTP 503: ")
+        worker[0].now = row.next_attempt_at_ms
+    subscriber.down = False
+    bridge.deliverer.deliver()
+    [(headers, body)] = subscriber.received
+    timestamp = worker[0].now // 1000
+    assert headers["content-type"] == "application/json"
+    assert headers[TIMESTAMP_HEADER] == str(timestamp)
+    assert headers[SIGNATURE_HEADER] == signature("s" * 16, timestamp, body)
+
+
+# --------------------------------------------------------------------------- the broker
+
+
+def test_the_broker_retries_failed_messages_on_a_capped_backoff_and_limits_their_time() -> None:
+    for url in ("", "redis://127.0.0.1:6379/0", "rediss://cache:6380/0", "unix:///run/r.sock"):
+        broker = make_broker(url)
+        assert isinstance(broker, DoorbellRedisBroker) == bool(url)
+        [retries] = [m for m in broker.middleware if isinstance(m, Retries)]
+        assert (retries.min_backoff, retries.max_backoff, retries.max_retries) == (
+            500, 60_000, 20,
+        )  # fmt: skip
+        [limit] = [m for m in broker.middleware if isinstance(m, TimeLimit)]
+        assert limit.time_limit == 60_000
+        broker.close()
+    refused = "broker_url must be empty (in-process) or a redis:// URL, not amqp://…"
+    with pytest.raises(ValueError, match=f"^{re.escape(refused)}$"):  # no password repeated
+        make_broker("amqp://guest:secret@rabbit:5672/")
