@@ -19,6 +19,7 @@ from waimai_bridge.store.database import Database
 from waimai_bridge.store.holds import Release, release_due
 from waimai_bridge.store.skus import (
     SHOWN_PROBLEMS,
+    ImportSummary,
     SkuFileError,
     SkuRow,
     decode_sku_csv,
@@ -194,6 +195,27 @@ def test_the_mapping_is_listed_by_platform_and_code_page_by_page_and_filtered(
         assert [r.platform for r in rows] == ["eleme", "meituan", "own_pos"]
         rows, more = list_skus(session, platform="eleme", after=("eleme", "SKU-4"), limit=1)
         assert ([r.sku_code for r in rows], more) == (["SKU-5"], True)
+        rows, more = list_skus(session, platform="eleme", after=("eleme", "SKU-4"), limit=2)
+        assert ([r.sku_code for r in rows], more) == (["SKU-5", "SKU-6"], False)  # all there is
+
+
+def test_an_import_counts_what_it_added_changed_and_left_as_it_was(database: Database) -> None:
+    first = [SkuRow("eleme", f"SKU-{n}", "P-1") for n in range(4)]
+    again = [
+        SkuRow("eleme", "SKU-0", "P-1"), SkuRow("eleme", "SKU-1", "P-1"),
+        SkuRow("eleme", "SKU-2", "P-2"), SkuRow("eleme", "SKU-3", "P-2"),
+        SkuRow("meituan", "SKU-0", "P-1"),
+    ]  # fmt: skip
+    with database.transaction() as session:
+        assert list(import_skus(session, first, now_ms=T0))[-1] == ImportSummary(4, 0, 0)
+    with database.transaction() as session:
+        assert list(import_skus(session, again, now_ms=T0 + 1))[-1] == ImportSummary(1, 2, 2)
+        rows, _ = list_skus(session, limit=10)
+    assert [(r.platform, r.sku_code, r.product_id, r.updated_at_ms) for r in rows] == [
+        ("eleme", "SKU-0", "P-1", T0), ("eleme", "SKU-1", "P-1", T0),
+        ("eleme", "SKU-2", "P-2", T0 + 1), ("eleme", "SKU-3", "P-2", T0 + 1),
+        ("meituan", "SKU-0", "P-1", T0 + 1),
+    ]  # fmt: skip
 
 
 PLATFORMS = frozenset({"eleme", "meituan"})
