@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ import redis
 from dramatiq import Broker, Message, Middleware
 from dramatiq.common import q_name
 from dramatiq.middleware import Retries, TimeLimit
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from tests.processes import free_port, processes, redis_command, wait_for_port, wait_until
@@ -253,11 +255,12 @@ def test_a_release_that_comes_too_early_comes_back_when_the_hold_ends(
 # --------------------------------------------------------------------------- deliveries
 
 
-def subscribed(worker: Worker, endpoint: Subscriber, updates: int) -> None:
-    """A subscription to ``endpoint``, and ``updates`` order updates due for it."""
+def subscribed(worker: Worker, endpoint: Subscriber | str, updates: int) -> None:
+    """A subscription to ``endpoint`` (or that URL), and ``updates`` order updates due for it."""
+    url = endpoint if isinstance(endpoint, str) else endpoint.url
     with worker.bridge.database.transaction() as session:
         subscriptions.subscribe(
-            session, url=endpoint.url, secret="s" * 16, store_ids=None, platforms=None,
+            session, url=url, secret="s" * 16, store_ids=None, platforms=None,
             states=None, now_ms=worker.now,
         )  # fmt: skip
         for number in range(updates):
@@ -349,6 +352,7 @@ def test_an_update_is_posted_as_signed_json_and_a_refusal_is_kept_as_its_status(
     worker[0].now = T0 + 1_999  # the timestamp is in whole seconds
     subscriber.down = True
     subscribed(worker[0], subscriber, 1)
+    before = {outcome: posts(outcome) for outcome in ("done", "retry", "dead")}
     bridge.deliverer.deliver()
     with bridge.database.transaction() as session:
         row = session.execute(select(Delivery)).scalar_one()
@@ -356,11 +360,47 @@ def test_an_update_is_posted_as_signed_json_and_a_refusal_is_kept_as_its_status(
         worker[0].now = row.next_attempt_at_ms
     subscriber.down = False
     bridge.deliverer.deliver()
+    with bridge.database.transaction() as session:
+        row = session.execute(select(Delivery)).scalar_one()
+        assert (row.status, row.delivered_at_ms) == ("done", worker[0].now)
+    after = {outcome: posts(outcome) - before[outcome] for outcome in before}
+    assert after == {"done": 1, "retry": 1, "dead": 0}
     [(headers, body)] = subscriber.received
     timestamp = worker[0].now // 1000
     assert headers["content-type"] == "application/json"
     assert headers[TIMESTAMP_HEADER] == str(timestamp)
     assert headers[SIGNATURE_HEADER] == signature("s" * 16, timestamp, body)
+
+
+@pytest.mark.timeout(60)
+def test_a_subscriber_that_never_answers_times_out_and_is_given_up_on(
+    database: Database, tmp_path: Path
+) -> None:
+    with socket.socket() as listener:  # takes connections, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        extra = (
+            "subscriber_timeout_seconds = 0.2\nsubscriber_retry_seconds = 1\n"
+            "subscriber_give_up_seconds = 2"
+        )
+        with working(database.url, tmp_path, extra=extra) as (worker, _):
+            subscribed(worker, url, 1)
+            before = {outcome: posts(outcome) for outcome in ("done", "retry", "dead")}
+            worker.bridge.deliverer.deliver()
+            worker.now = T0 + 2_000
+            worker.bridge.deliverer.deliver()
+            with worker.bridge.database.transaction() as session:
+                row = session.execute(select(Delivery)).scalar_one()
+                assert (row.status, row.attempts) == ("dead", 2)
+                assert (row.last_error or "").startswith("ReadTimeout: ")
+    after = {outcome: posts(outcome) - before[outcome] for outcome in before}
+    assert after == {"done": 0, "retry": 1, "dead": 1}
+
+
+def posts(outcome: str) -> float:
+    """The subscriber POSTs of ``/metrics`` with ``outcome``, as it reads now."""
+    return REGISTRY.get_sample_value("waimai_deliveries_total", {"outcome": outcome}) or 0.0
 
 
 # --------------------------------------------------------------------------- the broker
