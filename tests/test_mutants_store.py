@@ -33,6 +33,7 @@ from waimai_bridge.store.tables import Delivery, InboxEvent, OutboundAction, Pla
 T0 = 1_700_000_000_000
 SECOND = 1000
 MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
 
 FILTERS: dict[str, dict[str, list[str] | None]] = {
     "everything": {},
@@ -439,17 +440,26 @@ def test_due_updates_are_taken_in_due_order_leased_and_marked_as_answered(
         # tried for exactly the give-up time: dead
         outbox.not_delivered(session, third, "HTTP 500: no", now_ms=T0 + 50,
                              first_retry_ms=SECOND, give_up_ms=50)  # fmt: skip
+        second = session.get(Delivery, ids[1])
+        assert second is not None
+        outbox.not_delivered(session, second, "HTTP 502: later", now_ms=T0 + 50,
+                             first_retry_ms=SECOND, give_up_ms=HOUR)  # fmt: skip
         outbox.delivered(session, ids[1], now_ms=T0 + 60)
     with database.transaction() as session:
         answered = session.get(Delivery, ids[1])
         assert answered is not None
         assert (answered.status, answered.attempts, answered.delivered_at_ms) == (
-            "done", 1, T0 + 60,
+            "done", 2, T0 + 60,
         )  # fmt: skip
-        assert answered.last_error is None
+        assert answered.last_error is None  # its earlier failure forgotten
         later = outbox.take_due(session, now_ms=T0 + 10 * MINUTE, lease_ms=MINUTE, limit=10)
         assert [row.id for row in later] == [ids[3], ids[2]]  # not the done or dead ones
         assert [row.id for row in outbox.dead(session)] == [ids[0]]
+        for row in later:
+            outbox.not_delivered(session, row, "HTTP 500: no", now_ms=T0 + HOUR,
+                                 first_retry_ms=SECOND, give_up_ms=HOUR)  # fmt: skip
+        assert [row.id for row in outbox.dead(session)] == [ids[3], ids[2], ids[0]]  # newest first
+        assert [row.id for row in outbox.dead(session, limit=1)] == [ids[3]]
 
 
 def _pushed(order: str, n: int, *, store: str, inferred: bool, platform: str = "sample") -> Any:
