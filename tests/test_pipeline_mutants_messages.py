@@ -420,3 +420,11 @@ def test_the_broker_retries_failed_messages_on_a_capped_backoff_and_limits_their
     refused = "broker_url must be empty (in-process) or a redis:// URL, not amqp://…"
     with pytest.raises(ValueError, match=f"^{re.escape(refused)}$"):  # no password repeated
         make_broker("amqp://guest:secret@rabbit:5672/")
+
+
+def test_a_worker_of_some_shards_consumes_their_queues_and_the_deliveries(
+    worker: tuple[Worker, Taken],
+) -> None:
+    pipeline = worker[0].bridge.pipeline
+    assert pipeline.queues({1, 3}) == {queue_name(1), queue_name(3), DELIVERY_QUEUE}
+    assert pipeline.queues() == {*(queue_name(shard) for shard in range(4)), DELIVERY_QUEUE}
