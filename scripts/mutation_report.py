@@ -98,7 +98,7 @@ def report(tallies: dict[str, Tally], *, out: list[str]) -> bool:
     """Write the tables to ``out``; whether every area that was run meets its target."""
     out.append(_header("module"))
     for module, tally in sorted(tallies.items()):
-        if tally.statuses:
+        if tally.run:
             out.append(_row(module, tally))
     out.append("")
     out.append(_header("area"))
