@@ -480,19 +480,26 @@ def test_an_order_known_only_by_unread_pushes_is_opened_with_the_store_a_push_na
         _pushed("NEW", 2, store="S002", inferred=False),
         _pushed("NEW", 3, store="S003", inferred=False),
         _pushed("READ", 5, store="S005", inferred=False),
+        _pushed("GUESSED", 6, store="S006", inferred=True),
     ]
     with database.transaction() as session:
         inbox.record(session, received, shard_of=lambda store: 0)
     with database.transaction() as session:
         inbox.take(session, 0, limit=10, now_ms=T0)  # every push read …
-        session.execute(  # … but those of NEW
-            update(InboxEvent).where(InboxEvent.platform_order_id == "NEW").values(status="pending")
+        session.execute(  # … but those of NEW and GUESSED
+            update(InboxEvent)
+            .where(InboxEvent.platform_order_id.in_(["NEW", "GUESSED"]))
+            .values(status="pending")
         )
         assert actions.open_from_inbox(session, "sample", "NEW") is True
         assert actions.open_from_inbox(session, "sample", "READ") is False  # applied already
         assert actions.open_from_inbox(session, "sample", "NONE") is False
+        assert actions.open_from_inbox(session, "sample", "GUESSED") is True
     with database.transaction() as session:
-        [opened] = session.execute(select(PlatformOrder)).scalars().all()
+        opened, guessed = session.execute(
+            select(PlatformOrder).order_by(PlatformOrder.id)
+        ).scalars()
+    assert (guessed.store_id, guessed.store_inferred) == ("S006", True)  # a guess stays one
     assert (opened.platform, opened.platform_order_id) == ("sample", "NEW")
     assert (opened.store_id, opened.store_inferred) == ("S002", False)  # named, the first
     assert (opened.latest_payload, opened.discarded) == ({"n": 2}, False)
