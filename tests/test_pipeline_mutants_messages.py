@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis
 from dramatiq import Broker, Message, Middleware
-from dramatiq.common import q_name
+from dramatiq.common import dq_name, q_name
 from dramatiq.middleware import Retries, TimeLimit
 
 from tests.processes import free_port, processes, redis_command, wait_for_port, wait_until
@@ -295,3 +295,24 @@ def test_a_worker_of_some_shards_consumes_their_queues_and_the_deliveries(
     pipeline = worker[0].bridge.pipeline
     assert pipeline.queues({1, 3}) == {queue_name(1), queue_name(3), DELIVERY_QUEUE}
     assert pipeline.queues() == {*(queue_name(shard) for shard in range(4)), DELIVERY_QUEUE}
+
+
+def test_a_delay_queues_consumer_goes_on_after_the_message_it_handed_out_fell_due(
+    own_redis: OwnRedis,
+) -> None:
+    broker = make_broker(own_redis.url)
+    assert isinstance(broker, DoorbellRedisBroker)
+    broker.declare_queue(queue_name(7))
+    consumer = broker.consume(dq_name(queue_name(7)), prefetch=4, timeout=300)
+    try:
+        assert next(consumer) is None  # empty: from now on it waits for the doorbell
+        broker.enqueue(Message(queue_name(7), "noop", (), {}, {}), delay=100)
+        held = next(consumer)
+        assert held is not None
+        assert next(consumer) is None  # back when it falls due, for its worker to move it
+        consumer.ack(held)
+        assert next(consumer) is None  # then idle again: its timeout
+        assert next(consumer) is None
+    finally:
+        consumer.close()
+        broker.close()
