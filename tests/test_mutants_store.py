@@ -5,6 +5,7 @@ mapping's listing and reading (SPEC §6)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -505,3 +506,24 @@ def test_an_order_known_only_by_unread_pushes_is_opened_with_the_store_a_push_na
     assert (opened.latest_payload, opened.discarded) == ({"n": 2}, False)
     assert opened.created_at_ms == opened.updated_at_ms == T0 + 2 * SECOND
     assert opened.order_id is None
+
+
+def test_an_action_outcome_is_written_as_the_subscribers_page_shows_it(database: Database) -> None:
+    with database.transaction() as session:
+        subscriptions.subscribe(
+            session, url="https://pos.example.com/", secret="s" * 16,
+            store_ids=None, platforms=None, states=["completed"], now_ms=T0,
+        )  # fmt: skip
+        action = _action(7, ActionStatus.DONE)  # as read back from its row
+        action.id, action.action, action.order_id, action.attempts = 70, "agree_refund", 42, 2
+        action.result_code, action.result_message = None, None
+        outbox.action_outcome(session, action, T0 + 5)
+    with database.transaction() as session:
+        [row] = session.execute(select(Delivery)).scalars()
+    assert (row.kind, row.order_id, row.created_at_ms) == ("action.outcome", 42, T0 + 5)
+    assert json.loads(row.body) == {
+        "type": "action.outcome", "actionId": 70, "action": "agree_refund",
+        "orderId": 42, "platform": "sample", "platformOrderId": "O7", "storeId": "S001",
+        "status": "done", "attempts": 2, "result": {"code": None, "message": None},
+        "timestamp": T0 + 5,
+    }  # fmt: skip
