@@ -18,7 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
-import tests.test_mutants_store as store_test_helpers
+import tests.test_store_mutants as store_test_helpers
 from tests.test_pipeline import config_text, registry
 from tests.test_subscribers import Subscriber
 from waimai_bridge.config import load_config
