@@ -98,16 +98,25 @@ class Worker:
         return [message for message in messages if message.actor_name == RELEASE_HOLDS]
 
 
-@pytest.fixture
-def worker(database: Database, tmp_path: Path) -> Iterator[Worker]:
+@contextmanager
+def working(database: Database, tmp_path: Path) -> Iterator[Worker]:
+    """A worker's bridge on ``database`` whose clock reads :attr:`Worker.now`."""
     path = tmp_path / "bridge.toml"
     path.write_text(config_text(database.url, hold=HOLD_MS // 1000), "utf-8")
     plugins = registry()
     holder: list[Worker] = []
     bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: holder[0].now)
     holder.append(Worker(bridge))
-    yield holder[0]
-    bridge.stop()
+    try:
+        yield holder[0]
+    finally:
+        bridge.stop()
+
+
+@pytest.fixture
+def worker(database: Database, tmp_path: Path) -> Iterator[Worker]:
+    with working(database, tmp_path) as made:
+        yield made
 
 
 # --------------------------------------------------------------------------- the hold

@@ -22,35 +22,17 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from tests.test_hold import HOLD_MS, STORE, T0, Worker, refusing
-from tests.test_pipeline import config_text, registry
-from waimai_bridge.config import load_config
+from tests.test_hold import HOLD_MS, STORE, T0, Worker, refusing, working
 from waimai_bridge.pipeline.apply import BATCH
 from waimai_bridge.pipeline.failures import error_text, is_outage
 from waimai_bridge.pipeline.holds import BEHIND_MS
 from waimai_bridge.pipeline.intake import _unreachable
 from waimai_bridge.pipeline.shards import PROCESS_SHARD
-from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import InboxEvent
 
 RESEND_MS = 500
 """How long the sweeper of :func:`config_text`'s bridge lets a message be lost."""
-
-
-@contextmanager
-def working(database: Database, tmp_path: Path) -> Iterator[Worker]:
-    """A worker's bridge on ``database`` whose clock reads :attr:`Worker.now`."""
-    path = tmp_path / "bridge.toml"
-    path.write_text(config_text(database.url, hold=HOLD_MS // 1000), "utf-8")
-    plugins = registry()
-    holder: list[Worker] = []
-    bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: holder[0].now)
-    holder.append(Worker(bridge))
-    try:
-        yield holder[0]
-    finally:
-        bridge.stop()
 
 
 @pytest.fixture
