@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from waimai_bridge_eleme import examples
 from waimai_bridge_eleme.testing import FakeAnswer, FakeEleme, push_body
 
@@ -25,7 +26,7 @@ from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import actions
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.order_log import lock_orders
-from waimai_bridge.store.tables import PlatformOrder
+from waimai_bridge.store.tables import OutboundAction, PlatformOrder
 from waimai_bridge.web.app import create_app
 
 KEY, SECRET, APP_ID, SHOP, TOKEN = "app-key", "eleme-secret", 58137347, 160012345, "shop-token"
@@ -79,11 +80,24 @@ def _client(config_path: Path) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def client(_client: TestClient, fake: FakeEleme) -> TestClient:
+def client(_client: TestClient, fake: FakeEleme) -> Iterator[TestClient]:
     bridge: Bridge = _client.app.state.bridge  # type: ignore[attr-defined]
     clear(bridge.database)
     fake.reset()
-    return _client
+    yield _client
+    # the app and the fake serve the whole module: an action still in flight would call the
+    # fake during the next test, after its reset
+    wait_until(lambda: not _pending(bridge.database), 30, "the test's actions settled")
+
+
+def _pending(database: Database) -> bool:
+    with database.transaction() as session:
+        return (
+            session.scalar(
+                select(OutboundAction.id).where(OutboundAction.status == "pending").limit(1)
+            )
+            is not None
+        )
 
 
 def push(client: TestClient, order: str, push_type: int, message: dict[str, Any]) -> None:
