@@ -78,6 +78,10 @@ class BridgeSettings(BaseSettings):
     subscriber_timeout_seconds: float = Field(
         default=5, gt=0, description="How long a subscriber may take to answer."
     )
+    subscriber_allow_private: bool = Field(
+        default=False,
+        description="Let subscriber URLs reach loopback, link-local and private addresses.",
+    )
 
     @field_validator("public_base_url")
     @classmethod
