@@ -1,7 +1,9 @@
 """Subscriber webhooks over HTTP (seed 001): subscribe, list, unsubscribe.
 
 Every order state change (and every action outcome) is POSTed to each matching
-subscription, signed with its secret; docs/subscribers.md says how to verify it.
+subscription, signed with its secret; docs/subscribers.md says how to verify it. A URL
+whose host does not resolve, or resolves to an address :mod:`waimai_bridge.egress`
+refuses, is not subscribed (422).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from waimai_bridge import egress
 from waimai_bridge.models import OrderState
 from waimai_bridge.store import subscriptions as subscription_store
 from waimai_bridge.store.tables import Subscription
@@ -76,6 +79,7 @@ async def subscribe(request: Request, body: SubscriptionAsk) -> SubscriptionView
     bridge = bridge_of(request)
 
     def create() -> SubscriptionView:
+        reachable(body.url, allow_private=bridge.config.bridge.subscriber_allow_private)
         with bridge.database.transaction() as session:
             row = subscription_store.subscribe(
                 session, url=body.url, secret=body.secret, store_ids=body.store_ids,
@@ -86,6 +90,18 @@ async def subscribe(request: Request, body: SubscriptionAsk) -> SubscriptionView
             return subscription_view(row)
 
     return await run_in_threadpool(create)
+
+
+def reachable(url: str, *, allow_private: bool) -> None:
+    """Raise a 422 unless ``url``'s host resolves, and only to addresses the bridge may call."""
+    try:
+        egress.check_url(url, allow_private=allow_private)
+    except egress.Unresolvable as exc:
+        raise HTTPException(422, f"url: {exc}") from None
+    except egress.AddressNotAllowed as exc:
+        raise HTTPException(
+            422, f"url: its host resolves to a {exc.reason} address; {egress.RULE}"
+        ) from None
 
 
 @router.get("/subscriptions", response_model=list[SubscriptionView], summary="List subscriptions")
