@@ -84,13 +84,31 @@ def _write(
         session.info[WRITTEN] = session.info.get(WRITTEN, 0) + len(rows)
 
 
-def take_due(session: Session, *, now_ms: int, lease_ms: int, limit: int) -> list[Delivery]:
-    """Due pending deliveries (rows other workers hold are skipped), leased for
-    ``lease_ms``: another worker will not take them again before that."""
+def due_subscriptions(session: Session, *, now_ms: int, limit: int) -> list[int]:
+    """The subscriptions with updates due, the one whose earliest has waited longest first."""
+    earliest = func.min(Delivery.next_attempt_at_ms)
     statement = (
-        select(Delivery)
+        select(Delivery.subscription_id)
         .where(Delivery.status == "pending", Delivery.next_attempt_at_ms <= now_ms)
-        .order_by(Delivery.next_attempt_at_ms, Delivery.id)
+        .group_by(Delivery.subscription_id)
+        .order_by(earliest, Delivery.subscription_id)
+        .limit(limit)
+    )
+    return list(session.execute(statement).scalars())
+
+
+def take_due(
+    session: Session, *, now_ms: int, lease_ms: int, limit: int, subscription_id: int | None = None
+) -> list[Delivery]:
+    """Due pending deliveries (of one subscription, if given; rows other workers hold are
+    skipped), leased for ``lease_ms``: another worker will not take them again before that."""
+    statement = select(Delivery).where(
+        Delivery.status == "pending", Delivery.next_attempt_at_ms <= now_ms
+    )
+    if subscription_id is not None:
+        statement = statement.where(Delivery.subscription_id == subscription_id)
+    statement = (
+        statement.order_by(Delivery.next_attempt_at_ms, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -141,6 +159,25 @@ def not_delivered(
 
 
 MAX_BACKOFF_MS = 300_000
+
+
+def put_back(
+    session: Session, delivery_ids: Sequence[int], reason: str, *, at_ms: int, now_ms: int,
+    give_up_ms: int,
+) -> int:  # fmt: skip
+    """Deliveries taken but not POSTed: due again at ``at_ms``, or dead if written
+    ``give_up_ms`` ago or more (never tried, they are given up on all the same; ``reason``
+    is kept as the error of one that has none). Returns how many died."""
+    if not delivery_ids:
+        return 0
+    taken = (Delivery.id.in_(delivery_ids), Delivery.status == "pending")
+    died = session.execute(
+        update(Delivery)
+        .where(*taken, Delivery.created_at_ms <= now_ms - give_up_ms)
+        .values(status="dead", last_error=func.coalesce(Delivery.last_error, reason[:1000]))
+    )
+    session.execute(update(Delivery).where(*taken).values(next_attempt_at_ms=at_ms))
+    return int(getattr(died, "rowcount", 0))
 
 
 def next_due_ms(session: Session) -> int | None:
