@@ -36,7 +36,7 @@ from waimai_bridge.store.tables import Delivery
 
 @pytest.fixture
 def worker(database: Database, tmp_path: Path) -> Iterator[tuple[Worker, Taken]]:
-    with working(database.url, tmp_path) as made:
+    with working(database.url, tmp_path, extra="subscriber_allow_private = true") as made:
         yield made
 
 
@@ -51,7 +51,9 @@ def on_redis(
     database: Database, tmp_path: Path, own_redis: OwnRedis
 ) -> Iterator[tuple[Worker, Taken]]:
     """The worker's bridge on the test's own Redis."""
-    with working(database.url, tmp_path, broker=own_redis.url) as made:
+    with working(
+        database.url, tmp_path, broker=own_redis.url, extra="subscriber_allow_private = true"
+    ) as made:
         yield made
 
 
@@ -130,7 +132,7 @@ def test_an_update_is_posted_as_signed_json_and_a_refusal_is_kept_as_its_status(
     bridge.deliverer.deliver()
     with bridge.database.transaction() as session:
         row = session.execute(select(Delivery)).scalar_one()
-        assert (row.status, row.last_error) == ("pending", "HTTP 503: ")
+        assert (row.status, row.last_error) == ("pending", "HTTP 503 Service Unavailable")
         worker[0].now = row.next_attempt_at_ms
     subscriber.down = False
     bridge.deliverer.deliver()
@@ -156,7 +158,7 @@ def test_a_subscriber_that_never_answers_times_out_and_is_given_up_on(
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
         extra = (
             "subscriber_timeout_seconds = 0.2\nsubscriber_retry_seconds = 1\n"
-            "subscriber_give_up_seconds = 2"
+            "subscriber_give_up_seconds = 2\nsubscriber_allow_private = true"
         )
         with working(database.url, tmp_path, extra=extra) as (worker, _):
             subscribed(worker, url, 1)

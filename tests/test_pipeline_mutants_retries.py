@@ -82,7 +82,8 @@ def test_a_subscriber_that_keeps_failing_is_retried_on_a_doubling_backoff(
     tmp_path: Path, down: Subscriber
 ) -> None:
     now = [T0]
-    extra = "subscriber_retry_seconds = 2\nsubscriber_give_up_seconds = 900"
+    extra = "subscriber_retry_seconds = 2\nsubscriber_give_up_seconds = 900\n"
+    extra += "subscriber_allow_private = true"
     bridge, enqueued = _bridge(tmp_path, now, extra)
     counted = {outcome: _deliveries(outcome) for outcome in ("done", "retry", "dead")}
     try:
@@ -126,7 +127,7 @@ def test_an_update_the_subscriber_takes_is_done_when_it_answered(
     tmp_path: Path, subscriber: Subscriber
 ) -> None:
     now = [T0]
-    bridge, enqueued = _bridge(tmp_path, now)
+    bridge, enqueued = _bridge(tmp_path, now, "subscriber_allow_private = true")
     done_before = _deliveries("done")
     try:
         with bridge.database.transaction() as session:

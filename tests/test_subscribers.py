@@ -77,7 +77,8 @@ def subscriber() -> Iterator[Subscriber]:
 def _client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     folder = tmp_path_factory.mktemp("subscribers")
     path = folder / "bridge.toml"
-    extra = "subscriber_retry_seconds = 0.2\nsubscriber_give_up_seconds = 30"
+    extra = "subscriber_retry_seconds = 0.2\nsubscriber_give_up_seconds = 30\n"
+    extra += "subscriber_allow_private = true"
     path.write_text(config_text(f"sqlite:///{folder / 'b.sqlite3'}", bridge_extra=extra))
     plugins = registry()
     with TestClient(create_app(Bridge(load_config(path, plugins), plugins))) as client:
