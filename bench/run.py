@@ -312,7 +312,7 @@ database_url = "{database_url}"
 broker_url = "{REDIS}"
 shards = {shards}
 accept_hold_seconds = 1
-api_tokens = ["bench"]
+api_tokens = ["bench-api-token-0001"]
 
 [platforms.testpay]
 secret = "{SECRET}"

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,11 +122,51 @@ def processes(logs: Path) -> Iterator[Callable[..., Process]]:
     finally:
         for process in reversed(started):
             process.stop()
+    for process in started:
+        assert_no_secrets(process)
+
+
+def assert_no_secrets(process: Process) -> None:
+    """Fail when the output of a bridge process holds a secret of its config: a token, a
+    platform's or a store's secret, the password of a database or broker URL."""
+    command = process.popen.args
+    assert isinstance(command, list)
+    if "--config" not in command:
+        return
+    config = Path(command[command.index("--config") + 1])
+    output = process.output()
+    for secret in configured_secrets(tomllib.loads(config.read_text(encoding="utf-8"))):
+        assert secret not in output, f"{process.name} logged a secret of {config}: {secret[:3]}…"
+
+
+SECRET_KEYS = ("secret", "token", "password", "key")
+"""Config keys whose values are secrets: those whose name holds one of these words."""
+
+
+def configured_secrets(config: dict[str, Any]) -> set[str]:
+    """Every secret in a bridge config: its API tokens, the values of keys named like
+    secrets in its tables, and the passwords of its URLs."""
+    found: set[str] = set()
+    pending: list[tuple[str, Any]] = [("", config)]
+    while pending:
+        name, value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.items())
+        elif isinstance(value, list):
+            pending.extend((name, item) for item in value)  # api_tokens' items are tokens
+        elif isinstance(value, str):
+            if any(word in name for word in SECRET_KEYS):
+                found.add(value)
+            if "://" in value and (password := httpx.URL(value).password):
+                found.add(password)
+    return {secret for secret in found if len(secret) >= 6}
 
 
 def bridge_command(config: Path, *arguments: str) -> list[str]:
-    """``waimai-bridge --config CONFIG ARGUMENTS…`` run by this interpreter."""
-    return [sys.executable, "-m", "waimai_bridge", "--config", str(config), *arguments]
+    """``waimai-bridge --config CONFIG ARGUMENTS…`` run by this interpreter; ``serve`` and
+    ``worker`` log everything (``--log-level debug``), for :func:`assert_no_secrets`."""
+    logging = ["--log-level", "debug"] if arguments[:1] in (("serve",), ("worker",)) else []
+    return [sys.executable, "-m", "waimai_bridge", "--config", str(config), *arguments, *logging]
 
 
 def redis_command(port: int, folder: Path) -> list[str]:

@@ -33,7 +33,7 @@ from tests.processes import (
 from waimai_bridge.harness.fixtures import RawRequest, Step, load_fixtures
 from waimai_bridge.plugins import PluginRegistry
 
-TOKEN = "backlog-token"
+TOKEN = "backlog-api-token-0001"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HOLD_SECONDS = 6
 """Longer than sending every push takes, so each order's whole lifecycle is received within

@@ -12,7 +12,7 @@ from waimai_bridge.config import CONFIG_ENV, PlatformNotConfigured, load_config
 from waimai_bridge.errors import ConfigError
 from waimai_bridge.plugins import PluginRegistry
 
-SECRETS = ("eleme-SECRET-1", "meituan-SECRET-2", "pos-SECRET-3", "token-SECRET-4", "api-SECRET-5")
+SECRETS = ("eleme-SECRET-1", "meituan-SECRET-2", "pos-SECRET-3", "token-SECRET-4", "api-SECRET-5-long-enough")
 
 SPEC_EXAMPLE = f"""
 [bridge]

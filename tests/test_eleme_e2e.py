@@ -20,7 +20,7 @@ from tests.processes import running_serve, wait_until
 SECRET = "eleme-e2e-secret"
 APP_ID = 58137347
 SHOP = 160012345
-TOKEN = "api-token-eleme"
+TOKEN = "eleme-e2e-api-token-0001"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 T0_S = 1_716_181_200
 USER_PAID = 3500  # examples.new_order's default order

@@ -36,7 +36,7 @@ from waimai_bridge.store.tables import InboxEvent, Order, OrderEvent, PlatformOr
 from waimai_bridge.web.app import create_app
 
 SECRET = "testpay-secret"
-TOKEN = "api-token-1"
+TOKEN = "pipeline-api-token-0001"
 T0 = 1_716_181_200_000
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

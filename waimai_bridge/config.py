@@ -15,12 +15,21 @@ import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from waimai_bridge.bounds import MAX_ID_LENGTH
@@ -32,6 +41,44 @@ CONFIG_ENV = "WAIMAI_CONFIG"
 """Environment variable naming the config file when ``--config`` is not given."""
 
 Problem = tuple[str, str]
+
+
+MIN_SECRET_LENGTH = 16
+"""The shortest API token or subscription secret accepted: a shorter one can be guessed."""
+
+
+class Scope(StrEnum):
+    """What an API token may do."""
+
+    READ = "read"
+    """``GET`` anything under ``/api``."""
+    ACT = "act"
+    """Everything else under ``/api``: actions, subscriptions, the SKU mapping."""
+
+
+class ApiToken(BaseModel):
+    """An ``api_tokens`` entry: the bearer token and what it may do."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: SecretStr
+    scopes: frozenset[Scope] = Field(default=frozenset(Scope), min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        """A plain string is a token of every scope."""
+        return {"token": value} if isinstance(value, str) else value
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_SECRET_LENGTH} characters long (a shorter token "
+                "can be guessed); e.g. python -c 'import secrets; print(secrets.token_urlsafe())'"
+            )
+        return value
 
 
 class BridgeSettings(BaseSettings):
@@ -54,8 +101,16 @@ class BridgeSettings(BaseSettings):
     accept_hold_seconds: int = Field(
         default=60, ge=0, description="How long an accepted order waits before it is stored."
     )
-    api_tokens: list[SecretStr] = Field(
-        default_factory=list, description="Bearer tokens accepted by /api."
+    api_tokens: list[ApiToken] = Field(
+        default_factory=list,
+        description='Bearer tokens accepted by /api: "TOKEN" (every scope) or '
+        '{ token = "TOKEN", scopes = ["read"] }.',
+    )
+    intake_max_waiting: int = Field(
+        default=2000,
+        ge=1,
+        le=1_000_000,
+        description="Pushes that may wait for the inbox at once; more get 503 + Retry-After.",
     )
     sweep_interval_seconds: float = Field(
         default=15, gt=0, description="How often workers look for work a lost message left."

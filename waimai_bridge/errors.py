@@ -6,6 +6,7 @@ contract violation shows the offending value only after it is shortened.
 
 from __future__ import annotations
 
+import traceback
 from typing import ClassVar
 
 from waimai_bridge.models import Reply
@@ -100,3 +101,11 @@ class ConfigError(WaimaiBridgeError):
         super().__init__(f"invalid configuration{where}:\n{lines}")
         self.problems = problems
         self.source = source
+
+
+def failure_site(exc: BaseException) -> str:
+    """Where an exception was raised, for a log line: its type, file and line, never its
+    message (which may quote a pushed value or a secret)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where}"

@@ -161,10 +161,17 @@ def _serve_metrics(host: str, port: int) -> None:
         ) from None
 
 
+QUIET_LOGGERS = ("httpx", "httpcore", "sqlalchemy.engine", "sqlalchemy.pool", "hpack")
+"""Loggers kept at WARNING whatever the level asked: their lower lines hold URLs with their
+queries (where some platforms put signatures), headers and statement parameters."""
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _wait_for_signal() -> None:

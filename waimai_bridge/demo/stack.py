@@ -22,7 +22,7 @@ from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.web.app import create_app
 
-API_TOKEN = "demo-token"
+API_TOKEN = "demo-api-token-0001"
 """The demo's bearer token for ``/api`` (the server lives only as long as the demo)."""
 
 

@@ -22,7 +22,7 @@ from waimai_bridge.action_rules import (
     declared_answers,
     refusal,
 )
-from waimai_bridge.errors import WaimaiBridgeError
+from waimai_bridge.errors import WaimaiBridgeError, failure_site
 from waimai_bridge.metrics import ACTIONS_PERFORMED
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult, Capability
 from waimai_bridge.pipeline.messages import Pipeline
@@ -211,7 +211,8 @@ class ActionWorker:
             config = self.pipeline.config.plugin_config(platform)
             return plugin.outbound_action(request, config)
         except Exception as exc:  # a plugin bug: failing is safe, calling again may not be
-            logger.exception("action %s: the %s plugin failed", request.action_id, platform)
+            logger.error("action %s: the %s plugin failed: %s",
+                         request.action_id, platform, failure_site(exc))  # fmt: skip
             return ActionResult(
                 outcome=ActionOutcome.REJECTED, code="PLUGIN_ERROR",
                 message=f"{type(exc).__name__}: {exc}"[:500],

@@ -7,6 +7,7 @@ import logging
 
 import dramatiq
 
+from waimai_bridge.errors import failure_site
 from waimai_bridge.metrics import EVENTS_PROCESSED, PUSH_TO_COMMIT_SECONDS
 from waimai_bridge.models import Capability, Event, NativeEvent, PriceBreakdown
 from waimai_bridge.pipeline.failures import error_text, is_outage
@@ -92,7 +93,7 @@ class ShardApplier:
                 except Exception as exc:  # the plugin cannot read this payload: a poison event
                     inbox.park(session, row.id, f"{type(exc).__name__}: {exc}", now)
                     EVENTS_PROCESSED.labels(native.platform, "failed").inc()
-                    logger.warning("inbox event %s parked: %s: %s", row.id, type(exc).__name__, exc)
+                    logger.warning("inbox event %s parked: %s", row.id, failure_site(exc))
                     continue
                 incoming.append(Incoming(event, row.received_at_ms, price))
             applied = apply_events(session, incoming, accept_hold_ms=pipeline.accept_hold_ms)

@@ -26,6 +26,13 @@ MAX_RETRIES = 20
 TIME_LIMIT_MS = 60_000
 
 
+REDIS_CONNECT_TIMEOUT_S = 5
+"""How long connecting to Redis may take before the call fails (and is retried)."""
+REDIS_TIMEOUT_S = 10
+"""How long one Redis command may wait for its answer: longer than a consumer's wait for
+its doorbell (:data:`IDLE_WAIT_MS`), so that only a dead connection times out."""
+REDIS_HEALTH_CHECK_S = 30
+"""A connection idle this long is checked before it is used again."""
 IDLE_WAIT_MS = 1000
 """How long a consumer of an idle queue waits for its doorbell before it looks anyway (for
 a message no enqueue rang for, such as one Dramatiq requeued from a dead worker)."""
@@ -160,7 +167,13 @@ def make_broker(url: str) -> Broker:
     if not url:
         return StubBroker(middleware=middleware)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return DoorbellRedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_timeout=REDIS_TIMEOUT_S,
+            health_check_interval=REDIS_HEALTH_CHECK_S,
+        )
+        return DoorbellRedisBroker(client=client, middleware=middleware)  # type: ignore[no-untyped-call]
     raise ValueError(
         f"broker_url must be empty (in-process) or a redis:// URL, not {url.split(':', 1)[0]}://…"
     )

@@ -28,6 +28,7 @@ from waimai_bridge.metrics import INBOX_EVENTS
 from waimai_bridge.models import NativeEvent
 from waimai_bridge.pipeline.messages import Pipeline
 from waimai_bridge.store import inbox
+from waimai_bridge.store.database import CONNECT_TIMEOUT_SECONDS, STATEMENT_TIMEOUT
 
 BATCH = 100
 """Pushes written in one statement, at most."""
@@ -36,6 +37,15 @@ WAKE_GATHER_S = 0.010
 round trips), so that fewer calls take the web's event loop from its requests; an event's
 commit waits this much longer at most. On a shared broker a shard's events gather for
 longer in any case (the workers take them ``GATHER_EVENTS_MS`` after the wake-up)."""
+
+
+RETRY_AFTER_S = 1
+"""What a push refused by a full intake is told to wait before it is sent again."""
+
+
+class IntakeFull(Exception):
+    """More pushes wait for the inbox than ``[bridge].intake_max_waiting``: this one is
+    refused, to be sent again, rather than held in memory."""
 
 
 Push = tuple[Sequence[NativeEvent], int]
@@ -83,6 +93,8 @@ class Intake:
         database = pipeline.database
         self._connection = _Connection(database.url) if database.dialect == "postgresql" else None
         self._waiting: list[_Waiting] = []
+        self._in_flight = 0
+        self._max_waiting = pipeline.config.bridge.intake_max_waiting
         self._writer: asyncio.Task[None] | None = None
         self._to_wake: set[int] = set()
         self._waker: asyncio.Task[None] | None = None
@@ -90,13 +102,21 @@ class Intake:
     async def write(self, events: Sequence[NativeEvent], *, received_at_ms: int) -> None:
         """Write a push's events to the inbox; returns once they are committed.
 
-        Raises what the database raised when they could not be written.
+        Raises :class:`IntakeFull` when too many pushes wait already, and what the
+        database raised when they could not be written.
         """
+        if self._in_flight >= self._max_waiting:
+            raise IntakeFull(f"{self._in_flight} pushes wait for the inbox already")
         waiting = _Waiting(events, received_at_ms, asyncio.get_running_loop().create_future())
         self._waiting.append(waiting)
+        self._in_flight += 1
+        waiting.written.add_done_callback(self._done)
         if not _running(self._writer):
             self._writer = asyncio.create_task(self._write_waiting())
         await asyncio.shield(waiting.written)  # a client that hangs up does not stop the write
+
+    def _done(self, _written: asyncio.Future[None]) -> None:
+        self._in_flight -= 1
 
     async def _write_waiting(self) -> None:
         while self._waiting:
@@ -170,9 +190,12 @@ class _Connection:
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
+        given = {key: value for key, value in parsed.query.items() if isinstance(value, str)}
         self._parameters: dict[str, Any] = {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             **parsed.translate_connect_args(username="user", database="dbname"),
-            **{key: value for key, value in parsed.query.items() if isinstance(value, str)},
+            **given,
+            "options": f"{STATEMENT_TIMEOUT} {given.get('options', '')}".strip(),
         }
         self._open: psycopg.AsyncConnection[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

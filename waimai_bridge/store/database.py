@@ -23,6 +23,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from waimai_bridge.errors import WaimaiBridgeError
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+CONNECT_TIMEOUT_SECONDS = 5
+"""How long connecting to PostgreSQL may take (a ``connect_timeout`` in the URL wins)."""
+STATEMENT_TIMEOUT_MS = 30_000
+"""How long one statement may run on PostgreSQL before it is cancelled (an
+``options=-c statement_timeout=…`` in the URL wins; migrations have none)."""
+STATEMENT_TIMEOUT = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+POOL_TIMEOUT_SECONDS = 10
+"""How long a thread waits for a pooled connection before its work fails."""
 POOL_SIZE = 20
 """Connections kept open per process, at most: more than the threads that use one at once
 (the web's thread pool, a worker's threads, the sweeper), since opening one costs more than
@@ -30,7 +38,9 @@ a request."""
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+    engine = create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -98,12 +108,21 @@ class Database:
             self.engine = _sqlite_engine(url)
             relaxed = self.engine
         else:
-            pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_recycle": 3600}
-            self.engine = create_engine(url, **pool)
-            # its own connections: setting it per transaction would cost a statement each
+            pool = {
+                "pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_recycle": 3600,
+                "pool_pre_ping": True, "pool_timeout": POOL_TIMEOUT_SECONDS,
+                "hide_parameters": True,
+            }  # fmt: skip
             given = parsed.query.get("options", "")
-            options = " ".join([*([given] if isinstance(given, str) else given), RELAXED])
-            relaxed = create_engine(url, connect_args={"options": options.strip()}, **pool)
+            options = " ".join([STATEMENT_TIMEOUT, *([given] if isinstance(given, str) else given)])
+            timeouts = {"connect_timeout": CONNECT_TIMEOUT_SECONDS} | {
+                key: value for key, value in parsed.query.items() if key == "connect_timeout"
+            }
+            self.engine = create_engine(url, connect_args={**timeouts, "options": options}, **pool)
+            # its own connections: setting it per transaction would cost a statement each
+            relaxed = create_engine(
+                url, connect_args={**timeouts, "options": f"{options} {RELAXED}"}, **pool
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._relaxed = relaxed
         self._relaxed_sessions = sessionmaker(relaxed, expire_on_commit=False)
@@ -162,6 +181,8 @@ class Database:
                 _enforce_foreign_keys(connection, False)
             try:
                 with connection.begin():
+                    if self.dialect == "postgresql":  # a migration may rewrite a large table
+                        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
                     yield connection
                     if sqlite and (broken := _foreign_key_problems(connection)):
                         raise MigrationFailed(f"the migration broke foreign keys: {broken}")

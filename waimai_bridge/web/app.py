@@ -7,12 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from anyio import to_thread
-from dramatiq.brokers.redis import RedisBroker
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
@@ -21,27 +19,43 @@ from waimai_bridge.pipeline.intake import Intake
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.web import actions, api, skus, subscriptions
 from waimai_bridge.web.errors import error, invalid
-from waimai_bridge.web.webhooks import OPENAPI_PATHS, WebhookReceiver, is_push
+from waimai_bridge.web.health import HealthCheck
+from waimai_bridge.web.limits import MAX_BODY_BYTES, BodyLimit
+from waimai_bridge.web.tokens import TokenCheck
+from waimai_bridge.web.webhooks import OPENAPI_PATHS, WebhookReceiver, route_path
+from waimai_bridge.web.webhooks import PREFIX as PUSH_PREFIX
 
+API_PREFIX = "/api/"
 WEB_THREADS = 4
 """Threads that run the blocking part of requests (inbox writes, database reads)."""
 
 
 class BridgeApp(FastAPI):
-    """The bridge's FastAPI app; pushes go straight to its :class:`WebhookReceiver`, past
-    FastAPI's middleware (a middleware that must see pushes wraps this app instead)."""
+    """The bridge's FastAPI app. Every request's body is bounded first (:class:`BodyLimit`);
+    pushes then go straight to the :class:`WebhookReceiver`, past FastAPI's middleware (a
+    middleware that must see pushes wraps this app instead), and API requests are let in by
+    their token (:class:`TokenCheck`) before a route reads them."""
 
     def __init__(self, bridge: Bridge, **settings: Any) -> None:
         super().__init__(**settings)
         self.state.bridge = bridge
         self.state.intake = Intake(bridge.pipeline)
         self.receiver = WebhookReceiver(bridge, self.state.intake)
+        self.tokens = TokenCheck(bridge.config.bridge.api_tokens)
+        self._bounded = BodyLimit(self._dispatch, _body_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if is_push(scope):
+        await self._bounded(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = route_path(scope) if scope["type"] == "http" else ""
+        if path.startswith(PUSH_PREFIX):
             await self.receiver(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
+            return
+        if path.startswith(API_PREFIX) and (refusal := self.tokens.refusal(scope)) is not None:
+            await refusal(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI document, with the webhook URLs."""
@@ -75,6 +89,7 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
         summary="Takeaway platform pushes in, one order model out.",
         lifespan=lifespan,
     )
+    health = HealthCheck(bridge)
     app.include_router(api.router)
     app.include_router(actions.router)
     app.include_router(subscriptions.router)
@@ -86,35 +101,24 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
-        return invalid(exc.errors())
+        problems = exc.errors()
+        in_url = any(problem["loc"][:1] in (("query",), ("path",)) for problem in problems)
+        return invalid(problems, status=400 if in_url else 422)
 
     @app.get("/healthz", tags=["operations"], summary="Database and broker reachable")
     async def healthz() -> Response:
-        checks = await run_in_threadpool(_health, bridge)
+        checks = await health.check()
         ok = all(value == "ok" for value in checks.values())
         body = {"status": "ok" if ok else "unavailable", **checks}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(await run_in_threadpool(generate_latest), media_type=CONTENT_TYPE_LATEST)
 
     return app
 
 
-def _health(bridge: Bridge) -> dict[str, str]:
-    checks = {}
-    try:
-        with bridge.database.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"unreachable: {type(exc).__name__}"
-    broker = bridge.broker
-    try:
-        if isinstance(broker, RedisBroker):
-            broker.client.ping()
-        checks["broker"] = "ok"
-    except Exception as exc:
-        checks["broker"] = f"unreachable: {type(exc).__name__}"
-    return checks
+def _body_limit(scope: Scope) -> int:
+    """The largest body a request may send: the SKU mapping's imports are larger."""
+    return skus.MAX_BODY_BYTES if route_path(scope) == skus.PATH else MAX_BODY_BYTES

@@ -37,6 +37,7 @@ from waimai_bridge.web.views import MAX_PAGE, iso
 
 router = APIRouter(prefix="/api/v1", tags=["skus"], dependencies=API)
 
+PATH = "/api/v1/skus"
 MAX_BODY_BYTES = 4 << 20
 """The largest PUT body: some 50,000 mappings."""
 SHOWN_PROBLEMS = 1000
@@ -134,7 +135,7 @@ async def put_skus(request: Request) -> Response:
     JSON body; every line is checked first, and a batch with any bad line writes nothing."""
     bridge = bridge_of(request)
     media_type = _media_type(request)
-    data = await _body(request)
+    data = await request.body()  # bounded by MAX_BODY_BYTES (web.limits)
     try:
         rows = _rows(bridge, media_type, data)
     except SkuFileError as exc:
@@ -155,21 +156,6 @@ def _media_type(request: Request) -> str:
         if name.strip().lower() == "charset" and value.strip(' "').lower() not in ("utf-8", "utf8"):
             raise HTTPException(415, "send the mapping in UTF-8")
     return media_type
-
-
-async def _body(request: Request) -> bytes:
-    """The request body, refused with 413 as soon as it is known to be too large."""
-    too_large = HTTPException(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _rows(bridge: Bridge, media_type: str, data: bytes) -> list[SkuRow]:

@@ -22,24 +22,21 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from waimai_bridge.config import PlatformNotConfigured
-from waimai_bridge.errors import ContractViolation, PushRefused
+from waimai_bridge.errors import ContractViolation, PushRefused, failure_site
 from waimai_bridge.metrics import WEBHOOK_REQUESTS, WEBHOOK_SECONDS
 from waimai_bridge.models import Capability, InboundRequest, ParsedPush
-from waimai_bridge.pipeline.intake import Intake
+from waimai_bridge.pipeline.intake import RETRY_AFTER_S, Intake, IntakeFull
 from waimai_bridge.plugins import UnknownPlatform
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.web.errors import error
+from waimai_bridge.web.limits import MAX_BODY_BYTES
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 << 20
 PREFIX = "/webhooks/"
+UNKNOWN_PLATFORM = "unknown"
+"""The metrics' platform label of a push to a platform no plugin serves."""
 METHODS = ("GET", "POST")
-
-
-def is_push(scope: Scope) -> bool:
-    """Whether an ASGI request is for a webhook URL."""
-    return scope["type"] == "http" and _route_path(scope).startswith(PREFIX)
 
 
 class WebhookReceiver:
@@ -51,7 +48,7 @@ class WebhookReceiver:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        segments = _route_path(scope).removeprefix(PREFIX).split("/")
+        segments = route_path(scope).removeprefix(PREFIX).split("/")
         if len(segments) > 2 or "" in segments:
             response: Response = error(404, f"no webhook at {_url_path(scope)}")
         elif request.method not in METHODS:
@@ -67,29 +64,27 @@ class WebhookReceiver:
         started = time.perf_counter()
         bridge = self.bridge
         received_at_ms = bridge.clock()
-        declared = request.headers.get("content-length", "0")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            response: Response = error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        body = await request.body()
+        query = request.query_params.multi_items() if request.scope["query_string"] else []
+        inbound = InboundRequest(
+            method=request.method,
+            url=bridge.config.bridge.public_base_url + _url_path(request.scope),
+            kind=kind,
+            query=list(query),
+            headers=dict(request.headers.items()),
+            body=body,
+            received_at_ms=received_at_ms,
+        )
+        # the plugin's hook is a pure function of the request: cheaper here than in a thread
+        parsed = _parse(bridge, platform, inbound)
+        if isinstance(parsed, Response):
+            response: Response = parsed
         else:
-            body = await request.body()
-            query = request.query_params.multi_items() if request.scope["query_string"] else []
-            inbound = InboundRequest(
-                method=request.method,
-                url=bridge.config.bridge.public_base_url + _url_path(request.scope),
-                kind=kind,
-                query=list(query),
-                headers=dict(request.headers.items()),
-                body=body,
-                received_at_ms=received_at_ms,
-            )
-            # the plugin's hook is a pure function of the request: cheaper here than in a thread
-            parsed = _parse(bridge, platform, inbound)
-            if isinstance(parsed, Response):
-                response = parsed
-            else:
-                response = await _store(self.intake, platform, parsed, received_at_ms)
-        WEBHOOK_REQUESTS.labels(platform, str(response.status_code)).inc()
-        WEBHOOK_SECONDS.labels(platform).observe(time.perf_counter() - started)
+            response = await _store(self.intake, platform, parsed, received_at_ms)
+        # label values from the plugins, never from the URL (SPEC §9)
+        label = platform if platform in bridge.registry.platforms else UNKNOWN_PLATFORM
+        WEBHOOK_REQUESTS.labels(label, str(response.status_code)).inc()
+        WEBHOOK_SECONDS.labels(label).observe(time.perf_counter() - started)
         return response
 
 
@@ -100,7 +95,7 @@ def _url_path(scope: Scope) -> str:
     return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The request's path below the app's root path."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -124,11 +119,12 @@ def _parse(bridge: Bridge, name: str, request: InboundRequest) -> ParsedPush | R
                 exc.reply.body, status_code=exc.status, media_type=exc.reply.content_type
             )
         return error(exc.status, exc.message)
-    except ContractViolation as exc:
-        logger.error("push refused, the plugin broke its contract: %s", exc)
+    except ContractViolation as exc:  # its problem may quote the push: not logged
+        logger.error("push refused, plugin %r broke the contract of %s at %s",
+                     exc.plugin, exc.hook, exc.path)  # fmt: skip
         return error(500, f"the {name} plugin broke its contract; the push was not accepted")
-    except Exception:
-        logger.exception("push refused, the %s plugin failed on it", name)
+    except Exception as exc:
+        logger.error("push refused, the %s plugin failed on it: %s", name, failure_site(exc))
         return error(500, f"the {name} plugin failed on this push; it was not accepted")
     if parsed is None:
         where = f"/{request.kind}" if request.kind else ""
@@ -141,6 +137,9 @@ async def _store(intake: Intake, name: str, parsed: ParsedPush, received_at_ms: 
     if parsed.events:
         try:
             await intake.write(parsed.events, received_at_ms=received_at_ms)
+        except IntakeFull:
+            return error(503, "too many pushes wait to be stored; send this one again",
+                         headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
         except DataError:  # the database's message may quote the push: not repeated
             logger.warning("push of %s refused by the database as invalid data", name)
             return error(400, "the push holds a value the database cannot store (such as a "
@@ -158,7 +157,8 @@ ANSWERS = {
     "401": "The signature is wrong",
     "404": "No such platform, or it takes no push at this URL",
     "413": f"The body is larger than {MAX_BODY_BYTES} bytes",
-    "503": "The push cannot be stored right now; the platform sends it again",
+    "503": "The push cannot be stored right now (with Retry-After when too many wait); "
+    "the platform sends it again",
 }
 """The answers a webhook URL gives, as its OpenAPI entry lists them."""
 
