@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from waimai_bridge_eleme import api, examples, prices
 from waimai_bridge_eleme.signing import push_signature, request_signature
-from waimai_bridge_eleme.testing import FakeAnswer, FakeEleme, push_body
+from waimai_bridge_eleme.testing import FakeAnswer, FakeEleme, push_body, push_envelope
 
 from waimai_bridge.errors import BadSignature, UndecodablePush, UnknownStore
 from waimai_bridge.hookcalls import Platform
@@ -131,6 +131,40 @@ def test_bad_pushes_are_refused_with_a_clear_error(
         eleme.parse_event(request_, CONFIG)
     assert problem in str(refused.value)
     assert str(SETTINGS["app_secret"]) not in str(refused.value)
+
+
+def resigned(changes: dict[str, Any], *, without: str | None = None) -> InboundRequest:
+    """A status push whose envelope is changed, then signed again with the app's secret."""
+    envelope = push_envelope(12, STATUS, app_id=SETTINGS["app_id"], shop_id=SHOP,
+                             secret=SETTINGS["app_secret"])  # fmt: skip
+    del envelope["signature"]
+    envelope = {key: value for key, value in {**envelope, **changes}.items() if key != without}
+    envelope["signature"] = push_signature(envelope, SETTINGS["app_secret"])
+    return inbound(POST, json.dumps(envelope).encode())
+
+
+@pytest.mark.parametrize(
+    ("request_", "error", "problem"),
+    [
+        (resigned({}, without="appId"), BadSignature, "no appId"),
+        (resigned({"appId": "9" * 100_000}), BadSignature, "appId"),
+        (resigned({"shopId": [SHOP]}), UndecodablePush, "shopId"),
+        (resigned({"shopId": {"id": SHOP}}), UndecodablePush, "shopId"),
+        (resigned({"shopId": "9" * 100_000}), UndecodablePush, "shopId"),
+        (resigned({"shopId": 2**64}), UndecodablePush, "shopId"),
+        (resigned({"type": "x" * 100_000}), UndecodablePush, "type"),
+        (resigned({"type": [[[12]]]}), UndecodablePush, "type"),
+    ],
+    ids=["no-app-id", "long-app-id", "shop-list", "shop-object", "long-shop", "huge-shop",
+         "long-type", "nested-type"],
+)  # fmt: skip
+def test_a_signed_envelope_of_the_wrong_shape_is_refused_in_a_few_words(
+    eleme: Platform, request_: InboundRequest, error: type[Exception], problem: str
+) -> None:
+    with pytest.raises(error) as refused:
+        eleme.parse_event(request_, CONFIG)
+    assert problem in str(refused.value)
+    assert len(str(refused.value)) < 200
 
 
 def test_amounts_the_order_does_not_state_are_null_not_zero(eleme: Platform) -> None:

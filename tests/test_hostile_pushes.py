@@ -32,6 +32,7 @@ from waimai_bridge.errors import PushRefused
 from waimai_bridge.hookcalls import Platform
 from waimai_bridge.models import InboundRequest, NativeEvent, PluginConfig
 from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge.untrusted import MAX_JSON_LENGTH
 
 LONG = 300
 """Longer than every column a push's text goes to."""
@@ -214,6 +215,29 @@ def test_a_value_the_database_cannot_hold_is_refused_naming_it(
     assert refused.value.status == 400
     assert words in refused.value.message
     assert len(refused.value.message) < 400
+
+
+OVERSIZED = b'{"padding": "' + b"x" * MAX_JSON_LENGTH + b'"}'
+"""A JSON document past the bound (only a direct hook call can pass it: the webhook's
+body limit is the same)."""
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: own_pos_push(OVERSIZED),
+        lambda: eleme_push(12, OVERSIZED.decode()),
+        lambda: Push("eleme", None, OVERSIZED, {}),
+    ],
+    ids=["own_pos-body", "eleme-message", "eleme-body"],
+)
+def test_a_json_document_longer_than_the_bound_is_refused_unread(
+    platforms: dict[str, Platform], build: Callable[[], Push]
+) -> None:
+    with pytest.raises(PushRefused) as refused:
+        read(platforms, build())
+    assert refused.value.status == 400
+    assert f"longer than {MAX_JSON_LENGTH}" in refused.value.message
 
 
 # --------------------------------------------------------------------------- fuzz

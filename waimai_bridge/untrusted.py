@@ -1,11 +1,11 @@
 """Reading what arrives from outside: JSON every failure of which is a ``ValueError``.
 
 A push is hostile until it is read. :func:`decode_json` turns every way JSON text can be
-unusable — not UTF-8, not JSON, nested deep enough to exhaust a recursive parser or
-serialiser, ``NaN`` or an overflowing number, an integer too long to convert, a lone
-surrogate that no database encoding can hold, a NUL character that no database text
-holds — into ``ValueError``. :func:`describe`
-words a refused value by its field and problem, never by the value itself (it may be a
+unusable — longer than a webhook's body may be, not UTF-8, not JSON, nested deep enough
+to exhaust a recursive parser or serialiser, ``NaN`` or an overflowing number, an
+integer too long to convert, a lone surrogate that no database encoding can hold, a NUL
+character that no database text holds — into ``ValueError``. :func:`describe` words a
+refused value by its field and problem, never by the value itself (it may be a
 customer's text, and the words may be logged).
 """
 
@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any, Final
 
 from pydantic import ValidationError
 
 MAX_JSON_DEPTH: Final = 32
 """The deepest nesting of arrays and objects accepted; real pushes nest a few levels."""
+
+MAX_JSON_LENGTH: Final = 1 << 20
+"""The longest JSON text read, in bytes (characters for a ``str``): as long as the body a
+webhook accepts, so that a plugin reading a JSON string inside a push is bounded too."""
 
 UNREADABLE: Final[tuple[type[Exception], ...]] = (ValueError, TypeError, ArithmeticError)
 """What reading a decoded payload of the wrong shape or size can raise: ``ValueError``
@@ -30,10 +35,17 @@ _DESCRIPTION_LENGTH = 300
 
 def decode_json(text: str | bytes) -> Any:
     """JSON text as Python values; ``ValueError`` saying why for anything unusable."""
+    if len(text) > MAX_JSON_LENGTH:
+        raise ValueError(f"the JSON is longer than {MAX_JSON_LENGTH} bytes")
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError(f"the JSON nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's advice is not for the sender
+            digits = sys.get_int_max_str_digits()
+            raise ValueError(f"the JSON holds an integer of more than {digits} digits") from None
+        raise
     _check(value)
     return value
 

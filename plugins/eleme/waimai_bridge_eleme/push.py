@@ -84,8 +84,12 @@ def _verify(envelope: dict[str, Any], config: PluginConfig) -> None:
     if not hmac.compare_digest(expected.encode(), given.upper().encode()):
         message = "the push signature does not verify"
         raise BadSignature(message, reply=refusal(message))
-    if str(envelope.get("appId")) != str(config.settings["app_id"]):
-        message = f"the push is for appId {envelope['appId']}, not this bridge's app"
+    app_id = envelope.get("appId")
+    if app_id is None:
+        message = "the push has no appId"
+        raise BadSignature(message, reply=refusal(message))
+    if str(app_id) != str(config.settings["app_id"]):
+        message = f"the push is for appId {_shown(app_id)}, not this bridge's app"
         raise BadSignature(message, reply=refusal(message))
 
 
@@ -95,7 +99,7 @@ def _event(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
         push_type = int(push_type)
     kind = messages.kind_of(push_type) if isinstance(push_type, int) else None
     if kind is None:
-        raise _undecodable(f"type {push_type!r} is not a push type Eleme sends")
+        raise _undecodable(f"type {_shown(push_type)} is not a push type Eleme sends")
     envelope_ms = envelope["timestamp"]
     if not isinstance(envelope_ms, int) or isinstance(envelope_ms, bool):
         raise _undecodable("timestamp is not a time in milliseconds")
@@ -110,11 +114,12 @@ def _event(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
             breakdown(message)
         except UNREADABLE as exc:
             raise _undecodable(f"the type {push_type} order's prices: {describe(exc)}") from None
-    store = config.store_for("shop_id", envelope["shopId"])
+    shop_id = _shop_id(envelope["shopId"])
+    store = config.store_for("shop_id", shop_id)
     if store is None:
-        message_text = f"no store is bound to Eleme shopId {envelope['shopId']}"
+        message_text = f"no store is bound to Eleme shopId {shop_id}"
         raise UnknownStore(message_text, reply=refusal(message_text))
-    shop_order = f"{SHOP_MESSAGE_ORDER_PREFIX}{envelope['shopId']}"
+    shop_order = f"{SHOP_MESSAGE_ORDER_PREFIX}{shop_id}"
     try:  # refuse now what the inbox cannot hold or the worker could not map later
         event = NativeEvent(
             platform=PLATFORM,
@@ -129,6 +134,26 @@ def _event(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
     except UNREADABLE as exc:
         raise _undecodable(f"the type {push_type} push: {describe(exc)}") from None
     return event
+
+
+def _shop_id(value: Any) -> int:
+    """The envelope's ``shopId``: a positive whole number a Java ``long`` holds (§1.1),
+    sent as a number or as a string of digits."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT64:
+        raise _undecodable(f"shopId {_shown(value)} is not a shop id (a whole number)")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A refused envelope value as a refusal quotes it: short, whatever was sent."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, list | dict):
+        return "a list" if isinstance(value, list) else "an object"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _request_id(value: Any) -> str:
