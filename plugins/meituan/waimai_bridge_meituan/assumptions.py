@@ -64,8 +64,13 @@ were not double-encoded [G]; every value decoded once more, as kuangcao's SDK do
 values Meituan signed; each reading needs the secret."""
 
 SIG_SKIPS_EMPTY_VALUES: Final = (False, True)
-"""The official SDK signs empty values as ``k=``; one community util leaves them out
-(§3.2, §4.2) [C/P]: both are tried, the official way first."""
+"""The official SDK signs empty values as ``k=`` [C]; one community util leaves them out
+[P] (§3.2, §4.2). Which of the two Meituan's servers use to sign *pushes* is not confirmed,
+so both are tried, the official way first. The second lets anyone add an empty parameter to
+a signed push unnoticed, so the rule that keeps a replay out is: when only the second
+matches, the empty values are dropped as unsigned (``push.verified_reading``), and no
+idempotency key depends on an empty value (``push.idempotency_key``). Empty means absent
+everywhere the plugin reads a push, so nothing a push says changes either way."""
 
 JSON_FIELDS: Final = frozenset(
     {"detail", "extras", "poi_receive_detail", "poi_receive_detail_yuan", "food"}
@@ -104,7 +109,8 @@ a refund application (``refund_id``) is applied for, agreed, rejected or withdra
 each [G]; a rider status can recur (a re-dispatched order), so its time is part of it [G].
 The system ``timestamp`` is left out on purpose: a redelivery is signed again at its own
 time [G]. Kinds not listed here (settlement, reminder) are keyed by a hash of their
-parameters without ``timestamp`` and ``sig``."""
+non-empty signed parameters without ``timestamp`` and ``sig``: that a redelivery repeats
+every other value is [G]."""
 
 KIND_CODES: Final[dict[str, str | None]] = {
     "order_paid": None,

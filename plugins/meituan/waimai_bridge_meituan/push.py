@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote_plus
 
 from waimai_bridge.plugin_api import (
     MAX_ID_LENGTH,
@@ -31,7 +31,7 @@ from waimai_bridge.plugin_api import (
 )
 from waimai_bridge_meituan import assumptions as facts
 from waimai_bridge_meituan import prices, states
-from waimai_bridge_meituan.signing import sig, sig_matches
+from waimai_bridge_meituan.signing import UNSIGNED, sig, sig_matches
 
 PLATFORM = "meituan"
 WEBHOOK_PATH = "/webhooks/meituan/"
@@ -39,6 +39,14 @@ ACK = Reply(body=facts.ACK_BODY)
 MAX_KEY_LENGTH = 200
 MAX_TIME_DIGITS = 19
 """The longest time field read: more digits than a bigint of milliseconds has."""
+MAX_PARAMS = 200
+"""The most parameters a push may carry, query and form together: an order push with every
+subscribed field has about 60 (platforms.md §3.4)."""
+MAX_NAME_LENGTH = 64
+"""The longest parameter name: Meituan's are a few words in snake case."""
+MAX_VALUE_LENGTH = 256 * 1024
+"""The longest parameter value, as the form decoding leaves it: a large order's
+double-encoded ``detail`` is some tens of thousands of characters."""
 
 Params = dict[str, str]
 
@@ -122,23 +130,41 @@ def parse_push(request: InboundRequest, config: PluginConfig) -> ParsedPush | No
 
 
 def _pairs(request: InboundRequest) -> list[tuple[str, str]]:
-    """The parameters after one normal decoding: the query, and for a POST the form body."""
+    """The parameters after one normal decoding: the query, and for a POST the form body;
+    bounded in number, names and lengths before anything else reads them."""
     if request.method not in ("POST", "GET"):
         raise _undecodable("bad_format", f"Meituan does not push by {request.method}")
     pairs = list(request.query)
+    if len(pairs) > MAX_PARAMS:
+        raise _undecodable("bad_format", f"the push carries more than {MAX_PARAMS} parameters")
+    if not all(_is_name(key) for key, _ in pairs):
+        raise _undecodable("bad_format", "the query is not made of Meituan parameters")
     if request.method == "POST" and request.body.strip():
-        try:
-            form = request.decode_form()
-        except (UnicodeDecodeError, ValueError):
-            raise _undecodable("bad_format", "the body is not a UTF-8 form") from None
-        if not form or not all(_is_name(key) for key, _ in form):
-            raise _undecodable("bad_format", "the body is not a form of Meituan parameters")
-        pairs.extend(form)
+        pairs.extend(_form(request.body, room=MAX_PARAMS - len(pairs)))
+    for key, value in pairs:
+        if len(value) > MAX_VALUE_LENGTH:
+            raise _undecodable(
+                "bad_format", f"the parameter {key!r} is longer than {MAX_VALUE_LENGTH} characters"
+            )
     return pairs
 
 
+def _form(body: bytes, *, room: int) -> list[tuple[str, str]]:
+    """The body as a form of at most ``room`` fields: UTF-8, its percent escapes too."""
+    if body.count(b"&") >= room:
+        raise _undecodable("bad_format", f"the push carries more than {MAX_PARAMS} parameters")
+    try:
+        form = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except ValueError:  # UnicodeDecodeError included
+        raise _undecodable("bad_format", "the body is not a UTF-8 form") from None
+    if not form or not all(_is_name(key) for key, _ in form):
+        raise _undecodable("bad_format", "the body is not a form of Meituan parameters")
+    return form
+
+
 def _is_name(key: str) -> bool:
-    return bool(key) and key.replace("_", "a").isascii() and key.replace("_", "a").isalnum()
+    name = key.replace("_", "a")
+    return 0 < len(key) <= MAX_NAME_LENGTH and name.isascii() and name.isalnum()
 
 
 def _unique(pairs: list[tuple[str, str]]) -> Params:
@@ -179,11 +205,22 @@ def readings(params: Params) -> Iterator[Params]:
 
 
 def verified_reading(url: str, params: Params, secret: str, given: str) -> Params | None:
-    """The first reading of the push whose sig over ``url`` is ``given``, or None."""
+    """The first reading of the push whose sig over ``url`` is ``given``, holding only the
+    parameters that sig covers; None when no reading's sig is ``given``.
+
+    What the sig does not cover is dropped, so that nobody but Meituan decides what a push
+    says or which key it gets: ``sig`` and ``img_data``, which no sig covers (§4.2), and,
+    when the sig matched only with empty values skipped (``SIG_SKIPS_EMPTY_VALUES``), the
+    empty values — a replay could have added them.
+    """
     for reading in readings(params):
         for skip_empty in facts.SIG_SKIPS_EMPTY_VALUES:
             if sig_matches(sig(url, reading, secret, skip_empty=skip_empty), given):
-                return reading
+                return {
+                    key: value
+                    for key, value in reading.items()
+                    if key not in UNSIGNED and not (skip_empty and value == "")
+                }
     return None
 
 
@@ -215,7 +252,7 @@ def native_code(kind: str, message: Mapping[str, Any]) -> str:
         derived = facts.NOTIFY_TYPE_BY_RES_TYPE.get(str(message.get("res_type", "")).strip())
         code = f"{kind}.{derived}"
     if code not in NATIVE_CODES:
-        raise _undecodable("bad_format", f"a {kind} push with {field}={value!r} is not known")
+        raise _undecodable("bad_format", f"a {kind} push with {field}={_shown(value)} is not known")
     return code
 
 
@@ -234,7 +271,7 @@ def resolve_store(message: Mapping[str, Any], config: PluginConfig) -> str:
     if code:
         store = config.store_for(facts.STORE_CODE_FIELD, code)
         if store is None:
-            message_text = f"no store is bound to app_poi_code {code!r}"
+            message_text = f"no store is bound to app_poi_code {_shown(code)}"
             raise UnknownStore(message_text, reply=refusal("unknown_store", message_text, 400))
         return store
     if not config.stores:
@@ -243,10 +280,21 @@ def resolve_store(message: Mapping[str, Any], config: PluginConfig) -> str:
     return sorted(config.stores)[0]
 
 
+def _shown(value: str) -> str:
+    """A refused value as a refusal quotes it: short, whatever was sent."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def idempotency_key(kind: str, code: str, reading: Mapping[str, str]) -> str:
     """The push's identity: its native code and identity fields (``IDENTITY_FIELDS``), or,
-    where the kind has none or one is missing, a hash of its parameters without
-    ``timestamp`` and ``sig``."""
+    where the kind has none or one is missing, a hash of its non-empty parameters without
+    ``timestamp`` and ``sig``.
+
+    An empty value counts as absent, here as everywhere the plugin reads a push: whether
+    Meituan signs empty values is not confirmed (``SIG_SKIPS_EMPTY_VALUES``), so a push and
+    its copy with an empty parameter added or dropped get one key.
+    """
     fields = facts.IDENTITY_FIELDS.get(kind)
     code_field = facts.KIND_CODES[kind]
     values = [reading.get(field, "").strip() for field in fields or () if field != code_field]
@@ -255,7 +303,9 @@ def idempotency_key(kind: str, code: str, reading: Mapping[str, str]) -> str:
         if len(key) <= MAX_KEY_LENGTH:
             return key
     normalised = sorted(
-        (key, value) for key, value in reading.items() if key not in ("timestamp", "sig")
+        (key, value)
+        for key, value in reading.items()
+        if key not in ("timestamp", "sig") and value != ""
     )
     digest = hashlib.sha256(
         json.dumps(normalised, ensure_ascii=False, separators=(",", ":")).encode()
