@@ -6,6 +6,7 @@ host name."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 import ssl
 import subprocess
 import threading
@@ -19,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_pipeline import AUTH, config_text, registry
+from waimai_bridge import egress
 from waimai_bridge.config import load_config
 from waimai_bridge.egress import ALLOW_KEY, AddressNotAllowed, GuardedTransport, refusal
 from waimai_bridge.runtime import Bridge
@@ -256,3 +258,24 @@ def test_tls_is_verified_against_the_urls_host_name_not_the_address_connected_to
     finally:
         server.close()
     assert server.requests == 1
+
+
+def test_a_subscribe_waits_for_a_slow_resolver_only_so_long(
+    guarded: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answered = threading.Event()
+    system = socket.getaddrinfo
+
+    def stuck(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "slow.example":  # a resolver that has not answered yet
+            answered.wait(10)
+        return system(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", stuck)
+    monkeypatch.setattr(egress, "RESOLVE_SECONDS", 0.2)
+    try:
+        answer = _subscribe(guarded, "https://slow.example/hook")
+    finally:
+        answered.set()
+    assert answer.status_code == 422, answer.text
+    assert "url: slow.example did not resolve within 0.2 s" in answer.text

@@ -17,6 +17,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as Late
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,8 +32,14 @@ RULE = (
 )
 """The rule as a refusal states it."""
 
+RESOLVE_SECONDS = 5.0
+"""How long a subscribe waits for its URL's host to resolve."""
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="waimai-resolve")
+"""Where lookups run, so that a caller stops waiting for one at its own time (the system
+resolver's timeouts end the lookup itself)."""
 
 
 class AddressNotAllowed(Exception):
@@ -65,10 +73,14 @@ def refusal(address: Address) -> str | None:
     return next((name for name, hit in checks if hit), None)
 
 
-def resolve(host: str, port: int) -> list[str]:
-    """The addresses ``host`` resolves to, in the resolver's order, each once."""
+def resolve(host: str, port: int, timeout: float) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order, each once; raises
+    :class:`Unresolvable` when it does not resolve within ``timeout`` seconds."""
+    lookup = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        found = lookup.result(timeout)
+    except Late:
+        raise Unresolvable(f"{host} did not resolve within {timeout:g} s") from None
     except (OSError, UnicodeError) as exc:
         raise Unresolvable(f"{host} does not resolve ({exc})") from None
     addresses = [str(info[4][0]) for info in found if info[0] in (socket.AF_INET, socket.AF_INET6)]
@@ -92,7 +104,8 @@ def check_url(url: str, *, allow_private: bool) -> None:
     raises :class:`Unresolvable` or :class:`AddressNotAllowed`."""
     parsed = httpx.URL(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    check(resolve(parsed.raw_host.decode("ascii"), port), allow_private=allow_private)
+    host = parsed.raw_host.decode("ascii")
+    check(resolve(host, port, RESOLVE_SECONDS), allow_private=allow_private)
 
 
 class _Deadline(threading.local):
@@ -150,7 +163,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:  # fmt: skip
         try:
-            addresses = resolve(host, port)
+            addresses = resolve(host, port, self._deadline.left(None, httpcore.ConnectTimeout))
         except Unresolvable as exc:
             raise httpcore.ConnectError(str(exc)) from None
         check(addresses, allow_private=self._allow_private)
