@@ -99,8 +99,9 @@ def reachable(url: str, *, allow_private: bool) -> None:
     except egress.Unresolvable as exc:
         raise HTTPException(422, f"url: {exc}") from None
     except egress.AddressNotAllowed as exc:
+        article = "an" if exc.reason[0] in "aeiou" else "a"
         raise HTTPException(
-            422, f"url: its host resolves to a {exc.reason} address; {egress.RULE}"
+            422, f"url: its host resolves to {article} {exc.reason} address; {egress.RULE}"
         ) from None
 
 
