@@ -101,9 +101,14 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # what cannot be parsed (the URL's parameters, a body that is not JSON) is a 400; a
+        # parsed body that does not validate, a 422
         problems = exc.errors()
-        in_url = any(problem["loc"][:1] in (("query",), ("path",)) for problem in problems)
-        return invalid(problems, status=400 if in_url else 422)
+        unparsed = any(
+            problem["loc"][:1] in (("query",), ("path",)) or problem["type"] == "json_invalid"
+            for problem in problems
+        )
+        return invalid(problems, status=400 if unparsed else 422)
 
     @app.get("/healthz", tags=["operations"], summary="Database and broker reachable")
     async def healthz() -> Response:
