@@ -12,7 +12,13 @@ from waimai_bridge.config import CONFIG_ENV, PlatformNotConfigured, load_config
 from waimai_bridge.errors import ConfigError
 from waimai_bridge.plugins import PluginRegistry
 
-SECRETS = ("eleme-SECRET-1", "meituan-SECRET-2", "pos-SECRET-3", "token-SECRET-4", "api-SECRET-5-long-enough")
+SECRETS = (
+    "eleme-SECRET-1",
+    "meituan-SECRET-2",
+    "pos-SECRET-3",
+    "token-SECRET-4",
+    "api-SECRET-5-long-enough",
+)
 
 SPEC_EXAMPLE = f"""
 [bridge]
@@ -88,7 +94,7 @@ def test_without_a_file_the_embedded_defaults_apply(registry: PluginRegistry) ->
 def test_the_spec_example_loads(tmp_path: Path, registry: PluginRegistry) -> None:
     config = load_config(write(tmp_path, SPEC_EXAMPLE), registry)
     assert config.bridge.public_base_url == "https://bridge.example.com"
-    assert [token.get_secret_value() for token in config.bridge.api_tokens] == [SECRETS[4]]
+    assert [token.token.get_secret_value() for token in config.bridge.api_tokens] == [SECRETS[4]]
     eleme = config.plugin_config("eleme")
     assert eleme.settings["api_base"] == "https://open-api-sandbox.shop.ele.me/api/v1/"
     assert eleme.store_for("shop_id", 100001) == "S001"
@@ -231,3 +237,26 @@ def test_a_store_id_longer_than_the_database_holds_is_named(
     long = "S" * 65
     found = problems(tmp_path, f'[stores.{long}]\nname = "x"\n', registry)
     assert found == [(f"stores.{long}", "a store id has at most 64 characters")]
+
+
+def test_a_subscriber_timeout_near_a_messages_time_limit_is_refused(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text("[bridge]\nsubscriber_timeout_seconds = 60\n", "utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, registry)
+    assert "bridge.subscriber_timeout_seconds" in str(refused.value)
+
+
+def test_api_tokens_take_scopes(tmp_path: Path, registry: PluginRegistry) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        '[bridge]\napi_tokens = ["every-scope-token-01", '
+        '{ token = "reading-only-token-01", scopes = ["read"] }]\n',
+        "utf-8",
+    )
+    full, reading = load_config(path, registry).bridge.api_tokens
+    assert full.scopes == {"read", "act"}
+    assert reading.scopes == {"read"}
+    assert "reading-only-token-01" not in repr(reading)

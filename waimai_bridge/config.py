@@ -131,7 +131,11 @@ class BridgeSettings(BaseSettings):
         default=3600, gt=0, description="How long an update is retried before it is dead."
     )
     subscriber_timeout_seconds: float = Field(
-        default=5, gt=0, description="How long a subscriber may take to answer."
+        default=5,
+        gt=0,
+        le=25,
+        description="How long a subscriber may take to answer; well inside a worker "
+        "message's time limit.",
     )
     subscriber_allow_private: bool = Field(
         default=False,
