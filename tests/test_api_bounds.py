@@ -51,7 +51,7 @@ BAD_FILTERS = [
 def test_ids_and_filters_out_of_the_databases_range_are_refused(client: TestClient) -> None:
     for method, path in OUT_OF_RANGE_IDS:
         answer = client.request(method, path, headers=AUTH)
-        assert answer.status_code == 400, (path, answer.text)  # SPEC §7.3: a URL that does not parse
+        assert answer.status_code == 400, (path, answer.text)  # SPEC §7.3: an unparsed URL
         assert "less than or equal to" in answer.text
     for params, name in BAD_FILTERS:
         answer = client.get("/api/v1/orders", params=params, headers=AUTH)

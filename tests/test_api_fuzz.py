@@ -45,7 +45,7 @@ def _started(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "lifespan":
             await app(scope, receive, send)
             return
-        while (message := await receive())["type"] != "lifespan.shutdown":
+        while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
 
@@ -78,7 +78,8 @@ def test_no_server_error_and_every_refusal_says_why(api_schema: Any) -> None:
             assert answer.status_code < 500, (where, answer.text[:500])
             if answer.status_code >= 400:
                 body = json.loads(answer.text)
-                assert isinstance(body, dict) and body.get("error"), (where, answer.text[:500])
+                assert isinstance(body, dict), (where, answer.text[:500])
+                assert body.get("error"), (where, answer.text[:500])
             if caller in ("no token", "a wrong token") and case.path.startswith("/api/"):
                 assert answer.status_code in (401, 413), (where, answer.status_code)
 
