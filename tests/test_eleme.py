@@ -154,9 +154,11 @@ def resigned(changes: dict[str, Any], *, without: str | None = None) -> InboundR
         (resigned({"shopId": 2**64}), UndecodablePush, "shopId"),
         (resigned({"type": "x" * 100_000}), UndecodablePush, "type"),
         (resigned({"type": [[[12]]]}), UndecodablePush, "type"),
+        (resigned({"type": "²"}), UndecodablePush, "type"),
+        (resigned({"type": "1" * 5000}), UndecodablePush, "type"),
     ],
     ids=["no-app-id", "long-app-id", "shop-list", "shop-object", "long-shop", "huge-shop",
-         "long-type", "nested-type"],
+         "long-type", "nested-type", "superscript-type", "type-past-the-digit-limit"],
 )  # fmt: skip
 def test_a_signed_envelope_of_the_wrong_shape_is_refused_in_a_few_words(
     eleme: Platform, request_: InboundRequest, error: type[Exception], problem: str

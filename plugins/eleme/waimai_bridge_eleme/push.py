@@ -95,7 +95,7 @@ def _verify(envelope: dict[str, Any], config: PluginConfig) -> None:
 
 def _event(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
     push_type = envelope["type"]
-    if isinstance(push_type, str) and push_type.isdigit():  # one doc example sends "30"
+    if isinstance(push_type, str) and _digits(push_type):  # one doc example sends "30"
         push_type = int(push_type)
     kind = messages.kind_of(push_type) if isinstance(push_type, int) else None
     if kind is None:
@@ -139,11 +139,16 @@ def _event(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
 def _shop_id(value: Any) -> int:
     """The envelope's ``shopId``: a positive whole number a Java ``long`` holds (§1.1),
     sent as a number or as a string of digits."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+    if isinstance(value, str) and _digits(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT64:
         raise _undecodable(f"shopId {_shown(value)} is not a shop id (a whole number)")
     return value
+
+
+def _digits(text: str) -> bool:
+    """Whether ``text`` is a number Eleme sends as a string: ASCII digits, a long's worth."""
+    return 0 < len(text) <= 19 and text.isascii() and text.isdigit()
 
 
 def _shown(value: Any) -> str:
