@@ -133,9 +133,11 @@ def refusal(status: int, code: int, msg: str) -> dict[str, Any]:
 
 
 def hashed(code: str, params: dict[str, str]) -> str:
-    """The key of a kind without identity fields: sha256 of the sorted parameters
-    without ``timestamp`` and ``sig`` (README, "Idempotency")."""
-    pairs = sorted((key, value) for key, value in params.items() if key not in ("timestamp",))
+    """The key of a kind without identity fields: sha256 of the sorted non-empty
+    parameters without ``timestamp`` and ``sig`` (README, "What identifies a message")."""
+    pairs = sorted(
+        (key, value) for key, value in params.items() if key != "timestamp" and value != ""
+    )
     text = json.dumps(pairs, ensure_ascii=False, separators=(",", ":"))
     return f"{code}:{OID}:{hashlib.sha256(text.encode()).hexdigest()}"
 
