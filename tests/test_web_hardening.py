@@ -19,8 +19,9 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
 from tests import testpay
-from tests.processes import plugin_site, running_serve
-from tests.test_pipeline import AUTH, T0, config_text, registry, send
+from tests.processes import plugin_site, running_serve, wait_until
+from tests.test_pipeline import AUTH, SECRET, T0, config_text, registry, send
+from tests.test_subscribers import Subscriber
 from waimai_bridge.cli.processes import QUIET_LOGGERS, _configure_logging
 from waimai_bridge.config import load_config
 from waimai_bridge.errors import ConfigError
@@ -249,3 +250,42 @@ def test_loggers_that_would_show_urls_or_parameters_stay_quiet() -> None:
         root.handlers[:] = kept[1]
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_no_secret_reaches_the_logs_of_a_running_bridge(tmp_path: Path) -> None:
+    """A real ``serve`` at debug level, with a subscriber whose URL holds credentials and
+    that refuses its first updates, a push with a wrong signature and a good one: its log
+    holds none of the config's secrets (checked as every test process's are), nor the
+    subscriber URL's password, nor the subscription's secret, nor a signature."""
+    password, secret = "subscriber-url-password-42", "subscription-secret-0042"
+    subscriber = Subscriber()
+    subscriber.down = True
+    url = subscriber.url.replace("http://", f"http://hook-user:{password}@")
+    config = config_text(
+        f"sqlite:///{tmp_path / 'bridge.sqlite3'}",
+        bridge_extra="subscriber_allow_private = true\nsubscriber_retry_seconds = 0.2",
+    )
+    try:
+        with running_serve(plugin_site(tmp_path), config) as base:
+            answer = httpx.post(f"{base}/api/v1/subscriptions", headers=AUTH,
+                                json={"url": url, "secret": secret})  # fmt: skip
+            assert answer.status_code == 201, answer.text
+            body = testpay.push("M1", "LOGGED-1", "order.created", T0)
+            signature = testpay.sign(body, SECRET)
+            wrong = httpx.post(f"{base}/webhooks/testpay", content=body,
+                               headers={testpay.SIGNATURE_HEADER: signature[::-1]})  # fmt: skip
+            assert wrong.status_code == 401
+            accepted = testpay.push("M2", "LOGGED-1", "order.accepted", T0 + 1)
+            for push in (body, accepted):
+                signed = {testpay.SIGNATURE_HEADER: testpay.sign(push, SECRET)}
+                good = httpx.post(f"{base}/webhooks/testpay", content=push, headers=signed)
+                assert good.status_code == 200
+            wait_until(lambda: subscriber.refused >= 2, 30, "refused deliveries")
+            subscriber.down = False
+            wait_until(subscriber.updates, 30, "a delivered update")
+    finally:
+        subscriber.close()
+    logs = "".join(log.read_text("utf-8") for log in (tmp_path / "logs").glob("*.log"))
+    assert "DEBUG" in logs, "the bridge logged at debug level"
+    for leaked in (password, secret, signature, signature[::-1]):
+        assert leaked not in logs
