@@ -451,7 +451,7 @@ def test_orders_filter_and_page(make_client: Callable[..., TestClient]) -> None:
         400,
         {"error": "since must be epoch milliseconds or an ISO 8601 time"},
     )
-    assert client.get("/api/v1/orders", params={"state": "lost"}, headers=AUTH).status_code == 422
+    assert client.get("/api/v1/orders", params={"state": "lost"}, headers=AUTH).status_code == 400
     assert client.get("/api/v1/orders/999999", headers=AUTH).status_code == 404
 
 
