@@ -96,6 +96,68 @@ def test_the_core_lists_the_example_as_a_valid_plugin(venv: Path) -> None:
     assert rows["jsonhmac"]["source"] == "waimai-bridge-jsonhmac 0.1.0"
 
 
+# --------------------------------------------------------------------------- hostile pushes
+
+GOOD = {"id": "E-1", "type": "order.accepted", "shop_id": "SH-001", "order_id": "O-1",
+        "time_ms": T0, "data": {}}  # fmt: skip
+
+HOSTILE = {
+    "float-time": {**GOOD, "time_ms": 1e300},
+    "huge-time": {**GOOD, "time_ms": 10**30},
+    "superscript-time": {**GOOD, "time_ms": "²"},
+    "long-id": {**GOOD, "id": "i" * 100_000},
+    "long-order": {**GOOD, "order_id": "o" * 100_000},
+    "long-type": {**GOOD, "type": "t" * 100_000},
+    "long-shop": {**GOOD, "shop_id": "s" * 100_000},
+    "a-list": [GOOD],
+}
+"""Signed messages holding what no contract field holds."""
+
+READ_HOSTILE = """
+import json, sys
+from waimai_bridge.errors import PushRefused
+from waimai_bridge.models import InboundRequest, PluginConfig
+from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge_jsonhmac.protocol import signed_headers
+
+secret, t0, messages = json.load(sys.stdin)
+platform = PluginRegistry.discover().platform("jsonhmac")
+config = PluginConfig(platform="jsonhmac", public_base_url="https://bridge.example.com",
+                      settings={"app_id": "e2e-app", "app_secret": secret,
+                                "api_base": "http://127.0.0.1:9/"},
+                      stores={"S001": {"shop_id": "SH-001"}})
+answers = {}
+for case, message in messages.items():
+    body = json.dumps(message, separators=(",", ":")).encode()
+    headers = signed_headers("e2e-app", secret, t0, body)
+    request = InboundRequest(method="POST", url="https://bridge.example.com/webhooks/jsonhmac",
+                             kind=None, query=[], headers=headers, body=body, received_at_ms=t0)
+    try:
+        platform.parse_event(request, config)
+        answers[case] = [200, "accepted"]
+    except PushRefused as refused:
+        answers[case] = [refused.status, refused.message]
+    except Exception as failure:
+        answers[case] = [500, type(failure).__name__]
+print(json.dumps(answers))
+"""
+"""Each hostile message read by the example's ``parse_event`` in the fresh venv (the example
+is not installed here): its status and message."""
+
+
+def test_a_signed_message_no_contract_holds_is_refused_with_400(venv: Path) -> None:
+    result = subprocess.run([str(venv / "bin" / "python"), "-c", READ_HOSTILE],
+                            input=json.dumps([SECRET, T0, HOSTILE]), cwd=venv.parent,
+                            env=clean_environment(), capture_output=True, text=True,
+                            timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert {case: status for case, (status, _) in answers.items()} == dict.fromkeys(HOSTILE, 400), (
+        answers
+    )
+    assert all(len(message) < 200 for _, message in answers.values())
+
+
 # --------------------------------------------------------------------------- end to end
 
 

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from waimai_bridge.plugin_api import (
+    UNREADABLE,
     ActionRequest,
     ActionResult,
     BadSignature,
@@ -24,6 +25,7 @@ from waimai_bridge.plugin_api import (
     StateChange,
     UndecodablePush,
     UnknownStore,
+    describe,
     hookimpl,
     read_manifest,
 )
@@ -72,23 +74,30 @@ def parse_event(request: InboundRequest, config: PluginConfig) -> ParsedPush | N
         message = request.decode_json()
         code, shop = str(message["type"]), str(message["shop_id"])
         event_id, time_ms = str(message["id"]), int(message["time_ms"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _refused(UndecodablePush, f"not a message of this platform: {exc!r}") from None
+    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        raise _refused(
+            UndecodablePush, f"not a message of this platform: {describe(exc)}"
+        ) from None
     if code not in STATES:
-        raise _refused(UndecodablePush, f"unknown message type {code!r}")
+        raise _refused(UndecodablePush, f"unknown message type {code[:40]!r}")
     store = config.store_for("shop_id", shop)
     if store is None:
-        raise _refused(UnknownStore, f"no store is bound to shop_id {shop}")
+        raise _refused(UnknownStore, f"no store is bound to shop_id {shop[:40]}")
     order = message.get("order_id") or f"shop:{shop}"
-    event = NativeEvent(
-        platform="jsonhmac",
-        store_id=store,
-        platform_order_id=str(order),
-        native_code=code,
-        idempotency_key=event_id,
-        platform_time_ms=time_ms,
-        payload=message,
-    )
+    try:  # a value no contract field holds (a long id, a time that is not epoch ms) is refused
+        event = NativeEvent(
+            platform="jsonhmac",
+            store_id=store,
+            platform_order_id=str(order),
+            native_code=code,
+            idempotency_key=event_id,
+            platform_time_ms=time_ms,
+            payload=message,
+        )
+    except UNREADABLE as exc:
+        raise _refused(
+            UndecodablePush, f"not a message of this platform: {describe(exc)}"
+        ) from None
     return ParsedPush(reply=Reply(body=ACK), events=[event])
 
 
