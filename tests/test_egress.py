@@ -92,7 +92,10 @@ def open_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient
 
 
 def _subscribe(client: TestClient, url: str) -> httpx.Response:
-    return client.post("/api/v1/subscriptions", json={"url": url, "secret": SECRET}, headers=AUTH)
+    answer: httpx.Response = client.post(
+        "/api/v1/subscriptions", json={"url": url, "secret": SECRET}, headers=AUTH
+    )
+    return answer
 
 
 def _unsubscribe_all(client: TestClient) -> None:

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from waimai_bridge.models import PriceItem
-from waimai_bridge.untrusted import MAX_JSON_DEPTH, decode_json, describe
+from waimai_bridge.models import InboundRequest, PriceItem
+from waimai_bridge.untrusted import MAX_FORM_FIELDS, MAX_JSON_DEPTH, decode_json, describe
 
 
 def nested(depth: int) -> str:
@@ -98,3 +98,27 @@ def test_a_refused_model_value_is_described_by_its_field_not_its_value() -> None
     assert "13800001111" not in words
     assert describe(ValueError("x" * 1000)).endswith("…")
     assert len(describe(ValueError("x" * 1000))) == 300
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [(b"a=%FF", "can't decode"), (b"\xff=1", "can't decode"),
+     (b"&".join([b"a=1"] * (MAX_FORM_FIELDS + 1)), "Max number of fields")],
+    ids=["an escape that is not UTF-8", "a body that is not UTF-8", "too many fields"],
+)  # fmt: skip
+def test_a_form_that_cannot_be_read_whole_is_a_value_error(body: bytes, why: str) -> None:
+    request = InboundRequest(
+        method="POST", url="https://bridge.example.com/webhooks/x", kind=None, query=[],
+        headers={}, body=body, received_at_ms=1,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=why):
+        request.decode_form()
+
+
+def test_a_form_within_the_bounds_is_read() -> None:
+    body = "&".join(["k=v"] * (MAX_FORM_FIELDS - 1) + ["name=%E4%BD%A0"]).encode()
+    request = InboundRequest(
+        method="POST", url="https://bridge.example.com/webhooks/x", kind=None, query=[],
+        headers={}, body=body, received_at_ms=1,
+    )  # fmt: skip
+    assert request.decode_form()[-1] == ("name", "你")

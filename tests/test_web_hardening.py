@@ -25,7 +25,7 @@ from tests.test_subscribers import Subscriber
 from waimai_bridge.cli.processes import QUIET_LOGGERS, _configure_logging
 from waimai_bridge.config import load_config
 from waimai_bridge.errors import ConfigError
-from waimai_bridge.pipeline.broker import REDIS_TIMEOUT_S, make_broker
+from waimai_bridge.pipeline.broker import REDIS_TIMEOUT_S, TIME_LIMIT_MS, make_broker
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.database import STATEMENT_TIMEOUT_MS, Database
 from waimai_bridge.web.app import create_app
@@ -289,3 +289,16 @@ def test_no_secret_reaches_the_logs_of_a_running_bridge(tmp_path: Path) -> None:
     assert "DEBUG" in logs, "the bridge logged at debug level"
     for leaked in (password, secret, signature, signature[::-1]):
         assert leaked not in logs
+
+
+def test_every_plugins_api_timeout_ends_well_inside_a_messages_time_limit() -> None:
+    plugins = registry()
+    settings = [
+        (name, key, schema)
+        for name, platform in plugins.platforms.items()
+        for key, schema in platform.manifest.config_schema.get("properties", {}).items()
+        if key.endswith("timeout_seconds")
+    ]
+    assert {"eleme", "meituan"} <= {name for name, _, _ in settings}
+    for name, key, schema in settings:
+        assert schema.get("maximum", float("inf")) <= TIME_LIMIT_MS / 1000 / 2, (name, key)

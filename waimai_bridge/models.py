@@ -26,7 +26,7 @@ from waimai_bridge.bounds import (
     SkuCode,
     Text,
 )
-from waimai_bridge.untrusted import decode_json
+from waimai_bridge.untrusted import MAX_FORM_FIELDS, decode_json
 
 CONTRACT_VERSION = "1.3"
 """Version of the contracts in ``waimai_bridge/contracts/``; a plugin must match the major."""
@@ -247,8 +247,16 @@ class InboundRequest(ContractModel):
     received_at_ms: EpochMs
 
     def decode_form(self) -> list[tuple[str, str]]:
-        """The body decoded as ``application/x-www-form-urlencoded`` (one decoding pass)."""
-        return parse_qsl(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        """The body decoded as ``application/x-www-form-urlencoded`` (one decoding pass);
+        raises ``ValueError`` when it is not UTF-8, its escapes do not decode as UTF-8, or
+        it holds more than :data:`~waimai_bridge.untrusted.MAX_FORM_FIELDS` fields."""
+        return parse_qsl(
+            self.body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=False,
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
 
     def decode_json(self) -> Any:
         """The body decoded as JSON; raises ``ValueError`` when it is not JSON, or JSON no

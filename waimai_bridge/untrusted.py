@@ -21,6 +21,8 @@ from pydantic import ValidationError
 MAX_JSON_DEPTH: Final = 32
 """The deepest nesting of arrays and objects accepted; real pushes nest a few levels."""
 
+MAX_FORM_FIELDS: Final = 1000
+"""The most fields a form body may hold; a plugin may allow fewer."""
 MAX_JSON_LENGTH: Final = 1 << 20
 """The longest JSON text read, in bytes (characters for a ``str``): as long as the body a
 webhook accepts, so that a plugin reading a JSON string inside a push is bounded too."""
