@@ -21,14 +21,20 @@ from waimai_bridge.models import (
     ActionRequest,
     ActionResult,
     Capability,
+    Confirmed,
     ContractModel,
     Event,
+    FetchedOrder,
     InboundRequest,
     Manifest,
     NativeEvent,
+    OrderRef,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
+    PulledEvents,
+    PullReceipt,
+    PullRequest,
     StateChange,
 )
 from waimai_bridge.validation import ContractProblem, conform
@@ -57,6 +63,12 @@ HOOK_CONTRACTS: Mapping[str, HookContract[Any]] = {
     "outbound_action": HookContract(
         {"action": ActionRequest, "config": PluginConfig}, ActionResult
     ),
+    "pull_events": HookContract({"pull": PullRequest, "config": PluginConfig}, PulledEvents),
+    "confirm_pull": HookContract({"receipt": PullReceipt, "config": PluginConfig}, Confirmed),
+    "fetch_order": HookContract(
+        {"order": OrderRef, "config": PluginConfig}, FetchedOrder, optional=True
+    ),
+    "verify_action": HookContract({"action": ActionRequest, "config": PluginConfig}, ActionResult),
 }
 """Every hook spec and its contract; a test keeps this in step with the hook specs."""
 
@@ -137,24 +149,64 @@ class Platform:
     def parse_event(self, request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
         """The plugin's reading of a push; every event's native code is in the manifest."""
         parsed: ParsedPush | None = self._call("parse_event", request=request, config=config)
-        if parsed is None:
-            return None
-        for index, event in enumerate(parsed.events):
+        if parsed is not None:
+            self._check_events("parse_event", parsed.events)
+        return parsed
+
+    def pull_events(self, pull: PullRequest, config: PluginConfig) -> PulledEvents:
+        """A store's messages the platform failed to push, as native events."""
+        pulled: PulledEvents = self._call("pull_events", pull=pull, config=config)
+        self._check_events("pull_events", pulled.events, store_id=pull.store_id)
+        return pulled
+
+    def confirm_pull(self, receipt: PullReceipt, config: PluginConfig) -> Confirmed:
+        """Confirm a pull's messages to the platform, once they are stored."""
+        confirmed: Confirmed = self._call("confirm_pull", receipt=receipt, config=config)
+        return confirmed
+
+    def fetch_order(self, order: OrderRef, config: PluginConfig) -> FetchedOrder | None:
+        """One order as the platform has it now, as native events; None if it knows none."""
+        fetched: FetchedOrder | None = self._call("fetch_order", order=order, config=config)
+        if fetched is not None:
+            self._check_events("fetch_order", fetched.events, store_id=order.store_id)
+            for index, event in enumerate(fetched.events):
+                if event.platform_order_id != order.platform_order_id:
+                    raise ContractViolation(
+                        self.name, "fetch_order", f"$.events[{index}].platform_order_id",
+                        f"{event.platform_order_id!r} is not the order asked for",
+                    )  # fmt: skip
+        return fetched
+
+    def verify_action(self, action: ActionRequest, config: PluginConfig) -> ActionResult:
+        """What the platform's order says of an action whose outcome was unknown."""
+        try:
+            result: ActionResult = self._call("verify_action", action=action, config=config)
+        except TransientPlatformError as exc:
+            return ActionResult(outcome=ActionOutcome.UNKNOWN, code=exc.code, message=exc.message)
+        return result
+
+    def _check_events(
+        self, hook: str, events: list[NativeEvent], *, store_id: str | None = None
+    ) -> None:
+        """Every event is this platform's, of a native code in the manifest (and of the
+        store asked for)."""
+        for index, event in enumerate(events):
+            where = f"$.events[{index}]"
             if event.platform != self.name:
                 raise ContractViolation(
-                    self.name,
-                    "parse_event",
-                    f"$.events[{index}].platform",
+                    self.name, hook, f"{where}.platform",
                     f"{event.platform!r} is not this plugin's platform {self.name!r}",
-                )
+                )  # fmt: skip
             if event.native_code not in self._maps_to:
                 raise ContractViolation(
-                    self.name,
-                    "parse_event",
-                    f"$.events[{index}].native_code",
+                    self.name, hook, f"{where}.native_code",
                     f"{event.native_code!r} is not in the manifest's native_codes",
-                )
-        return parsed
+                )  # fmt: skip
+            if store_id is not None and event.store_id != store_id:
+                raise ContractViolation(
+                    self.name, hook, f"{where}.store_id",
+                    f"{event.store_id!r} is not the store asked for",
+                )  # fmt: skip
 
     def map_state(self, event: NativeEvent) -> StateChange:
         """The baseline state of a native event, one the manifest declares for its code."""

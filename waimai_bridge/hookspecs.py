@@ -20,12 +20,18 @@ import pluggy
 from waimai_bridge.models import (
     ActionRequest,
     ActionResult,
+    Confirmed,
+    FetchedOrder,
     InboundRequest,
     Manifest,
     NativeEvent,
+    OrderRef,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
+    PulledEvents,
+    PullReceipt,
+    PullRequest,
     StateChange,
 )
 
@@ -149,7 +155,9 @@ def outbound_action(platform: str, action: ActionRequest, config: PluginConfig) 
         the attempt number.
     :param config: the plugin's settings (API root, keys) and the store's binding (token).
     :returns: an :class:`~waimai_bridge.models.ActionResult`: ``done``, ``rejected`` (for
-        good, with the platform's code and message) or ``transient`` (to be retried).
+        good, with the platform's code and message), ``transient`` (to be retried) or
+        ``unknown`` (the call may have taken effect and nothing tells: settled by
+        ``verify_action`` where the plugin has it, else retried).
         Raising :class:`~waimai_bridge.errors.TransientPlatformError` or
         :class:`~waimai_bridge.errors.PlatformRejected` means the same as returning the
         matching result.
@@ -161,8 +169,111 @@ def outbound_action(platform: str, action: ActionRequest, config: PluginConfig) 
     raise NotImplementedError
 
 
+@hookspec(firstresult=True)
+def pull_events(platform: str, pull: PullRequest, config: PluginConfig) -> PulledEvents:
+    """Ask the platform for a store's messages it failed to push (the pull side of 推拉结合).
+
+    Called by the workers every ``[bridge].pull_interval_seconds`` for each store bound to
+    the platform, one worker at a time, and by ``waimai-bridge pull``. The events go into
+    the inbox as pushed ones do. Implemented by plugins with the ``pull_events``
+    capability (optional).
+
+    :param platform: the platform's name.
+    :param pull: the store and ``since_ms``, where the last successful pull started (less
+        an overlap; 0 the first time).
+    :param config: the plugin's settings and store bindings.
+    :returns: a :class:`~waimai_bridge.models.PulledEvents`: native events carrying the
+        idempotency keys a push of the same message would have (so a pull and a late push
+        apply once), a ``receipt`` for ``confirm_pull`` where the platform wants pulled
+        messages confirmed, and ``more`` when it holds more than one pull takes.
+    :raises TransientPlatformError: the platform cannot be reached or asks to wait; the
+        pull is tried again at the next interval.
+
+    Contract: ``contracts/pull-request.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/pulled-events.schema.json``
+    out; every ``native_code`` must appear in the manifest's ``native_codes``.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def confirm_pull(platform: str, receipt: PullReceipt, config: PluginConfig) -> Confirmed:
+    """Tell the platform that a pull's messages are stored, so it stops offering them.
+
+    Called after the events of a ``pull_events`` answer with a ``receipt`` are committed to
+    the inbox; never before, so a crash between the two only makes the next pull bring
+    them again (and the idempotency keys drop them). Implemented by plugins with the
+    ``confirm_pull`` capability (optional; only beside ``pull_events``).
+
+    :param platform: the platform's name.
+    :param receipt: the store and the ``receipt`` the pull returned.
+    :param config: the plugin's settings and store bindings.
+    :returns: a :class:`~waimai_bridge.models.Confirmed`: how many messages the platform
+        took as confirmed.
+    :raises TransientPlatformError: not confirmed this time; the next pull brings the
+        messages again.
+
+    Contract: ``contracts/pull-receipt.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/confirmed.schema.json`` out.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def fetch_order(platform: str, order: OrderRef, config: PluginConfig) -> FetchedOrder | None:
+    """Read one order as the platform has it now.
+
+    Called by the workers for an order first seen without its full order (a lost
+    new-order push: its items and prices are missing) and for a stored order stuck in a
+    non-final state past ``[bridge].refetch_after_minutes``; the events go into the inbox
+    as pushed ones do. Also what a plugin's ``verify_action`` usually reads. Implemented by
+    plugins with the ``fetch_order`` capability (optional).
+
+    :param platform: the platform's name.
+    :param order: the store and the platform order id.
+    :param config: the plugin's settings and store bindings.
+    :returns: a :class:`~waimai_bridge.models.FetchedOrder`: the order's full payload as
+        the native event ``price_breakdown`` reads, and its current state as native events,
+        with the idempotency keys a push of the same message would have wherever the
+        platform's messages allow it; or ``None`` when the platform does not know the order.
+    :raises TransientPlatformError: the platform cannot be reached; tried again later.
+
+    Contract: ``contracts/order-ref.schema.json`` and ``contracts/plugin-config.schema.json``
+    in, ``contracts/fetched-order.schema.json`` out; every ``native_code`` must appear in
+    the manifest's ``native_codes``.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def verify_action(platform: str, action: ActionRequest, config: PluginConfig) -> ActionResult:
+    """Settle an action whose outcome nobody knows by reading the order on the platform.
+
+    Called by the action worker when ``outbound_action`` answered ``unknown`` (the call
+    may have reached the platform: a time-out after the request was sent, a reset
+    connection), before the action is retried or failed. Implemented by plugins with the
+    ``verify_action`` capability (optional); without it an ``unknown`` is retried as
+    ``transient``.
+
+    :param platform: the platform's name.
+    :param action: the action as it was sent.
+    :param config: the plugin's settings and store bindings.
+    :returns: an :class:`~waimai_bridge.models.ActionResult`: ``done`` when the order on the
+        platform shows the action took effect, ``transient`` when it shows it did not (the
+        core calls ``outbound_action`` again), ``rejected`` when the action can no longer
+        take effect (the order moved on), ``unknown`` when reading failed too.
+
+    Contract: ``contracts/action-request.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/action-result.schema.json``
+    out.
+    """
+    raise NotImplementedError
+
+
 __all__ = [
     "PROJECT_NAME",
+    "confirm_pull",
+    "fetch_order",
     "hookimpl",
     "hookspec",
     "map_state",
@@ -170,4 +281,6 @@ __all__ = [
     "parse_event",
     "plugin_manifest",
     "price_breakdown",
+    "pull_events",
+    "verify_action",
 ]

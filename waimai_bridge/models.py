@@ -18,6 +18,7 @@ from waimai_bridge.bounds import (
     MAX_ID_LENGTH,
     MAX_INT64,
     MAX_KEY_LENGTH,
+    MAX_TEXT_LENGTH,
     Count,
     EpochMs,
     Fen,
@@ -28,7 +29,7 @@ from waimai_bridge.bounds import (
 )
 from waimai_bridge.untrusted import MAX_FORM_FIELDS, decode_json
 
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 """Version of the contracts in ``waimai_bridge/contracts/``; a plugin must match the major."""
 
 NonEmpty = Annotated[str, Field(min_length=1)]
@@ -128,6 +129,10 @@ class Capability(StrEnum):
     MAP_STATE = "map_state"
     PRICE_BREAKDOWN = "price_breakdown"
     OUTBOUND_ACTION = "outbound_action"
+    PULL_EVENTS = "pull_events"
+    CONFIRM_PULL = "confirm_pull"
+    FETCH_ORDER = "fetch_order"
+    VERIFY_ACTION = "verify_action"
 
 
 class ActionOutcome(StrEnum):
@@ -136,6 +141,10 @@ class ActionOutcome(StrEnum):
     DONE = "done"
     REJECTED = "rejected"
     TRANSIENT = "transient"
+    UNKNOWN = "unknown"
+    """The call may have reached the platform and nothing tells whether it took effect (a
+    time-out after the request was sent, a connection reset): settled by ``verify_action``
+    where the plugin has it, else retried as transient."""
 
 
 # --------------------------------------------------------------------------- manifest
@@ -405,3 +414,60 @@ class ActionResult(ContractModel):
     message: Text | None = Field(
         default=None, description="The platform's words (a plugin shortens longer ones)."
     )
+
+
+# --------------------------------------------------------------------------- pull and fetch
+
+MAX_PULLED = 500
+"""Events one pull or fetch returns at most; a pull with more says ``more``."""
+
+
+class PullRequest(ContractModel):
+    """One pull of a store's messages the platform failed to push (``pull_events``)."""
+
+    store_id: Id
+    since_ms: EpochMs = Field(
+        description="The start of the last pull that succeeded, less an overlap; 0 the first time."
+    )
+
+
+class PulledEvents(ContractModel):
+    """What a pull found: native events with the idempotency keys their pushes would have."""
+
+    events: list[NativeEvent] = Field(max_length=MAX_PULLED)
+    receipt: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)] | None = Field(
+        default=None,
+        description="Given back to ``confirm_pull`` once the events are stored, so that the "
+        "platform stops offering them (e.g. the message ids to confirm); None: nothing to confirm.",
+    )
+    more: bool = Field(
+        default=False, description="The platform holds more than this pull took: pull again."
+    )
+
+
+class PullReceipt(ContractModel):
+    """A pull's receipt, handed back once its events are stored (``confirm_pull``)."""
+
+    store_id: Id
+    receipt: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)]
+
+
+class Confirmed(ContractModel):
+    """What ``confirm_pull`` did: how many messages the platform took as confirmed."""
+
+    count: int = Field(ge=0, le=MAX_PULLED)
+
+
+class OrderRef(ContractModel):
+    """One platform order of a store, to read from the platform (``fetch_order``)."""
+
+    store_id: Id
+    platform_order_id: Id
+
+
+class FetchedOrder(ContractModel):
+    """An order as the platform has it now, as native events: the full order (for its items
+    and prices) and its current state, with the idempotency keys a push of the same message
+    would have wherever the platform's messages allow it."""
+
+    events: list[NativeEvent] = Field(min_length=1, max_length=MAX_PULLED)

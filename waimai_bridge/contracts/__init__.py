@@ -19,14 +19,20 @@ from waimai_bridge.models import (
     CONTRACT_VERSION,
     ActionRequest,
     ActionResult,
+    Confirmed,
     ContractModel,
     Event,
+    FetchedOrder,
     InboundRequest,
     Manifest,
     NativeEvent,
+    OrderRef,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
+    PulledEvents,
+    PullReceipt,
+    PullRequest,
     StateChange,
 )
 
@@ -43,6 +49,12 @@ MODELS: dict[str, type[ContractModel]] = {
     "price-breakdown": PriceBreakdown,
     "action-request": ActionRequest,
     "action-result": ActionResult,
+    "pull-request": PullRequest,
+    "pulled-events": PulledEvents,
+    "pull-receipt": PullReceipt,
+    "confirmed": Confirmed,
+    "order-ref": OrderRef,
+    "fetched-order": FetchedOrder,
 }
 """Contract name → the model its schema is generated from."""
 
