@@ -65,7 +65,9 @@ def verdict(seen: Observed) -> tuple[dict[str, Any], list[str]]:
         for (platform, order), expected in seen.expected.items()
         if seen.states.get((platform, order)) != expected
     )
-    asked: Counter[Key] = Counter((run.platform, run.action) for run in seen.actions)
+    asked: Counter[Key] = Counter(
+        (run.platform, run.action) for run in seen.actions if run.action_id is not None
+    )  # the actions the bridge took on (a refused one is a problem of its own, below)
     not_done = [run for run in seen.actions if run.status != "done"]
     calls, acts = sum(seen.calls.values()), sum(seen.acts.values())
     figures: dict[str, Any] = {

@@ -97,6 +97,14 @@ def test_an_action_not_done_and_a_bridge_not_settled_fail() -> None:
     ]
 
 
+def test_a_refused_action_fails_once_and_is_not_counted_as_owed_a_platform_call() -> None:
+    seen = good()
+    refused = ActionRun("p", "B", "confirm", status="refused", problem="HTTP 404 unknown")
+    figures, problems = verdict(replace(seen, actions=[*seen.actions, refused]))
+    assert problems == ["action confirm on p order B: refused (HTTP 404 unknown)"]
+    assert figures["actions"] == 2
+
+
 def test_a_refused_push_fails() -> None:
     _, problems = verdict(replace(good(), refused=["p A step 1: HTTP 400 bad"]))
     assert problems == ["push refused: p A step 1: HTTP 400 bad"]
