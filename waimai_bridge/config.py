@@ -118,6 +118,17 @@ class BridgeSettings(BaseSettings):
     resend_after_seconds: float = Field(
         default=60, gt=0, description="How long an event may wait in line before it is resent."
     )
+    pull_interval_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="How often one worker pulls what platforms failed to push; 0: never.",
+    )
+    refetch_after_minutes: float = Field(
+        default=30,
+        gt=0,
+        description="How long a stored order may stand still before it is read again "
+        "from its platform.",
+    )
     action_tries: int = Field(
         default=3, ge=1, le=100, description="Platform calls an action gets before it fails."
     )

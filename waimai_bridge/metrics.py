@@ -40,6 +40,18 @@ ACTIONS_PERFORMED = Counter(
     "Platform calls made for outbound actions, by platform and outcome.",
     ["platform", "outcome"],
 )
+ACTIONS_VERIFIED = Counter(
+    "waimai_action_verifications_total",
+    "Actions of unknown outcome settled by reading the order on the platform, by platform "
+    "and what it showed (done, transient, rejected, unknown).",
+    ["platform", "outcome"],
+)
 DELIVERIES = Counter(
     "waimai_deliveries_total", "Subscriber POSTs, by outcome (done, retry, dead).", ["outcome"]
+)
+PULLED_EVENTS = Counter(
+    "waimai_pulled_events_total",
+    "Native events pulled (missed pushes) or fetched (orders read again), by platform, "
+    "source (pull, fetch) and outcome (new, duplicate).",
+    ["platform", "source", "outcome"],
 )

@@ -15,6 +15,7 @@ from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
 from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.holds import GATHER_RELEASES_MS, HoldReleases
 from waimai_bridge.pipeline.messages import GATHER_EVENTS_MS, Pipeline
+from waimai_bridge.pipeline.pulls import Puller
 from waimai_bridge.pipeline.sweeper import Sweeper
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
@@ -65,6 +66,10 @@ class Bridge:
             stale_after_ms=int(config.bridge.resend_after_seconds * 1000),
             interval_s=config.bridge.sweep_interval_seconds,
         )  # fmt: skip
+        self.puller = Puller(
+            self.pipeline, interval_s=config.bridge.pull_interval_seconds,
+            refetch_after_ms=int(config.bridge.refetch_after_minutes * 60_000),
+        )  # fmt: skip
         self._worker: dramatiq.Worker | None = None
 
     @property
@@ -79,7 +84,8 @@ class Bridge:
         threads: int = 2,
         prefetch: int = 64,
     ) -> None:
-        """Consume the shard queues (all, or ``shards``) in this process, and sweep."""
+        """Consume the shard queues (all, or ``shards``) in this process, sweep, and pull
+        (``pull_interval_seconds`` above 0)."""
         worker = dramatiq.Worker(
             self.broker,
             queues=self.pipeline.queues(shards),
@@ -90,10 +96,14 @@ class Bridge:
         worker.start()
         self._worker = worker
         self.sweeper.start()
+        if self.config.bridge.pull_interval_seconds > 0:
+            self.puller.start()
 
     def stop(self) -> None:
-        """Stop the worker and sweeper (if running), close the broker and the database."""
+        """Stop the worker, sweeper and puller (if running), close the broker and the
+        database."""
         self.sweeper.stop()
+        self.puller.stop()
         if self._worker is not None:
             self._worker.stop()
             self.holds.send_gathered_releases()

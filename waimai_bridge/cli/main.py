@@ -15,6 +15,7 @@ from waimai_bridge import __version__
 from waimai_bridge.cli.context import BridgeContext, pass_context
 from waimai_bridge.cli.demo import demo
 from waimai_bridge.cli.processes import serve, worker
+from waimai_bridge.cli.pulls import pull
 from waimai_bridge.cli.records import actions, deliveries, inbox, orders
 from waimai_bridge.cli.skus import skus
 from waimai_bridge.config import CONFIG_ENV, Config
@@ -127,6 +128,7 @@ for command in (
     inbox,
     actions,
     deliveries,
+    pull,
     skus,
     demo,
     contract,

@@ -23,7 +23,7 @@ from waimai_bridge.action_rules import (
     refusal,
 )
 from waimai_bridge.errors import WaimaiBridgeError, failure_site
-from waimai_bridge.metrics import ACTIONS_PERFORMED
+from waimai_bridge.metrics import ACTIONS_PERFORMED, ACTIONS_VERIFIED
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult, Capability
 from waimai_bridge.pipeline.messages import Pipeline
 from waimai_bridge.pipeline.shards import queue_name
@@ -125,10 +125,15 @@ class ActionWorker:
             return
         result = self._call(platform, claim.request)
         ACTIONS_PERFORMED.labels(platform, result.outcome.value).inc()
+        verified = result.outcome is ActionOutcome.UNKNOWN and self._verifies(platform)
+        if verified:
+            result = self._verify(platform, claim.request)
+            ACTIONS_VERIFIED.labels(platform, result.outcome.value).inc()
         with pipeline.database.transaction() as session:
             row = actions.record(
                 session, action_id, result, started_ms=claim.at_ms or 0,
                 now_ms=pipeline.clock(), retry_delay_ms=self.retry_delay_ms,
+                verified=verified and result.outcome is not ActionOutcome.UNKNOWN,
             )  # fmt: skip
             again = row.next_attempt_at_ms if row and row.status == "pending" else None
         pipeline.deliveries_written(session)
@@ -204,6 +209,22 @@ class ActionWorker:
                 continue
             entries.append(LogEntry.of(event, arrival=UNREAD_ARRIVAL + int(row.id)))
         return entries
+
+    def _verifies(self, platform: str) -> bool:
+        """Whether the platform's plugin can settle an unknown outcome (``verify_action``)."""
+        return self.pipeline.registry.platform(platform).supports(Capability.VERIFY_ACTION)
+
+    def _verify(self, platform: str, request: ActionRequest) -> ActionResult:
+        """What the order on the platform says of an action whose outcome was unknown;
+        ``unknown`` again when reading it failed too."""
+        try:
+            plugin = self.pipeline.registry.platform(platform)
+            return plugin.verify_action(request, self.pipeline.config.plugin_config(platform))
+        except Exception as exc:  # a plugin bug: the attempt stays unknown, retried as transient
+            logger.error("action %s: the %s plugin failed to verify it: %s",
+                         request.action_id, platform, failure_site(exc))  # fmt: skip
+            return ActionResult(outcome=ActionOutcome.UNKNOWN, code="VERIFY_ERROR",
+                                message=f"verifying failed: {type(exc).__name__}")  # fmt: skip
 
     def _call(self, platform: str, request: ActionRequest) -> ActionResult:
         try:

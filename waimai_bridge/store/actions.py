@@ -267,14 +267,16 @@ def claim(session: Session, action_id: int, *, now_ms: int, in_flight_timeout_ms
 
 def record(
     session: Session, action_id: int, result: ActionResult, *, started_ms: int, now_ms: int,
-    retry_delay_ms: int,
+    retry_delay_ms: int, verified: bool = False,
 ) -> OutboundAction | None:  # fmt: skip
     """Keep the platform's answer to the attempt that started at ``started_ms``: done,
-    failed, or pending again after ``retry_delay_ms`` (a transient failure with tries
-    left). None when that attempt is no longer in flight (it was given up meanwhile)."""
+    failed, or pending again after ``retry_delay_ms`` (a transient or unknown outcome with
+    tries left); ``verified``: the answer was read off the order on the platform. None when
+    that attempt is no longer in flight (it was given up meanwhile)."""
     row = session.get(OutboundAction, action_id, with_for_update=True)
     if row is None or row.status != ActionStatus.PENDING or row.in_flight_since_ms != started_ms:
         return None
+    row.verified = verified
     if result.outcome is ActionOutcome.DONE:
         _finish(session, row, ActionStatus.DONE, result.code, result.message, now_ms)
     elif result.outcome is ActionOutcome.REJECTED or row.attempts >= row.attempt_limit:

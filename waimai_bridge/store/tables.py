@@ -99,6 +99,8 @@ class PlatformOrder(Base):
     discarded: Mapped[bool] = mapped_column(Boolean)
     created_at_ms: Mapped[int]
     updated_at_ms: Mapped[int]
+    fetched_at_ms: Mapped[int | None]
+    """When the order was last read from the platform (``fetch_order``), if ever."""
 
     order: Mapped[Order | None] = relationship()
 
@@ -244,6 +246,8 @@ class OutboundAction(Base):
     in_flight_since_ms: Mapped[int | None]
     result_code: Mapped[str | None] = mapped_column(String(64))
     result_message: Mapped[str | None] = mapped_column(Text)
+    verified: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """The last answer was settled by reading the order on the platform (``verify_action``)."""
     created_at_ms: Mapped[int]
     updated_at_ms: Mapped[int]
 
@@ -287,3 +291,25 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at_ms: Mapped[int]
     delivered_at_ms: Mapped[int | None]
+
+
+class Lease(Base):
+    """A job one worker at a time does (``name``), and who holds it until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    until_ms: Mapped[int]
+
+
+class PullCursor(Base):
+    """Where the next pull of a store's missed pushes starts: the start of the last
+    successful pull."""
+
+    __tablename__ = "pull_cursors"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    store_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    since_ms: Mapped[int]
+    pulled_at_ms: Mapped[int]

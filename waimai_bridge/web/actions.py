@@ -55,6 +55,10 @@ class ActionView(BaseModel):
     status: actions.ActionStatus
     attempts: int = Field(description="Platform calls made.")
     result: ResultView | None
+    verified: bool = Field(
+        description="The last answer was read off the order on the platform: the call's own "
+        "outcome was unknown (verify_action)."
+    )
     created_at: str
     updated_at: str
 
@@ -68,7 +72,7 @@ def action_view(row: OutboundAction) -> ActionView:
         id=row.id, action=Action(row.action), order_id=row.order_id, platform=row.platform,
         platform_order_id=row.platform_order_id, store_id=row.store_id, reason=row.reason,
         status=actions.ActionStatus(row.status), attempts=row.attempts, result=result,
-        created_at=iso(row.created_at_ms), updated_at=iso(row.updated_at_ms),
+        verified=row.verified, created_at=iso(row.created_at_ms), updated_at=iso(row.updated_at_ms),
     )  # fmt: skip
 
 

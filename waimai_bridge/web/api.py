@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Security
@@ -11,6 +10,7 @@ from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge.bounds import MAX_INT64
+from waimai_bridge.clock import moment_ms
 from waimai_bridge.models import OrderState
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.untrusted import unstorable
@@ -65,17 +65,10 @@ router = APIRouter(prefix="/api/v1", tags=["orders"], dependencies=API)
 def _since_ms(since: str | None) -> int | None:
     if since is None:
         return None
-    if since.isascii() and since.isdigit():  # str.isdigit() also takes "²"
-        if int(since) > MAX_INT64:
-            raise HTTPException(400, "since is out of range")
-        return int(since)
     try:
-        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(400, "since must be epoch milliseconds or an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise HTTPException(400, "since needs a time zone, e.g. 2026-11-22T08:00:00+08:00")
-    return int(moment.timestamp() * 1000)
+        return moment_ms(since)
+    except ValueError as exc:
+        raise HTTPException(400, f"since {exc}") from None
 
 
 @router.get("/orders", response_model=OrderPage, summary="List orders")

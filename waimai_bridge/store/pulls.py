@@ -1,0 +1,117 @@
+"""What pull compensation keeps: the lease of the one worker pulling, where each store's
+next pull starts, and which orders want reading again from their platform."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Text, cast, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from waimai_bridge.models import OrderState
+from waimai_bridge.store.tables import Lease, Order, PlatformOrder, PullCursor
+from waimai_bridge.store.upsert import insert_ignoring_conflict
+
+SETTLED = (OrderState.COMPLETED, OrderState.REFUNDED, OrderState.CANCELLED)
+"""Order states that wait for nothing more (a partially refunded order may be refunded
+again, so it is not among them)."""
+
+
+def take_lease(session: Session, name: str, holder: str, *, now_ms: int, ttl_ms: int) -> bool:
+    """Whether ``holder`` holds the lease ``name`` until ``now_ms + ttl_ms``: it did
+    already, or nobody did, or the last holder's time ran out."""
+    insert_ignoring_conflict(session, Lease, {"name": name, "holder": holder, "until_ms": 0})
+    lease = session.get(Lease, name, with_for_update=True, populate_existing=True)
+    assert lease is not None  # inserted above, or there already
+    if lease.holder != holder and lease.until_ms > now_ms:
+        return False
+    lease.holder, lease.until_ms = holder, now_ms + ttl_ms
+    return True
+
+
+def release_lease(session: Session, name: str, holder: str) -> None:
+    """Give the lease up, if ``holder`` has it."""
+    session.execute(
+        update(Lease).where(Lease.name == name, Lease.holder == holder).values(until_ms=0)
+    )
+
+
+def pull_since(session: Session, platform: str, store_id: str) -> int:
+    """Where the next pull of a store starts: the start of the last successful one, or 0."""
+    cursor = session.get(PullCursor, (platform, store_id))
+    return 0 if cursor is None else cursor.since_ms
+
+
+def pulled(session: Session, platform: str, store_id: str, *, since_ms: int, now_ms: int) -> None:
+    """Record a successful pull of a store: the next one starts at ``since_ms``."""
+    cursor = session.get(PullCursor, (platform, store_id), with_for_update=True)
+    if cursor is None:
+        session.add(
+            PullCursor(platform=platform, store_id=store_id, since_ms=since_ms, pulled_at_ms=now_ms)
+        )
+    else:
+        cursor.since_ms, cursor.pulled_at_ms = max(cursor.since_ms, since_ms), now_ms
+
+
+_NO_PRICE = func.coalesce(cast(PlatformOrder.price, Text), "null") == "null"
+"""No price breakdown: SQL NULL or JSON null, as the dialect stored it."""
+
+
+@dataclass(frozen=True)
+class Refetch:
+    """An order to read again from its platform, and why."""
+
+    id: int
+    platform: str
+    store_id: str
+    platform_order_id: str
+    why: str
+    """``"no order"``: seen without the full order (no items, no prices); ``"stuck"``: not
+    settled and not moved for long."""
+
+
+def refetch_due(
+    session: Session, platforms: Collection[str], *, missing_before_ms: int,
+    stuck_before_ms: int, fetched_before_ms: int, limit: int,
+) -> list[Refetch]:  # fmt: skip
+    """Orders of ``platforms`` to read again, not read since ``fetched_before_ms``: those
+    first seen before ``missing_before_ms`` without their full order, then stored orders not
+    settled and last changed before ``stuck_before_ms``; ``limit`` at most."""
+    if not platforms:
+        return []
+    not_lately = or_(
+        PlatformOrder.fetched_at_ms.is_(None), PlatformOrder.fetched_at_ms < fetched_before_ms
+    )
+    mine = PlatformOrder.platform.in_(platforms)
+    columns = (
+        PlatformOrder.id, PlatformOrder.platform, PlatformOrder.store_id,
+        PlatformOrder.platform_order_id,
+    )  # fmt: skip
+    missing = session.execute(
+        select(*columns)
+        .where(mine, not_lately, _NO_PRICE, ~PlatformOrder.discarded)
+        .where(PlatformOrder.created_at_ms < missing_before_ms)
+        .order_by(PlatformOrder.id)
+        .limit(limit)
+    ).all()
+    found = [Refetch(*row, why="no order") for row in missing]
+    if len(found) < limit:
+        stuck = session.execute(
+            select(*columns)
+            .join(Order, Order.id == PlatformOrder.order_id)
+            .where(mine, not_lately, Order.state.not_in([state.value for state in SETTLED]))
+            .where(Order.updated_at_ms < stuck_before_ms)
+            .order_by(Order.updated_at_ms)
+            .limit(limit - len(found))
+        ).all()
+        found += [Refetch(*row, why="stuck") for row in stuck]
+    return found
+
+
+def fetched(session: Session, ids: Sequence[int], *, now_ms: int) -> None:
+    """Record that these platform orders were read from their platform now."""
+    if ids:
+        session.execute(
+            update(PlatformOrder).where(PlatformOrder.id.in_(ids)).values(fetched_at_ms=now_ms)
+        )
