@@ -563,8 +563,8 @@ def test_a_missing_page_fails(docs: Path) -> None:
 
 
 def test_a_stale_page_fails(docs: Path) -> None:
-    (docs / "fetch_order.md").write_text("# fetch_order\n", encoding="utf-8")
-    with pytest.raises(AssertionError, match=r"fetch_order\.md"):
+    (docs / "fetch_menu.md").write_text("# fetch_menu\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match=r"fetch_menu\.md"):
         check_no_stale_pages(docs)
 
 

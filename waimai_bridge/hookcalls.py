@@ -183,6 +183,8 @@ class Platform:
             result: ActionResult = self._call("verify_action", action=action, config=config)
         except TransientPlatformError as exc:
             return ActionResult(outcome=ActionOutcome.UNKNOWN, code=exc.code, message=exc.message)
+        except PlatformRejected as exc:
+            return ActionResult(outcome=ActionOutcome.REJECTED, code=exc.code, message=exc.message)
         return result
 
     def _check_events(

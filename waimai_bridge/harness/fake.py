@@ -5,6 +5,13 @@ fixtures' :class:`~waimai_bridge.models.PluginConfig` and returning a context ma
 starts a local fake of the platform's API on enter (and stops it on exit) and gives a
 :class:`FakePlatform`. The plugin needs nothing from the harness to write one: the
 protocol is structural and every value crossing it is plain data.
+
+The fake of a plugin with ``pull_events``, ``fetch_order`` or ``verify_action`` also has
+``pushed(push, *, delivered)``: the platform sent this push (``delivered``) or failed to
+send it. Its orders take it in either way (what ``fetch_order`` and ``verify_action``
+read), and an undelivered one is offered by the pull API until confirmed. ``push`` is a
+push fixture's request: ``{"method", "url", "kind", "query" ([name, value] pairs),
+"headers", "body" (text)}``.
 """
 
 from __future__ import annotations

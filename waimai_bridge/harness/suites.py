@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from waimai_bridge.harness import actions, pushes, structure
+from waimai_bridge.harness import actions, pushes, recovery, structure
 from waimai_bridge.harness.cases import Case, fail_with
 from waimai_bridge.harness.fake import FakeFactory
 from waimai_bridge.harness.outcomes import (
@@ -36,6 +36,9 @@ SUITES: Mapping[str, Callable[[Target], Iterator[Case]]] = {
     "scenario": pushes.scenario_cases,
     "actions": actions.action_cases,
     "errors": actions.error_cases,
+    "pull": recovery.pull_cases,
+    "fetch": recovery.fetch_cases,
+    "verify": recovery.verify_cases,
 }
 """Every suite by name, in the order they run."""
 
