@@ -277,3 +277,15 @@ def test_the_pull_command(pulling: Pulling, monkeypatch: pytest.MonkeyPatch) -> 
     assert "failed: pullpay S001: TransientPlatformError" in answer.output
     with pulling.bridge.database.transaction() as session:
         assert session.scalar(select(func.count()).select_from(InboxEvent)) == 2
+
+
+def test_an_order_waiting_to_be_stored_that_stopped_moving_is_read_again(
+    pulling: Pulling,
+) -> None:
+    pulling.deliver(pulling.body("c1", "W-1", "order.created", price=PRICE))
+    pulling.apply()
+    pulling.platform.push(pulling.body("a1", "W-1", "order.accepted"), delivered=True)
+    pulling.now += 31 * 60_000
+    pulling.bridge.puller.refetch()
+    assert pulling.platform.fetches == ["W-1"]
+    assert sorted(pulling.inbox()) == ["a1", "c1"]

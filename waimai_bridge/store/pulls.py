@@ -68,7 +68,7 @@ class Refetch:
     platform_order_id: str
     why: str
     """``"no order"``: seen without the full order (no items, no prices); ``"stuck"``: not
-    settled and not moved for long."""
+    settled and not changed for long."""
 
 
 def refetch_due(
@@ -76,8 +76,9 @@ def refetch_due(
     stuck_before_ms: int, fetched_before_ms: int, limit: int,
 ) -> list[Refetch]:  # fmt: skip
     """Orders of ``platforms`` to read again, not read since ``fetched_before_ms``: those
-    first seen before ``missing_before_ms`` without their full order, then stored orders not
-    settled and last changed before ``stuck_before_ms``; ``limit`` at most."""
+    first seen before ``missing_before_ms`` without their full order, then those not settled
+    (stored or still waiting to be) and last changed before ``stuck_before_ms``; ``limit``
+    at most."""
     if not platforms:
         return []
     not_lately = or_(
@@ -97,16 +98,21 @@ def refetch_due(
     ).all()
     found = [Refetch(*row, why="no order") for row in missing]
     if len(found) < limit:
+        changed = func.coalesce(Order.updated_at_ms, PlatformOrder.updated_at_ms)
+        unsettled = or_(
+            (PlatformOrder.order_id.is_(None)) & ~PlatformOrder.discarded,
+            Order.state.not_in([state.value for state in SETTLED]),
+        )
+        seen = {row.id for row in found}
         stuck = session.execute(
             select(*columns)
-            .join(Order, Order.id == PlatformOrder.order_id)
-            .where(mine, not_lately, Order.state.not_in([state.value for state in SETTLED]))
-            .where(Order.updated_at_ms < stuck_before_ms)
-            .order_by(Order.updated_at_ms)
-            .limit(limit - len(found))
+            .outerjoin(Order, Order.id == PlatformOrder.order_id)
+            .where(mine, not_lately, unsettled, changed < stuck_before_ms)
+            .order_by(changed)
+            .limit(limit)
         ).all()
-        found += [Refetch(*row, why="stuck") for row in stuck]
-    return found
+        found += [Refetch(*row, why="stuck") for row in stuck if row.id not in seen]
+    return found[:limit]
 
 
 def fetched(session: Session, ids: Sequence[int], *, now_ms: int) -> None:
