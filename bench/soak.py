@@ -43,10 +43,10 @@ from sqlalchemy import Engine, create_engine, text  # noqa: E402
 
 from bench.services import OwnPostgres, OwnRedis  # noqa: E402
 from bench.soak_checks import Observed, verdict  # noqa: E402
-from bench.soak_faults import Bridge, environment, fault_loop  # noqa: E402
+from bench.soak_faults import Bridge, bridge_command, environment, fault_loop  # noqa: E402
 from bench.soak_load import Load, Tally, launch, noted  # noqa: E402
 from bench.soak_plan import OrderPlan, Planner  # noqa: E402
-from tests.processes import bridge_command, free_port, processes, wait_until  # noqa: E402
+from tests.processes import free_port, processes, wait_until  # noqa: E402
 from waimai_bridge.config import Config, load_config  # noqa: E402
 from waimai_bridge.demo import channel as channels  # noqa: E402
 from waimai_bridge.demo.channel import DemoChannel, DemoFake  # noqa: E402

@@ -5,6 +5,7 @@ PostgreSQL restarted."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.services import OwnPostgres, OwnRedis
-from tests.processes import ROOT, Process, bridge_command
+from tests.processes import ROOT, Process
 
 WORKERS = 2
 """Worker processes, each consuming every shard: while one is down the other works on."""
@@ -21,6 +22,12 @@ WORKER_DOWN_S = 1.0
 REDIS_DOWN_S = 2.0
 POSTGRES_DOWN_S = 2.0
 """How long each fault keeps its part down before it is started again."""
+
+
+def bridge_command(config: Path, *arguments: str) -> list[str]:
+    """``waimai-bridge --config CONFIG ARGUMENTS…`` as a deployment runs it (the tests' own
+    helper adds ``--log-level debug``)."""
+    return [sys.executable, "-m", "waimai_bridge", "--config", str(config), *arguments]
 
 
 def environment() -> dict[str, str]:
@@ -58,14 +65,12 @@ class Bridge:
 
     def launch(self) -> None:
         """Start ``serve`` and the workers."""
-        command = bridge_command(
-            self.config, "serve", "--port", str(self.port), "--log-level", "warning"
-        )
+        command = bridge_command(self.config, "serve", "--port", str(self.port))
         self.serve = self.start("serve", command, environment())
         self.workers = [self._worker(number) for number in range(WORKERS)]
 
     def _worker(self, number: int) -> Process:
-        command = bridge_command(self.config, "worker", "--threads", "2", "--log-level", "warning")
+        command = bridge_command(self.config, "worker", "--threads", "2")
         return self.start(f"worker-{number}", command, environment())
 
     def kill_worker(self, number: int) -> None:
