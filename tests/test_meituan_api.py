@@ -178,13 +178,35 @@ def test_a_5xx_with_meituans_error_body_follows_the_code(
     assert (result.outcome, result.code) == (ActionOutcome.REJECTED, "808")
 
 
-def test_a_slow_answer_times_out_as_transient(meituan: Platform, fake: FakeMeituan) -> None:
+def test_a_read_time_out_after_sending_is_unknown(meituan: Platform, fake: FakeMeituan) -> None:
     fake.script("order/confirm", FakeAnswer.slow(2.0))
     result = perform(meituan, fake, action(Action.CONFIRM), api_timeout_seconds=0.3)
-    # the answer would have come after 2 s: "no answer" is the client giving up at 0.3 s
-    assert result.outcome is ActionOutcome.TRANSIENT
+    # the request reached the fake, which acted on it; the client gave up at 0.3 s
+    assert result.outcome is ActionOutcome.UNKNOWN
     assert result.code is None
-    assert result.message == "no answer within 0.3 s"
+    assert result.message == "no answer within 0.3 s after the request was sent"
+    assert [call.path for call in fake.calls] == ["order/confirm"]
+
+
+@pytest.mark.parametrize("answer", [FakeAnswer.dropped(), FakeAnswer.lost()])
+def test_a_connection_closed_after_sending_is_unknown(
+    meituan: Platform, fake: FakeMeituan, answer: FakeAnswer
+) -> None:
+    fake.script("order/confirm", answer)
+    result = perform(meituan, fake, action(Action.CONFIRM))
+    assert result.outcome is ActionOutcome.UNKNOWN
+    assert result.message == (
+        "the connection broke after the request was sent: RemoteProtocolError"
+    )
+
+
+def test_a_connect_time_out_is_transient(meituan: Platform) -> None:
+    # 192.0.2.1 (TEST-NET-1) is never routed: the connection cannot be made
+    config = fixture_config(api_base="http://192.0.2.1/api/v1/", api_timeout_seconds=0.2)
+    result = meituan.outbound_action(action(Action.CONFIRM), config)
+    assert result.outcome is ActionOutcome.TRANSIENT
+    assert result.message is not None
+    assert result.message.startswith(("no connection within 0.2 s", "network error: "))
 
 
 def test_a_network_error_is_transient(meituan: Platform) -> None:

@@ -430,8 +430,9 @@ def error_fixtures() -> dict[str, dict[str, Any]]:
     """Every error fixture by file name: §4.4's codes, HTTP failures and the network.
 
     700 and 711 are worth retrying (transient); every other Meituan code is final
-    (rejected), its code and message kept. A 5xx or 429 without Meituan's body, a time-out
-    and a broken connection are transient; another 4xx is final (issue #6, README)."""
+    (rejected), its code and message kept. A 5xx or 429 without Meituan's body is
+    transient; another 4xx is final (issue #6, README); a time-out or a broken connection
+    once the request was sent is unknown (issue #28)."""
     return {
         "system_error_700": error_fixture(
             "700 系统错误: retried", {"error": {"code": 700, "msg": "系统错误"}},
@@ -455,13 +456,15 @@ def error_fixtures() -> dict[str, dict[str, Any]]:
             {"outcome": "transient", "code": "http_429"},
         ),
         "time_out": error_fixture(
-            "no answer within api_timeout_seconds (0.3 s): retried, no platform code",
-            {"slow": 1.5}, {"outcome": "transient", "code": None},
+            "no answer within api_timeout_seconds (0.3 s) after the request was sent: "
+            "unknown (it may have taken effect), settled by reading the order",
+            {"slow": 1.5}, {"outcome": "unknown", "code": None},
             settings={"api_timeout_seconds": 0.3},
         ),
         "dropped": error_fixture(
-            "the connection closed without an answer: retried, no platform code",
-            {"drop": True}, {"outcome": "transient", "code": None},
+            "the connection closed without an answer after the request was sent: unknown, "
+            "settled by reading the order",
+            {"drop": True}, {"outcome": "unknown", "code": None},
         ),
         "order_state_changed_808": error_fixture(
             "808 操作失败 (the order's state changed): final",

@@ -5,8 +5,9 @@ parameters ``app_id``, ``timestamp`` (epoch seconds) and ``sig`` in the query. T
 ``{"data":"ok"}`` is done; ``{"data":"ng","error":{"code":…,"msg":…}}`` is transient for
 700 / 711, done when it says the order or refund is already where the action would put it
 (:data:`ALREADY_DONE`), and rejected for good otherwise, with Meituan's code and message
-kept; a network error, a time-out, HTTP 429 or a 5xx without Meituan's error body is
-transient.
+kept; HTTP 429 or a 5xx without Meituan's error body is transient. A failure to connect
+is transient (nothing reached Meituan); a time-out or a broken connection once the request
+was sent is ``unknown`` (it may have taken effect), settled by :mod:`.verify`.
 """
 
 from __future__ import annotations
@@ -106,6 +107,63 @@ def signed_params(
     return signed
 
 
+NOT_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+"""The failures before the request left: nothing reached Meituan. Every other one (a read
+or write time-out, a reset, a connection closed without an answer) may come after Meituan
+received the request."""
+
+
+def timeout_of(config: PluginConfig) -> float:
+    """How long one API call may take, in seconds."""
+    return float(config.settings.get("api_timeout_seconds") or facts.DEFAULT_TIMEOUT_SECONDS)
+
+
+def call(
+    endpoint: Endpoint,
+    params: Mapping[str, str],
+    config: PluginConfig,
+    *,
+    clock: Callable[[], float],
+) -> httpx.Response:
+    """One signed call of ``endpoint`` with the business ``params`` (in the query of a GET,
+    the form of a POST); httpx's errors are the caller's to classify."""
+    url = str(config.settings.get("api_base") or DEFAULT_API_BASE) + endpoint.path
+    signed = signed_params(url, params, config, now_s=int(clock()))
+    with httpx.Client(timeout=timeout_of(config)) as client:
+        if endpoint.method == "GET":
+            return client.get(url, params=signed)
+        return client.post(url, data=signed)
+
+
+def failure(exc: httpx.HTTPError, timeout: float) -> ActionResult:
+    """A call that got no answer: transient when it never left, unknown when it may have
+    reached Meituan."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return ActionResult(
+            outcome=ActionOutcome.TRANSIENT, message=f"no connection within {timeout:g} s"
+        )
+    if isinstance(exc, NOT_SENT):
+        return ActionResult(
+            outcome=ActionOutcome.TRANSIENT, message=f"network error: {type(exc).__name__}"
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return ActionResult(
+            outcome=ActionOutcome.UNKNOWN,
+            message=f"no answer within {timeout:g} s after the request was sent",
+        )
+    return ActionResult(
+        outcome=ActionOutcome.UNKNOWN,
+        message=f"the connection broke after the request was sent: {type(exc).__name__}",
+    )
+
+
 def perform(
     action: ActionRequest, config: PluginConfig, *, clock: Callable[[], float] = time.time
 ) -> ActionResult:
@@ -116,26 +174,12 @@ def perform(
             outcome=ActionOutcome.REJECTED,
             message=f"Meituan has no API for the action {action.action.value!r}",
         )
-    settings = config.settings
-    url = str(settings.get("api_base") or DEFAULT_API_BASE) + endpoint.path
-    params = signed_params(url, business_params(action), config, now_s=int(clock()))
-    timeout = float(settings.get("api_timeout_seconds") or facts.DEFAULT_TIMEOUT_SECONDS)
     try:
-        with httpx.Client(timeout=timeout) as client:
-            if endpoint.method == "GET":
-                response = client.get(url, params=params)
-            else:
-                response = client.post(url, data=params)
-    except httpx.TimeoutException:
-        return ActionResult(
-            outcome=ActionOutcome.TRANSIENT, message=f"no answer within {timeout:g} s"
-        )
+        response = call(endpoint, business_params(action), config, clock=clock)
     except httpx.HTTPError as exc:
-        return ActionResult(
-            outcome=ActionOutcome.TRANSIENT, message=f"network error: {type(exc).__name__}"
-        )
+        return failure(exc, timeout_of(config))
     return classify(
-        response.status_code, response.text, secret=str(settings["app_secret"]),
+        response.status_code, response.text, secret=str(config.settings["app_secret"]),
         action=action.action,
     )  # fmt: skip
 
@@ -154,7 +198,7 @@ def classify(
         error = body.get("error")
         if isinstance(error, dict) and error.get("code") is not None:
             code = str(error["code"])[:MAX_ID_LENGTH]  # what the contract holds
-            message = _clean(str(error.get("msg") or error.get("message") or ""), secret)
+            message = clean(str(error.get("msg") or error.get("message") or ""), secret)
             message = message[:MAX_TEXT_LENGTH]
             already = ALREADY_DONE.get(action) if action is not None else None
             if code in facts.TRANSIENT_CODES:
@@ -180,5 +224,6 @@ def classify(
     )
 
 
-def _clean(message: str, secret: str) -> str:
+def clean(message: str, secret: str) -> str:
+    """A platform's message with the secret blanked, should it ever echo it."""
     return message.replace(secret, "***") if secret else message

@@ -250,3 +250,74 @@ application already agreed [G]: done for the agreeing actions."""
 REFUND_ALREADY_REJECTED: Final = (ORDER_STATE_CHANGED_CODE, "退款已驳回")
 """Meituan's answer to ``order/refund/agree`` / ``order/refund/reject`` on a refund
 application already rejected [G]: done for the rejecting actions."""
+
+# --------------------------------------------------------------------------- reading an order
+
+ORDER_DETAIL_PATH: Final = "order/getOrderDetail"
+"""GET ``order_id``, ``is_mt_logistics``: the full order, the fields of the order pushes
+(§4.3) [C]."""
+
+IS_MT_LOGISTICS: Final = "0"
+"""``is_mt_logistics`` sent with ``order/getOrderDetail``: 1 adds Meituan Delivery's details
+(rider, logistics times), which the plugin does not read; 0 leaves them out (go-meituan's
+request model: "当需要查询美团配送的详细信息时，此字段需上传且取值为1") [P]."""
+
+DETAIL_DATA_SHAPES: Final = ("object", "list_of_one")
+"""How ``order/getOrderDetail`` answers: ``{"data": {…order…}}`` with its JSON-valued
+fields (``detail``, ``extras``, ``poi_receive_detail`` …) as JSON text and its numbers as
+JSON numbers (the official Java SDK parses ``data`` as an object and ``detail``/``extras``
+as JSON strings, §4.3 "JSON not URL-encoded") [C]; go-meituan declares ``data`` a list of
+orders, so a list holding the one order is read too [P]. A JSON field sent already parsed
+is taken as it is [G]."""
+
+ORDER_STATUS_PATH: Final = "order/viewstatus"
+"""GET ``order_id``: ``{"data": {"status": N}}``, the order's status (§3.4 codes; the
+official Java SDK reads ``data.status``) [C]."""
+
+ORDER_STATUS_CODES: Final[dict[str, str]] = {
+    "2": "order_paid",
+    "3": "order_paid",
+    "4": "order_confirmed",
+    "6": "order_confirmed",
+    "8": "order_completed",
+    "9": "order_cancelled",
+}
+"""An order ``status`` → the order push that brings an order to it (2 向商家推送订单, 4 商家已
+确认, 8 订单已完成, 9 订单已取消: §3.4 [C]; 3 商家已收到 and 6 已配送 of the older SDK [C], read
+as not yet confirmed and confirmed [G]). 1 用户已提交订单 is an order not yet paid nor pushed
+to the merchant: the plugin has no order to give for it. Another status is read as unknown."""
+
+PAID_TIME_FIELDS: Final = ("order_send_time", "ctime")
+"""When a read order was paid: ``order_send_time`` (用户下单完成支付的时间), else ``ctime``, in
+epoch seconds (go-meituan's getOrderDetail model) [P]; ``utime`` is the *last* change."""
+
+STATUS_TIME_FIELDS: Final[dict[str, str]] = {
+    "order_confirmed": "order_confirm_time",
+    "order_completed": "order_completed_time",
+    "order_cancelled": "order_cancel_time",
+}
+"""When a read order reached its status, epoch seconds (go-meituan's getOrderDetail model)
+[P]; 0 or missing: ``utime`` (§3.4) [C], else the time of the read."""
+
+INCOMPLETE_CODE: Final = "-1"
+INCOMPLETE_PRICE_MODULES: Final = frozenset({"0", "1", "4", "5", "11", "15"})
+"""``incmp_code`` -1 marks an order read whose modules ``incmp_modules`` were degraded
+("如不完整，建议尝试重新查询"); 0 商品详情, 1 优惠信息, 4/5 商家对账信息, 11 部分订单基本信息 and 15
+替换折扣价为原价 change the prices, so such a read is tried again later (go-meituan's model)
+[P]. A degraded read that does not say which modules counts as incomplete."""
+
+REFUND_DETAIL_PATH: Final = "ecommerce/order/getOrderRefundDetail"
+REFUND_ORDER_PARAM: Final = "wm_order_id_view"
+"""GET ``wm_order_id_view`` (the order id, §3.4): ``{"data": [refund, …]}``, the order's
+refund applications, each with ``refund_id``, ``ctime`` and ``res_type`` (the §3.6 values,
+:data:`NOTIFY_TYPE_BY_RES_TYPE`) (§4.3 [P], go-meituan's model) [P]: how a refund or cancel
+answer is verified. An order without refund applications answers an empty list [G]."""
+
+NO_SUCH_ORDER_CODE: Final = "806"
+"""806 不存在此订单 (§4.4) [C]: a read of an order Meituan does not know."""
+
+MEAL_READY_REPEATS_HARMLESSLY: Final = True
+"""No read shows 出餐完成 (the order's status stays 4), so a ``meal_ready`` whose answer was
+lost is settled by sending ``order/preparationMealComplete`` again while the order is
+confirmed and open: Meituan is taken to answer a repeat ok, or with an error saying so [G].
+False: it is only retried (``transient``)."""

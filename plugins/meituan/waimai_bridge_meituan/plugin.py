@@ -2,7 +2,9 @@
 
 The hooks delegate to the modules that do the work: :mod:`.push` (verifying and decoding
 pushes), :mod:`.states` (the native codes into the baseline, as a table), :mod:`.prices`
-(the price breakdown) and :mod:`.api` (the outbound actions). The native-code table (push
+(the price breakdown), :mod:`.api` (the outbound actions), :mod:`.fetch` (an order read from
+the API as native events) and :mod:`.verify` (an action whose answer was lost, settled by
+reading the order). The native-code table (push
 kind, plus its ``notify_type`` or ``logistics_status`` where one URL carries several) and
 the config schemas live in ``manifest.json``; every unconfirmed platform fact the plugin
 uses is in :mod:`.assumptions`.
@@ -13,8 +15,10 @@ from typing import Any
 from waimai_bridge.plugin_api import (
     ActionRequest,
     ActionResult,
+    FetchedOrder,
     InboundRequest,
     NativeEvent,
+    OrderRef,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
@@ -22,7 +26,7 @@ from waimai_bridge.plugin_api import (
     hookimpl,
     read_manifest,
 )
-from waimai_bridge_meituan import api, prices, push, states
+from waimai_bridge_meituan import api, fetch, prices, push, states, verify
 
 
 @hookimpl
@@ -53,5 +57,21 @@ def price_breakdown(order: NativeEvent, config: PluginConfig) -> PriceBreakdown 
 
 @hookimpl
 def outbound_action(action: ActionRequest, config: PluginConfig) -> ActionResult:
-    """Perform an action on the Meituan API, signed; done, rejected or transient."""
+    """Perform an action on the Meituan API, signed; done, rejected, transient, or unknown
+    when the answer was lost after the request was sent."""
     return api.perform(action, config)
+
+
+@hookimpl
+def fetch_order(order: OrderRef, config: PluginConfig) -> FetchedOrder | None:
+    """Read an order (``order/viewstatus``, ``order/getOrderDetail``): its full order and
+    current status as the native events of their pushes; None for an order Meituan does not
+    know."""
+    return fetch.fetch(order, config)
+
+
+@hookimpl
+def verify_action(action: ActionRequest, config: PluginConfig) -> ActionResult:
+    """Read the order (its status, or its latest refund application) to say whether an
+    action whose answer was lost took effect."""
+    return verify.verify(action, config)

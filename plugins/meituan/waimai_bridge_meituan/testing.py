@@ -13,58 +13,62 @@ scripted to fail (an unscripted call acts on its order, so a repeated action get
         ...
         assert [call.path for call in fake.calls] == ["order/refund/agree"] * 2
 
+:meth:`FakeMeituan.pushed` tells it a push the platform sent or failed to send (a push
+fixture's request, :func:`push_request`): its order book learns the order either way, and
+serves it to the reads ``order/getOrderDetail``, ``order/viewstatus`` and
+``getOrderRefundDetail`` in the shapes the plugin assumes.
+
 :func:`signed_push` builds the form body of a push as Meituan sends it (double-encoded
 fields included) for tests and demos. :func:`fake_platform` is the fake as the contract
 harness drives it (:class:`HarnessFake`, whose ``script`` takes an error fixture's answer).
+The fake itself is :mod:`waimai_bridge_meituan.fake_api`, the fixtures' config
+:mod:`waimai_bridge_meituan.fixture_settings`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Final
-from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
+from typing import Any
+from urllib.parse import parse_qsl, quote_plus, urlencode
 
 from waimai_bridge.plugin_api import PluginConfig
 from waimai_bridge_meituan import assumptions as facts
-from waimai_bridge_meituan.fake_orders import FakeOrders
-from waimai_bridge_meituan.signing import sig, sig_matches
+from waimai_bridge_meituan.fake_api import BAD_SIG, UNKNOWN_APP, FakeAnswer, FakeCall, FakeMeituan
+from waimai_bridge_meituan.fixture_settings import (
+    FIXTURE_APP_ID,
+    FIXTURE_PUBLIC_BASE_URL,
+    FIXTURE_SECRET,
+    FIXTURE_SETTINGS,
+    FIXTURE_STORES,
+    fixture_config,
+)
+from waimai_bridge_meituan.push import WEBHOOK_PATH
+from waimai_bridge_meituan.signing import sig
 
-FIXTURE_APP_ID: Final = "6123"
-FIXTURE_SECRET: Final = "fixture-meituan-secret-0123456789"
-FIXTURE_PUBLIC_BASE_URL: Final = "https://bridge.example.com"
-FIXTURE_SETTINGS: Final[dict[str, Any]] = {
-    "app_id": FIXTURE_APP_ID,
-    "app_secret": FIXTURE_SECRET,
-    "api_base": "https://waimaiopen.meituan.com/api/v1/",
-    "price_semantics": "discounted",
-    "api_timeout_seconds": 10,
-}
-"""The ``[platforms.meituan]`` table the fixtures are written for."""
-
-FIXTURE_STORES: Final[dict[str, dict[str, Any]]] = {
-    "S001": {"app_poi_code": "STORE-001"},
-    "S002": {"app_poi_code": "STORE-002", "price_semantics": "original"},
-}
-"""The store bindings of the fixtures: S002 overrides the price semantics; pushes that
-name no store go to S001, the first bound store id."""
-
-
-def fixture_config(**settings: Any) -> PluginConfig:
-    """The fixtures' plugin config, with ``settings`` overriding some of its keys."""
-    return PluginConfig(
-        platform="meituan",
-        public_base_url=FIXTURE_PUBLIC_BASE_URL,
-        settings={**FIXTURE_SETTINGS, **settings},
-        stores={store: dict(binding) for store, binding in FIXTURE_STORES.items()},
-    )
+__all__ = [
+    "BAD_SIG",
+    "FIXTURE_APP_ID",
+    "FIXTURE_PUBLIC_BASE_URL",
+    "FIXTURE_SECRET",
+    "FIXTURE_SETTINGS",
+    "FIXTURE_STORES",
+    "UNKNOWN_APP",
+    "FakeAnswer",
+    "FakeCall",
+    "FakeMeituan",
+    "HarnessFake",
+    "encode_push",
+    "fake_platform",
+    "fixture_config",
+    "push_request",
+    "scripted_answer",
+    "signed_params",
+    "signed_push",
+    "wire_value",
+]
 
 
 def wire_value(value: object) -> str:
@@ -90,7 +94,7 @@ def signed_params(
     if app_id is not None:
         values.setdefault("app_id", app_id)
     values.setdefault("timestamp", str(int(time.time()) if timestamp is None else timestamp))
-    url = public_base_url.rstrip("/") + "/webhooks/meituan/" + kind
+    url = public_base_url.rstrip("/") + WEBHOOK_PATH + kind
     values["sig"] = sig(url, values, secret)
     return values
 
@@ -128,226 +132,16 @@ def signed_push(
     return encode_push(values, double_encode=double_encode)
 
 
-# --------------------------------------------------------------------------- fake API
-
-
-@dataclass(frozen=True)
-class FakeAnswer:
-    """One answer of the fake API: HTTP status, body, and how long it waits first."""
-
-    status: int = 200
-    body: str = facts.ACK_BODY
-    delay_s: float = 0.0
-    drop: bool = False
-    """Close the connection without answering (a broken connection)."""
-    acts: bool = False
-    """The fake's own answer (after ``delay_s``): ok, acting on the order, or the "already"
-    error of a repeated action."""
-
-    @classmethod
-    def ok(cls) -> FakeAnswer:
-        """Meituan's success answer to a write operation, ``{"data":"ok"}``."""
-        return cls()
-
-    @classmethod
-    def error(cls, code: int, msg: str, *, status: int = 200) -> FakeAnswer:
-        """Meituan's error answer ``{"data":"ng","error":{"code":…,"msg":…}}``."""
-        body = {"data": "ng", "error": {"code": code, "msg": msg}}
-        return cls(status=status, body=json.dumps(body, ensure_ascii=False))
-
-    @classmethod
-    def http(cls, status: int, body: str = "<html>Service Unavailable</html>") -> FakeAnswer:
-        """A bare HTTP answer (a gateway's 502/503 page, say)."""
-        return cls(status=status, body=body)
-
-    @classmethod
-    def slow(cls, seconds: float, then: FakeAnswer | None = None) -> FakeAnswer:
-        """``then`` (by default the fake's own answer) after ``seconds``: a time-out for a
-        shorter client."""
-        if then is None:
-            return cls(delay_s=seconds, acts=True)
-        return replace(then, delay_s=seconds)
-
-    @classmethod
-    def dropped(cls) -> FakeAnswer:
-        """No answer at all: the connection is closed once the request is read."""
-        return cls(status=0, body="", drop=True)
-
-
-BAD_SIG: Final = FakeAnswer.error(703, "签名验证错误")
-UNKNOWN_APP: Final = FakeAnswer.error(702, "app_id不存在")
-
-
-@dataclass(frozen=True)
-class FakeCall:
-    """One call the fake received: the API path (``order/confirm``), the business
-    parameters, the system ones, whether the sig was right, and what it answered."""
-
-    method: str
-    path: str
-    params: dict[str, str]
-    system: dict[str, str]
-    sig_ok: bool
-    answer: FakeAnswer
-
-
-@dataclass
-class _Script:
-    answers: dict[str, deque[FakeAnswer]] = field(default_factory=dict)
-    any_path: deque[FakeAnswer] = field(default_factory=deque)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    orders: FakeOrders = field(default_factory=FakeOrders)
-
-
-class FakeMeituan:
-    """A local fake of the Meituan waimai API, for tests; use as a context manager."""
-
-    PREFIX: Final = "/api/v1/"
-
-    def __init__(self, *, app_id: str = FIXTURE_APP_ID, secret: str = FIXTURE_SECRET) -> None:
-        self.app_id = app_id
-        self._secret = secret
-        self.calls: list[FakeCall] = []
-        self._script = _Script()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeMeituan:
-        """Listen on a free port of 127.0.0.1, serving from a daemon thread."""
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake._serve(self)
-
-            def do_POST(self) -> None:
-                fake._serve(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and free the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeMeituan:
-        return self.start()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def api_base(self) -> str:
-        """The API root to configure as ``api_base`` (with its trailing slash)."""
-        if self._server is None:
-            raise RuntimeError("the fake Meituan API is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}{self.PREFIX}"
-
-    # ------------------------------------------------------------------ scripting
-
-    def script(self, path: str, *answers: FakeAnswer) -> None:
-        """Answer the next calls of ``path`` with ``answers`` in turn, then ok again."""
-        with self._script.lock:
-            self._script.answers.setdefault(path, deque()).extend(answers)
-
-    def script_any(self, *answers: FakeAnswer) -> None:
-        """Answer the next calls, whatever their path, with ``answers`` in turn (after the
-        answers scripted for a path), then ok again."""
-        with self._script.lock:
-            self._script.any_path.extend(answers)
-
-    def reset(self) -> None:
-        """Forget the calls received, the answers not played yet and what the actions did
-        to each order."""
-        with self._script.lock:
-            self._script.answers.clear()
-            self._script.any_path.clear()
-            self._script.orders.clear()
-        self.calls.clear()
-
-    def open_request(self, order_id: str) -> None:
-        """A new refund application of the order: agreeing or rejecting it works again."""
-        with self._script.lock:
-            self._script.orders.open_request(order_id)
-
-    def calls_to(self, path: str) -> list[FakeCall]:
-        """The calls of one API path, in arrival order."""
-        return [call for call in self.calls if call.path == path]
-
-    # ------------------------------------------------------------------ serving
-
-    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(handler.path)
-        path = parts.path.removeprefix(self.PREFIX)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if handler.command == "POST":
-            length = int(handler.headers.get("content-length") or 0)
-            body = handler.rfile.read(length).decode("utf-8")
-            pairs += parse_qsl(body, keep_blank_values=True)
-        params = dict(pairs)
-        system: dict[str, str] = {
-            key: params.pop(key) for key in facts.SYSTEM_PARAMS if key in params
-        }
-        signed = {**params, **{key: value for key, value in system.items() if key != "sig"}}
-        expected = sig(self.api_base + path, signed, self._secret)
-        sig_ok = sig_matches(expected, system.get("sig", ""))
-        if not parts.path.startswith(self.PREFIX):
-            answer = FakeAnswer.http(404, "not found")
-        elif system.get("app_id") != self.app_id:
-            answer = UNKNOWN_APP
-        elif not sig_ok or "timestamp" not in system:
-            answer = BAD_SIG
-        else:
-            answer = self._next_answer(path, params.get("order_id", ""))
-        self.calls.append(FakeCall(handler.command, path, params, system, sig_ok, answer))
-        if answer.delay_s:
-            time.sleep(answer.delay_s)
-        if answer.drop:
-            handler.close_connection = True
-            return
-        content = answer.body.encode("utf-8")
-        try:
-            handler.send_response(answer.status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(content)))
-            handler.end_headers()
-            handler.wfile.write(content)
-        except OSError:  # the client gave up (a time-out test)
-            pass
-
-    def _next_answer(self, path: str, order_id: str) -> FakeAnswer:
-        with self._script.lock:
-            waiting = self._script.answers.get(path) or self._script.any_path
-            answer = waiting.popleft() if waiting else FakeAnswer(acts=True)
-            if not answer.acts:
-                return answer
-            already = self._script.orders.act(path, order_id)
-            own = (
-                FakeAnswer.ok()
-                if already is None
-                else FakeAnswer.error(int(already[0]), already[1])
-            )
-            return replace(own, delay_s=answer.delay_s)
+def push_request(kind: str, body: bytes, *, method: str = "POST") -> dict[str, Any]:
+    """A push as a push fixture's ``request`` holds it (what :meth:`FakeMeituan.pushed`
+    takes): ``body`` is a :func:`signed_push` body, sent as a form, or as the query of a
+    GET."""
+    text = body.decode("utf-8")
+    if method == "GET":
+        query = [list(pair) for pair in parse_qsl(text, keep_blank_values=True)]
+        return {"method": "GET", "kind": kind, "query": query, "headers": {}, "body": ""}
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    return {"method": "POST", "kind": kind, "query": [], "headers": headers, "body": text}
 
 
 # --------------------------------------------------------------------------- contract harness
@@ -365,9 +159,11 @@ class HarnessFake:
       page by default);
     - ``{"slow": seconds}``: ``{"data":"ok"}`` after ``seconds`` (a time-out for a shorter
       ``api_timeout_seconds``);
-    - ``{"drop": true}``: the connection closed without an answer.
+    - ``{"drop": true}``: the connection closed without an answer, the call not taken
+      into account; ``{"lost": true}``: the call taken into account, its answer lost.
 
-    It is played to the next API call, whatever its path.
+    It is played to the next API call, whatever its path. ``pushed`` tells the fake's order
+    book what a push fixture says (Meituan has no pull API to offer an undelivered one).
     """
 
     def __init__(self, fake: FakeMeituan) -> None:
@@ -392,8 +188,12 @@ class HarnessFake:
         ]  # fmt: skip
 
     def reset(self) -> None:
-        """Forget the calls and the scripted answers."""
-        self.fake.reset()
+        """Forget the calls and the scripted answers (the orders stay as they are)."""
+        self.fake.reset(orders=False)
+
+    def pushed(self, push: Mapping[str, Any], *, delivered: bool) -> None:
+        """The platform sent (or failed to send) ``push``: the fake's orders learn it."""
+        self.fake.pushed(push, delivered=delivered)
 
 
 def scripted_answer(answer: Mapping[str, Any]) -> FakeAnswer:
@@ -411,6 +211,8 @@ def scripted_answer(answer: Mapping[str, Any]) -> FakeAnswer:
         return FakeAnswer.slow(float(answer["slow"]))
     if answer.get("drop"):
         return FakeAnswer.dropped()
+    if answer.get("lost"):
+        return FakeAnswer.lost()
     raise ValueError(f"not a scripted answer of the Meituan fake: {dict(answer)!r}")
 
 
@@ -418,5 +220,9 @@ def scripted_answer(answer: Mapping[str, Any]) -> FakeAnswer:
 def fake_platform(config: PluginConfig) -> Iterator[HarnessFake]:
     """A running fake Meituan API knowing the ``app_id`` and ``app_secret`` of ``config``."""
     settings = config.settings
-    with FakeMeituan(app_id=str(settings["app_id"]), secret=str(settings["app_secret"])) as fake:
+    with FakeMeituan(
+        app_id=str(settings["app_id"]),
+        secret=str(settings["app_secret"]),
+        public_base_url=config.public_base_url,
+    ) as fake:
         yield HarnessFake(fake)
