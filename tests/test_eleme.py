@@ -295,8 +295,9 @@ CONFIRM = ActionRequest(
         (FakeAnswer.error("SERVER_ERROR", "服务器错误"), ActionOutcome.TRANSIENT, "SERVER_ERROR"),
         (FakeAnswer.error("EXCEED_LIMIT", "限流"), ActionOutcome.TRANSIENT, "EXCEED_LIMIT"),
         (FakeAnswer.http(502), ActionOutcome.TRANSIENT, "HTTP_502"),
-        (FakeAnswer.slow(2.0), ActionOutcome.TRANSIENT, "TIMEOUT"),
-        (FakeAnswer.drop(), ActionOutcome.TRANSIENT, "NETWORK"),
+        # sent, and the answer lost: it may have taken effect (verify_action reads the order)
+        (FakeAnswer.slow(2.0), ActionOutcome.UNKNOWN, "TIMEOUT"),
+        (FakeAnswer.drop(), ActionOutcome.UNKNOWN, "NETWORK"),
         (FakeAnswer.error("BIZ_ORDER_STATUS_ERROR", "订单状态不正确"), ActionOutcome.REJECTED,
          "BIZ_ORDER_STATUS_ERROR"),
         (FakeAnswer.error("VALIDATION_FAILED", "参数错误"), ActionOutcome.REJECTED,

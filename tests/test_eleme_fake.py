@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from waimai_bridge_eleme.assumptions import ALREADY_CONFIRMED
+from waimai_bridge_eleme.assumptions import ALREADY_CONFIRMED, ORDER_NOT_FOUND
 from waimai_bridge_eleme.signing import push_signature, request_signature
 from waimai_bridge_eleme.testing import (
     FIXTURE_SETTINGS,
@@ -127,8 +127,24 @@ def test_get_order_returns_the_stored_order(fake: FakeEleme) -> None:
     order = {"id": ORDER_ID, "orderId": ORDER_ID, "status": "unprocessed", "income": 25.42}
     fake.put_order(order)
 
-    assert post(fake, envelope(GET_ORDER, {"orderId": ORDER_ID}))["result"] == order
-    assert post(fake, envelope(GET_ORDER, {"orderId": "1"}))["result"]["id"] == "1"
+    assert post(fake, envelope(GET_ORDER, {"orderId": ORDER_ID}))["result"] == {
+        **order, "refundStatus": "noRefund",
+    }  # fmt: skip
+    unknown = post(fake, envelope(GET_ORDER, {"orderId": "1"}))
+    assert (unknown["result"], error_code(unknown)) == (None, ORDER_NOT_FOUND)
+
+
+def test_get_order_shows_what_the_actions_did(fake: FakeEleme) -> None:
+    fake.put_order({"id": ORDER_ID, "orderId": ORDER_ID, "status": "unprocessed"})
+    post(fake, envelope(CONFIRM, {"orderId": ORDER_ID}))
+    post(fake, envelope(AGREE, {"orderId": ORDER_ID}))
+
+    order = post(fake, envelope(GET_ORDER, {"orderId": ORDER_ID}))["result"]
+
+    assert (order["status"], order["refundStatus"]) == ("valid", "successful")
+    fake.reset()  # forgets what the actions did, not the order
+    order = post(fake, envelope(GET_ORDER, {"orderId": ORDER_ID}))["result"]
+    assert (order["status"], order["refundStatus"]) == ("unprocessed", "noRefund")
 
 
 def test_the_official_worked_example_is_accepted() -> None:
@@ -150,8 +166,9 @@ def test_the_official_worked_example_is_accepted() -> None:
     }
 
     with FakeEleme(
-        app_key="wYO4C8ZLzB", app_secret=secret, tokens=[token], clock=lambda: 1486217703.5
-    ) as fake:
+        app_key="wYO4C8ZLzB", app_secret=secret, tokens=[token], clock=lambda: 1486217703.5,
+        orders=[{"id": "100027526535707064", "orderId": "100027526535707064"}],
+    ) as fake:  # fmt: skip
         answer = post(fake, body)
 
     assert answer["error"] is None

@@ -272,8 +272,9 @@ def error_fixtures() -> list[tuple[str, dict[str, Any]]]:
         ("rate-limited", {"error": {"code": "EXCEED_LIMIT", "message": "限流"}}, {},
          "transient", "EXCEED_LIMIT"),
         ("bad-gateway", {"http": 502}, {}, "transient", "HTTP_502"),
-        ("time-out", {"slow": 2.0}, {"timeout_seconds": 0.5}, "transient", "TIMEOUT"),
-        ("dropped", {"drop": True}, {}, "transient", "NETWORK"),
+        # sent, and the answer lost: whether it took effect is unknown (verify_action reads it)
+        ("time-out", {"slow": 2.0}, {"timeout_seconds": 0.5}, "unknown", "TIMEOUT"),
+        ("dropped", {"drop": True}, {}, "unknown", "NETWORK"),
         ("wrong-order-state", {"error": {"code": "BIZ_ORDER_STATUS_ERROR",
                                          "message": "订单状态不正确"}}, {},
          "rejected", "BIZ_ORDER_STATUS_ERROR"),

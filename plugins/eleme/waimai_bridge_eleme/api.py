@@ -26,7 +26,9 @@ from waimai_bridge.plugin_api import (
     ActionOutcome,
     ActionRequest,
     ActionResult,
+    PlatformRejected,
     PluginConfig,
+    TransientPlatformError,
 )
 from waimai_bridge_eleme import assumptions as facts
 from waimai_bridge_eleme.signing import compact_json, request_signature
@@ -124,47 +126,100 @@ def envelope(
 
 
 def perform(action: ActionRequest, config: PluginConfig) -> ActionResult:
-    """Perform ``action`` on the Eleme API and classify the answer."""
+    """Perform ``action`` on the Eleme API and classify the answer: transient when nothing
+    was sent (no connection), unknown when the request went out and its answer was lost."""
     call = CALLS.get(action.action)
     if call is None:
         return _rejected("UNSUPPORTED", f"Eleme has no API for {action.action.value!r}")
     token = config.stores.get(action.store_id, {}).get("token")
     if not token:
         return _rejected("NO_TOKEN", f"store {action.store_id!r} has no Eleme token configured")
+    try:
+        response = post(call.method, call.params(action), config, token=token)
+    except httpx.TransportError as exc:
+        outcome = ActionOutcome.TRANSIENT if not_sent(exc) else ActionOutcome.UNKNOWN
+        code, message = transport_problem(call.method, exc, config)
+        return ActionResult(outcome=outcome, code=code, message=message)
+    return classify(response, action.action)
+
+
+def post(
+    method: str, params: Mapping[str, Any], config: PluginConfig, *, token: str
+) -> httpx.Response:
+    """POST one signed call to ``api_base``; httpx's ``TransportError`` when it fails."""
     settings = config.settings
     body = envelope(
-        call.method,
-        call.params(action),
-        app_key=settings["app_key"],
-        secret=settings["app_secret"],
-        token=token,
+        method, params, app_key=settings["app_key"], secret=settings["app_secret"], token=token
     )
-    timeout = float(settings.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
+    return httpx.post(
+        settings.get("api_base", DEFAULT_API_BASE),
+        content=compact_json(body).encode(),
+        headers={
+            "content-type": "application/json; charset=utf-8",
+            "x-eleme-requestid": body["id"],
+        },
+        timeout=_timeout(config),
+    )
+
+
+def read(method: str, params: Mapping[str, Any], config: PluginConfig, *, token: str) -> Any:
+    """The ``result`` of a call that only reads (an order, the messages not pushed), or of
+    a confirmation.
+
+    :raises TransientPlatformError: not answered, or answered with an error worth retrying.
+    :raises PlatformRejected: answered with any other error (its code and message kept).
+    """
     try:
-        response = httpx.post(
-            settings.get("api_base", DEFAULT_API_BASE),
-            content=compact_json(body).encode(),
-            headers={
-                "content-type": "application/json; charset=utf-8",
-                "x-eleme-requestid": body["id"],
-            },
-            timeout=timeout,
-        )
-    except httpx.TimeoutException:
-        return _transient("TIMEOUT", f"{call.method}: no answer within {timeout:g} s")
+        response = post(method, params, config, token=token)
     except httpx.TransportError as exc:
-        return _transient("NETWORK", f"{call.method}: {type(exc).__name__}")
-    return classify(response, action.action)
+        code, message = transport_problem(method, exc, config)
+        raise TransientPlatformError(message, code=code) from None
+    answer = _answer(response)
+    if answer is not None and answer["error"] is None:
+        return answer.get("result")
+    result = classify(response)
+    error = (
+        TransientPlatformError if result.outcome is ActionOutcome.TRANSIENT else PlatformRejected
+    )
+    raise error(f"{method}: {result.message}", code=result.code)
+
+
+NOT_SENT: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+)
+"""Transport failures before the request left: the platform cannot have acted on it."""
+
+
+def not_sent(exc: httpx.TransportError) -> bool:
+    """Whether the request failed before it was sent (no connection to the platform)."""
+    return isinstance(exc, NOT_SENT)
+
+
+def transport_problem(
+    method: str, exc: httpx.TransportError, config: PluginConfig
+) -> tuple[str, str]:
+    """The code and message of a failed call: ``TIMEOUT`` or ``NETWORK``, never the URL."""
+    if isinstance(exc, httpx.TimeoutException):
+        return (
+            "TIMEOUT",
+            f"{method}: no answer within {_timeout(config):g} s ({type(exc).__name__})",
+        )
+    return "NETWORK", f"{method}: {type(exc).__name__}"
+
+
+def _timeout(config: PluginConfig) -> float:
+    return float(config.settings.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS))
 
 
 def classify(response: httpx.Response, action: Action | None = None) -> ActionResult:
     """Done, transient or rejected, from an answer of the API (its ``error`` decides); an
     error saying the order is already where ``action`` would put it is done."""
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict) or "error" not in answer:
+    answer = _answer(response)
+    if answer is None:
         problem = f"HTTP {response.status_code} without an Eleme answer"
         if response.status_code >= 500 or response.status_code in (408, 429):
             return _transient(f"HTTP_{response.status_code}", problem)
@@ -181,6 +236,15 @@ def classify(response: httpx.Response, action: Action | None = None) -> ActionRe
     if already is not None and code == already[0] and already[1] in message:
         return ActionResult(outcome=ActionOutcome.DONE, code=code, message=message)
     return _rejected(code, message)
+
+
+def _answer(response: httpx.Response) -> dict[str, Any] | None:
+    """The nop answer (a JSON object with ``error``), or None for anything else."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) and "error" in answer else None
 
 
 def _transient(code: str, message: str) -> ActionResult:

@@ -1,7 +1,8 @@
 """What this plugin assumes about Eleme without a source to confirm it — all in one place.
 
 Every constant below is marked [G] in ``platforms.md`` (or rests on a [G] fact there): the
-platform's behaviour was inferred, not read in a document or an SDK. Each one is a single
+platform's behaviour was inferred, not read in a document or an SDK; the few confirmed ones
+kept here beside the guesses they go with say so and name their source. Each one is a single
 switch, so a correction found against the live sandbox is a one-line change here. The
 native-code table's ``note`` column (``manifest.json``) marks the [G] rows of the type
 table (the delivery types' ``state`` values, types 45, 217 and 218).
@@ -9,6 +10,7 @@ table (the delivery types' ``state`` values, types 45, 217 and 218).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 REDELIVERY_KEEPS_REQUEST_ID: Final = True
@@ -64,3 +66,71 @@ application already agreed [G]: done for the agreeing actions."""
 REQUEST_ALREADY_REJECTED: Final = (ORDER_STATE_ERROR, "退单已拒绝")
 """Eleme's answer to ``agreeRefundLite`` / ``disagreeRefundLite`` on an application already
 rejected [G]: done for the rejecting actions."""
+
+
+# --------------------------------------------------------------------------- pull, fetch, verify
+# Confirmed (platforms.md §1.4, [S-E5g]; the SDKs [S-E1e], [S-E3], [S-E4]): the method names,
+# getPushFailMsg brings the core fulfilment types and wants them confirmed with
+# confirmPullMsg, both called with an EMPTY token ("token 必须为空" otherwise) and taking the
+# app as their input; getNonReachedOMessages(appId) takes any valid shop token and answers a
+# list of OMessage (the push envelope); getOrder(orderId) answers the OOrder, the very
+# structure of a type-10 message. The SDKs wrap the msgNew input in one parameter,
+# ``msgQueryRequest`` / ``msgConfirmRequest``. Everything below is not confirmed.
+
+PUSH_FAIL_TYPES: Final = frozenset({10, 12, 14, 15, 17, 217, 218})
+"""The types ``eleme.msgNew.getPushFailMsg`` brings (confirmed, [S-E5g]); the others come
+through ``eleme.message.getNonReachedOMessages``."""
+
+PUSH_FAIL_QUERY_PARAM: Final = "msgQueryRequest"
+"""The parameter of ``getPushFailMsg`` (the Python and PHP SDKs' name, [S-E4]; confirmed)."""
+
+PUSH_FAIL_QUERY_APP_ID: Final = "appId"
+"""The one field the plugin puts in ``msgQueryRequest``: the app's id (the doc says only
+that the input is the app, "入参是应用维度(appId)"; the field's name is unconfirmed). No
+time or page field is sent: unconfirmed fields could be refused, and the list holds only
+what is not confirmed yet."""
+
+PUSH_FAIL_MESSAGE_ID: Final = "msgId"
+"""Unconfirmed: ``getPushFailMsg`` answers a list of messages, each the push envelope (the
+OMessage fields: requestId, type, appId, message, shopId, timestamp, userId, signature) plus
+this field, the id ``confirmPullMsg`` takes (a string or a number, sent back as received)."""
+
+CONFIRM_PARAM: Final = "msgConfirmRequest"
+"""The parameter of ``confirmPullMsg`` (the Python and PHP SDKs' name, [S-E4]; confirmed)."""
+
+CONFIRM_IDS_FIELD: Final = "msgIds"
+"""Unconfirmed: ``msgConfirmRequest`` is ``{"appId": …, "msgIds": [...]}``, and an answer
+without an error means every id was taken (its ``result`` is not read)."""
+
+NON_REACHED_ONCE_PER_TOKEN: Final = True
+"""Unconfirmed: ``getNonReachedOMessages`` hands each message it could not push once to each
+token that asks, and nothing confirms them (there is no confirm method for it). Its answer
+holds the app's messages: the plugin keeps those of the pulled store's shop and drops the
+others, which that shop's own pull (its own token) gets. The plugin does not rely on "once":
+a message handed again has its push's key, and the inbox keeps one event per key. A crash
+between such a pull and its commit loses what it brought (no confirmation to withhold)."""
+
+ORDER_NOT_FOUND: Final = "BIZ_ORDER_NOT_EXIST"
+"""Unconfirmed: the error code of ``eleme.order.getOrder`` for an order id the platform does
+not know (an answer with ``result: null`` and no error counts the same)."""
+
+ORDER_STATUS_CODES: Final[Mapping[str, str | None]] = {
+    "pending": None,
+    "unprocessed": None,
+    "valid": "12",
+    "refunding": "12",
+    "settled": "18",
+    "invalid": "15",
+}
+"""An OOrder's ``status`` (OOrderStatus, confirmed [S-E1f]) → the push type of the baseline
+state a fetched order is put in (None: only the full order, which is created). The status
+messages' ``state`` is that same enum (valid in 12, settled in 18, invalid in 14/15/17:
+platforms.md §1.7), the rest is unconfirmed: ``refunding`` (a cancel or refund request is
+open) implies the order was accepted, since before acceptance a user cancels outright (14);
+``invalid`` is told as 15 (订单置为无效), which the state machine treats as 14 and 17."""
+
+REQUEST_STATUS_AFTER: Final[Mapping[str, str]] = {"agreed": "successful", "rejected": "rejected"}
+"""Unconfirmed: an OOrder's ``refundStatus`` (OOrderRefundStatus, confirmed [S-E1f]) once the
+merchant agreed (``agreeRefundLite``) or rejected (``disagreeRefundLite``) its cancel or
+refund request; ``applied``/``arbitrating`` while it is open, ``noRefund`` when there is none
+(or the user withdrew it)."""

@@ -1,7 +1,8 @@
 """The Eleme (饿了么) platform plugin: pushes to ``/webhooks/eleme``, calls the nop API.
 
 The hooks are thin: :mod:`.push` verifies and decodes pushes, :mod:`.states` maps them to
-the baseline, :mod:`.prices` reads an order's money, :mod:`.api` calls the platform. The
+the baseline, :mod:`.prices` reads an order's money, :mod:`.api` calls the platform,
+:mod:`.pull` brings what it failed to push and :mod:`.orders` reads an order back. The
 native-code table and the config schemas live in ``manifest.json``; every fact the
 research could not confirm lives in :mod:`.assumptions`.
 """
@@ -13,16 +14,23 @@ from typing import Any
 from waimai_bridge.plugin_api import (
     ActionRequest,
     ActionResult,
+    Confirmed,
+    FetchedOrder,
     InboundRequest,
     NativeEvent,
+    OrderRef,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
+    PulledEvents,
+    PullReceipt,
+    PullRequest,
     StateChange,
     hookimpl,
     read_manifest,
 )
-from waimai_bridge_eleme import api, prices, push, states
+from waimai_bridge_eleme import api, orders, prices, push, states
+from waimai_bridge_eleme import pull as _pull
 from waimai_bridge_eleme.messages import Kind, kind_of
 
 
@@ -56,3 +64,27 @@ def price_breakdown(order: NativeEvent) -> PriceBreakdown | None:
 def outbound_action(action: ActionRequest, config: PluginConfig) -> ActionResult:
     """Perform an action through the Eleme order API (the ``…Lite`` methods)."""
     return api.perform(action, config)
+
+
+@hookimpl
+def pull_events(pull: PullRequest, config: PluginConfig) -> PulledEvents:
+    """The store's messages Eleme failed to push (getPushFailMsg, getNonReachedOMessages)."""
+    return _pull.pull(pull, config)
+
+
+@hookimpl
+def confirm_pull(receipt: PullReceipt, config: PluginConfig) -> Confirmed:
+    """Confirm a pull's getPushFailMsg messages (confirmPullMsg) once they are stored."""
+    return _pull.confirm(receipt, config)
+
+
+@hookimpl
+def fetch_order(order: OrderRef, config: PluginConfig) -> FetchedOrder | None:
+    """One order read back with getOrder: its full order and its current state."""
+    return orders.fetch(order, config)
+
+
+@hookimpl
+def verify_action(action: ActionRequest, config: PluginConfig) -> ActionResult:
+    """Whether an action whose answer was lost took effect, by the order as getOrder has it."""
+    return orders.verify(action, config)

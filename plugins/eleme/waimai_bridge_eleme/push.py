@@ -6,7 +6,9 @@ Eleme POSTs every push to one URL as a compact JSON envelope (platforms.md §1.1
      "shopId": 160012345, "timestamp": 1716181200123, "userId": 249698004053764774,
      "signature": "…"}
 
-and expects ``{"message":"ok"}`` back, also for the console's URL check (§1.3).
+and expects ``{"message":"ok"}`` back, also for the console's URL check (§1.3). A pull
+(:mod:`.pull`) brings the same envelopes: :func:`read_envelope` reads both, so a pulled
+message and its push are one event with one key.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from waimai_bridge_eleme.states import state_change
 PLATFORM = "eleme"
 ACK = Reply(body='{"message":"ok"}')
 ENVELOPE_KEYS = ("requestId", "type", "appId", "message", "shopId", "timestamp", "signature")
+PULLED_KEYS = tuple(key for key in ENVELOPE_KEYS if key != "signature")
 
 
 def parse(request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
@@ -57,7 +60,24 @@ def parse(request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
     missing = [key for key in ENVELOPE_KEYS if key not in envelope]
     if missing:
         raise _undecodable(f"the push envelope lacks {', '.join(missing)}")
-    return ParsedPush(reply=ACK, events=[_event(envelope, config)])
+    return ParsedPush(reply=ACK, events=[read_envelope(envelope, config)])
+
+
+def read_pulled(message: Any, config: PluginConfig) -> NativeEvent:
+    """A message a pull brought, the push envelope as a push's body holds it, as the event
+    its push gives. Its signature is not checked: it came in the answer of a signed API call.
+
+    :raises UndecodablePush: not an envelope of this app, or unreadable as a push is.
+    :raises UnknownStore: its shop is bound to no store.
+    """
+    if not isinstance(message, dict):
+        raise _undecodable("a pulled message is not a JSON object")
+    missing = [key for key in PULLED_KEYS if key not in message]
+    if missing:
+        raise _undecodable(f"the pulled message lacks {', '.join(missing)}")
+    if str(message["appId"]) != str(config.settings["app_id"]):
+        raise _undecodable(f"the pulled message is for appId {_shown(message['appId'])}")
+    return read_envelope(message, config)
 
 
 def refusal(message: str) -> Reply:
@@ -93,7 +113,13 @@ def _verify(envelope: dict[str, Any], config: PluginConfig) -> None:
         raise BadSignature(message, reply=refusal(message))
 
 
-def _event(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
+def read_envelope(envelope: dict[str, Any], config: PluginConfig) -> NativeEvent:
+    """The native event of a push envelope whose signature holds (or that a pull brought):
+    the store from ``shopId``, the key from ``requestId``, the decoded ``message``.
+
+    :raises UndecodablePush: a type, time, message or id no push of Eleme's has.
+    :raises UnknownStore: the shop is bound to no store.
+    """
     push_type = envelope["type"]
     if isinstance(push_type, str) and _digits(push_type):  # one doc example sends "30"
         push_type = int(push_type)

@@ -30,7 +30,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import urlsplit
 
-from waimai_bridge_eleme.fake_orders import FakeOrders
+from waimai_bridge_eleme import assumptions as facts
+from waimai_bridge_eleme.fake_orders import EFFECTS, FakeOrders
+from waimai_bridge_eleme.fake_pulls import FailedPushes
 from waimai_bridge_eleme.signing import compact_json, push_signature, request_signature
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from waimai_bridge.plugin_api import PluginConfig
 
 __all__ = [
+    "ACTION_METHODS",
     "API_PATH",
     "CANCEL_TYPES",
     "DEFAULT_TIMESTAMP_TOLERANCE_SECONDS",
@@ -192,12 +195,13 @@ def _order_id(params: Mapping[str, Any]) -> str:
     return _text_param(params, "orderId")
 
 
-def _confirm(fake: FakeEleme, params: Mapping[str, Any]) -> Any:
-    _order_id(params)
+def _confirm(fake: FakeEleme, request: _Request) -> Any:
+    _order_id(request.params)
     return None
 
 
-def _cancel(fake: FakeEleme, params: Mapping[str, Any]) -> Any:
+def _cancel(fake: FakeEleme, request: _Request) -> Any:
+    params = request.params
     _order_id(params)
     if _text_param(params, "type") not in CANCEL_TYPES:
         raise _Invalid("type", "not an OInvalidateType")
@@ -209,22 +213,60 @@ def _cancel(fake: FakeEleme, params: Mapping[str, Any]) -> Any:
     return None
 
 
-def _agree_refund(fake: FakeEleme, params: Mapping[str, Any]) -> Any:
-    _order_id(params)
+def _agree_refund(fake: FakeEleme, request: _Request) -> Any:
+    _order_id(request.params)
     return None
 
 
-def _disagree_refund(fake: FakeEleme, params: Mapping[str, Any]) -> Any:
-    _order_id(params)
-    _text_param(params, "reason")
+def _disagree_refund(fake: FakeEleme, request: _Request) -> Any:
+    _order_id(request.params)
+    _text_param(request.params, "reason")
     return None
 
 
-def _get_order(fake: FakeEleme, params: Mapping[str, Any]) -> Any:
-    return fake.order(_order_id(params))
+def _get_order(fake: FakeEleme, request: _Request) -> Any:
+    _order_id(request.params)
+    return None
 
 
-_Action = Callable[["FakeEleme", Mapping[str, Any]], Any]
+def _app_request(fake: FakeEleme, request: _Request, param: str) -> Mapping[str, Any]:
+    """The one object parameter of a msgNew method, for the fake's app (platforms.md §1.4)."""
+    if set(request.params) != {param}:
+        raise _Invalid(param, "must be the only parameter")
+    value = request.params[param]
+    if not isinstance(value, dict):
+        raise _Invalid(param, "must be an object")
+    app_id = value.get(facts.PUSH_FAIL_QUERY_APP_ID)
+    if not isinstance(app_id, int) or isinstance(app_id, bool):
+        raise _Invalid(f"{param}.{facts.PUSH_FAIL_QUERY_APP_ID}", "must be a number")
+    if fake.app_id is not None and app_id != fake.app_id:
+        raise _Invalid(f"{param}.{facts.PUSH_FAIL_QUERY_APP_ID}", "is not this app's")
+    return value
+
+
+def _push_fail(fake: FakeEleme, request: _Request) -> Any:
+    _app_request(fake, request, facts.PUSH_FAIL_QUERY_PARAM)
+    return None
+
+
+def _confirm_pull(fake: FakeEleme, request: _Request) -> Any:
+    value = _app_request(fake, request, facts.CONFIRM_PARAM)
+    ids = value.get(facts.CONFIRM_IDS_FIELD)
+    if not isinstance(ids, list) or not ids:
+        raise _Invalid(f"{facts.CONFIRM_PARAM}.{facts.CONFIRM_IDS_FIELD}", "must be a list")
+    return None
+
+
+def _non_reached(fake: FakeEleme, request: _Request) -> Any:
+    app_id = request.params.get("appId")
+    if not isinstance(app_id, int) or isinstance(app_id, bool):
+        raise _Invalid("appId", "must be a number")
+    if fake.app_id is not None and app_id != fake.app_id:
+        raise _Invalid("appId", "is not this app's")
+    return None
+
+
+_Action = Callable[["FakeEleme", "_Request"], Any]
 
 _ACTIONS: Final[Mapping[str, _Action]] = {
     "eleme.order.confirmOrderLite": _confirm,
@@ -232,9 +274,19 @@ _ACTIONS: Final[Mapping[str, _Action]] = {
     "eleme.order.agreeRefundLite": _agree_refund,
     "eleme.order.disagreeRefundLite": _disagree_refund,
     "eleme.order.getOrder": _get_order,
+    "eleme.msgNew.getPushFailMsg": _push_fail,
+    "eleme.msgNew.confirmPullMsg": _confirm_pull,
+    "eleme.message.getNonReachedOMessages": _non_reached,
 }
+"""Each method the fake answers by itself and the check of its parameters."""
 ORDER_ACTIONS: Final = frozenset(_ACTIONS)
 """The actions the fake answers by itself; any other action needs a scripted answer."""
+ACTION_METHODS: Final = frozenset(EFFECTS)
+"""The methods that act on an order (the others only read or confirm)."""
+_EMPTY_TOKEN_METHODS: Final = frozenset(
+    {"eleme.msgNew.getPushFailMsg", "eleme.msgNew.confirmPullMsg"}
+)
+"""Methods of the app, not of a shop: called with an empty token ([S-E5g])."""
 
 
 # --------------------------------------------------------------------------- the fake
@@ -348,12 +400,16 @@ class FakeEleme:
     - ``metas.timestamp`` (seconds, or milliseconds as some SDKs send) further than
       ``timestamp_tolerance`` seconds from ``clock()`` → ``INVALID_TIMESTAMP``;
     - a token not among ``tokens`` (when given) → ``UNAUTHORIZED``;
+    - a token for the msgNew methods, which take an empty one (platforms.md §1.4), or an
+      empty one for the others → ``UNAUTHORIZED``;
     - bad parameters of an action in :data:`ORDER_ACTIONS` → ``VALIDATION_FAILED``.
 
     A request that passes all of these takes the next answer scripted for its action
     (:meth:`script`), if any; otherwise it gets the default: success for
-    :data:`ORDER_ACTIONS` (``getOrder`` returns the stored order), ``METHOD_NOT_ALLOWED``
-    for any other action. So a badly signed (or otherwise refused) request never consumes
+    :data:`ORDER_ACTIONS` (``getOrder`` answers the order as the fake knows it, or
+    ``ORDER_NOT_FOUND``; the pull methods answer and confirm what :meth:`pushed` failed to
+    deliver, :mod:`waimai_bridge_eleme.fake_pulls`), ``METHOD_NOT_ALLOWED`` for any other
+    action. So a badly signed (or otherwise refused) request never consumes
     a scripted answer. Other paths answer HTTP 404, other methods 405. The default answer
     (also after a ``slow`` one) acts on the order: an action repeated on an order already
     in its state gets the "already" error the plugin assumes Eleme answers
@@ -369,10 +425,13 @@ class FakeEleme:
         timestamp_tolerance: float = DEFAULT_TIMESTAMP_TOLERANCE_SECONDS,
         clock: Callable[[], float] = time.time,
         orders: Iterable[Mapping[str, Any]] = (),
+        app_id: int | None = None,
     ) -> None:
         """``tokens``: the access tokens the platform knows (None: any token); ``clock``:
-        the platform's time in epoch seconds; ``orders``: OOrders ``getOrder`` returns."""
+        the platform's time in epoch seconds; ``orders``: OOrders ``getOrder`` returns;
+        ``app_id``: the app the pull methods serve (None: any)."""
         self.app_key = app_key
+        self.app_id = app_id
         self._app_secret = app_secret
         self.tokens: frozenset[str] | None = None if tokens is None else frozenset(tokens)
         self.timestamp_tolerance = timestamp_tolerance
@@ -380,8 +439,8 @@ class FakeEleme:
         self._lock = threading.Lock()
         self._calls: list[FakeCall] = []
         self._scripts: dict[str, deque[FakeAnswer]] = {}
-        self._orders: dict[str, dict[str, Any]] = {}
-        self._acted = FakeOrders()
+        self._orders = FakeOrders()
+        self._failed = FailedPushes()
         for order in orders:
             self.put_order(order)
         self._server: _Server | None = None
@@ -393,6 +452,7 @@ class FakeEleme:
         """A fake with the app key and secret of :data:`FIXTURE_SETTINGS` that knows the
         tokens of :data:`FIXTURE_STORES`; ``options`` go to the constructor."""
         options.setdefault("tokens", [str(store["token"]) for store in FIXTURE_STORES.values()])
+        options.setdefault("app_id", int(FIXTURE_SETTINGS["app_id"]))
         return cls(
             app_key=str(FIXTURE_SETTINGS["app_key"]),
             app_secret=str(FIXTURE_SETTINGS["app_secret"]),
@@ -470,13 +530,13 @@ class FakeEleme:
         with self._lock:
             self._calls.clear()
             self._scripts.clear()
-            self._acted.clear()
+            self._orders.clear()
 
     def open_request(self, order_id: str) -> None:
         """A new cancel/refund application of the order: agreeing or rejecting it works
         again (a second application after the first was answered)."""
         with self._lock:
-            self._acted.open_request(order_id)
+            self._orders.open_request(order_id)
 
     # -- scripting
 
@@ -493,12 +553,36 @@ class FakeEleme:
 
     def put_order(self, order: Mapping[str, Any]) -> None:
         """Store an OOrder (keyed by its ``id``) for ``eleme.order.getOrder``."""
-        self._orders[str(order["id"])] = dict(order)
+        with self._lock:
+            self._orders.put(order)
 
-    def order(self, order_id: str) -> dict[str, Any]:
-        """The stored OOrder, or [G] a bare ``{"id", "orderId"}`` for an unknown id."""
-        stored = self._orders.get(order_id)
-        return dict(stored) if stored is not None else {"id": order_id, "orderId": order_id}
+    def order(self, order_id: str) -> dict[str, Any] | None:
+        """The OOrder ``getOrder`` answers now (None: the fake does not know the order)."""
+        with self._lock:
+            return self._orders.order(order_id)
+
+    def pushed(self, push: Mapping[str, Any], *, delivered: bool) -> None:
+        """The platform sent (``delivered``) or failed to send this push: its order takes it
+        in either way, and an undelivered one is offered by the pull methods until it is
+        confirmed (or handed, :mod:`waimai_bridge_eleme.fake_pulls`). ``push`` is a push
+        fixture's request, ``{"method", "url", "kind", "query", "headers", "body"}``; a
+        body that is no Eleme push envelope is ignored."""
+        envelope = _pushed_envelope(str(push.get("body") or ""))
+        if envelope is None:
+            return
+        push_type, message = envelope.pop("_type"), envelope.pop("_message")
+        with self._lock:
+            if message is not None:
+                self._orders.pushed(push_type, message)
+            if delivered:
+                self._failed.delivered(str(envelope.get("requestId")))
+            else:
+                self._failed.failed(envelope, push_type)
+
+    def offered(self) -> int:
+        """How many undelivered pushes a pull method still offers."""
+        with self._lock:
+            return self._failed.offered()
 
     # -- serving
 
@@ -567,6 +651,10 @@ class FakeEleme:
         seconds = request.timestamp / (1000 if request.timestamp >= _MILLISECONDS_FROM else 1)
         if abs(self.clock() - seconds) > self.timestamp_tolerance:
             raise _Refused("INVALID_TIMESTAMP", "metas.timestamp is too far from the server time")
+        if request.action in _EMPTY_TOKEN_METHODS:
+            if request.token:  # the doc's words ([S-E5g]); the code is a guess
+                raise _Refused("UNAUTHORIZED", "token 必须为空")
+            return
         # [G] The code for an unknown or expired token is not documented; UNAUTHORIZED fits.
         if self.tokens is not None and request.token not in self.tokens:
             raise _Refused("UNAUTHORIZED", "invalid token")
@@ -576,7 +664,7 @@ class FakeEleme:
         run = _ACTIONS.get(request.action)
         if run is not None:
             try:
-                run(self, request.params)
+                run(self, request)
             except _Invalid as invalid:
                 raise _Refused("VALIDATION_FAILED", str(invalid)) from None
         queue = self._scripts.get(request.action)
@@ -588,10 +676,10 @@ class FakeEleme:
             run = _ACTIONS.get(request.action)
             if run is None:
                 raise _Refused("METHOD_NOT_ALLOWED", f"unknown action {request.action}")
-            already = self._acted.act(request.action, str(request.params.get("orderId")))
+            already = self._orders.act(request.action, str(request.params.get("orderId")))
             if already is not None:  # a repeat, answered as the plugin assumes Eleme does
                 return _Reply(200, _envelope_error(request.request_id, *already))
-            return _Reply(200, _envelope_ok(request.request_id, run(self, request.params)))
+            return _Reply(200, _envelope_ok(request.request_id, self._result(request)))
         if answer.kind == "ok":
             return _Reply(200, _envelope_ok(request.request_id, answer.result))
         if answer.kind == "error":
@@ -605,6 +693,23 @@ class FakeEleme:
         except _Refused as refused:
             then = _Reply(200, refused.envelope(request.request_id))
         return _Reply(then.status, then.envelope, then.text, then.delay + answer.seconds)
+
+    def _result(self, request: _Request) -> Any:
+        """The ``result`` of an admitted request's default answer; call with the lock held."""
+        params = request.params
+        if request.action == "eleme.order.getOrder":
+            order = self._orders.order(str(params["orderId"]))
+            if order is None:
+                raise _Refused(facts.ORDER_NOT_FOUND, "订单不存在")
+            return order
+        if request.action == "eleme.msgNew.getPushFailMsg":
+            return self._failed.push_fail()
+        if request.action == "eleme.msgNew.confirmPullMsg":
+            self._failed.confirm(params[facts.CONFIRM_PARAM][facts.CONFIRM_IDS_FIELD])
+            return None
+        if request.action == "eleme.message.getNonReachedOMessages":
+            return self._failed.non_reached(request.token)
+        return None
 
     def _record(self, call: FakeCall) -> None:
         with self._lock:
@@ -628,6 +733,31 @@ class FakeEleme:
             handler.wfile.flush()
         except OSError:  # the client gave up (e.g. timed out on a slow answer)
             handler.close_connection = True
+
+
+def _pushed_envelope(body: str) -> dict[str, Any] | None:
+    """A push body's envelope, with its type (``_type``) and decoded message (``_message``,
+    None when it is not an object); None when the body is no push envelope."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(envelope, dict):
+        return None
+    push_type = envelope.get("type")
+    if isinstance(push_type, str) and push_type.isascii() and push_type.isdigit():
+        push_type = int(push_type)
+    if not isinstance(push_type, int) or isinstance(push_type, bool):
+        return None
+    try:
+        message = json.loads(envelope.get("message") or "")
+    except (TypeError, ValueError):
+        message = None
+    return {
+        **envelope,
+        "_type": push_type,
+        "_message": message if isinstance(message, dict) else None,
+    }
 
 
 def _loose_id(body: bytes) -> str | None:
@@ -778,7 +908,7 @@ class HarnessFake:
 
     ``script`` takes an error fixture's ``answer``: ``{"error": {"code", "message"}}``,
     ``{"http": status, "body": text}``, ``{"slow": seconds}`` or ``{"drop": true}``; it
-    is played to the next call of any order action.
+    is played to the next call of any order action (not to the reads that verify one).
     """
 
     def __init__(self, fake: FakeEleme) -> None:
@@ -793,8 +923,12 @@ class HarnessFake:
     def script(self, answer: Mapping[str, Any]) -> None:
         """Play ``answer`` to the next order action."""
         scripted = _scripted_answer(answer)
-        for action in sorted(ORDER_ACTIONS):
+        for action in sorted(ACTION_METHODS):
             self.fake.script(action, scripted)
+
+    def pushed(self, push: Mapping[str, Any], *, delivered: bool) -> None:
+        """The platform sent (or failed to send) this push: see :meth:`FakeEleme.pushed`."""
+        self.fake.pushed(push, delivered=delivered)
 
     def calls(self) -> list[dict[str, Any]]:
         """The API calls received, as the harness compares them (always POSTed)."""
@@ -828,6 +962,9 @@ def fake_platform(config: PluginConfig) -> Iterator[HarnessFake]:
     settings = config.settings
     tokens = [str(binding["token"]) for binding in config.stores.values() if "token" in binding]
     with FakeEleme(
-        app_key=str(settings["app_key"]), app_secret=str(settings["app_secret"]), tokens=tokens
+        app_key=str(settings["app_key"]),
+        app_secret=str(settings["app_secret"]),
+        tokens=tokens,
+        app_id=int(str(settings["app_id"])),
     ) as fake:
         yield HarnessFake(fake)
