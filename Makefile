@@ -7,6 +7,8 @@
 #   make mutation   mutation testing (mutmut) of the state machine, money, the action rules,
 #                   store/ and pipeline/, then the kill rate of each against its target
 #                   (MUTATE=waimai_bridge/money.py or MUTATE=waimai_bridge/store/ narrows it)
+#   make soak       the fault soak: SOAK_SECONDS (default 120) of pushes while a worker, Redis
+#                   and PostgreSQL fail in turn (docs/reliability.md); SOAK_SECONDS=1800 by hand
 #   make services   make sure the local PostgreSQL and Redis are up
 #   make clean      remove the virtualenv, caches and build output
 
@@ -28,7 +30,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := install
-.PHONY: install run test lint services clean mutation
+.PHONY: install run test lint services clean mutation soak
 
 install: $(STAMP)
 
@@ -55,6 +57,13 @@ lint: install
 
 services:
 	.ci/services
+
+# The fault soak runs on a PostgreSQL cluster and a Redis server of its own (free ports, a
+# temp folder), never the shared ones `make services` starts.
+SOAK_SECONDS ?= 120
+
+soak: install
+	$(PYTHON) bench/soak.py --seconds $(SOAK_SECONDS)
 
 # Mutation testing: [tool.mutmut] in pyproject.toml says what is mutated and with which
 # tests; docs/testing.md explains the run and the survivors. Each run starts afresh.
