@@ -83,9 +83,10 @@ class ActionWorker:
         with pipeline.database.transaction() as session:
             order_key = (platform, platform_order_id)
             platform_order = lock_orders(session, [order_key]).get(order_key)
-            if platform_order is None and actions.open_from_inbox(
-                session, platform, platform_order_id
-            ):
+            if platform_order is None:
+                # whether or not the inbox still holds its first push: a worker may have
+                # stored the order since the look above
+                actions.open_from_inbox(session, platform, platform_order_id)
                 platform_order = lock_orders(session, [order_key]).get(order_key)
             if platform_order is None:
                 raise ActionRefused(404, f"no {platform} order {platform_order_id!r} is known")
