@@ -81,6 +81,19 @@ def test_an_answer_lost_after_the_cancel_took_effect_is_verified_done(
     assert len(fake.calls_to("order/cancel")) == 1
 
 
+def test_an_error_answered_after_acting_makes_the_repeat_already_done(
+    meituan: Platform, fake: FakeMeituan
+) -> None:
+    tell(fake, "order_paid", order())
+    fake.script("order/confirm", FakeAnswer.after_acting(FakeAnswer.error(700, "系统错误")))
+    first = meituan.outbound_action(request(A.CONFIRM), config_for(fake))
+    assert (first.outcome, first.code) == (TRANSIENT, "700")
+    repeat = meituan.outbound_action(request(A.CONFIRM), config_for(fake))
+    assert (repeat.outcome, repeat.code, repeat.message) == (
+        DONE, *assumptions.ALREADY_CONFIRMED,
+    )  # fmt: skip
+
+
 def test_a_call_dropped_before_it_took_effect_is_verified_transient(
     meituan: Platform, fake: FakeMeituan
 ) -> None:

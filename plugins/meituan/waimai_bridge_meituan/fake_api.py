@@ -44,6 +44,9 @@ class FakeAnswer:
     """The fake's own answer (after ``delay_s``): ok, acting on the order, or the "already"
     error of a repeated action; to a read, the order as the fake knows it. With ``drop``:
     the call takes effect, and its answer is lost."""
+    keeps: bool = False
+    """With ``acts``: the call takes effect, and this answer's status and body are sent
+    instead of the fake's own."""
 
     @classmethod
     def ok(cls) -> FakeAnswer:
@@ -74,6 +77,12 @@ class FakeAnswer:
         """No answer at all: the connection is closed once the request is read, and the
         call does nothing."""
         return cls(status=0, body="", drop=True)
+
+    @classmethod
+    def after_acting(cls, answer: FakeAnswer) -> FakeAnswer:
+        """``answer`` (say a 700) to a call that took effect all the same: a repeat of it
+        gets the "already" error."""
+        return replace(answer, acts=True, keeps=True)
 
     @classmethod
     def lost(cls) -> FakeAnswer:
@@ -300,4 +309,6 @@ class FakeMeituan:
                     if already is None
                     else FakeAnswer.error(int(already[0]), already[1])
                 )
+            if answer.keeps:
+                return answer
             return replace(own, delay_s=answer.delay_s, drop=answer.drop)
