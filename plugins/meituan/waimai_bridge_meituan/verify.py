@@ -42,6 +42,7 @@ it took effect, rejected where it no longer can."""
 
 SENT_AGAIN: Final[dict[Action, str]] = {Action.MEAL_READY: "order_confirmed"}
 """An action no read shows, and the status in which it is settled by sending it again."""
+
 _AGREED: Final = {"agree": DONE, "reject": REJECTED}
 _REJECTED: Final = {"reject": DONE, "agree": REJECTED}
 _WITHDRAWN: Final = {"cancelRefund": REJECTED, "cancelRefundComplaint": REJECTED}
