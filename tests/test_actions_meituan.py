@@ -164,7 +164,21 @@ def test_a_repeat_meituan_already_did_is_done(client: TestClient, fake: FakeMeit
     order_id = accepted(client, oid)
     push(client, "refund", refund("apply", "R1", order_id=oid, ctime=str(T0 + 100)))
     state_is(client, oid, "refunding")
-    fake.script(AGREE, FakeAnswer.slow(1.5))  # the client gives up after 1 s
-    view = settled(client, ask(client, order_id, "agree_refund", "slow").json()["id"])
+    # the refund is agreed on the platform, but the answer is a transient error
+    fake.script(AGREE, FakeAnswer.after_acting(FakeAnswer.error(700, "系统错误")))
+    view = settled(client, ask(client, order_id, "agree_refund", "again").json()["id"])
     assert (view["status"], view["attempts"]) == ("done", 2)
     assert view["result"] == {"code": "808", "message": "退款已同意"}
+
+
+def test_an_answer_lost_after_sending_is_verified_on_the_order(
+    client: TestClient, fake: FakeMeituan
+) -> None:
+    oid = "2005"
+    order_id = accepted(client, oid)
+    push(client, "refund", refund("apply", "R1", order_id=oid, ctime=str(T0 + 100)))
+    state_is(client, oid, "refunding")
+    fake.script(AGREE, FakeAnswer.slow(1.5))  # the client gives up after 1 s: unknown
+    view = settled(client, ask(client, order_id, "agree_refund", "slow").json()["id"])
+    assert (view["status"], view["attempts"], view["verified"]) == ("done", 1, True)
+    assert len(fake.calls_to(AGREE)) == 1
