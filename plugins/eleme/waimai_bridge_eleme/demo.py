@@ -124,6 +124,11 @@ class _Fake:
     def fail_next(self, action: Action, times: int) -> None:
         self._fake.script(CALLS[action].method, *[FakeAnswer.http(502)] * times)
 
+    def pushed(self, push: Mapping[str, Any], *, delivered: bool) -> None:
+        """Tell the fake of a push it sent or failed to send (its pull methods offer the
+        undelivered ones): :meth:`FakeEleme.pushed`."""
+        self._fake.pushed(push, delivered=delivered)
+
     def calls(self, action: Action) -> Sequence[bool]:
         method = CALLS[action].method
         return [
@@ -135,7 +140,7 @@ class _Fake:
 
 @contextmanager
 def _running_fake() -> Iterator[_Fake]:
-    with FakeEleme(app_key=APP_KEY, app_secret=APP_SECRET) as fake:
+    with FakeEleme(app_key=APP_KEY, app_secret=APP_SECRET, app_id=APP_ID) as fake:
         yield _Fake(fake)
 
 
