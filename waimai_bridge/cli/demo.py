@@ -21,10 +21,11 @@ from waimai_bridge.config import BridgeSettings
 from waimai_bridge.demo import channel as channels
 from waimai_bridge.demo.channel import DemoChannel, DemoFake, DemoOrder
 from waimai_bridge.demo.database import DemoRefused, mark_as_demo, prepare_database
-from waimai_bridge.demo.replay import ActionRun, Play, Replay, settle
+from waimai_bridge.demo.replay import ActionRun, Drops, Play, Replay, recovered, settle
 from waimai_bridge.demo.schedule import Phase, Timeline, lunch_start_ms, schedule
 from waimai_bridge.demo.summary import Outcome, cells, outcomes, summary_table
 from waimai_bridge.errors import ConfigError
+from waimai_bridge.models import Capability
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.database import SchemaNotCurrent
 from waimai_bridge.store.skus import SkuRow, import_skus
@@ -38,6 +39,9 @@ STORES: Sequence[tuple[str, str]] = (
     ("S003", "陆家嘴店"),
 )
 """The demo chain's stores: id and name."""
+
+RECOVERY_TIMEOUT_S = 60.0
+"""How long a run whose platforms failed to push waits for the bridge to pull the rest."""
 
 HOLD_SECONDS = 2
 """The demo's accept hold: long enough to show, short enough for a one-minute demo."""
@@ -74,10 +78,18 @@ DEFAULT_DATABASE_URL = BridgeSettings.model_fields["database_url"].default
     help="Start from an empty database (only a database the demo created is wiped), or "
     "add to the existing one.",
 )
+@click.option(
+    "--drop-pushes",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 0.5),
+    help="The share of pushes the platforms fail to send; the bridge pulls and fetches them.",
+)
 @click.pass_obj
 def demo(
-    bridge: BridgeContext, database_url: str, order_count: int, seed: int, fresh: bool
-) -> None:
+    bridge: BridgeContext, database_url: str, order_count: int, seed: int, fresh: bool,
+    drop_pushes: float,
+) -> None:  # fmt: skip
     """Replay a lunch service through the embedded stack and print the unified result.
 
     Starts the web app with its in-process worker on a free local port, the installed
@@ -108,7 +120,7 @@ def demo(
     )
     run = int(time.time())
     plays = _lunch(found, order_count, seed, run)
-    ok = _run(console, bridge, found, plays, database_url, prepared.owned, seed, run)
+    ok = _run(console, bridge, found, plays, database_url, prepared.owned, seed, run, drop_pushes)
     if not ok:
         raise SystemExit(1)
 
@@ -162,6 +174,7 @@ def _run(
     owned: bool,
     seed: int,
     run: int,
+    drop_pushes: float,
 ) -> bool:
     from waimai_bridge.demo.stack import API_TOKEN, build_config, listening_socket, serving
 
@@ -195,6 +208,7 @@ def _run(
                     store_id: {"name": name, **{c.platform: c.binding(store_id, n) for c in found}}
                     for n, (store_id, name) in enumerate(STORES, start=1)
                 },
+                recovering=drop_pushes > 0,
             )
         except ConfigError as exc:
             raise click.ClickException(f"the demo channels' config is not valid: {exc}") from None
@@ -215,7 +229,15 @@ def _run(
                 base_url=base_url, timeout=10, headers={"Authorization": f"Bearer {API_TOKEN}"}
             )
         )
-        replay = Replay(client, base_url, lunch_start)
+        drops = None
+        if drop_pushes > 0:
+            pulling = frozenset(
+                c.platform
+                for c in found
+                if registry.platform(c.platform).supports(Capability.PULL_EVENTS)
+            )
+            drops = Drops(drop_pushes, random.Random(f"{seed}:drops"), fakes, pulling)
+        replay = Replay(client, base_url, lunch_start, drops)
         with Progress(
             TextColumn("[bold blue]{task.description:<28}"),
             BarColumn(),
@@ -231,6 +253,9 @@ def _run(
             replay.play(sends, plays, tick)
             progress.update(task, description=Phase.ACTIONS.value)
             actions = replay.act(acting, fakes, run, tick)
+            if drops is not None:
+                progress.update(task, description="pulling what was not pushed")
+                recovered(runtime.database, plays, timeout_s=RECOVERY_TIMEOUT_S)
             progress.update(task, description="pipeline settling")
             wanted: dict[str, list[str]] = {}
             for play in plays:
@@ -262,6 +287,11 @@ def _report(
         f"{replay.sent} signed pushes over HTTP in {elapsed:.1f} s; the {HOLD_SECONDS} s accept "
         f"hold kept {held_out} orders cancelled in time out of the order table."
     )
+    if replay.drops is not None:
+        console.print(
+            f"The platforms failed to send {replay.drops.dropped} pushes; the bridge pulled "
+            "(and read orders again from) the platforms to make up for them."
+        )
     for result in results:
         for anomaly in result.anomalies:
             console.print(

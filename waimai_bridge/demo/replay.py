@@ -3,16 +3,19 @@ schedule, then the actions through the API, then waiting for the pipeline to set
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 from sqlalchemy import func, select
 
 from waimai_bridge.demo.channel import DemoChannel, DemoFake, DemoOrder, DemoPush
 from waimai_bridge.demo.schedule import Phase, Send, platform_ms
+from waimai_bridge.demo.summary import outcomes
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import InboxEvent, OutboundAction, PlatformOrder
 
@@ -46,12 +49,55 @@ class ActionRun:
 
 
 @dataclass
+class Drops:
+    """The platforms failing to push a share of the pushes, each told to its fake
+    (``pushed(push, delivered=False)``) for the bridge to pull or fetch."""
+
+    share: float
+    rng: random.Random
+    fakes: Mapping[str, DemoFake]
+    pulling: frozenset[str]
+    """The platforms the bridge pulls from; the others' orders can only be fetched, so
+    their first push always arrives (a bridge cannot fetch an order it never heard of)."""
+    dropped: int = 0
+    heard: set[tuple[str, str]] = field(default_factory=set)
+
+    def told(self, play: Play, push: DemoPush, base_url: str) -> bool:
+        """Tell the platform's fake of a push; True when the platform failed to send it."""
+        tell = getattr(self.fakes.get(play.channel.platform), "pushed", None)
+        if tell is None:
+            return False
+        order = (play.channel.platform, play.order.platform_order_id)
+        drop = self.rng.random() < self.share and (order[0] in self.pulling or order in self.heard)
+        tell(_as_fixture(push, base_url), delivered=not drop)
+        if drop:
+            self.dropped += 1
+        else:
+            self.heard.add(order)
+        return drop
+
+
+def _as_fixture(push: DemoPush, base_url: str) -> dict[str, Any]:
+    """A push as a fake is told of it: ``{"method", "url", "kind", "query", "headers",
+    "body"}`` (see ``waimai_bridge.harness.fake``)."""
+    path, _, query = push.path.partition("?")
+    segments = path.removeprefix("/webhooks/").split("/")
+    return {
+        "method": push.method, "url": base_url + path,
+        "kind": segments[1] if len(segments) > 1 else None,
+        "query": [list(pair) for pair in parse_qsl(query, keep_blank_values=True)],
+        "headers": dict(push.headers), "body": push.body.decode("utf-8"),
+    }  # fmt: skip
+
+
+@dataclass
 class Replay:
     """The HTTP side of a run: sends pushes and asks actions, counting what happened."""
 
     client: httpx.Client
     base_url: str
     lunch_start_ms: int
+    drops: Drops | None = None
     started: float = field(default_factory=time.monotonic)
     sent: int = 0
     refused: list[str] = field(default_factory=list)
@@ -72,6 +118,8 @@ class Replay:
             play.raw, step, platform_ms(self.lunch_start_ms, at_ms), self.base_url
         )
         request = built if isinstance(built, DemoPush) else DemoPush.model_validate(built)
+        if self.drops is not None and self.drops.told(play, request, self.base_url):
+            return
         answer = self.client.request(
             request.method, request.path, content=request.body or None, headers=request.headers
         )
@@ -171,6 +219,28 @@ class Replay:
                 break
             time.sleep(POLL_S)
         return view
+
+
+def recovered(database: Database, plays: Sequence[Play], *, timeout_s: float) -> bool:
+    """Wait until every order is where its story ends (stored in its state, or not stored),
+    as pulls and fetches bring what the platforms failed to push. False when it timed out."""
+    wanted: dict[str, list[str]] = {}
+    for play in plays:
+        wanted.setdefault(play.channel.platform, []).append(play.order.platform_order_id)
+    expected = {
+        (play.channel.platform, play.order.platform_order_id): (
+            None if play.order.expected_state is None else play.order.expected_state.value
+        )
+        for play in plays
+    }
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with database.transaction() as session:
+            seen = {(o.platform, o.platform_order_id): o.state for o in outcomes(session, wanted)}
+        if all(seen.get(order) == state for order, state in expected.items()):
+            return True
+        time.sleep(POLL_S * 5)
+    return False
 
 
 def settle(database: Database, platform_order_ids: Mapping[str, Sequence[str]]) -> bool:

@@ -54,6 +54,10 @@ BRIDGE_SETTINGS: Mapping[str, Any] = {
 }
 """The demo's ``[bridge]`` beyond the database, the URL and the accept hold."""
 
+RECOVERING: Mapping[str, Any] = {"pull_interval_seconds": 1.0, "refetch_after_minutes": 0.05}
+"""The demo's pulls when its platforms fail to push: every second, and an order standing
+still for three seconds read again."""
+
 
 def build_config(
     registry: PluginRegistry,
@@ -63,8 +67,11 @@ def build_config(
     hold_seconds: int,
     platforms: Mapping[str, Mapping[str, Any]],
     stores: Mapping[str, Mapping[str, Any]],
+    recovering: bool = False,
 ) -> Config:
-    """The demo's config, validated like a file's (each plugin's tables by its schema)."""
+    """The demo's config, validated like a file's (each plugin's tables by its schema);
+    ``recovering``: pulls every second and orders read again after seconds, for a run
+    whose platforms fail to push."""
     document = {"platforms": platforms, "stores": stores}
     with tempfile.TemporaryDirectory(prefix="waimai-demo-") as folder:
         path = Path(folder) / "demo.toml"
@@ -75,6 +82,7 @@ def build_config(
         public_base_url=public_base_url,
         accept_hold_seconds=hold_seconds,
         **BRIDGE_SETTINGS,
+        **(RECOVERING if recovering else {}),
     )
     return replace(config, bridge=bridge, source="the demo")
 
