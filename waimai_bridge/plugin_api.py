@@ -30,6 +30,7 @@ from waimai_bridge.hookspecs import hookimpl
 from waimai_bridge.manifest_file import read_manifest
 from waimai_bridge.models import (
     CONTRACT_VERSION,
+    MAX_PULLED,
     Action,
     ActionOutcome,
     ActionRequest,
@@ -65,6 +66,7 @@ __all__ = [
     "MAX_INT64",
     "MAX_KEY_LENGTH",
     "MAX_NAME_LENGTH",
+    "MAX_PULLED",
     "MAX_SKU_LENGTH",
     "MAX_TEXT_LENGTH",
     "UNREADABLE",

@@ -167,6 +167,13 @@ def _check_fetch(
         )
     problems = []
     if fetched is None:
+        states = [
+            calling(f"{where}: map_state of events[{index}]",
+                    partial(target.platform.map_state, event)).state
+            for index, event in enumerate(pushed)
+        ]  # fmt: skip
+        if all(state is None for state in states):
+            raise NotApplicable(f"{where}: the push tells of no order's state (nothing to fetch)")
         problems.append(f"fetch_order of order {order.platform_order_id!r} found nothing")
     else:
         for index, event in enumerate(fetched.events):
