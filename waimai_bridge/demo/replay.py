@@ -57,10 +57,12 @@ class Drops:
     rng: random.Random
     fakes: Mapping[str, DemoFake]
     pulling: frozenset[str]
-    """The platforms the bridge pulls from; the others' orders can only be fetched, so
-    their first push always arrives (a bridge cannot fetch an order it never heard of)."""
+    """The platforms the bridge pulls from (any push may be lost). The others' orders can
+    only be read again, which brings the full order and its state but not every message
+    (a rider's, a refund's), so there only an order's first push may be lost, and only
+    when another follows (a bridge cannot read an order it never heard of)."""
     dropped: int = 0
-    heard: set[tuple[str, str]] = field(default_factory=set)
+    seen: set[tuple[str, str]] = field(default_factory=set)
 
     def told(self, play: Play, push: DemoPush, base_url: str) -> bool:
         """Tell the platform's fake of a push; True when the platform failed to send it."""
@@ -68,12 +70,13 @@ class Drops:
         if tell is None:
             return False
         order = (play.channel.platform, play.order.platform_order_id)
-        drop = self.rng.random() < self.share and (order[0] in self.pulling or order in self.heard)
+        first, steps = order not in self.seen, len(play.order.placing) + len(play.order.service)
+        self.seen.add(order)
+        drop = self.rng.random() < self.share and (
+            order[0] in self.pulling or (first and steps > 1)
+        )
         tell(_as_fixture(push, base_url), delivered=not drop)
-        if drop:
-            self.dropped += 1
-        else:
-            self.heard.add(order)
+        self.dropped += drop
         return drop
 
 

@@ -114,6 +114,11 @@ class _Fake:
     def fail_next(self, action: Action, times: int) -> None:
         self._fake.script(ENDPOINTS[action].path, *[FakeAnswer.http(502)] * times)
 
+    def pushed(self, push: Mapping[str, Any], *, delivered: bool) -> None:
+        """Tell the fake of a push it sent or failed to send (its order reads then show
+        it): :meth:`FakeMeituan.pushed`."""
+        self._fake.pushed(push, delivered=delivered)
+
     def calls(self, action: Action) -> Sequence[bool]:
         return [
             call.answer.status == 200 and call.answer.body == ACK_BODY
