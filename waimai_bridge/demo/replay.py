@@ -61,8 +61,14 @@ class Drops:
     only be read again, which brings the full order and its state but not every message
     (a rider's, a refund's), so there only an order's first push may be lost, and only
     when another follows (a bridge cannot read an order it never heard of)."""
-    dropped: int = 0
+    lost: list[DemoPush] = field(default_factory=list)
+    """The pushes the platforms failed to send, in order."""
     seen: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def dropped(self) -> int:
+        """How many pushes the platforms failed to send."""
+        return len(self.lost)
 
     def told(self, play: Play, push: DemoPush, base_url: str) -> bool:
         """Tell the platform's fake of a push; True when the platform failed to send it."""
@@ -76,7 +82,8 @@ class Drops:
             order[0] in self.pulling or (first and steps > 1)
         )
         tell(_as_fixture(push, base_url), delivered=not drop)
-        self.dropped += drop
+        if drop:
+            self.lost.append(push)
         return drop
 
 
