@@ -4,7 +4,7 @@ against the plugin's own fake, told which pushes it sent or failed to send."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -128,24 +128,26 @@ def _check_pull(target: Target, name: str, fixture: PushFixture, pushed: list[Na
 def pull_cases(target: Target) -> Iterator[Case]:
     """Each accepted push fixture, failed to push, comes back by ``pull_events`` with the
     very events the push gives, and not again once confirmed."""
-    if not declares(target, Capability.PULL_EVENTS):
-        if declares(target, Capability.CONFIRM_PULL):
-            yield Case(
-                "pull",
-                "confirm_pull",
-                ended_with(
-                    Failed(
-                        "confirm_pull is declared without pull_events: it confirms what a pull took"
-                    )
-                ),
-            )
-        yield Case("pull", "(none)", ended_with(NotApplicable("the plugin pulls nothing")))
+    if declares(target, Capability.CONFIRM_PULL) and not declares(target, Capability.PULL_EVENTS):
+        yield Case("pull", "confirm_pull", ended_with(Failed(
+            "confirm_pull is declared without pull_events: it confirms what a pull took"
+        )))  # fmt: skip
+    yield from _per_push(target, "pull", Capability.PULL_EVENTS, "pulls nothing", _check_pull)
+
+
+def _per_push(
+    target: Target, suite: str, capability: Capability, nothing: str,
+    check: Callable[[Target, str, PushFixture, list[NativeEvent]], None],
+) -> Iterator[Case]:  # fmt: skip
+    """A case of ``suite`` per accepted push fixture, where the plugin has ``capability``."""
+    if not declares(target, capability):
+        yield Case(suite, "(none)", ended_with(NotApplicable(f"the plugin {nothing}")))
         return
     accepted = _accepted(target)
     if not accepted:
-        yield Case("pull", "(none)", ended_with(Missing("no accepted push fixture to pull")))
+        yield Case(suite, "(none)", ended_with(Missing(f"no accepted push fixture to {suite}")))
     for name, (fixture, events) in accepted.items():
-        yield Case("pull", f"{name}.json", partial(_check_pull, target, name, fixture, events))
+        yield Case(suite, f"{name}.json", partial(check, target, name, fixture, events))
 
 
 def _check_fetch(
@@ -200,14 +202,8 @@ def _check_fetch(
 def fetch_cases(target: Target) -> Iterator[Case]:
     """Each order a push fixture tells of is fetched back whole (its prices, where the push
     had them); an order the platform does not know is ``None``."""
-    if not declares(target, Capability.FETCH_ORDER):
-        yield Case("fetch", "(none)", ended_with(NotApplicable("the plugin fetches no orders")))
-        return
-    accepted = _accepted(target)
-    if not accepted:
-        yield Case("fetch", "(none)", ended_with(Missing("no accepted push fixture to fetch")))
-    for name, (fixture, events) in accepted.items():
-        yield Case("fetch", f"{name}.json", partial(_check_fetch, target, name, fixture, events))
+    yield from _per_push(target, "fetch", Capability.FETCH_ORDER, "fetches no orders",
+                         _check_fetch)  # fmt: skip
 
 
 def _check_verify(target: Target, name: str) -> None:
