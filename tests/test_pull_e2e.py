@@ -2,7 +2,8 @@
 processes on Redis and PostgreSQL, the Eleme and Meituan fakes failing to send a share of
 a lunch service's pushes (the demo channels' orders), the bridge pulling (Eleme) and
 reading orders again (both) until every order ends where it does with every push sent;
-the lost pushes, sent late after all, change nothing."""
+the lost pushes, sent late after all, change nothing; a confirm whose answer is lost is
+verified on the order and done with one platform call."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from waimai_bridge_eleme.testing import FakeAnswer
 
 from tests.processes import (
     bridge_command,
@@ -36,6 +38,9 @@ TOKEN = "pull-e2e-api-token-0001"
 STORES = ("S001", "S002")
 ORDERS_PER_STORE = 6
 DROP = 0.3
+TIMEOUTS = {"eleme": {"timeout_seconds": 1}, "meituan": {"api_timeout_seconds": 1}}
+"""Platform calls given up after a second: an answer slower than that is lost."""
+CONFIRM = "eleme.order.confirmOrderLite"
 
 
 def _plays(found: list[DemoChannel], run: int) -> list[Play]:
@@ -74,7 +79,10 @@ def test_lost_pushes_are_pulled_and_fetched_and_their_late_delivery_changes_noth
                 "resend_after_seconds": 2, "pull_interval_seconds": 1,
                 "refetch_after_minutes": 0.05,
             },
-            "platforms": {c.platform: c.settings(fakes[c.platform].api_base) for c in found},
+            "platforms": {
+                c.platform: {**c.settings(fakes[c.platform].api_base), **TIMEOUTS[c.platform]}
+                for c in found
+            },
             "stores": {
                 store: {c.platform: c.binding(store, n) for c in found}
                 for n, store in enumerate(STORES, start=1)
@@ -129,6 +137,33 @@ def test_lost_pushes_are_pulled_and_fetched_and_their_late_delivery_changes_noth
         assert settle(database, wanted)
         assert _events(database) - events <= len(late["meituan"])
         assert recovered(database, plays, timeout_s=1), _wrong(database, plays)
+
+        _a_lost_answer_is_verified(client, found[0], fakes["eleme"])
+
+
+def _a_lost_answer_is_verified(client: httpx.Client, eleme: DemoChannel, fake: DemoFake) -> None:
+    """A confirm whose answer the network loses after Eleme acted on it: verified on the
+    order, done, one call."""
+    (raw,) = eleme.lunch("S001", 1, 1, random.Random(9), run=int(time.time()) + 1,
+                         refund_approval=False, unmapped_sku=False)  # fmt: skip
+    order = raw if isinstance(raw, DemoOrder) else DemoOrder.model_validate(raw)
+    plain = raw.model_dump(mode="json") if isinstance(raw, DemoOrder) else raw
+    built = eleme.push(plain, order.placing[0], int(time.time() * 1000), str(client.base_url))
+    push = built if isinstance(built, DemoPush) else DemoPush.model_validate(built)
+    _send(client, [push])
+    running = fake.eleme  # type: ignore[attr-defined]
+    running.script(CONFIRM, FakeAnswer.slow(3))  # past the plugin's 1 s: the answer is lost
+    asked = client.post(f"/api/v1/platform-orders/eleme/{order.platform_order_id}/actions",
+                        json={"action": "confirm", "idempotency_key": "lost-answer-1"})  # fmt: skip
+    assert asked.status_code == 202, asked.text
+    view = wait_until(lambda: _ended(client, asked.json()["id"]), 60, "the confirm ended")
+    assert (view["status"], view["attempts"], view["verified"]) == ("done", 1, True)
+    assert len([call for call in running.calls if call.action == CONFIRM]) == 1
+
+
+def _ended(client: httpx.Client, action_id: int) -> dict[str, object] | None:
+    view: dict[str, object] = client.get(f"/api/v1/actions/{action_id}").json()
+    return None if view["status"] == "pending" else view
 
 
 def _wanted(plays: list[Play]) -> dict[str, list[str]]:

@@ -121,6 +121,11 @@ class _Fake:
     def api_base(self) -> str:
         return self._fake.api_base
 
+    @property
+    def eleme(self) -> FakeEleme:
+        """The running :class:`FakeEleme` itself, for a test that scripts its answers."""
+        return self._fake
+
     def fail_next(self, action: Action, times: int) -> None:
         self._fake.script(CALLS[action].method, *[FakeAnswer.http(502)] * times)
 
