@@ -560,7 +560,8 @@ def test_lifecycles_cover_the_interesting_flows() -> None:
     """The generator reaches every visible state, so the laws are tested where it matters."""
     seen: set[OrderState | None] = set()
 
-    @settings(max_examples=400, deadline=None)
+    # the same examples every run: a coverage check must not depend on the draw
+    @settings(max_examples=400, deadline=None, derandomize=True, database=None)
     @given(events=lifecycles())
     def collect(events: list[E]) -> None:
         seen.add(fold(log(*events)).order_state)
