@@ -66,7 +66,7 @@ def test_no_server_error_and_every_refusal_says_why(api_schema: Any) -> None:
 
     @given(case=cases)
     @settings(
-        max_examples=40 * len(operations),
+        max_examples=20 * len(operations),
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
