@@ -8,7 +8,8 @@
 #                   store/ and pipeline/, then the kill rate of each against its target
 #                   (MUTATE=waimai_bridge/money.py or MUTATE=waimai_bridge/store/ narrows it)
 #   make soak       the fault soak: SOAK_SECONDS (default 120) of pushes while a worker, Redis
-#                   and PostgreSQL fail in turn (docs/reliability.md); SOAK_SECONDS=1800 by hand
+#                   and PostgreSQL fail in turn, then SOAK_DRAIN (180) to settle
+#                   (docs/reliability.md); SOAK_SECONDS=1800 by hand
 #   make services   make sure the local PostgreSQL and Redis are up
 #   make clean      remove the virtualenv, caches and build output
 
@@ -61,9 +62,10 @@ services:
 # The fault soak runs on a PostgreSQL cluster and a Redis server of its own (free ports, a
 # temp folder), never the shared ones `make services` starts.
 SOAK_SECONDS ?= 120
+SOAK_DRAIN ?= 180
 
 soak: install
-	$(PYTHON) bench/soak.py --seconds $(SOAK_SECONDS)
+	$(PYTHON) bench/soak.py --seconds $(SOAK_SECONDS) --drain $(SOAK_DRAIN)
 
 # Mutation testing: [tool.mutmut] in pyproject.toml says what is mutated and with which
 # tests; docs/testing.md explains the run and the survivors. Each run starts afresh.
