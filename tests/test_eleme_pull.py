@@ -22,13 +22,15 @@ from waimai_bridge.models import (
     ActionRequest,
     InboundRequest,
     NativeEvent,
-    OrderRef,
     PluginConfig,
+)
+from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge.pulled import (
+    OrderRef,
     PulledEvents,
     PullReceipt,
     PullRequest,
 )
-from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.statemachine import LogEntry, fold
 
 FIXTURES = resources.files("waimai_bridge_eleme") / "fixtures"

@@ -22,20 +22,22 @@ from waimai_bridge.harness.outcomes import Outcome, Status
 from waimai_bridge.models import (
     ActionRequest,
     ActionResult,
-    Confirmed,
-    FetchedOrder,
     InboundRequest,
     NativeEvent,
-    OrderRef,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
-    PulledEvents,
-    PullReceipt,
-    PullRequest,
     StateChange,
 )
 from waimai_bridge.plugin_api import hookimpl
+from waimai_bridge.pulled import (
+    Confirmed,
+    FetchedOrder,
+    OrderRef,
+    PulledEvents,
+    PullReceipt,
+    PullRequest,
+)
 
 ELEME_FIXTURES = Path(str(resources.files("waimai_bridge_eleme") / "fixtures"))
 

@@ -41,12 +41,14 @@ from waimai_bridge_meituan.testing import (
 from waimai_bridge.errors import TransientPlatformError
 from waimai_bridge.hookcalls import Platform
 from waimai_bridge.models import (
-    FetchedOrder,
     InboundRequest,
     NativeEvent,
-    OrderRef,
     PlatformState,
     PluginConfig,
+)
+from waimai_bridge.pulled import (
+    FetchedOrder,
+    OrderRef,
 )
 
 DETAIL_PATH = assumptions.ORDER_DETAIL_PATH

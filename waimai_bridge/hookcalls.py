@@ -21,21 +21,23 @@ from waimai_bridge.models import (
     ActionRequest,
     ActionResult,
     Capability,
-    Confirmed,
     ContractModel,
     Event,
-    FetchedOrder,
     InboundRequest,
     Manifest,
     NativeEvent,
-    OrderRef,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
+    StateChange,
+)
+from waimai_bridge.pulled import (
+    Confirmed,
+    FetchedOrder,
+    OrderRef,
     PulledEvents,
     PullReceipt,
     PullRequest,
-    StateChange,
 )
 from waimai_bridge.validation import ContractProblem, conform
 

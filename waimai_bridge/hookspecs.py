@@ -20,19 +20,21 @@ import pluggy
 from waimai_bridge.models import (
     ActionRequest,
     ActionResult,
-    Confirmed,
-    FetchedOrder,
     InboundRequest,
     Manifest,
     NativeEvent,
-    OrderRef,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
+    StateChange,
+)
+from waimai_bridge.pulled import (
+    Confirmed,
+    FetchedOrder,
+    OrderRef,
     PulledEvents,
     PullReceipt,
     PullRequest,
-    StateChange,
 )
 
 PROJECT_NAME = "waimai_bridge"

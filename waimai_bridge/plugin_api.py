@@ -30,33 +30,35 @@ from waimai_bridge.hookspecs import hookimpl
 from waimai_bridge.manifest_file import read_manifest
 from waimai_bridge.models import (
     CONTRACT_VERSION,
-    MAX_PULLED,
     Action,
     ActionOutcome,
     ActionRequest,
     ActionResult,
     Capability,
-    Confirmed,
-    FetchedOrder,
     InboundRequest,
     KitchenStep,
     Manifest,
     NativeCode,
     NativeEvent,
-    OrderRef,
     ParsedPush,
     PlatformState,
     PluginConfig,
     PriceBreakdown,
     PriceItem,
-    PulledEvents,
-    PullReceipt,
-    PullRequest,
     RefundedItem,
     Reply,
     StateChange,
 )
 from waimai_bridge.money import yuan_to_fen
+from waimai_bridge.pulled import (
+    MAX_PULLED,
+    Confirmed,
+    FetchedOrder,
+    OrderRef,
+    PulledEvents,
+    PullReceipt,
+    PullRequest,
+)
 from waimai_bridge.untrusted import UNREADABLE, decode_json, describe
 
 __all__ = [

@@ -19,21 +19,23 @@ from waimai_bridge.models import (
     CONTRACT_VERSION,
     ActionRequest,
     ActionResult,
-    Confirmed,
     ContractModel,
     Event,
-    FetchedOrder,
     InboundRequest,
     Manifest,
     NativeEvent,
-    OrderRef,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
+    StateChange,
+)
+from waimai_bridge.pulled import (
+    Confirmed,
+    FetchedOrder,
+    OrderRef,
     PulledEvents,
     PullReceipt,
     PullRequest,
-    StateChange,
 )
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

@@ -21,8 +21,10 @@ from waimai_bridge.models import (
     ActionOutcome,
     Capability,
     NativeEvent,
-    OrderRef,
     PluginConfig,
+)
+from waimai_bridge.pulled import (
+    OrderRef,
     PullReceipt,
     PullRequest,
 )

@@ -21,9 +21,17 @@ from dataclasses import dataclass, field
 
 from waimai_bridge.errors import failure_site
 from waimai_bridge.metrics import PULLED_EVENTS
-from waimai_bridge.models import Capability, NativeEvent, OrderRef, PullReceipt, PullRequest
+from waimai_bridge.models import (
+    Capability,
+    NativeEvent,
+)
 from waimai_bridge.pipeline.intake import write_pushes
 from waimai_bridge.pipeline.messages import Pipeline
+from waimai_bridge.pulled import (
+    OrderRef,
+    PullReceipt,
+    PullRequest,
+)
 from waimai_bridge.store import pulls
 
 logger = logging.getLogger(__name__)
