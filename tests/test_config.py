@@ -177,7 +177,11 @@ def test_every_problem_is_listed_with_its_key(tmp_path: Path, registry: PluginRe
     )
     loaded = "loaded: eleme, meituan, own_pos, sample"
     assert found == [
-        ("colour", "unknown table; the tables are [bridge], [platforms.*], [stores.*]"),
+        (
+            "colour",
+            "unknown table; the tables are [bridge], [platforms.*], [stores.*], [anomalies], "
+            "[retention]",
+        ),
         ("bridge.public_base_url", "must be an http:// or https:// URL without query or fragment"),
         ("bridge.shards", "Input should be a valid integer, unable to parse string as an integer"),
         ("bridge.shard", "unknown key"),
@@ -260,3 +264,39 @@ def test_api_tokens_take_scopes(tmp_path: Path, registry: PluginRegistry) -> Non
     assert full.scopes == {"read", "act"}
     assert reading.scopes == {"read"}
     assert "reading-only-token-01" not in repr(reading)
+
+
+def test_the_operating_tables_are_checked_like_the_bridge_table(
+    tmp_path: Path, registry: PluginRegistry
+) -> None:
+    found = problems(
+        tmp_path,
+        """
+        [anomalies]
+        not_accepted_minutes = 0
+        disabled = ["unmapped_sku", "no_such_rule"]
+
+        [retention]
+        inbox_days = -1
+        keep = true
+        """,
+        registry,
+    )
+    assert [key for key, _ in found] == [
+        "anomalies.not_accepted_minutes",
+        "anomalies.disabled.1",
+        "retention.inbox_days",
+        "retention.keep",
+    ]
+
+
+def test_unnamed_tokens_are_named_by_their_place(tmp_path: Path, registry: PluginRegistry) -> None:
+    path = tmp_path / "named.toml"
+    path.write_text(
+        f'[bridge]\napi_tokens = ["{SECRETS[4]}", {{ token = "{SECRETS[4]}-2", name = "ops" }}]\n',
+        "utf-8",
+    )
+    config = load_config(path, registry)
+    assert [token.name for token in config.bridge.api_tokens] == ["token-1", "ops"]
+    assert config.anomalies.not_completed_hours == 48
+    assert config.retention.inbox_days == 7

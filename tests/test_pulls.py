@@ -21,10 +21,10 @@ from waimai_bridge.cli.main import cli
 from waimai_bridge.config import load_config
 from waimai_bridge.models import Action, ActionOutcome, InboundRequest
 from waimai_bridge.pipeline.intake import write_pushes
-from waimai_bridge.pipeline.pulls import LEASE, OVERLAP_MS, Puller
+from waimai_bridge.pipeline.pulls import OVERLAP_MS, Puller
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
-from waimai_bridge.store import pulls
+from waimai_bridge.store import leases, pulls
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import InboxEvent, OutboundAction, PlatformOrder
 
@@ -169,7 +169,7 @@ def test_one_puller_at_a_time(pulling: Pulling) -> None:
     assert other.round() is not None
     assert pulling.bridge.puller.round() is None
     with pulling.bridge.database.transaction() as session:
-        pulls.release_lease(session, LEASE, other.holder)
+        leases.release_lease(session, Puller.lease, other.holder)
     assert pulling.bridge.puller.round() is not None
 
 

@@ -15,168 +15,26 @@ import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any, TypeVar, cast
 
 import jsonschema
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Field,
-    SecretStr,
     ValidationError,
-    field_validator,
-    model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from waimai_bridge.bounds import MAX_ID_LENGTH
 from waimai_bridge.errors import ConfigError
 from waimai_bridge.models import PluginConfig
 from waimai_bridge.plugins import PluginRegistry
+from waimai_bridge.settings import AnomalySettings, BridgeSettings, RetentionSettings
 
 CONFIG_ENV = "WAIMAI_CONFIG"
 """Environment variable naming the config file when ``--config`` is not given."""
 
 Problem = tuple[str, str]
-
-
-MIN_SECRET_LENGTH = 16
-"""The shortest API token or subscription secret accepted: a shorter one can be guessed."""
-
-
-class Scope(StrEnum):
-    """What an API token may do."""
-
-    READ = "read"
-    """``GET`` anything under ``/api``."""
-    ACT = "act"
-    """Everything else under ``/api``: actions, subscriptions, the SKU mapping."""
-
-
-class ApiToken(BaseModel):
-    """An ``api_tokens`` entry: the bearer token and what it may do."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    token: SecretStr
-    scopes: frozenset[Scope] = Field(default=frozenset(Scope), min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain(cls, value: Any) -> Any:
-        """A plain string is a token of every scope."""
-        return {"token": value} if isinstance(value, str) else value
-
-    @field_validator("token")
-    @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-            raise ValueError(
-                f"must be at least {MIN_SECRET_LENGTH} characters long (a shorter token "
-                "can be guessed); e.g. python -c 'import secrets; print(secrets.token_urlsafe())'"
-            )
-        return value
-
-
-class BridgeSettings(BaseSettings):
-    """The ``[bridge]`` table; ``WAIMAI_<KEY>`` environment variables override it."""
-
-    model_config = SettingsConfigDict(env_prefix="WAIMAI_", extra="forbid", frozen=True)
-
-    database_url: str = Field(
-        default="sqlite:///waimai-bridge.db",
-        description="SQLAlchemy URL: sqlite:///FILE (embedded) or postgresql+psycopg://…",
-    )
-    public_base_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="Where platforms reach the bridge; some platforms sign this URL.",
-    )
-    broker_url: str = Field(
-        default="", description='"" for the in-process broker, or redis://host:6379/0'
-    )
-    shards: int = Field(default=8, ge=1, le=1024, description="How many store-pinned queues.")
-    accept_hold_seconds: int = Field(
-        default=60, ge=0, description="How long an accepted order waits before it is stored."
-    )
-    api_tokens: list[ApiToken] = Field(
-        default_factory=list,
-        description='Bearer tokens accepted by /api: "TOKEN" (every scope) or '
-        '{ token = "TOKEN", scopes = ["read"] }.',
-    )
-    intake_max_waiting: int = Field(
-        default=2000,
-        ge=1,
-        le=1_000_000,
-        description="Pushes that may wait for the inbox at once; more get 503 + Retry-After.",
-    )
-    sweep_interval_seconds: float = Field(
-        default=15, gt=0, description="How often workers look for work a lost message left."
-    )
-    resend_after_seconds: float = Field(
-        default=60, gt=0, description="How long an event may wait in line before it is resent."
-    )
-    pull_interval_seconds: float = Field(
-        default=60,
-        ge=0,
-        description="How often one worker pulls what platforms failed to push; 0: never.",
-    )
-    refetch_after_minutes: float = Field(
-        default=30,
-        gt=0,
-        description="How long a stored order may stand still before it is read again "
-        "from its platform.",
-    )
-    action_tries: int = Field(
-        default=3, ge=1, le=100, description="Platform calls an action gets before it fails."
-    )
-    action_retry_seconds: float = Field(
-        default=5, ge=0, description="The wait between two tries of an action (seed 002)."
-    )
-    subscriber_retry_seconds: float = Field(
-        default=1, gt=0, description="The first wait before an update is POSTed again; doubles."
-    )
-    subscriber_give_up_seconds: float = Field(
-        default=3600, gt=0, description="How long an update is retried before it is dead."
-    )
-    subscriber_timeout_seconds: float = Field(
-        default=5,
-        gt=0,
-        le=25,
-        description="How long a subscriber may take to answer; well inside a worker "
-        "message's time limit.",
-    )
-    subscriber_allow_private: bool = Field(
-        default=False,
-        description="Let subscriber URLs reach loopback, link-local and private addresses.",
-    )
-
-    @field_validator("public_base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.netloc
-            or parts.query
-            or parts.fragment
-        ):
-            raise ValueError("must be an http:// or https:// URL without query or fragment")
-        return value.rstrip("/")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """The environment overrides the file (the file arrives as init arguments)."""
-        return env_settings, init_settings
 
 
 class _StoreTable(BaseModel):
@@ -206,6 +64,8 @@ class Config:
     platforms: Mapping[str, Mapping[str, Any]] = field(repr=False)
     stores: Mapping[str, StoreConfig]
     source: str | None = None
+    anomalies: AnomalySettings = field(default_factory=AnomalySettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def plugin_config(self, platform: str) -> PluginConfig:
         """What the hooks of ``platform`` are given: its settings and its store bindings."""
@@ -245,10 +105,15 @@ def load_config(
     document = _read_toml(Path(chosen)) if chosen is not None else {}
     source = str(chosen) if chosen is not None else None
     problems: list[Problem] = []
-    for key in sorted(set(document) - {"bridge", "platforms", "stores"}):
-        problems.append((key, "unknown table; the tables are [bridge], [platforms.*], [stores.*]"))
+    for key in sorted(set(document) - {"bridge", "platforms", "stores", *_SECTIONS}):
+        problems.append(
+            (key, "unknown table; the tables are [bridge], [platforms.*], [stores.*], "
+             "[anomalies], [retention]")
+        )  # fmt: skip
 
-    bridge = _bridge(_table(document, "bridge", problems), problems)
+    bridge = _section(document, "bridge", BridgeSettings, problems)
+    anomalies = _section(document, "anomalies", AnomalySettings, problems)
+    retention = _section(document, "retention", RetentionSettings, problems)
     platform_tables = _tables(document, "platforms", problems)
     platforms = {}
     for name, table in platform_tables.items():
@@ -265,8 +130,13 @@ def load_config(
     }
     if problems:
         raise ConfigError(problems, source=source)
-    assert bridge is not None  # no problems means the bridge table validated
-    return Config(bridge=bridge, platforms=platforms, stores=stores, source=source)
+    assert bridge is not None  # no problems: every table validated
+    assert anomalies is not None
+    assert retention is not None
+    return Config(
+        bridge=bridge, platforms=platforms, stores=stores, source=source,
+        anomalies=anomalies, retention=retention,
+    )  # fmt: skip
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -301,12 +171,22 @@ def _tables(
     return tables
 
 
-def _bridge(table: dict[str, Any], problems: list[Problem]) -> BridgeSettings | None:
+_SECTIONS = {"anomalies", "retention"}
+"""The tables of :mod:`waimai_bridge.operating`."""
+
+
+_Table = TypeVar("_Table", bound=BaseModel)
+
+
+def _section(
+    document: Mapping[str, Any], name: str, model: type[_Table], problems: list[Problem]
+) -> _Table | None:
+    """The table ``name`` validated by ``model`` (None, and its problems noted, if invalid)."""
     try:
-        return BridgeSettings(**table)
+        return model(**_table(document, name, problems))
     except ValidationError as exc:
         for error in exc.errors(include_url=False, include_input=False):
-            key = ".".join(str(part) for part in ("bridge", *error["loc"]))
+            key = ".".join(str(part) for part in (name, *error["loc"]))
             problems.append((key, _pydantic_problem(error["type"], error["msg"])))
         return None
 

@@ -1,9 +1,16 @@
 """Prometheus metrics of the bridge: each process counts its own (a web process serves
-them at ``/metrics``, a worker at ``worker --metrics-port``)."""
+them at ``/metrics``, a worker at ``worker --metrics-port``); what the database holds (inbox
+depth, holds, dead letters, open anomalies) is read at scrape time by the web process
+(:mod:`waimai_bridge.store.gauges`). Every label value comes from a bounded set: loaded
+platforms, manifest codes, actions, rules, configured stores — never from input.
+docs/operations.md lists every series and what to do when it moves."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
+
+OTHER = "other"
+"""The label value standing for anything outside the label's bounded set."""
 
 WEBHOOK_REQUESTS = Counter(
     "waimai_webhook_requests_total",
@@ -18,8 +25,9 @@ WEBHOOK_SECONDS = Histogram(
 )
 INBOX_EVENTS = Counter(
     "waimai_inbox_events_total",
-    "Native events received, new or duplicate.",
-    ["platform", "outcome"],
+    "Native events received (pushed, pulled or fetched), by platform, kind (the manifest's "
+    "native code) and outcome (new, duplicate).",
+    ["platform", "kind", "outcome"],
 )
 EVENTS_PROCESSED = Counter(
     "waimai_events_processed_total",
@@ -37,8 +45,19 @@ ORDERS_RELEASED = Counter(
 SWEPT = Counter("waimai_swept_total", "Messages the sweeper sent again, by kind.", ["kind"])
 ACTIONS_PERFORMED = Counter(
     "waimai_action_attempts_total",
-    "Platform calls made for outbound actions, by platform and outcome.",
-    ["platform", "outcome"],
+    "Platform calls made for outbound actions, by platform, action and outcome (done, "
+    "rejected, transient, unknown).",
+    ["platform", "action", "outcome"],
+)
+ACTIONS_FINISHED = Counter(
+    "waimai_actions_finished_total",
+    "Outbound actions that ended, by platform, action and status (done, failed).",
+    ["platform", "action", "status"],
+)
+ACTION_RETRIES = Counter(
+    "waimai_action_retries_total",
+    "Outbound actions scheduled for another try after a transient failure, by platform and action.",
+    ["platform", "action"],
 )
 ACTIONS_VERIFIED = Counter(
     "waimai_action_verifications_total",
@@ -54,4 +73,26 @@ PULLED_EVENTS = Counter(
     "Native events pulled (missed pushes) or fetched (orders read again), by platform, "
     "source (pull, fetch) and outcome (new, duplicate).",
     ["platform", "source", "outcome"],
+)
+PULL_FAILURES = Counter(
+    "waimai_pull_failures_total",
+    "Pulls of a store's missed pushes, or fetches of an order, that failed, by platform and "
+    "source (pull, fetch).",
+    ["platform", "source"],
+)
+ANOMALIES = Counter(
+    "waimai_anomalies_total",
+    "Anomalies opened and resolved, by rule and change (opened, resolved).",
+    ["rule", "change"],
+)
+JOB_ROUNDS = Counter(
+    "waimai_job_rounds_total",
+    "Rounds of the scheduled jobs one worker at a time does (pull, anomalies, purge), by job "
+    "and outcome (done, failed).",
+    ["job", "outcome"],
+)
+PURGED = Counter(
+    "waimai_purged_rows_total",
+    "Rows purged by retention, by what (inbox, deliveries, payloads).",
+    ["what"],
 )

@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from waimai_bridge.clock import system_clock
-from waimai_bridge.config import BridgeSettings
 from waimai_bridge.demo import channel as channels
 from waimai_bridge.demo.channel import DemoChannel, DemoFake, DemoOrder
 from waimai_bridge.demo.database import DemoRefused, mark_as_demo, prepare_database
@@ -27,6 +26,7 @@ from waimai_bridge.demo.summary import Outcome, cells, outcomes, summary_table
 from waimai_bridge.errors import ConfigError
 from waimai_bridge.models import Capability
 from waimai_bridge.runtime import Bridge
+from waimai_bridge.settings import BridgeSettings
 from waimai_bridge.store.database import SchemaNotCurrent
 from waimai_bridge.store.skus import SkuRow, import_skus
 

@@ -16,10 +16,11 @@ from typing import Any
 import uvicorn
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from waimai_bridge.config import BridgeSettings, Config, load_config
+from waimai_bridge.config import Config, load_config
 from waimai_bridge.errors import WaimaiBridgeError
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
+from waimai_bridge.settings import BridgeSettings
 from waimai_bridge.web.app import create_app
 
 API_TOKEN = "demo-api-token-0001"

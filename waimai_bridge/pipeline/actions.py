@@ -23,7 +23,12 @@ from waimai_bridge.action_rules import (
     refusal,
 )
 from waimai_bridge.errors import WaimaiBridgeError, failure_site
-from waimai_bridge.metrics import ACTIONS_PERFORMED, ACTIONS_VERIFIED
+from waimai_bridge.metrics import (
+    ACTION_RETRIES,
+    ACTIONS_FINISHED,
+    ACTIONS_PERFORMED,
+    ACTIONS_VERIFIED,
+)
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult, Capability
 from waimai_bridge.pipeline.messages import Pipeline
 from waimai_bridge.pipeline.shards import queue_name
@@ -125,7 +130,8 @@ class ActionWorker:
         if claim.step is not actions.Step.CALL or claim.request is None or platform is None:
             return
         result = self._call(platform, claim.request)
-        ACTIONS_PERFORMED.labels(platform, result.outcome.value).inc()
+        action = claim.request.action.value
+        ACTIONS_PERFORMED.labels(platform, action, result.outcome.value).inc()
         verified = result.outcome is ActionOutcome.UNKNOWN and self._verifies(platform)
         if verified:
             result = self._verify(platform, claim.request)
@@ -137,7 +143,12 @@ class ActionWorker:
                 verified=verified and result.outcome is not ActionOutcome.UNKNOWN,
             )  # fmt: skip
             again = row.next_attempt_at_ms if row and row.status == "pending" else None
+            status = None if row is None else row.status
         pipeline.deliveries_written(session)
+        if again is not None:
+            ACTION_RETRIES.labels(platform, action).inc()
+        elif status in ("done", "failed"):
+            ACTIONS_FINISHED.labels(platform, action, status).inc()
         if again is not None and store_id:
             self._queue(action_id, store_id, at_ms=again)
 

@@ -66,16 +66,17 @@ def write_pushes(pipeline: Pipeline, pushes: Sequence[Push]) -> tuple[int, set[i
 def _counted(
     pipeline: Pipeline,
     received: Sequence[tuple[NativeEvent, int]],
-    new: Sequence[tuple[int, str, str]],
+    new: Sequence[inbox.Recorded],
 ) -> tuple[int, set[int]]:
-    """Count events written to the inbox (``received``; ``new``: ``(row id, platform,
-    store id)`` of those that were not there yet): how many were new, and their shards."""
-    counts = Counter(event.platform for event, _ in received)
-    fresh = Counter(platform for _, platform, _ in new)
-    for platform, count in counts.items():
-        INBOX_EVENTS.labels(platform, "new").inc(fresh[platform])
-        INBOX_EVENTS.labels(platform, "duplicate").inc(count - fresh[platform])
-    return len(new), {pipeline.shard_of(store_id) for _, _, store_id in new}
+    """Count events written to the inbox (``received``; ``new``: those that were not there
+    yet): how many were new, and their shards."""
+    counts = Counter((event.platform, event.native_code) for event, _ in received)
+    fresh = Counter((row.platform, row.native_code) for row in new)
+    for (platform, code), count in counts.items():
+        kind = pipeline.kind_label(platform, code)
+        INBOX_EVENTS.labels(platform, kind, "new").inc(fresh[platform, code])
+        INBOX_EVENTS.labels(platform, kind, "duplicate").inc(count - fresh[platform, code])
+    return len(new), {pipeline.shard_of(row.store_id) for row in new}
 
 
 @dataclass(frozen=True)

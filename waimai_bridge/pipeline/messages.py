@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from waimai_bridge.clock import Clock, system_clock
 from waimai_bridge.config import Config
+from waimai_bridge.metrics import OTHER
 from waimai_bridge.pipeline.broker import GATHER_MS
 from waimai_bridge.pipeline.shards import (
     DELIVER,
@@ -65,6 +66,7 @@ class Pipeline:
         self.gather_events_ms = gather_events_ms
         self.signals = signals_for(broker)
         self._stores: dict[int, list[str]] = {shard: [] for shard in range(self.shards)}
+        self._codes: dict[str, frozenset[str]] = {}
         for store_id in config.stores:
             self._stores[shard_of(store_id, self.shards)].append(store_id)
         for shard in range(self.shards):
@@ -80,6 +82,18 @@ class Pipeline:
     def shard_of(self, store_id: str) -> int:
         """The shard of a store."""
         return shard_of(store_id, self.shards)
+
+    def kind_label(self, platform: str, native_code: str) -> str:
+        """A native code as a metric label: one of the platform's manifest codes, or
+        ``other`` (a label never takes its value from input)."""
+        codes = self._codes.get(platform)
+        if codes is None:
+            try:
+                manifest = self.registry.platform(platform).manifest
+            except LookupError:
+                return OTHER
+            codes = self._codes[platform] = frozenset(code.code for code in manifest.native_codes)
+        return native_code if native_code in codes else OTHER
 
     def stores_in(self, shard: int) -> list[str]:
         """The configured stores of a shard."""

@@ -13,20 +13,18 @@ the idempotency keys their pushes would have, so whatever arrives twice applies 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from waimai_bridge.errors import failure_site
-from waimai_bridge.metrics import PULLED_EVENTS
+from waimai_bridge.metrics import PULL_FAILURES, PULLED_EVENTS
 from waimai_bridge.models import (
     Capability,
     NativeEvent,
 )
 from waimai_bridge.pipeline.intake import write_pushes
 from waimai_bridge.pipeline.messages import Pipeline
+from waimai_bridge.pipeline.periodic import LeasedJob
 from waimai_bridge.pulled import (
     OrderRef,
     PullReceipt,
@@ -36,8 +34,6 @@ from waimai_bridge.store import pulls
 
 logger = logging.getLogger(__name__)
 
-LEASE = "pull"
-"""The lease of the worker that pulls."""
 OVERLAP_MS = 5 * 60_000
 """How far before the last pull's start the next one starts: a message the platform
 timestamps a little before it was offered is not missed."""
@@ -58,18 +54,16 @@ class Round:
     """``platform/store`` (or ``platform/order``) whose pull or fetch failed."""
 
 
-class Puller:
+class Puller(LeasedJob[Round]):
     """Pulls and re-fetches for one process's pipeline; :meth:`start` does a round every
     ``interval_s`` seconds in a background thread (when it holds the lease) until
     :meth:`stop`."""
 
+    lease = "pull"
+
     def __init__(self, pipeline: Pipeline, *, interval_s: float, refetch_after_ms: int) -> None:
-        self.pipeline = pipeline
-        self.interval_s = interval_s
+        super().__init__(pipeline, interval_s=interval_s)
         self.refetch_after_ms = refetch_after_ms
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"[-64:]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="waimai-puller", daemon=True)
 
     def platforms(self, capability: Capability) -> list[str]:
         """The configured platforms whose plugin has ``capability``."""
@@ -126,6 +120,7 @@ class Puller:
                 done.fetched += self.fetch(order.platform, order.store_id, order.platform_order_id)
             except Exception as exc:  # one order's failure is that order's alone
                 logger.warning("fetch of a %s order failed: %s", order.platform, failure_site(exc))
+                PULL_FAILURES.labels(order.platform, "fetch").inc()
                 done.failed.append(f"{order.platform}/{order.platform_order_id}")
             tried.append(order.id)
         with pipeline.database.transaction() as session:
@@ -140,16 +135,8 @@ class Puller:
         fetched = plugin.fetch_order(order, config)
         return 0 if fetched is None else self._write(platform, "fetch", fetched.events)
 
-    def round(self) -> Round | None:
-        """A round of pulls of every store, then of re-fetches, if this process holds the
-        lease (None when another does)."""
-        pipeline = self.pipeline
-        ttl_ms = int(self.interval_s * 2000) + 60_000
-        with pipeline.database.transaction() as session:
-            if not pulls.take_lease(
-                session, LEASE, self.holder, now_ms=pipeline.clock(), ttl_ms=ttl_ms
-            ):
-                return None
+    def work(self) -> Round:
+        """A round of pulls of every store, then of re-fetches."""
         done = Round()
         for platform in self.platforms(Capability.PULL_EVENTS):
             for store_id in self.stores(platform):
@@ -159,6 +146,7 @@ class Puller:
                     logger.warning("pull of %s store %s failed: %s", platform, store_id,
                                    failure_site(exc))  # fmt: skip
                     done.failed.append(f"{platform}/{store_id}")
+                    PULL_FAILURES.labels(platform, "pull").inc()
                     continue
                 done.pulled, done.new = done.pulled + one.pulled, done.new + one.new
         fetched = self.refetch()
@@ -166,32 +154,11 @@ class Puller:
         done.failed += fetched.failed
         return done
 
-    def start(self) -> None:
-        """Start pulling in the background."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop, wait for a round under way to finish, and give the lease up."""
-        self._stop.set()
-        if not self._thread.is_alive():
-            return
-        self._thread.join(timeout=60)
-        try:
-            with self.pipeline.database.transaction() as session:
-                pulls.release_lease(session, LEASE, self.holder)
-        except Exception:  # the database is gone: the lease runs out by itself
-            logger.warning("could not give the pull lease up", exc_info=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                done = self.round()
-            except Exception as exc:  # the database is down: try again next round
-                logger.warning("pull round failed: %s", failure_site(exc))
-                continue
-            if done is not None and (done.pulled or done.fetched or done.failed):
-                logger.info("pulled %s, fetched %s, new %s, failed %s",
-                            done.pulled, done.fetched, done.new, done.failed)  # fmt: skip
+    def report(self, done: Round) -> None:
+        """Log a round that found something."""
+        if done.pulled or done.fetched or done.failed:
+            logger.info("pulled %s, fetched %s, new %s, failed %s",
+                        done.pulled, done.fetched, done.new, done.failed)  # fmt: skip
 
     def _write(self, platform: str, source: str, events: Iterable[NativeEvent]) -> int:
         """Write events to the inbox as a push's, wake their shards; how many were new."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import psycopg
 from sqlalchemy import (
@@ -46,13 +46,13 @@ def record(
     received: Sequence[tuple[NativeEvent, int]],
     *,
     shard_of: Callable[[str], int],
-) -> list[tuple[int, str, str]]:
+) -> list[Recorded]:
     """Add the events not seen before (each given with when its push was received), each
-    with its store's shard; ``(row id, platform, store id)`` of each new row."""
+    with its store's shard; ``(row id, platform, store id, native code)`` of each new row."""
     inserted = insert_ignoring_conflict(
         connection, InboxEvent, _rows(received, shard_of), returning=_RECORDED
     )
-    return [(row_id, platform, store_id) for row_id, platform, store_id in inserted]
+    return [Recorded(*row) for row in inserted]
 
 
 async def record_async(
@@ -60,16 +60,25 @@ async def record_async(
     received: Sequence[tuple[NativeEvent, int]],
     *,
     shard_of: Callable[[str], int],
-) -> list[tuple[int, str, str]]:
+) -> list[Recorded]:
     """:func:`record` on an asynchronous PostgreSQL connection in autocommit mode."""
     statement, parameters = recordset_insert(
         InboxEvent, _rows(received, shard_of), returning=_RECORDED
     )
     cursor = await connection.execute(statement, parameters)
-    return [(row_id, platform, store_id) for row_id, platform, store_id in await cursor.fetchall()]
+    return [Recorded(*row) for row in await cursor.fetchall()]
 
 
-_RECORDED = (InboxEvent.id, InboxEvent.platform, InboxEvent.store_id)
+class Recorded(NamedTuple):
+    """A new row of the inbox."""
+
+    id: int
+    platform: str
+    store_id: str
+    native_code: str
+
+
+_RECORDED = (InboxEvent.id, InboxEvent.platform, InboxEvent.store_id, InboxEvent.native_code)
 
 
 def _rows(

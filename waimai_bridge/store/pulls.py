@@ -1,5 +1,5 @@
-"""What pull compensation keeps: the lease of the one worker pulling, where each store's
-next pull starts, and which orders want reading again from their platform."""
+"""What pull compensation keeps: where each store's next pull starts, and which orders want
+reading again from their platform."""
 
 from __future__ import annotations
 
@@ -10,31 +10,11 @@ from sqlalchemy import Text, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import OrderState
-from waimai_bridge.store.tables import Lease, Order, PlatformOrder, PullCursor
-from waimai_bridge.store.upsert import insert_ignoring_conflict
+from waimai_bridge.store.tables import Order, PlatformOrder, PullCursor
 
 SETTLED = (OrderState.COMPLETED, OrderState.REFUNDED, OrderState.CANCELLED)
 """Order states that wait for nothing more (a partially refunded order may be refunded
 again, so it is not among them)."""
-
-
-def take_lease(session: Session, name: str, holder: str, *, now_ms: int, ttl_ms: int) -> bool:
-    """Whether ``holder`` holds the lease ``name`` until ``now_ms + ttl_ms``: it did
-    already, or nobody did, or the last holder's time ran out."""
-    insert_ignoring_conflict(session, Lease, {"name": name, "holder": holder, "until_ms": 0})
-    lease = session.get(Lease, name, with_for_update=True, populate_existing=True)
-    assert lease is not None  # inserted above, or there already
-    if lease.holder != holder and lease.until_ms > now_ms:
-        return False
-    lease.holder, lease.until_ms = holder, now_ms + ttl_ms
-    return True
-
-
-def release_lease(session: Session, name: str, holder: str) -> None:
-    """Give the lease up, if ``holder`` has it."""
-    session.execute(
-        update(Lease).where(Lease.name == name, Lease.holder == holder).values(until_ms=0)
-    )
 
 
 def pull_since(session: Session, platform: str, store_id: str) -> int:

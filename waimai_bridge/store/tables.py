@@ -159,11 +159,26 @@ class SkuMapping(Base):
     updated_at_ms: Mapped[int]
 
 
+OPEN = "resolved_at_ms IS NULL"
+"""Anomalies not resolved yet."""
+
+
 class Anomaly(Base):
-    """Something about an order a person should look at (an unmapped SKU …)."""
+    """Something about an order a person should look at (an unmapped SKU, an order not
+    accepted …); ``kind`` is its rule (:class:`~waimai_bridge.settings.AnomalyRule`). Open
+    until ``resolved_at_ms``, when the order moved on."""
 
     __tablename__ = "anomalies"
-    __table_args__ = (UniqueConstraint("platform_order_pk", "kind", "detail"),)
+    __table_args__ = (
+        UniqueConstraint("platform_order_pk", "kind", "detail"),
+        Index(
+            "ix_anomalies_open",
+            "kind",
+            "platform_order_pk",
+            postgresql_where=text(OPEN),
+            sqlite_where=text(OPEN),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     platform_order_pk: Mapped[int] = mapped_column(ForeignKey("platform_orders.id"))
@@ -171,6 +186,7 @@ class Anomaly(Base):
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(String(500))
     created_at_ms: Mapped[int]
+    resolved_at_ms: Mapped[int | None]
 
 
 class InboxEvent(Base):

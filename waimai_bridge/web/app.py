@@ -10,13 +10,14 @@ from anyio import to_thread
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from waimai_bridge import __version__
 from waimai_bridge.pipeline.intake import Intake
 from waimai_bridge.runtime import Bridge
+from waimai_bridge.store.gauges import DatabaseGauges
 from waimai_bridge.web import actions, api, skus, subscriptions
 from waimai_bridge.web.errors import error, invalid
 from waimai_bridge.web.health import HealthCheck
@@ -90,6 +91,7 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
         lifespan=lifespan,
     )
     health = HealthCheck(bridge)
+    gauges = _gauges(bridge)
     app.include_router(api.router)
     app.include_router(actions.router)
     app.include_router(subscriptions.router)
@@ -119,9 +121,26 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
-        return Response(await run_in_threadpool(generate_latest), media_type=CONTENT_TYPE_LATEST)
+        def render() -> bytes:
+            return generate_latest(REGISTRY) + generate_latest(gauges)
+
+        return Response(await run_in_threadpool(render), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _gauges(bridge: Bridge) -> CollectorRegistry:
+    """This app's registry of what the database holds (the process's own series are in the
+    default registry)."""
+    settings = bridge.config.bridge
+    registry = CollectorRegistry(auto_describe=False)
+    gauges = DatabaseGauges(
+        bridge.database, shards=settings.shards, stores=frozenset(bridge.config.stores),
+        accept_hold_ms=settings.accept_hold_seconds * 1000,
+        overdue_after_ms=int(settings.resend_after_seconds * 1000), clock=bridge.clock,
+    )  # fmt: skip
+    registry.register(gauges)
+    return registry
 
 
 def _body_limit(scope: Scope) -> int:

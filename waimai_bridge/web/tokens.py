@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Scope as AsgiScope
 
-from waimai_bridge.config import ApiToken, Scope
+from waimai_bridge.settings import ApiToken, Scope
 from waimai_bridge.web.errors import error
 
 READING = frozenset({"GET", "HEAD"})
