@@ -55,6 +55,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(PYTHON) -m waimai_bridge.contracts --check
+	$(PYTHON) deploy/grafana/dashboard.py --check
 
 services:
 	.ci/services
