@@ -75,7 +75,9 @@ def test_orders_and_parked_events_from_the_command_line(configured: Path) -> Non
         with bridge.database.transaction() as session:
             [row] = inbox.failed(session)
             row_id = row.id
-    retried = runner.invoke(cli, [*base, "inbox", "retry", str(row_id), "424242"])
+    retried = runner.invoke(
+        cli, [*base, "inbox", "retry", str(row_id), "424242", "--reason", "plugin fixed"]
+    )
     assert retried.exit_code == 1
     assert "1 inbox events put back; the running serve picks them up" in retried.output
     assert "no failed inbox event with id 424242" in retried.output

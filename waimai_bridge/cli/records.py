@@ -1,8 +1,10 @@
-"""Reading and retrying what the bridge holds: ``orders``, ``inbox``, ``actions``,
-``deliveries``."""
+"""Reading what the bridge holds, and settling its dead letters: ``orders``, ``inbox``,
+``actions``, ``deliveries``."""
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Sequence
 
 import click
@@ -11,6 +13,12 @@ from rich.table import Table
 
 from waimai_bridge.cli.context import BridgeContext, pass_context, print_table
 from waimai_bridge.models import OrderState
+from waimai_bridge.pipeline.dead_letters import (
+    REASON_LENGTH,
+    BadReason,
+    DeadLetters,
+    checked_reason,
+)
 from waimai_bridge.store import actions as action_store
 from waimai_bridge.store import outbox
 from waimai_bridge.store.inbox import failed as failed_inbox
@@ -87,9 +95,55 @@ def orders_show(bridge: BridgeContext, order_id: int) -> None:
     click.echo(found.model_dump_json(indent=2))
 
 
+def _checked_reason(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return checked_reason(value)
+    except BadReason as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+REASON = click.option(
+    "--reason",
+    required=True,
+    callback=_checked_reason,
+    help=f"Why, logged with who asked (one line, at most {REASON_LENGTH} characters).",
+)
+
+
+def operator() -> str:
+    """Who runs a command, as dead-letter operations record it: ``cli:<OS user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name and no passwd entry
+        return f"cli:uid-{os.getuid()}"
+
+
+def _dead_letters(bridge: BridgeContext) -> DeadLetters:
+    """The dead letters of the configured bridge; a retry is sent when this process shares
+    the workers' broker."""
+    bridge.database()
+    runtime = bridge.runtime()
+    send = not runtime.embedded
+    return DeadLetters(runtime.pipeline, runtime.applier, runtime.actions, send=send)
+
+
+def _put_back(letters: DeadLetters) -> str:
+    return "queued" if letters.send else "put back; the running serve picks them up"
+
+
+def _settled(
+    ids: Sequence[int], missing: Sequence[int], *, done: str, plural: str, missing_what: str
+) -> None:
+    """Say how many of ``ids`` were settled; fail naming the ``missing`` ones."""
+    click.echo(f"{len(ids) - len(missing)} {plural} {done}")
+    if missing:
+        raise click.ClickException(f"no {missing_what} with id {', '.join(map(str, missing))}")
+
+
 @click.group()
 def inbox() -> None:
-    """Inbox events a plugin could not read (parked, never dropped), and retrying them."""
+    """Inbox events a plugin could not read (parked, never dropped): retrying or discarding
+    them."""
 
 
 @inbox.command("failed")
@@ -116,22 +170,34 @@ def inbox_failed(bridge: BridgeContext, limit: int) -> None:
 
 @inbox.command("retry")
 @click.argument("row_ids", nargs=-1, type=int, required=True)
+@REASON
 @pass_context
-def inbox_retry(bridge: BridgeContext, row_ids: tuple[int, ...]) -> None:
+def inbox_retry(bridge: BridgeContext, row_ids: tuple[int, ...], reason: str) -> None:
     """Put parked events back in line (e.g. after fixing the plugin or its config)."""
-    runtime = bridge.runtime()
+    letters = _dead_letters(bridge)
+    who = operator()
     missing = [
-        row_id for row_id in row_ids if not runtime.applier.retry(row_id, send=not runtime.embedded)
-    ]
-    _retried("inbox event", row_ids, missing, embedded=runtime.embedded)
+        row_id for row_id in row_ids
+        if letters.retry_event(row_id, who=who, reason=reason) is None
+    ]  # fmt: skip
+    _settled(row_ids, missing, done=_put_back(letters), plural="inbox events",
+             missing_what="failed inbox event")  # fmt: skip
 
 
-def _retried(what: str, ids: Sequence[int], missing: Sequence[int], *, embedded: bool) -> None:
-    """Say how many of ``ids`` went back in line; fail naming the ``missing`` ones."""
-    where = "queued" if not embedded else "put back; the running serve picks them up"
-    click.echo(f"{len(ids) - len(missing)} {what}s {where}")
-    if missing:
-        raise click.ClickException(f"no failed {what} with id {', '.join(map(str, missing))}")
+@inbox.command("discard")
+@click.argument("row_ids", nargs=-1, type=int, required=True)
+@REASON
+@pass_context
+def inbox_discard(bridge: BridgeContext, row_ids: tuple[int, ...], reason: str) -> None:
+    """Give up on parked events for good (never applied; kept with who and why)."""
+    letters = _dead_letters(bridge)
+    who = operator()
+    missing = [
+        row_id for row_id in row_ids
+        if letters.discard_event(row_id, who=who, reason=reason) is None
+    ]  # fmt: skip
+    _settled(row_ids, missing, done="discarded", plural="inbox events",
+             missing_what="failed inbox event")  # fmt: skip
 
 
 @click.group()
@@ -164,18 +230,23 @@ def actions_list(bridge: BridgeContext, failed: bool, limit: int) -> None:
 
 @actions.command("retry")
 @click.argument("action_ids", nargs=-1, type=int, required=True)
+@REASON
 @pass_context
-def actions_retry(bridge: BridgeContext, action_ids: tuple[int, ...]) -> None:
+def actions_retry(bridge: BridgeContext, action_ids: tuple[int, ...], reason: str) -> None:
     """Give failed actions another round of tries (after checking on the platform)."""
-    runtime = bridge.runtime()
-    bridge.database()
-    missing = [action_id for action_id in action_ids if runtime.actions.retry(action_id) is None]
-    _retried("action", action_ids, missing, embedded=runtime.embedded)
+    letters = _dead_letters(bridge)
+    who = operator()
+    missing = [
+        action_id for action_id in action_ids
+        if letters.retry_action(action_id, who=who, reason=reason) is None
+    ]  # fmt: skip
+    _settled(action_ids, missing, done=_put_back(letters), plural="actions",
+             missing_what="failed action")  # fmt: skip
 
 
 @click.group()
 def deliveries() -> None:
-    """Updates for subscribers: the ones given up on."""
+    """Updates for subscribers: the ones given up on, and another round for them."""
 
 
 @deliveries.command("dead")
@@ -197,3 +268,20 @@ def deliveries_dead(bridge: BridgeContext, limit: int) -> None:
         ("id", "subscription", "kind", "order", "attempts", "last error"),
         shown,
     )
+
+
+@deliveries.command("retry")
+@click.argument("delivery_ids", nargs=-1, type=int, required=True)
+@REASON
+@pass_context
+def deliveries_retry(bridge: BridgeContext, delivery_ids: tuple[int, ...], reason: str) -> None:
+    """Make dead updates due now, each given the give-up time afresh (after fixing the
+    subscriber)."""
+    letters = _dead_letters(bridge)
+    who = operator()
+    missing = [
+        delivery_id for delivery_id in delivery_ids
+        if letters.retry_delivery(delivery_id, who=who, reason=reason) is None
+    ]  # fmt: skip
+    _settled(delivery_ids, missing, done=_put_back(letters), plural="deliveries",
+             missing_what="dead delivery")  # fmt: skip

@@ -20,6 +20,9 @@ from waimai_bridge.web.errors import error
 READING = frozenset({"GET", "HEAD"})
 """The methods that only read."""
 
+TOKEN_NAME = "token_name"
+"""The request state's key of the name of the token a request was let in by (who asked)."""
+
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -30,7 +33,8 @@ class TokenCheck:
         self._tokens = [(token.token.get_secret_value().encode(), token) for token in tokens]
 
     def refusal(self, scope: AsgiScope) -> Response | None:
-        """The 401 or 403 answer to an API request, or None to let it through."""
+        """The 401 or 403 answer to an API request, or None to let it through (the token's
+        name then in the request's state, as ``request.state.token_name``)."""
         if not self._tokens:
             return error(401, "no API tokens are configured ([bridge].api_tokens)", _CHALLENGE)
         kind, _, given = Headers(scope=scope).get("authorization", "").partition(" ")
@@ -47,6 +51,7 @@ class TokenCheck:
                 f"this token lacks the {needed.value!r} scope, which {method} requests "
                 f"under /api need (its scopes: {', '.join(sorted(token.scopes))})",
             )
+        scope.setdefault("state", {})[TOKEN_NAME] = token.name
         return None
 
     def _match(self, given: bytes) -> ApiToken | None:
