@@ -31,7 +31,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
 .DEFAULT_GOAL := install
-.PHONY: install run test lint services clean mutation soak
+.PHONY: install run test lint services clean mutation soak alerts
 
 install: $(STAMP)
 
@@ -59,6 +59,13 @@ lint: install
 
 services:
 	.ci/services
+
+# The alert rules, their unit tests and the example scrape config, checked by promtool
+# (.ci/promtool installs it).
+alerts:
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts.test.yml
+	promtool check config deploy/prometheus/prometheus.yml
 
 # The fault soak runs on a PostgreSQL cluster and a Redis server of its own (free ports, a
 # temp folder), never the shared ones `make services` starts.
