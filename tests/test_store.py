@@ -44,7 +44,7 @@ PRICE = PriceBreakdown.model_validate(
             {"sku_code": None, "platform_sku_id": None, "name": "餐盒", "quantity": 1,
              "unit_original": 200, "unit_paid": 200},
         ],
-        "original_amount": 4000,
+        "original_amount": 4700,
         "packaging_fee": 200,
         "delivery_fee": 500,
         "merchant_discount": 300,

@@ -28,7 +28,7 @@ from waimai_bridge.bounds import (
 )
 from waimai_bridge.untrusted import MAX_FORM_FIELDS, decode_json
 
-CONTRACT_VERSION = "1.4"
+CONTRACT_VERSION = "1.5"
 """Version of the contracts in ``waimai_bridge/contracts/``; a plugin must match the major."""
 
 NonEmpty = Annotated[str, Field(min_length=1)]
@@ -204,6 +204,13 @@ class Manifest(ContractModel):
         "action answers, for the actions where the platform differs from the default: "
         "agree_cancel and reject_cancel answer 20, agree_refund and reject_refund 30. A "
         "platform with one endpoint for both families declares [20, 30].",
+    )
+    request_deadlines: dict[
+        Literal["cancel_requested", "refund_requested"], Annotated[int, Field(ge=1, le=10_080)]
+    ] = Field(
+        default_factory=dict,
+        description="Minutes after which the platform agrees to an unanswered cancel or "
+        "refund request by itself, where it states such a deadline (1.5).",
     )
 
     @model_validator(mode="after")

@@ -4,17 +4,20 @@ worker that runs in-process when the broker is."""
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import dramatiq
 
 from waimai_bridge.clock import Clock, system_clock
 from waimai_bridge.config import Config
 from waimai_bridge.pipeline.actions import ActionWorker
+from waimai_bridge.pipeline.anomalies import AnomalyEvaluator
 from waimai_bridge.pipeline.apply import ShardApplier
 from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
 from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.holds import GATHER_RELEASES_MS, HoldReleases
 from waimai_bridge.pipeline.messages import GATHER_EVENTS_MS, Pipeline
+from waimai_bridge.pipeline.periodic import LeasedJob
 from waimai_bridge.pipeline.pulls import Puller
 from waimai_bridge.pipeline.sweeper import Sweeper
 from waimai_bridge.plugins import PluginRegistry
@@ -70,7 +73,13 @@ class Bridge:
             self.pipeline, interval_s=config.bridge.pull_interval_seconds,
             refetch_after_ms=int(config.bridge.refetch_after_minutes * 60_000),
         )  # fmt: skip
+        self.anomalies = AnomalyEvaluator(self.pipeline)
         self._worker: dramatiq.Worker | None = None
+
+    @property
+    def scheduled(self) -> list[LeasedJob[Any]]:
+        """The scheduled jobs this config turns on (interval above 0)."""
+        return [job for job in (self.puller, self.anomalies) if job.interval_s > 0]
 
     @property
     def embedded(self) -> bool:
@@ -84,8 +93,9 @@ class Bridge:
         threads: int = 2,
         prefetch: int = 64,
     ) -> None:
-        """Consume the shard queues (all, or ``shards``) in this process, sweep, and pull
-        (``pull_interval_seconds`` above 0)."""
+        """Consume the shard queues (all, or ``shards``) in this process, sweep, and do the
+        scheduled jobs whose interval is above 0 (pulls, anomaly rules) when it is their
+        turn."""
         worker = dramatiq.Worker(
             self.broker,
             queues=self.pipeline.queues(shards),
@@ -96,14 +106,15 @@ class Bridge:
         worker.start()
         self._worker = worker
         self.sweeper.start()
-        if self.config.bridge.pull_interval_seconds > 0:
-            self.puller.start()
+        for job in self.scheduled:
+            job.start()
 
     def stop(self) -> None:
-        """Stop the worker, sweeper and puller (if running), close the broker and the
-        database."""
+        """Stop the worker, sweeper and scheduled jobs (if running), close the broker and
+        the database."""
         self.sweeper.stop()
-        self.puller.stop()
+        for job in (self.puller, self.anomalies):
+            job.stop()
         if self._worker is not None:
             self._worker.stop()
             self.holds.send_gathered_releases()

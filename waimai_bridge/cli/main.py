@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from waimai_bridge import __version__
+from waimai_bridge.cli.anomalies import anomalies
 from waimai_bridge.cli.context import BridgeContext, pass_context
 from waimai_bridge.cli.demo import demo
 from waimai_bridge.cli.processes import serve, worker
@@ -128,6 +129,7 @@ for command in (
     inbox,
     actions,
     deliveries,
+    anomalies,
     pull,
     skus,
     demo,

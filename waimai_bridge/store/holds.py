@@ -15,12 +15,14 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.statemachine import OrderFold, cancelled_before_completion, fold
 from waimai_bridge.store import outbox
 from waimai_bridge.store.actions import attach_order_ids
+from waimai_bridge.store.anomalies import open_anomalies
 from waimai_bridge.store.database import require_durable
 from waimai_bridge.store.inbox import first_unread
-from waimai_bridge.store.lines import store_lines
+from waimai_bridge.store.lines import opening, store_lines
 from waimai_bridge.store.order_log import (
     Locked,
     lock_orders,
@@ -29,7 +31,7 @@ from waimai_bridge.store.order_log import (
     record_columns,
     user_paid_of,
 )
-from waimai_bridge.store.tables import Anomaly, Order, PlatformOrder
+from waimai_bridge.store.tables import Order, PlatformOrder
 from waimai_bridge.store.upsert import insert_ignoring_conflict, update_rows
 
 
@@ -253,11 +255,10 @@ def _store(
     if lines:
         store_lines(session, [(po, po.order_id) for po, _ in stored], now_ms)
     else:
-        insert_ignoring_conflict(session, Anomaly, [
-            {"platform_order_pk": po.id, "order_id": po.order_id, "kind": "lines_not_stored",
-             "detail": "the database refused its lines: see the price", "created_at_ms": now_ms}
-            for po, _ in stored
-        ])  # fmt: skip
+        detail = "the database refused its lines: see the price"
+        open_anomalies(session, [
+            opening(po, po.order_id, AnomalyRule.LINES_NOT_STORED, detail) for po, _ in stored
+        ], now_ms)  # fmt: skip
     attach_order_ids(
         session,
         [(po.platform, po.platform_order_id, po.order_id) for po, _ in stored if po.order_id],

@@ -1,7 +1,8 @@
 """An order's lines from its price breakdown, each mapped to the chain's product (SPEC §6).
 
 An unmapped line is stored all the same, flagged, with an ``unmapped_sku`` anomaly of its
-order (seed 000 §五: the mapping is the main operational risk).
+order (seed 000 §五: the mapping is the main operational risk); a breakdown whose stated
+total disagrees with its lines gets a ``total_mismatch`` anomaly.
 """
 
 from __future__ import annotations
@@ -12,12 +13,33 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import PriceBreakdown
-from waimai_bridge.store.order_log import (
-    Locked,
-)
+from waimai_bridge.settings import AnomalyRule
+from waimai_bridge.store.anomalies import Opening, open_anomalies
+from waimai_bridge.store.order_log import Locked
 from waimai_bridge.store.skus import product_ids
-from waimai_bridge.store.tables import Anomaly, OrderItem
+from waimai_bridge.store.tables import OrderItem
 from waimai_bridge.store.upsert import insert_ignoring_conflict
+
+
+def opening(platform_order: Locked, order_id: int | None, rule: str, detail: str) -> Opening:
+    """An anomaly of a locked platform order."""
+    return Opening(
+        platform_order.id, order_id, platform_order.platform, platform_order.platform_order_id,
+        platform_order.store_id, rule, detail,
+    )  # fmt: skip
+
+
+def total_mismatch(price: PriceBreakdown) -> str | None:
+    """What is wrong when the stated total disagrees with the lines (Σ unit_original ×
+    quantity + packaging + delivery ≠ original_amount), else None."""
+    lines = sum(item.unit_original * item.quantity for item in price.items)
+    expected = lines + price.packaging_fee + price.delivery_fee
+    if expected == price.original_amount:
+        return None
+    return (
+        f"original_amount {price.original_amount} fen, but the lines ({lines}) with packaging "
+        f"({price.packaging_fee}) and delivery ({price.delivery_fee}) make {expected} fen"
+    )
 
 
 def store_lines(session: Session, stored: Sequence[tuple[Locked, int | None]], now_ms: int) -> None:
@@ -25,7 +47,7 @@ def store_lines(session: Session, stored: Sequence[tuple[Locked, int | None]], n
     breakdowns, each mapped to the chain's product; an unmapped line is flagged and noted as
     an anomaly of its order."""
     priced: list[tuple[Locked, int | None, PriceBreakdown]] = []
-    anomalies = []
+    anomalies: list[Opening] = []
     for platform_order, order_id in stored:
         if platform_order.price is None:
             continue
@@ -34,14 +56,9 @@ def store_lines(session: Session, stored: Sequence[tuple[Locked, int | None]], n
                 (platform_order, order_id, PriceBreakdown.model_validate(platform_order.price))
             )
         except ValidationError as exc:  # kept before the contract bounded it: no lines
+            detail = f"its lines cannot be stored: {exc}"
             anomalies.append(
-                {
-                    "platform_order_pk": platform_order.id,
-                    "order_id": order_id,
-                    "kind": "price_unreadable",
-                    "detail": f"its lines cannot be stored: {exc}"[:500],
-                    "created_at_ms": now_ms,
-                }
+                opening(platform_order, order_id, AnomalyRule.PRICE_UNREADABLE, detail)
             )
     codes: dict[str, set[str]] = {}
     for platform_order, _, price in priced:
@@ -51,6 +68,10 @@ def store_lines(session: Session, stored: Sequence[tuple[Locked, int | None]], n
     known = {platform: product_ids(session, platform, wanted) for platform, wanted in codes.items()}
     items = []
     for platform_order, order_id, price in priced:
+        if (mismatch := total_mismatch(price)) is not None:
+            anomalies.append(
+                opening(platform_order, order_id, AnomalyRule.TOTAL_MISMATCH, mismatch)
+            )
         for line, item in enumerate(price.items, start=1):
             product_id = (
                 known[platform_order.platform].get(item.sku_code) if item.sku_code else None
@@ -71,14 +92,9 @@ def store_lines(session: Session, stored: Sequence[tuple[Locked, int | None]], n
             )
             if product_id is None:
                 code = f"SKU code {item.sku_code!r}" if item.sku_code else "no SKU code"
+                detail = f"line {line} ({item.name}): {code} maps to no product"
                 anomalies.append(
-                    {
-                        "platform_order_pk": platform_order.id,
-                        "order_id": order_id,
-                        "kind": "unmapped_sku",
-                        "detail": f"line {line} ({item.name}): {code} maps to no product"[:500],
-                        "created_at_ms": now_ms,
-                    }
+                    opening(platform_order, order_id, AnomalyRule.UNMAPPED_SKU, detail)
                 )
     insert_ignoring_conflict(session, OrderItem, items)
-    insert_ignoring_conflict(session, Anomaly, anomalies)
+    open_anomalies(session, anomalies, now_ms)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -26,6 +27,23 @@ WRITTEN = "waimai.deliveries_written"
 
 ORDER_STATUS = "order.status"
 ACTION_OUTCOME = "action.outcome"
+ANOMALY_OPENED = "anomaly.opened"
+ANOMALY_RESOLVED = "anomaly.resolved"
+
+
+@dataclass(frozen=True)
+class AnomalyChange:
+    """An anomaly opened or resolved, as subscribers are told of it."""
+
+    anomaly_id: int
+    rule: str
+    detail: str
+    order_id: int | None
+    platform: str
+    platform_order_id: str
+    store_id: str
+    opened_at_ms: int
+    resolved_at_ms: int | None
 
 
 def order_update(
@@ -62,6 +80,20 @@ def action_outcome(session: Session, action: OutboundAction, now_ms: int) -> Non
     }  # fmt: skip
     _write(session, body, order_id=action.order_id, store_id=action.store_id,
            platform=action.platform, state=None, now_ms=now_ms)  # fmt: skip
+
+
+def anomaly_change(session: Session, change: AnomalyChange, *, now_ms: int) -> None:
+    """Write an anomaly's opening or resolution for every subscription that wants it."""
+    body = {
+        "type": ANOMALY_OPENED if change.resolved_at_ms is None else ANOMALY_RESOLVED,
+        "anomalyId": change.anomaly_id, "rule": change.rule, "detail": change.detail,
+        "orderId": change.order_id, "platform": change.platform,
+        "platformOrderId": change.platform_order_id, "storeId": change.store_id,
+        "openedAt": change.opened_at_ms, "resolvedAt": change.resolved_at_ms,
+        "timestamp": now_ms,
+    }  # fmt: skip
+    _write(session, body, order_id=change.order_id, store_id=change.store_id,
+           platform=change.platform, state=None, now_ms=now_ms)  # fmt: skip
 
 
 def _write(

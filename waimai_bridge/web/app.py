@@ -18,7 +18,7 @@ from waimai_bridge import __version__
 from waimai_bridge.pipeline.intake import Intake
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.gauges import DatabaseGauges
-from waimai_bridge.web import actions, api, dead_letters, skus, subscriptions
+from waimai_bridge.web import actions, anomalies, api, dead_letters, skus, subscriptions
 from waimai_bridge.web.errors import error, invalid
 from waimai_bridge.web.health import HealthCheck
 from waimai_bridge.web.limits import MAX_BODY_BYTES, BodyLimit
@@ -96,6 +96,7 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
     app.include_router(actions.router)
     app.include_router(subscriptions.router)
     app.include_router(skus.router)
+    app.include_router(anomalies.router)
     app.include_router(dead_letters.router)
 
     @app.exception_handler(HTTPException)

@@ -38,11 +38,13 @@ class ItemView(BaseModel):
 
 
 class AnomalyView(BaseModel):
-    """Something a person should look at."""
+    """Something a person should look at: ``kind`` is its rule; open until ``resolved_at``."""
 
+    id: int
     kind: str
     detail: str
     created_at: str
+    resolved_at: str | None
 
 
 class EventView(BaseModel):
@@ -150,7 +152,13 @@ def order_view(
         price=_price(order),
         refunded_amount=order.refunded_amount_fen,
         anomalies=[
-            AnomalyView(kind=row.kind, detail=row.detail, created_at=iso(row.created_at_ms))
+            AnomalyView(
+                id=row.id,
+                kind=row.kind,
+                detail=row.detail,
+                created_at=iso(row.created_at_ms),
+                resolved_at=None if row.resolved_at_ms is None else iso(row.resolved_at_ms),
+            )
             for row in anomalies
         ],
         events=events,
