@@ -87,9 +87,9 @@ ANOMALIES = Counter(
 )
 JOB_ROUNDS = Counter(
     "waimai_job_rounds_total",
-    "Rounds of the scheduled jobs one worker at a time does (pull, anomalies, purge), by job "
+    "Rounds of the scheduled jobs one worker at a time does (pull, anomalies, purge), by task "
     "and outcome (done, failed).",
-    ["job", "outcome"],
+    ["task", "outcome"],
 )
 PURGED = Counter(
     "waimai_purged_rows_total",

@@ -250,9 +250,9 @@ ROWS: dict[str, tuple[Chart, ...]] = {
         Chart(
             "waimai_job_rounds_total",
             "Scheduled job rounds per hour, by job and outcome",
-            _increase("waimai_job_rounds_total", "job, outcome"),
+            _increase("waimai_job_rounds_total", "task, outcome"),
             "short",
-            "{{job}} {{outcome}}",
+            "{{task}} {{outcome}}",
             "No done round for long: no worker holds the job's lease, or the database is down.",
         ),
         Chart(
