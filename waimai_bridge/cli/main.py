@@ -17,6 +17,7 @@ from waimai_bridge.cli.context import BridgeContext, pass_context
 from waimai_bridge.cli.demo import demo
 from waimai_bridge.cli.processes import serve, worker
 from waimai_bridge.cli.pulls import pull
+from waimai_bridge.cli.purge import purge
 from waimai_bridge.cli.records import actions, deliveries, inbox, orders
 from waimai_bridge.cli.skus import skus
 from waimai_bridge.config import CONFIG_ENV, Config
@@ -131,6 +132,7 @@ for command in (
     deliveries,
     anomalies,
     pull,
+    purge,
     skus,
     demo,
     contract,

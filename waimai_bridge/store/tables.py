@@ -105,11 +105,25 @@ class PlatformOrder(Base):
     order: Mapped[Order | None] = relationship()
 
 
+PAYLOAD_KEPT = "CAST(payload AS TEXT) <> '{}'"
+"""Logged events whose payload retention has not emptied (yet)."""
+
+
 class OrderEvent(Base):
-    """The append-only event log; ``id`` is the arrival order."""
+    """The append-only event log; ``id`` is the arrival order. Retention empties the
+    ``payload`` of old events (to ``{}``); the rest of the row stays."""
 
     __tablename__ = "order_events"
-    __table_args__ = (UniqueConstraint("platform", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "idempotency_key"),
+        # the payload purge must not read again every event it has emptied
+        Index(
+            "ix_order_events_payload_kept",
+            "received_at_ms",
+            postgresql_where=text(PAYLOAD_KEPT),
+            sqlite_where=text(PAYLOAD_KEPT),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     platform_order_pk: Mapped[int] = mapped_column(ForeignKey("platform_orders.id"), index=True)
