@@ -19,6 +19,7 @@ from waimai_bridge.pipeline.holds import GATHER_RELEASES_MS, HoldReleases
 from waimai_bridge.pipeline.messages import GATHER_EVENTS_MS, Pipeline
 from waimai_bridge.pipeline.periodic import LeasedJob
 from waimai_bridge.pipeline.pulls import Puller
+from waimai_bridge.pipeline.retention import Purger
 from waimai_bridge.pipeline.sweeper import Sweeper
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
@@ -74,12 +75,18 @@ class Bridge:
             refetch_after_ms=int(config.bridge.refetch_after_minutes * 60_000),
         )  # fmt: skip
         self.anomalies = AnomalyEvaluator(self.pipeline)
+        self.purger = Purger(self.pipeline)
         self._worker: dramatiq.Worker | None = None
 
     @property
     def scheduled(self) -> list[LeasedJob[Any]]:
         """The scheduled jobs this config turns on (interval above 0)."""
-        return [job for job in (self.puller, self.anomalies) if job.interval_s > 0]
+        return [job for job in self.jobs if job.interval_s > 0]
+
+    @property
+    def jobs(self) -> list[LeasedJob[Any]]:
+        """Every scheduled job: pulls, anomaly rules, the purge."""
+        return [self.puller, self.anomalies, self.purger]
 
     @property
     def embedded(self) -> bool:
@@ -94,7 +101,7 @@ class Bridge:
         prefetch: int = 64,
     ) -> None:
         """Consume the shard queues (all, or ``shards``) in this process, sweep, and do the
-        scheduled jobs whose interval is above 0 (pulls, anomaly rules) when it is their
+        scheduled jobs whose interval is above 0 (pulls, anomaly rules, the purge) when it is their
         turn."""
         worker = dramatiq.Worker(
             self.broker,
@@ -113,7 +120,7 @@ class Bridge:
         """Stop the worker, sweeper and scheduled jobs (if running), close the broker and
         the database."""
         self.sweeper.stop()
-        for job in (self.puller, self.anomalies):
+        for job in self.jobs:
             job.stop()
         if self._worker is not None:
             self._worker.stop()

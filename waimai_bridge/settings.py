@@ -231,9 +231,7 @@ class RetentionSettings(BaseModel):
     inbox_days: float = Field(
         default=7, ge=0, description="Processed (done or discarded) inbox rows."
     )
-    deliveries_days: float = Field(
-        default=7, ge=0, description="Subscriber updates delivered (or discarded)."
-    )
+    deliveries_days: float = Field(default=7, ge=0, description="Subscriber updates delivered.")
     payloads_days: float = Field(
         default=30, ge=0, description="The raw platform payloads kept with logged events."
     )
