@@ -64,7 +64,7 @@ PRICE: dict[str, Any] = {
             "unit_paid": 1000,
         }
     ],
-    "original_amount": 2400,
+    "original_amount": 3000,
     "packaging_fee": 100,
     "delivery_fee": 500,
     "merchant_discount": 300,

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.sample_plugin import PRICE
-from tests.test_hold import HOLD_MS, STORE, T0, Worker
-from tests.test_pipeline import TOKEN, config_text, registry
-from waimai_bridge.config import load_config
+from tests.test_hold import HOLD_MS, STORE, T0, Worker, working
+from tests.test_pipeline import TOKEN
+from waimai_bridge.cli.main import cli
 from waimai_bridge.pipeline.anomalies import AnomalyEvaluator
-from waimai_bridge.runtime import Bridge
 from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.store import anomalies as anomaly_store
 from waimai_bridge.store.anomaly_rules import RULES
@@ -31,25 +31,18 @@ from waimai_bridge.store.tables import Delivery, OrderItem
 from waimai_bridge.web.app import create_app
 
 MINUTE = 60_000
-CONSISTENT = {**PRICE, "original_amount": 3000}
-"""A price whose stated total agrees with its lines (PRICE's does not)."""
+CONSISTENT = PRICE
+"""A price whose stated total agrees with its lines."""
+AT_ODDS = {**PRICE, "original_amount": 2400}
+"""A price whose stated total leaves out the packaging and delivery fees."""
 
 
-@contextmanager
-def evaluating(database: Database, tmp_path: Path, anomalies: str = "") -> Iterator[Worker]:
-    """A worker's bridge (see tests/test_hold.py) with ``anomalies`` as its ``[anomalies]``
-    table; nothing runs in the background."""
-    path = tmp_path / "bridge.toml"
-    text = config_text(database.url, hold=HOLD_MS // 1000)
-    path.write_text(f"{text}\n[anomalies]\ninterval_seconds = 0\n{anomalies}\n", "utf-8")
-    plugins = registry()
-    holder: list[Worker] = []
-    bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: holder[0].now)
-    holder.append(Worker(bridge))
-    try:
-        yield holder[0]
-    finally:
-        bridge.stop()
+def evaluating(
+    database: Database, tmp_path: Path, anomalies: str = ""
+) -> AbstractContextManager[Worker]:
+    """A worker's bridge (see tests/test_hold.py) with ``anomalies`` in its ``[anomalies]``
+    table; nothing evaluates in the background."""
+    return working(database, tmp_path, f"[anomalies]\ninterval_seconds = 0\n{anomalies}")
 
 
 @pytest.fixture
@@ -224,7 +217,7 @@ def test_an_unmapped_line_resolves_once_its_sku_is_mapped(worker: Worker) -> Non
 def test_a_stated_total_at_odds_with_the_lines_opens_an_anomaly_until_the_order_ends(
     worker: Worker,
 ) -> None:
-    worker.receive("ODD", "order.created", T0, price=PRICE)  # 2 × 1200 + 100 + 500 ≠ 2400
+    worker.receive("ODD", "order.created", T0, price=AT_ODDS)  # 2 × 1200 + 100 + 500 ≠ 2400
     worker.receive("ODD", "order.accepted", T0)
     worker.apply()
     worker.now = T0 + HOLD_MS + 1
@@ -249,3 +242,28 @@ def test_one_evaluator_at_a_time(worker: Worker) -> None:
     other = AnomalyEvaluator(worker.bridge.pipeline)
     assert worker.bridge.anomalies.round() is not None
     assert other.round() is None
+
+
+def test_the_cli_lists_open_and_resolved_anomalies(worker: Worker, tmp_path: Path) -> None:
+    accepted(worker, "CLI", T0)  # its line's SKU maps to nothing: unmapped_sku
+    _created(worker, "LATE")
+    evaluate(worker, T0 + 11 * MINUTE)  # LATE: not accepted
+    step(worker, "LATE", "order.cancelled", T0 + 12 * MINUTE)
+    evaluate(worker, T0 + 13 * MINUTE)
+    config = tmp_path / "reader.toml"  # the command reads the database, nothing more
+    config.write_text(f'[bridge]\ndatabase_url = "{worker.bridge.database.url}"\n', "utf-8")
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--config", str(config), "anomalies", "--open", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [(a["rule"], a["platform_order_id"]) for a in json.loads(listed.output)] == [
+        ("unmapped_sku", "CLI")
+    ]
+    every = runner.invoke(
+        cli, ["--config", str(config), "anomalies", "--rule", "not_accepted"],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert every.exit_code == 0, every.output
+    assert "not_accepted" in every.output
+    assert "LATE" in every.output
+    refused = runner.invoke(cli, ["--config", str(config), "anomalies", "--rule", "nope"])
+    assert refused.exit_code == 2

@@ -99,10 +99,11 @@ class Worker:
 
 
 @contextmanager
-def working(database: Database, tmp_path: Path) -> Iterator[Worker]:
-    """A worker's bridge on ``database`` whose clock reads :attr:`Worker.now`."""
+def working(database: Database, tmp_path: Path, tables: str = "") -> Iterator[Worker]:
+    """A worker's bridge on ``database`` whose clock reads :attr:`Worker.now` (``tables``:
+    more config tables)."""
     path = tmp_path / "bridge.toml"
-    path.write_text(config_text(database.url, hold=HOLD_MS // 1000), "utf-8")
+    path.write_text(f"{config_text(database.url, hold=HOLD_MS // 1000)}\n{tables}\n", "utf-8")
     plugins = registry()
     holder: list[Worker] = []
     bridge = Bridge(load_config(path, plugins), plugins, clock=lambda: holder[0].now)

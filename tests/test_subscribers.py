@@ -23,6 +23,7 @@ from tests.test_pipeline import AUTH, config_text, lifecycle, registry, send
 from waimai_bridge.config import load_config
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import outbox, subscriptions
+from waimai_bridge.store.skus import SkuRow, import_skus
 from waimai_bridge.store.tables import Delivery, InboxEvent, Order
 from waimai_bridge.web.app import create_app
 
@@ -87,7 +88,10 @@ def _client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 
 @pytest.fixture
 def client(_client: TestClient) -> TestClient:
-    clear(_client.app.state.bridge.database)  # type: ignore[attr-defined]
+    database = _client.app.state.bridge.database  # type: ignore[attr-defined]
+    clear(database)
+    with database.transaction() as session:  # PRICE's lines mapped: no anomaly updates
+        list(import_skus(session, [SkuRow("testpay", "SKU-1", "P-1")], now_ms=0))
     return _client
 
 

@@ -43,14 +43,13 @@ def anomalies(
         click.echo("no open anomalies" if open_only else "no anomalies")
         return
     rows = [
-        (str(a.id), a.rule, a.store_id, a.platform, a.platform_order_id, str(a.order_id or ""),
-         iso(a.opened_at_ms), "open" if a.resolved_at_ms is None else iso(a.resolved_at_ms),
-         a.detail)
+        (str(a.anomaly_id), a.rule, a.store_id, f"{a.platform} {a.platform_order_id}",
+         str(a.order_id or ""), iso(a.opened_at_ms)[:19],
+         "open" if a.resolved_at_ms is None else iso(a.resolved_at_ms)[:19], a.detail)
         for a in found
     ]  # fmt: skip
     print_table(
-        f"{len(rows)} {'open ' if open_only else ''}anomalies",
-        ("id", "rule", "store", "platform", "platform order", "order", "opened", "resolved",
-         "detail"),
+        f"{len(rows)} {'open ' if open_only else ''}anomalies (times UTC)",
+        ("id", "rule", "store", "platform order", "order", "opened", "resolved", "detail"),
         rows,
-    )  # fmt: skip
+    )

@@ -5,7 +5,7 @@ back for the API and the CLI."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
@@ -37,7 +37,7 @@ class Opening:
 class Listed:
     """An anomaly with its order's platform, ids and store."""
 
-    id: int
+    anomaly_id: int
     rule: str
     detail: str
     order_id: int | None
@@ -67,7 +67,7 @@ def open_anomalies(session: Session, openings: Sequence[Opening], now_ms: int) -
             anomaly_id, rule, detail, opening.order_id, opening.platform,
             opening.platform_order_id, opening.store_id, now_ms, None,
         )  # fmt: skip
-        outbox.anomaly_change(session, _body(listed), now_ms=now_ms)
+        outbox.anomaly_change(session, **asdict(listed), now_ms=now_ms)
         ANOMALIES.labels(rule, "opened").inc()
     return len(opened)
 
@@ -85,7 +85,7 @@ def resolve(session: Session, anomaly_ids: Sequence[int], now_ms: int) -> int:
     resolved = listing(session, ids=anomaly_ids, limit=len(anomaly_ids))
     for anomaly in resolved:
         if anomaly.resolved_at_ms == now_ms:
-            outbox.anomaly_change(session, _body(anomaly), now_ms=now_ms)
+            outbox.anomaly_change(session, **asdict(anomaly), now_ms=now_ms)
             ANOMALIES.labels(anomaly.rule, "resolved").inc()
     return sum(1 for anomaly in resolved if anomaly.resolved_at_ms == now_ms)
 
@@ -199,12 +199,3 @@ def listing(
         statement = statement.where(Anomaly.id < before_id)
     statement = statement.order_by(Anomaly.id.desc()).limit(limit)
     return [Listed(*row) for row in session.execute(statement)]
-
-
-def _body(anomaly: Listed) -> outbox.AnomalyChange:
-    return outbox.AnomalyChange(
-        anomaly_id=anomaly.id, rule=anomaly.rule, detail=anomaly.detail,
-        order_id=anomaly.order_id, platform=anomaly.platform,
-        platform_order_id=anomaly.platform_order_id, store_id=anomaly.store_id,
-        opened_at_ms=anomaly.opened_at_ms, resolved_at_ms=anomaly.resolved_at_ms,
-    )  # fmt: skip

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -29,21 +28,6 @@ ORDER_STATUS = "order.status"
 ACTION_OUTCOME = "action.outcome"
 ANOMALY_OPENED = "anomaly.opened"
 ANOMALY_RESOLVED = "anomaly.resolved"
-
-
-@dataclass(frozen=True)
-class AnomalyChange:
-    """An anomaly opened or resolved, as subscribers are told of it."""
-
-    anomaly_id: int
-    rule: str
-    detail: str
-    order_id: int | None
-    platform: str
-    platform_order_id: str
-    store_id: str
-    opened_at_ms: int
-    resolved_at_ms: int | None
 
 
 def order_update(
@@ -82,18 +66,21 @@ def action_outcome(session: Session, action: OutboundAction, now_ms: int) -> Non
            platform=action.platform, state=None, now_ms=now_ms)  # fmt: skip
 
 
-def anomaly_change(session: Session, change: AnomalyChange, *, now_ms: int) -> None:
-    """Write an anomaly's opening or resolution for every subscription that wants it."""
+def anomaly_change(
+    session: Session, *, anomaly_id: int, rule: str, detail: str, order_id: int | None,
+    platform: str, platform_order_id: str, store_id: str, opened_at_ms: int,
+    resolved_at_ms: int | None, now_ms: int,
+) -> None:  # fmt: skip
+    """Write an anomaly's opening (``resolved_at_ms`` None) or resolution for every
+    subscription that wants it."""
     body = {
-        "type": ANOMALY_OPENED if change.resolved_at_ms is None else ANOMALY_RESOLVED,
-        "anomalyId": change.anomaly_id, "rule": change.rule, "detail": change.detail,
-        "orderId": change.order_id, "platform": change.platform,
-        "platformOrderId": change.platform_order_id, "storeId": change.store_id,
-        "openedAt": change.opened_at_ms, "resolvedAt": change.resolved_at_ms,
-        "timestamp": now_ms,
+        "type": ANOMALY_OPENED if resolved_at_ms is None else ANOMALY_RESOLVED,
+        "anomalyId": anomaly_id, "rule": rule, "detail": detail, "orderId": order_id,
+        "platform": platform, "platformOrderId": platform_order_id, "storeId": store_id,
+        "openedAt": opened_at_ms, "resolvedAt": resolved_at_ms, "timestamp": now_ms,
     }  # fmt: skip
-    _write(session, body, order_id=change.order_id, store_id=change.store_id,
-           platform=change.platform, state=None, now_ms=now_ms)  # fmt: skip
+    _write(session, body, order_id=order_id, store_id=store_id, platform=platform,
+           state=None, now_ms=now_ms)  # fmt: skip
 
 
 def _write(

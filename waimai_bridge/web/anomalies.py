@@ -58,7 +58,7 @@ def item(anomaly: anomalies.Listed) -> AnomalyItem:
     """An anomaly as the API shows it."""
     resolved = None if anomaly.resolved_at_ms is None else iso(anomaly.resolved_at_ms)
     return AnomalyItem(
-        id=anomaly.id, rule=AnomalyRule(anomaly.rule), detail=anomaly.detail,
+        id=anomaly.anomaly_id, rule=AnomalyRule(anomaly.rule), detail=anomaly.detail,
         open=resolved is None, order_id=anomaly.order_id, platform=anomaly.platform,
         platform_order_id=anomaly.platform_order_id, store_id=anomaly.store_id,
         opened_at=iso(anomaly.opened_at_ms), resolved_at=resolved,
@@ -91,5 +91,5 @@ async def list_anomalies(
     page, more = found[:limit], len(found) > limit
     return AnomalyPage(
         items=[item(anomaly) for anomaly in page],
-        next_cursor=str(page[-1].id) if more and page else None,
+        next_cursor=str(page[-1].anomaly_id) if more and page else None,
     )
