@@ -228,7 +228,7 @@ def test_a_stated_total_at_odds_with_the_lines_opens_an_anomaly_until_the_order_
     assert "3000" in anomaly.detail
     step(worker, "ODD", "order.completed", T0 + 5 * MINUTE)
     evaluate(worker, T0 + 6 * MINUTE)
-    assert open_rules(worker, "ODD") == set()
+    assert open_rules(worker, "ODD") == {"unmapped_sku"}  # that one waits for the mapping
 
 
 def test_a_disabled_rule_is_not_evaluated(database: Database, tmp_path: Path) -> None:
@@ -267,3 +267,10 @@ def test_the_cli_lists_open_and_resolved_anomalies(worker: Worker, tmp_path: Pat
     assert "LATE" in every.output
     refused = runner.invoke(cli, ["--config", str(config), "anomalies", "--rule", "nope"])
     assert refused.exit_code == 2
+
+
+def test_an_unmapped_line_stays_open_after_its_order_is_finished(worker: Worker) -> None:
+    accepted(worker, "DONE", T0)
+    step(worker, "DONE", "order.completed", T0 + 10 * MINUTE)
+    evaluate(worker, T0 + 11 * MINUTE)
+    assert open_rules(worker, "DONE") == {"unmapped_sku"}

@@ -4,6 +4,7 @@ database it leaves; and the demo's care for databases it did not create."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,14 @@ def test_exactly_one_unmapped_sku_anomaly(ran: Ran) -> None:
     database.dispose()
     assert kinds == ["unmapped_sku"]
     assert ran.output.count("anomaly ") == 1
+
+
+def test_the_anomalies_command_lists_the_demo_s_open_anomaly(ran: Ran) -> None:
+    listed = CliRunner().invoke(
+        cli, ["anomalies", "--open", "--json"], env={"WAIMAI_DATABASE_URL": ran.url}
+    )
+    assert listed.exit_code == 0, listed.output
+    assert [anomaly["rule"] for anomaly in json.loads(listed.output)] == ["unmapped_sku"]
 
 
 def test_each_refund_approval_is_done_after_one_transient_failure(ran: Ran) -> None:

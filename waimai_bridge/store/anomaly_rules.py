@@ -4,7 +4,8 @@ over a platform order and its stored order under which its anomaly stays open.
 Rules the workers *evaluate* open an anomaly on every order their condition holds for (once
 per order) and resolve it when the condition no longer holds; the other rules' anomalies are
 opened as the order is stored (:mod:`waimai_bridge.store.lines`) and resolved the same way.
-Every condition includes "the order is not finished", so nothing stays open for ever.
+Every condition but the unmapped SKU's includes "the order is not finished"; an unmapped SKU
+stays open until the mapping knows it (the order's lines are wrong until then).
 """
 
 from __future__ import annotations
@@ -129,10 +130,9 @@ def _not_completed(window: Window) -> ColumnElement[bool]:
 
 
 def _unmapped_line(window: Window) -> ColumnElement[bool]:
-    unmapped = exists(
+    return exists(
         select(OrderItem.id).where(OrderItem.order_id == Order.id, OrderItem.unmapped.is_(True))
     )
-    return and_(_unfinished(), unmapped)
 
 
 def _order_open(window: Window) -> ColumnElement[bool]:
