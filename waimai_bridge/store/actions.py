@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult
-from waimai_bridge.store import outbox
+from waimai_bridge.store import changes, outbox
 from waimai_bridge.store.inbox import UNREAD
 from waimai_bridge.store.order_log import Locked
 from waimai_bridge.store.tables import InboxEvent, OutboundAction, PlatformOrder
@@ -342,3 +342,7 @@ def _finish(
     row.result_code, row.result_message = code, message
     row.updated_at_ms = now
     outbox.action_outcome(session, row, now)
+    change = changes.Changed(
+        row.platform, row.platform_order_id, row.store_id, row.order_id, changes.ACTION
+    )
+    changes.note(session, [change], now)

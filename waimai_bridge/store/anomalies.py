@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from waimai_bridge.metrics import ANOMALIES
 from waimai_bridge.settings import AnomalyRule
-from waimai_bridge.store import outbox
+from waimai_bridge.store import changes, outbox
 from waimai_bridge.store.anomaly_rules import Rule, Window
 from waimai_bridge.store.tables import Anomaly, Order, OrderItem, PlatformOrder, SkuMapping
 from waimai_bridge.store.upsert import insert_ignoring_conflict
@@ -68,6 +68,7 @@ def open_anomalies(session: Session, openings: Sequence[Opening], now_ms: int) -
             opening.platform_order_id, opening.store_id, now_ms, None,
         )  # fmt: skip
         outbox.anomaly_change(session, **asdict(listed), now_ms=now_ms)
+        _noted(session, listed, now_ms)
         ANOMALIES.labels(rule, "opened").inc()
     return len(opened)
 
@@ -86,6 +87,7 @@ def resolve(session: Session, anomaly_ids: Sequence[int], now_ms: int) -> int:
     for anomaly in resolved:
         if anomaly.resolved_at_ms == now_ms:
             outbox.anomaly_change(session, **asdict(anomaly), now_ms=now_ms)
+            _noted(session, anomaly, now_ms)
             ANOMALIES.labels(anomaly.rule, "resolved").inc()
     return sum(1 for anomaly in resolved if anomaly.resolved_at_ms == now_ms)
 
@@ -199,3 +201,11 @@ def listing(
         statement = statement.where(Anomaly.id < before_id)
     statement = statement.order_by(Anomaly.id.desc()).limit(limit)
     return [Listed(*row) for row in session.execute(statement)]
+
+
+def _noted(session: Session, anomaly: Listed, now_ms: int) -> None:
+    changed = changes.Changed(
+        anomaly.platform, anomaly.platform_order_id, anomaly.store_id, anomaly.order_id,
+        changes.ANOMALY,
+    )  # fmt: skip
+    changes.note(session, [changed], now_ms)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from waimai_bridge.models import Event, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
-from waimai_bridge.store import outbox
+from waimai_bridge.store import changes, outbox
 from waimai_bridge.store.lines import store_lines
 from waimai_bridge.store.order_log import (
     Locked,
@@ -130,6 +130,10 @@ def apply_events(
         )
         refolded.append(row)
     update_rows(session, PlatformOrder, refolded)
+    changes.note(session, [
+        changes.Changed(po.platform, po.platform_order_id, po.store_id, po.order_id, changes.ORDER)
+        for po in (orders[key] for key in fresh)
+    ], max(item.received_at_ms for item in incoming))  # fmt: skip
     update_rows(
         session, Order, [po.order.row() for po in orders.values() if po.order and po.order.changed]
     )

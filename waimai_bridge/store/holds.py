@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.statemachine import OrderFold, cancelled_before_completion, fold
-from waimai_bridge.store import outbox
+from waimai_bridge.store import changes, outbox
 from waimai_bridge.store.actions import attach_order_ids
 from waimai_bridge.store.anomalies import open_anomalies
 from waimai_bridge.store.database import require_durable
@@ -191,15 +191,16 @@ def _release(
         stored.append((platform_order, state))
     if stored:
         _store(session, stored, outcomes, overdue, now_ms, lines=lines)
+    ended = [po for po in held if po.discarded or po.order_id is not None]
     update_rows(
         session,
         PlatformOrder,
-        [
-            {"id": po.id, "discarded": po.discarded, "order_id": po.order_id}
-            for po in held
-            if po.discarded or po.order_id is not None
-        ],
+        [{"id": po.id, "discarded": po.discarded, "order_id": po.order_id} for po in ended],
     )
+    changes.note(session, [
+        changes.Changed(po.platform, po.platform_order_id, po.store_id, po.order_id, changes.ORDER)
+        for po in ended
+    ], now_ms)  # fmt: skip
     return [outcomes[platform_order.id] for platform_order in held]
 
 

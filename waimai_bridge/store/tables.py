@@ -101,6 +101,9 @@ class PlatformOrder(Base):
     updated_at_ms: Mapped[int]
     fetched_at_ms: Mapped[int | None]
     """When the order was last read from the platform (``fetch_order``), if ever."""
+    details: Mapped[dict[str, Any] | None]
+    """What the order shows a store's staff beyond its price (``order_details``): the
+    platform's day sequence number, the customer's remark."""
 
     order: Mapped[Order | None] = relationship()
 
@@ -321,6 +324,33 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at_ms: Mapped[int]
     delivered_at_ms: Mapped[int | None]
+
+
+class Change(Base):
+    """A committed change of an order (state, an action's outcome, an anomaly), written with
+    it: the feed the order board follows, by id."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    platform_order_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[int | None]
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at_ms: Mapped[int] = mapped_column(index=True)
+
+
+class StoreChannel(Base):
+    """A store's settings on one platform (its channel) changed through the API: whether
+    the bridge accepts its new orders itself."""
+
+    __tablename__ = "store_channels"
+
+    store_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    auto_accept: Mapped[bool] = mapped_column(Boolean)
+    updated_at_ms: Mapped[int]
 
 
 class Lease(Base):
