@@ -22,6 +22,7 @@ from waimai_bridge.pipeline.retention import Purger
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.settings import RetentionSettings
+from waimai_bridge.store import changes
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.events import Incoming, apply_events
 from waimai_bridge.store.holds import release_holds
@@ -41,7 +42,8 @@ OLD = NOW - 8 * DAY_MS
 ANCIENT = NOW - 31 * DAY_MS
 """Older than every age."""
 RECENT = NOW - DAY_MS
-SETTINGS = RetentionSettings()
+SETTINGS = RetentionSettings(changes_days=0)
+"""The defaults, the board's feed kept (its own test below)."""
 
 
 def config_text(url: str, *, batch_size: int = 1000, days: str = "") -> str:
@@ -52,6 +54,7 @@ database_url = "{url}"
 [retention]
 interval_minutes = 60
 batch_size = {batch_size}
+changes_days = 0
 {days}
 """
 
@@ -273,12 +276,19 @@ def test_a_dry_run_counts_what_the_purge_then_removes_and_changes_nothing(
 def test_an_age_of_zero_keeps_its_kind_for_ever(bridge: Bridge) -> None:
     database = bridge.database
     some_of_everything(database)
-    forever = RetentionSettings(inbox_days=0, deliveries_days=0, payloads_days=0)
+    forever = RetentionSettings(inbox_days=0, deliveries_days=0, payloads_days=0, changes_days=0)
     cutoffs = Cutoffs.of(forever, NOW)
-    assert list(cutoffs) == [("inbox", None), ("deliveries", None), ("payloads", None)]
+    assert list(cutoffs) == [
+        ("inbox", None),
+        ("deliveries", None),
+        ("payloads", None),
+        ("changes", None),
+    ]
     assert purge(database, cutoffs, batch_size=10) == Purged()
     assert len(inbox_keys(database)) == 6
-    only_inbox = Cutoffs.of(RetentionSettings(deliveries_days=0, payloads_days=0), NOW)
+    only_inbox = Cutoffs.of(
+        RetentionSettings(deliveries_days=0, payloads_days=0, changes_days=0), NOW
+    )
     assert purge(database, only_inbox, batch_size=10) == Purged(inbox=2)
 
 
@@ -332,3 +342,19 @@ def test_the_purge_command(
     assert "would be" not in real.output
     assert inbox_keys(database) == ["new"]
     assert delivery_labels(database) == []
+
+
+def test_the_board_feed_keeps_only_its_last_days(bridge: Bridge) -> None:
+    database = bridge.database
+    with database.transaction() as session:
+        for age_days in (5, 3, 1):
+            change = changes.Changed("testpay", f"O-{age_days}", "S001", None, changes.ORDER)
+            changes.note(session, [change], NOW - age_days * DAY_MS)
+    only_changes = RetentionSettings(
+        inbox_days=0, deliveries_days=0, payloads_days=0, changes_days=2
+    )
+    dry = purge(database, Cutoffs.of(only_changes, NOW), batch_size=1, dry_run=True)
+    assert dry == Purged(changes=2)
+    assert purge(database, Cutoffs.of(only_changes, NOW), batch_size=1) == Purged(changes=2)
+    with database.transaction() as session:
+        assert [row.platform_order_id for row in changes.since(session, 0)] == ["O-1"]

@@ -93,6 +93,6 @@ JOB_ROUNDS = Counter(
 )
 PURGED = Counter(
     "waimai_purged_rows_total",
-    "Rows purged by retention, by what (inbox, deliveries, payloads).",
+    "Rows purged by retention, by what (inbox, deliveries, payloads, changes).",
     ["what"],
 )

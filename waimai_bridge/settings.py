@@ -235,6 +235,9 @@ class RetentionSettings(BaseModel):
     payloads_days: float = Field(
         default=30, ge=0, description="The raw platform payloads kept with logged events."
     )
+    changes_days: float = Field(
+        default=2, ge=0, description="The feed of order changes the board follows."
+    )
     batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Rows deleted per transaction."
     )

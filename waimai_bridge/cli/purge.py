@@ -20,6 +20,7 @@ _WHAT = {
     "deliveries": ("delivered subscriber updates", "delivered before", "deleted",
                    "deliveries_days"),
     "payloads": ("event payloads", "received before", "emptied", "payloads_days"),
+    "changes": ("changes the board follows", "noted before", "deleted", "changes_days"),
 }  # fmt: skip
 """Per kind: its rows, their age, what the purge does to them, and its setting."""
 
@@ -29,8 +30,9 @@ _WHAT = {
 @pass_context
 def purge(bridge: BridgeContext, dry_run: bool) -> None:
     """Purge the work done longer ago than the [retention] ages, as a worker does every
-    interval_minutes: processed inbox rows, delivered subscriber updates, and the raw
-    payloads of logged events (emptied; the events and the orders stay).
+    interval_minutes: processed inbox rows, delivered subscriber updates, the raw payloads
+    of logged events (emptied; the events and the orders stay), and the feed of changes the
+    order board follows.
 
     Prints per kind how many rows it deleted (with --dry-run: would delete) and the
     cutoff.

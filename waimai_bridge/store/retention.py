@@ -1,10 +1,11 @@
 """Retention (SPEC §9): work already done, purged once it is older than its configured
 age, in batches of a short transaction each.
 
-Three kinds go: processed inbox rows (``done`` or ``discarded``; never ``pending`` or
-``failed``), delivered subscriber updates (never pending or dead ones), and the raw
-payloads of logged events, emptied to ``{}`` while the events stay (with an event's payload
-goes its platform order's latest payload, once none of the order's events is younger).
+Four kinds go: processed inbox rows (``done`` or ``discarded``; never ``pending`` or
+``failed``), delivered subscriber updates (never pending or dead ones), the raw payloads of
+logged events, emptied to ``{}`` while the events stay (with an event's payload goes its
+platform order's latest payload, once none of the order's events is younger), and the
+feed of order changes the board follows.
 Orders, their event logs and everything waiting for a worker or a person are kept.
 """
 
@@ -23,6 +24,7 @@ from waimai_bridge.store.dead_letters import DISCARDED
 from waimai_bridge.store.inbox import InboxStatus
 from waimai_bridge.store.tables import (
     PAYLOAD_KEPT,
+    Change,
     Delivery,
     InboxEvent,
     OrderEvent,
@@ -47,11 +49,12 @@ class Purged:
     inbox: int = 0
     deliveries: int = 0
     payloads: int = 0
+    changes: int = 0
 
     @property
     def total(self) -> int:
         """Rows of every kind."""
-        return self.inbox + self.deliveries + self.payloads
+        return sum(count for _, count in self)
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
         return ((field.name, getattr(self, field.name)) for field in fields(self))
@@ -64,6 +67,7 @@ class Cutoffs:
     inbox: int | None
     deliveries: int | None
     payloads: int | None
+    changes: int | None
 
     @classmethod
     def of(cls, settings: RetentionSettings, now_ms: int) -> Cutoffs:
@@ -76,6 +80,7 @@ class Cutoffs:
             inbox=cutoff(settings.inbox_days),
             deliveries=cutoff(settings.deliveries_days),
             payloads=cutoff(settings.payloads_days),
+            changes=cutoff(settings.changes_days),
         )
 
     def __iter__(self) -> Iterator[tuple[str, int | None]]:
@@ -104,6 +109,10 @@ def _old_deliveries(cutoff_ms: int) -> tuple[Any, ...]:
 
 def _old_payloads(cutoff_ms: int) -> tuple[Any, ...]:
     return (text(PAYLOAD_KEPT), OrderEvent.received_at_ms < cutoff_ms)
+
+
+def _old_changes(cutoff_ms: int) -> tuple[Any, ...]:
+    return (Change.created_at_ms < cutoff_ms,)
 
 
 _LATEST_KEPT = cast(PlatformOrder.latest_payload, Text) != literal_column("'{}'")
@@ -165,12 +174,20 @@ def purge_payloads(session: Session, cutoff_ms: int, limit: int) -> int:
     return len(rows)
 
 
+def purge_changes(session: Session, cutoff_ms: int, limit: int) -> int:
+    """Delete up to ``limit`` changes of the board's feed noted before ``cutoff_ms``."""
+    batch = select(Change.id).where(*_old_changes(cutoff_ms)).limit(limit)
+    deleted = session.execute(delete(Change).where(Change.id.in_(batch)))
+    return int(getattr(deleted, "rowcount", 0))
+
+
 def count_purgeable(session: Session, kind: str, cutoff_ms: int) -> int:
     """How many rows of ``kind`` a purge at ``cutoff_ms`` would remove (payloads: empty)."""
     table, where = {
         "inbox": (InboxEvent, _old_inbox),
         "deliveries": (Delivery, _old_deliveries),
         "payloads": (OrderEvent, _old_payloads),
+        "changes": (Change, _old_changes),
     }[kind]
     statement = select(func.count()).select_from(table).where(*where(cutoff_ms))
     return int(session.execute(statement).scalar_one())
@@ -180,6 +197,7 @@ _PURGE: dict[str, Callable[[Session, int, int], int]] = {
     "inbox": purge_inbox,
     "deliveries": purge_deliveries,
     "payloads": purge_payloads,
+    "changes": purge_changes,
 }
 
 
