@@ -18,6 +18,7 @@ from waimai_bridge.plugin_api import (
     FetchedOrder,
     InboundRequest,
     NativeEvent,
+    OrderDetails,
     OrderRef,
     ParsedPush,
     PluginConfig,
@@ -86,6 +87,10 @@ class PullPay:
     @hookimpl
     def price_breakdown(self, order: NativeEvent) -> PriceBreakdown | None:
         return testpay.price_breakdown(order)
+
+    @hookimpl
+    def order_details(self, order: NativeEvent) -> OrderDetails | None:
+        return testpay.order_details(order)
 
     @hookimpl
     def pull_events(self, pull: PullRequest, config: PluginConfig) -> PulledEvents:

@@ -179,9 +179,10 @@ def test_signed_pushes_become_orders(make_client: Callable[..., TestClient]) -> 
     ]  # fmt: skip
     assert set(detail) == {
         "id", "platform", "platform_order_id", "store_id", "state", "rider_state",
-        "platform_state", "saved_state", "items", "price", "refunded_amount", "anomalies",
-        "events", "created_at", "updated_at",
+        "platform_state", "saved_state", "items", "price", "details", "refunded_amount",
+        "anomalies", "events", "created_at", "updated_at",
     }  # fmt: skip
+    assert detail["details"] is None  # testpay states no day number nor remark here
     view = client.get("/api/v1/platform-orders/testpay/T1", headers=AUTH).json()
     assert view == {
         "state": {"code": 55, "name": "rider_delivering"},
@@ -191,6 +192,21 @@ def test_signed_pushes_become_orders(make_client: Callable[..., TestClient]) -> 
     }
     with bridge_of(client).database.transaction() as session:
         assert session.execute(select(func.count()).select_from(OrderEvent)).scalar_one() == 4
+
+
+def test_an_orders_details_are_stored_and_shown(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()
+    send(client, testpay.push("D1:0", "D1", "order.created", T0, day_seq=17, remark="少辣"))
+    send(client, testpay.push("D1:1", "D1", "order.accepted", T0 + 1000))  # states none
+    [order] = wait_until(lambda: orders(client, platform_order_id="D1"))
+    assert order["details"] == {"day_seq": 17, "remark": "少辣"}
+    send(client, testpay.push("D1:2", "D1", "kitchen.preparing", T0 + 2000, remark="多加饭"))
+    wait_until(lambda: orders(client, platform_order_id="D1")[0]["state"] == "preparing")
+    detail = client.get(f"/api/v1/orders/{order['id']}", headers=AUTH).json()
+    assert detail["details"] == {"day_seq": None, "remark": "多加饭"}  # the latest stated
+    with bridge_of(client).database.transaction() as session:
+        stored = select(PlatformOrder.details).where(PlatformOrder.platform_order_id == "D1")
+        assert session.scalar(stored) == {"day_seq": None, "remark": "多加饭"}
 
 
 def test_a_request_pending_shows_the_remembered_state(

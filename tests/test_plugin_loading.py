@@ -147,8 +147,8 @@ def test_an_unknown_hook_is_refused_by_name() -> None:
     message = refused(Typo())
     assert message == (
         "plugin 'sample': implements 'parse_events', which is not a hook spec; the hooks are "
-        "plugin_manifest, parse_event, map_state, price_breakdown, outbound_action, "
-        "pull_events, confirm_pull, fetch_order, verify_action"
+        "plugin_manifest, parse_event, map_state, price_breakdown, order_details, "
+        "outbound_action, pull_events, confirm_pull, fetch_order, verify_action"
     )
 
 

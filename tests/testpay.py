@@ -5,7 +5,7 @@ body in the ``x-testpay-signature`` header::
 
     {"id": "msg-1", "shop": "100001", "order": "T-1", "code": "order.accepted",
      "time": 1716181200000, "price": {...PriceBreakdown...}, "partial": false,
-     "refund_fen": 500}
+     "refund_fen": 500, "day_seq": 17, "remark": "少辣"}
 
 ``"inferred": true`` marks a push whose shop is only a guess (``store_inferred``).
 An empty body is the console's URL check. Code ``note.poison`` is one the plugin declares
@@ -24,6 +24,7 @@ from waimai_bridge.plugin_api import (
     InboundRequest,
     KitchenStep,
     NativeEvent,
+    OrderDetails,
     ParsedPush,
     PlatformState,
     PluginConfig,
@@ -62,8 +63,8 @@ MANIFEST: dict[str, Any] = {
     "name": NAME,
     "display_name": "Test pay",
     "version": "0.1.0",
-    "contract_version": "1.0",
-    "capabilities": ["parse_event", "map_state", "price_breakdown"],
+    "contract_version": "1.5",
+    "capabilities": ["parse_event", "map_state", "price_breakdown", "order_details"],
     "actions": [],
     "config_schema": {
         "type": "object",
@@ -150,6 +151,16 @@ def map_state(event: NativeEvent) -> StateChange:
 def price_breakdown(order: NativeEvent) -> PriceBreakdown | None:
     price = order.payload.get("price")
     return None if price is None else PriceBreakdown.model_validate(price)
+
+
+@hookimpl
+def order_details(order: NativeEvent) -> OrderDetails | None:
+    """``day_seq`` and ``remark`` as the push states them; None when it states neither."""
+    if "day_seq" not in order.payload and "remark" not in order.payload:
+        return None
+    return OrderDetails.model_validate(
+        {key: order.payload.get(key) for key in ("day_seq", "remark")}
+    )
 
 
 def push(

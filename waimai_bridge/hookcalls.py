@@ -26,6 +26,7 @@ from waimai_bridge.models import (
     InboundRequest,
     Manifest,
     NativeEvent,
+    OrderDetails,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
@@ -61,6 +62,9 @@ HOOK_CONTRACTS: Mapping[str, HookContract[Any]] = {
     "map_state": HookContract({"event": NativeEvent}, StateChange),
     "price_breakdown": HookContract(
         {"order": NativeEvent, "config": PluginConfig}, PriceBreakdown, optional=True
+    ),
+    "order_details": HookContract(
+        {"order": NativeEvent, "config": PluginConfig}, OrderDetails, optional=True
     ),
     "outbound_action": HookContract(
         {"action": ActionRequest, "config": PluginConfig}, ActionResult
@@ -241,6 +245,12 @@ class Platform:
     def price_breakdown(self, order: NativeEvent, config: PluginConfig) -> PriceBreakdown | None:
         """The price breakdown of an order payload, or None when it carries no prices."""
         result: PriceBreakdown | None = self._call("price_breakdown", order=order, config=config)
+        return result
+
+    def order_details(self, order: NativeEvent, config: PluginConfig) -> OrderDetails | None:
+        """The day sequence number and remark of an order payload, or None when it carries
+        no order."""
+        result: OrderDetails | None = self._call("order_details", order=order, config=config)
         return result
 
     def outbound_action(self, action: ActionRequest, config: PluginConfig) -> ActionResult:

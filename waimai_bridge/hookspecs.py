@@ -23,6 +23,7 @@ from waimai_bridge.models import (
     InboundRequest,
     Manifest,
     NativeEvent,
+    OrderDetails,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
@@ -139,6 +140,29 @@ def price_breakdown(
 
     Contract: ``contracts/native-event.schema.json`` and
     ``contracts/plugin-config.schema.json`` in, ``contracts/price-breakdown.schema.json``
+    out.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def order_details(platform: str, order: NativeEvent, config: PluginConfig) -> OrderDetails | None:
+    """Read what an order shows a store's staff beyond its price out of an order payload.
+
+    Called by the worker for every native event it applies, beside ``price_breakdown``;
+    the latest details an order's events gave are kept with the order. Implemented by
+    plugins with the ``order_details`` capability (optional, contract 1.5).
+
+    :param platform: the platform's name.
+    :param order: the native event whose payload may hold the order.
+    :param config: the plugin's settings and store bindings.
+    :returns: an :class:`~waimai_bridge.models.OrderDetails`: the platform's day sequence
+        number of the order (``day_seq``) and the customer's remark (``remark``, at most
+        500 characters: a plugin shortens a longer one), each null when the payload does
+        not state it; or ``None`` when the payload carries no order.
+
+    Contract: ``contracts/native-event.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/order-details.schema.json``
     out.
     """
     raise NotImplementedError
@@ -279,6 +303,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "map_state",
+    "order_details",
     "outbound_action",
     "parse_event",
     "plugin_manifest",

@@ -18,6 +18,7 @@ from waimai_bridge.bounds import (
     MAX_ID_LENGTH,
     MAX_INT64,
     MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
     Count,
     EpochMs,
     Fen,
@@ -132,6 +133,7 @@ class Capability(StrEnum):
     CONFIRM_PULL = "confirm_pull"
     FETCH_ORDER = "fetch_order"
     VERIFY_ACTION = "verify_action"
+    ORDER_DETAILS = "order_details"
 
 
 class ActionOutcome(StrEnum):
@@ -391,6 +393,22 @@ class PriceBreakdown(ContractModel):
             "商家实收 as the platform states it, in fen; null when the payload does not state "
             "it (never computed by the core)."
         ),
+    )
+
+
+class OrderDetails(ContractModel):
+    """What an order shows a store's staff beyond its price (1.5): the platform's number
+    of the order within the store's day, and the customer's remark."""
+
+    day_seq: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="The platform's day sequence number (当日流水号).",
+    )
+    remark: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)] | None = Field(
+        default=None,
+        description="The customer's remark (备注), at most 500 characters; null when none.",
     )
 
 

@@ -9,7 +9,7 @@ import dramatiq
 
 from waimai_bridge.errors import failure_site
 from waimai_bridge.metrics import EVENTS_PROCESSED, PUSH_TO_COMMIT_SECONDS
-from waimai_bridge.models import Capability, Event, NativeEvent, PriceBreakdown
+from waimai_bridge.models import Capability, NativeEvent
 from waimai_bridge.pipeline.failures import error_text, is_outage
 from waimai_bridge.pipeline.holds import Hold, HoldReleases
 from waimai_bridge.pipeline.messages import Pipeline
@@ -89,13 +89,13 @@ class ShardApplier:
             for row in rows:
                 native = inbox.native_event(row)
                 try:
-                    event, price = self._read(native)
+                    read = self._read(native, row.received_at_ms)
                 except Exception as exc:  # the plugin cannot read this payload: a poison event
                     inbox.park(session, row.id, f"{type(exc).__name__}: {exc}", now)
                     EVENTS_PROCESSED.labels(native.platform, "failed").inc()
                     logger.warning("inbox event %s parked: %s", row.id, failure_site(exc))
                     continue
-                incoming.append(Incoming(event, row.received_at_ms, price))
+                incoming.append(read)
             applied = apply_events(session, incoming, accept_hold_ms=pipeline.accept_hold_ms)
         pipeline.deliveries_written(session)
         committed = pipeline.clock()
@@ -129,11 +129,16 @@ class ShardApplier:
             # the type only: a database error's text may carry the event's values
             logger.warning("inbox event %s parked: %s", row_id, type(exc).__name__)
 
-    def _read(self, native: NativeEvent) -> tuple[Event, PriceBreakdown | None]:
+    def _read(self, native: NativeEvent, received_at_ms: int) -> Incoming:
+        """The canonical event of a native one, with the order's price and details where
+        the plugin reads them."""
         platform = self.pipeline.registry.platform(native.platform)
         event = platform.event(native)
-        price = None
+        price = details = None
         if platform.supports(Capability.PRICE_BREAKDOWN):
             config = self.pipeline.config.plugin_config(native.platform)
             price = platform.price_breakdown(native, config)
-        return event, price
+        if platform.supports(Capability.ORDER_DETAILS):
+            config = self.pipeline.config.plugin_config(native.platform)
+            details = platform.order_details(native, config)
+        return Incoming(event, received_at_ms, price, details)

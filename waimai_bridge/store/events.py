@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from waimai_bridge.models import Event, PriceBreakdown
+from waimai_bridge.models import Event, OrderDetails, PriceBreakdown
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
 from waimai_bridge.store import changes, outbox
 from waimai_bridge.store.lines import store_lines
@@ -55,11 +55,13 @@ class Applied:
 @dataclass(frozen=True)
 class Incoming:
     """An event to apply: ``received_at_ms`` is when the bridge received its push, ``price``
-    the order's price breakdown when the event carries the order."""
+    the order's price breakdown and ``details`` its day sequence number and remark, when the
+    event carries the order."""
 
     event: Event
     received_at_ms: int
     price: PriceBreakdown | None = None
+    details: OrderDetails | None = None
 
 
 def apply_events(
@@ -163,6 +165,9 @@ def _refold(
     prices = [item.price for item in items if item.price is not None]
     if prices:
         platform_order.price = prices[-1].model_dump(mode="json")
+    details = [item.details for item in items if item.details is not None]
+    if details:
+        platform_order.details = details[-1].model_dump(mode="json")
     state = fold([log_entry(row) for row in log], user_paid_fen=user_paid_of(platform_order.price))
     platform_order.state_code = None if state.platform_state is None else int(state.platform_state)
     platform_order.order_state = state.saved_state
@@ -184,6 +189,7 @@ def _refold(
         "state_code": platform_order.state_code,
         "order_state": platform_order.order_state,
         "price": platform_order.price,
+        "details": platform_order.details,
         "hold_started_at_ms": platform_order.hold_started_at_ms,
         "updated_at_ms": platform_order.updated_at_ms,
         "latest_payload": latest.event.payload,

@@ -53,6 +53,7 @@ class Locked:
     state_code: int | None
     order_state: str | None
     price: dict[str, Any] | None
+    details: dict[str, Any] | None
     order_id: int | None
     hold_started_at_ms: int | None
     discarded: bool

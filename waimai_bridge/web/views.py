@@ -10,7 +10,13 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from waimai_bridge.models import OrderState, PlatformState, PriceBreakdown, RiderState
+from waimai_bridge.models import (
+    OrderDetails,
+    OrderState,
+    PlatformState,
+    PriceBreakdown,
+    RiderState,
+)
 from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, PlatformOrder
 
 MAX_PAGE = 500
@@ -74,6 +80,10 @@ class OrderView(BaseModel):
     saved_state: OrderState | None
     items: list[ItemView]
     price: PriceBreakdown | None
+    details: OrderDetails | None = Field(
+        description="The platform's day sequence number and the customer's remark, where "
+        "its plugin reads them."
+    )
     refunded_amount: int = Field(description="fen")
     anomalies: list[AnomalyView]
     events: list[EventView] | None = Field(description="Left out of list answers.")
@@ -150,6 +160,7 @@ def order_view(
             for item in order.items
         ],
         price=_price(order),
+        details=_details(platform_order),
         refunded_amount=order.refunded_amount_fen,
         anomalies=[
             AnomalyView(
@@ -185,6 +196,16 @@ def _price(order: Order) -> PriceBreakdown | None:
             ]
         }
     )
+
+
+def _details(platform_order: PlatformOrder) -> OrderDetails | None:
+    """The platform order's day sequence number and remark, if its plugin read them."""
+    if platform_order.details is None:
+        return None
+    try:
+        return OrderDetails.model_validate(platform_order.details)
+    except ValidationError:  # written by a later contract than this process knows
+        return None
 
 
 def _event_view(row: OrderEvent) -> EventView:
