@@ -13,6 +13,7 @@ from waimai_bridge.config import Config
 from waimai_bridge.pipeline.actions import ActionWorker
 from waimai_bridge.pipeline.anomalies import AnomalyEvaluator
 from waimai_bridge.pipeline.apply import ShardApplier
+from waimai_bridge.pipeline.auto_accept import AutoAccept
 from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
 from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.holds import GATHER_RELEASES_MS, HoldReleases
@@ -62,8 +63,10 @@ class Bridge:
         self.holds = HoldReleases(
             self.pipeline, gather_ms=0 if self.embedded else GATHER_RELEASES_MS
         )
-        self.applier = ShardApplier(self.pipeline, self.holds)
         self.actions = ActionWorker(self.pipeline)
+        self.applier = ShardApplier(
+            self.pipeline, self.holds, AutoAccept(self.pipeline, self.actions)
+        )
         self.deliverer = Deliverer(self.pipeline)
         self.sweeper = Sweeper(
             self.pipeline, self.holds, self.actions, self.deliverer,

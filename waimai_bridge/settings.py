@@ -79,6 +79,11 @@ class BridgeSettings(BaseSettings):
     accept_hold_seconds: int = Field(
         default=60, ge=0, description="How long an accepted order waits before it is stored."
     )
+    auto_accept: bool = Field(
+        default=False,
+        description="Whether the bridge confirms new orders itself, on every store's channel "
+        "not set otherwise through the API (PUT /api/v1/stores/{id}/channels/{platform}).",
+    )
     api_tokens: list[ApiToken] = Field(
         default_factory=list,
         description='Bearer tokens accepted by /api: "TOKEN" (every scope) or '

@@ -10,6 +10,7 @@ import dramatiq
 from waimai_bridge.errors import failure_site
 from waimai_bridge.metrics import EVENTS_PROCESSED, PUSH_TO_COMMIT_SECONDS
 from waimai_bridge.models import Capability, NativeEvent
+from waimai_bridge.pipeline.auto_accept import AutoAccept
 from waimai_bridge.pipeline.failures import error_text, is_outage
 from waimai_bridge.pipeline.holds import Hold, HoldReleases
 from waimai_bridge.pipeline.messages import Pipeline
@@ -26,9 +27,10 @@ BATCH = 100
 class ShardApplier:
     """The ``waimai.process_shard`` actor of one process's pipeline."""
 
-    def __init__(self, pipeline: Pipeline, holds: HoldReleases) -> None:
+    def __init__(self, pipeline: Pipeline, holds: HoldReleases, auto_accept: AutoAccept) -> None:
         self.pipeline = pipeline
         self.holds = holds
+        self.auto_accept = auto_accept
         # registered with the broker; messages name the actor (see Pipeline.send)
         dramatiq.Actor(
             self.process_shard, broker=pipeline.broker, actor_name=PROCESS_SHARD,
@@ -110,6 +112,7 @@ class ShardApplier:
                 order = (event.platform, event.platform_order_id, event.store_id)
                 holds.append(Hold(*order, outcome.release_at_ms))
         self.holds.schedule_releases(holds)
+        self.auto_accept.created(incoming, applied)
 
     def _apply_alone(self, shard: int, row_id: int) -> None:
         """Apply one inbox event in a transaction of its own; park it with its error when
