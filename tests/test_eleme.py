@@ -22,6 +22,7 @@ from waimai_bridge.models import (
     ActionRequest,
     InboundRequest,
     NativeEvent,
+    OrderDetails,
     PluginConfig,
 )
 from waimai_bridge.plugins import PluginRegistry
@@ -341,3 +342,38 @@ def test_an_order_push_without_income_is_read_with_unknown_income(eleme: Platfor
     price = eleme.price_breakdown(event, CONFIG)
     assert price is not None
     assert price.merchant_income is None
+
+
+def test_a_new_order_gives_its_day_sequence_number_and_remark(eleme: Platform) -> None:
+    parsed = eleme.parse_event(inbound(fixture("sample-order-created")["request"]), CONFIG)
+    assert parsed is not None
+    [event] = parsed.events
+    assert eleme.order_details(event, CONFIG) == OrderDetails(day_seq=12, remark="少放辣")
+    message = examples.new_order("1", SHOP)
+    unstated = {k: v for k, v in message.items() if k not in ("daySn", "description")}
+    assert eleme.order_details(native_order(unstated), CONFIG) == OrderDetails()
+    status = native_order(STATUS).model_copy(update={"native_code": "12"})
+    assert eleme.order_details(status, CONFIG) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"daySn": "17"}, OrderDetails(day_seq=17, remark="少辣")),
+        ({"daySn": -1}, OrderDetails(day_seq=None, remark="少辣")),
+        ({"daySn": 10**30}, OrderDetails(day_seq=None, remark="少辣")),
+        ({"daySn": 12.0}, OrderDetails(day_seq=None, remark="少辣")),
+        ({"daySn": True}, OrderDetails(day_seq=None, remark="少辣")),
+        ({"description": ["少辣"]}, OrderDetails(day_seq=12, remark=None)),
+        ({"description": "辣" * 5000}, OrderDetails(day_seq=12, remark="辣" * 500)),
+        ({"description": ""}, OrderDetails(day_seq=12, remark=None)),
+    ],
+    ids=["digits", "negative", "huge", "float", "bool", "list", "huge remark", "empty"],
+)
+def test_hostile_details_are_bounded_never_refused(
+    eleme: Platform, changes: dict[str, Any], expected: OrderDetails
+) -> None:
+    message = examples.new_order("1", SHOP) | {"daySn": 12, "description": "少辣"} | changes
+    parsed = eleme.parse_event(signed(10, message), CONFIG)  # the push is taken
+    assert parsed is not None
+    assert eleme.order_details(parsed.events[0], CONFIG) == expected

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from waimai_bridge_meituan import assumptions, push, states
+from waimai_bridge_meituan import assumptions, details, push, states
 from waimai_bridge_meituan.examples import (
     DETAIL,
     ORDER_ID,
@@ -39,6 +39,7 @@ from waimai_bridge.hookcalls import Platform
 from waimai_bridge.models import (
     InboundRequest,
     NativeEvent,
+    OrderDetails,
     PlatformState,
     PluginConfig,
     PriceBreakdown,
@@ -773,3 +774,49 @@ def test_money_is_read_exactly_in_fen(meituan: Platform) -> None:
                                     original_price="0.8"))  # fmt: skip
     assert (price.items[0].unit_paid, price.packaging_fee, price.delivery_fee) == (10, 30, 20)
     assert (price.user_paid, price.original_amount) == (30, 80)
+
+
+# --------------------------------------------------------------------------- details
+
+
+def details_of(meituan: Platform, params: dict[str, Any]) -> OrderDetails | None:
+    event = only_event(meituan, "order_paid", body("order_paid", params))
+    return meituan.order_details(event, CONFIG)
+
+
+def test_an_order_push_gives_its_day_sequence_number_and_remark(meituan: Platform) -> None:
+    assert details_of(meituan, order()) == OrderDetails(
+        day_seq=12, remark="少放辣 收餐人隐私号 18400001234_5678，手机号 184****1234"
+    )  # caution decoded a second time; as stated, the privacy number included
+    unsubscribed = details_of(meituan, order(day_seq=None, caution=""))
+    assert unsubscribed == OrderDetails(day_seq=None, remark=None)
+    for kind, params in (("refund", refund("apply")), ("order_cancelled", cancel("1102"))):
+        event = only_event(meituan, kind, body(kind, params))
+        assert meituan.order_details(event, CONFIG) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"day_seq": "-3"}, OrderDetails(day_seq=None, remark="少辣")),
+        ({"day_seq": "1000001"}, OrderDetails(day_seq=None, remark="少辣")),
+        ({"day_seq": "9" * 400}, OrderDetails(day_seq=None, remark="少辣")),
+        ({"day_seq": "12.5"}, OrderDetails(day_seq=None, remark="少辣")),
+        ({"day_seq": "²"}, OrderDetails(day_seq=None, remark="少辣")),
+        ({"caution": "辣" * 5000}, OrderDetails(day_seq=12, remark="辣" * 500)),
+        ({"caution": "   "}, OrderDetails(day_seq=12, remark=None)),
+    ],
+    ids=["negative", "too large", "huge", "not whole", "not ascii", "huge remark", "blank"],
+)
+def test_hostile_details_are_bounded_never_refused(
+    meituan: Platform, changes: dict[str, Any], expected: OrderDetails
+) -> None:
+    assert details_of(meituan, order(caution="少辣") | changes) == expected
+
+
+def test_an_order_read_from_the_api_states_its_day_sequence_number_as_a_number() -> None:
+    assert details.details({"detail": [], "day_seq": 7, "caution": "不要葱"}) == OrderDetails(
+        day_seq=7, remark="不要葱"
+    )
+    assert details.details({"detail": [], "day_seq": True}) == OrderDetails()
+    assert details.details({"detail": "[]", "day_seq": 7}) is None

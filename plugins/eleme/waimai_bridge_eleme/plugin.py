@@ -1,10 +1,10 @@
 """The Eleme (饿了么) platform plugin: pushes to ``/webhooks/eleme``, calls the nop API.
 
 The hooks are thin: :mod:`.push` verifies and decodes pushes, :mod:`.states` maps them to
-the baseline, :mod:`.prices` reads an order's money, :mod:`.api` calls the platform,
-:mod:`.pull` brings what it failed to push and :mod:`.orders` reads an order back. The
-native-code table and the config schemas live in ``manifest.json``; every fact the
-research could not confirm lives in :mod:`.assumptions`.
+the baseline, :mod:`.prices` reads an order's money and :mod:`.details` its day number and
+remark, :mod:`.api` calls the platform, :mod:`.pull` brings what it failed to push and
+:mod:`.orders` reads an order back. The native-code table and the config schemas live in
+``manifest.json``; every fact the research could not confirm lives in :mod:`.assumptions`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from waimai_bridge.plugin_api import (
     FetchedOrder,
     InboundRequest,
     NativeEvent,
+    OrderDetails,
     OrderRef,
     ParsedPush,
     PluginConfig,
@@ -29,7 +30,7 @@ from waimai_bridge.plugin_api import (
     hookimpl,
     read_manifest,
 )
-from waimai_bridge_eleme import api, orders, prices, push, states
+from waimai_bridge_eleme import api, details, orders, prices, push, states
 from waimai_bridge_eleme import pull as _pull
 from waimai_bridge_eleme.messages import Kind, kind_of
 
@@ -58,6 +59,14 @@ def price_breakdown(order: NativeEvent) -> PriceBreakdown | None:
     if kind_of(int(order.native_code)) is not Kind.ORDER:
         return None
     return prices.breakdown(order.payload)
+
+
+@hookimpl
+def order_details(order: NativeEvent) -> OrderDetails | None:
+    """The day sequence number and remark of a new-order (type 10) message; None for others."""
+    if kind_of(int(order.native_code)) is not Kind.ORDER:
+        return None
+    return details.details(order.payload)
 
 
 @hookimpl

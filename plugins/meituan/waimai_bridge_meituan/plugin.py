@@ -2,12 +2,12 @@
 
 The hooks delegate to the modules that do the work: :mod:`.push` (verifying and decoding
 pushes), :mod:`.states` (the native codes into the baseline, as a table), :mod:`.prices`
-(the price breakdown), :mod:`.api` (the outbound actions), :mod:`.fetch` (an order read from
-the API as native events) and :mod:`.verify` (an action whose answer was lost, settled by
-reading the order). The native-code table (push
-kind, plus its ``notify_type`` or ``logistics_status`` where one URL carries several) and
-the config schemas live in ``manifest.json``; every unconfirmed platform fact the plugin
-uses is in :mod:`.assumptions`.
+(the price breakdown), :mod:`.details` (the day sequence number and remark), :mod:`.api`
+(the outbound actions), :mod:`.fetch` (an order read from the API as native events) and
+:mod:`.verify` (an action whose answer was lost, settled by reading the order). The
+native-code table (push kind, plus its ``notify_type`` or ``logistics_status`` where one URL
+carries several) and the config schemas live in ``manifest.json``; every unconfirmed platform
+fact the plugin uses is in :mod:`.assumptions`.
 """
 
 from typing import Any
@@ -18,6 +18,7 @@ from waimai_bridge.plugin_api import (
     FetchedOrder,
     InboundRequest,
     NativeEvent,
+    OrderDetails,
     OrderRef,
     ParsedPush,
     PluginConfig,
@@ -26,7 +27,7 @@ from waimai_bridge.plugin_api import (
     hookimpl,
     read_manifest,
 )
-from waimai_bridge_meituan import api, fetch, prices, push, states, verify
+from waimai_bridge_meituan import api, details, fetch, prices, push, states, verify
 
 
 @hookimpl
@@ -53,6 +54,12 @@ def map_state(event: NativeEvent) -> StateChange:
 def price_breakdown(order: NativeEvent, config: PluginConfig) -> PriceBreakdown | None:
     """The price breakdown of an order push in fen; None for a push without an order."""
     return prices.breakdown(order, config)
+
+
+@hookimpl
+def order_details(order: NativeEvent) -> OrderDetails | None:
+    """The day sequence number and remark of an order push; None for a push without an order."""
+    return details.details(order.payload)
 
 
 @hookimpl
