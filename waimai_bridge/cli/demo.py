@@ -85,10 +85,16 @@ DEFAULT_DATABASE_URL = BridgeSettings.model_fields["database_url"].default
     type=click.FloatRange(0, 0.5),
     help="The share of pushes the platforms fail to send; the bridge pulls and fetches them.",
 )
+@click.option(
+    "--board",
+    is_flag=True,
+    help="After the replay, keep the stack running and print the order board's URL and the "
+    "API token to log in with, until Ctrl-C.",
+)
 @click.pass_obj
 def demo(
     bridge: BridgeContext, database_url: str, order_count: int, seed: int, fresh: bool,
-    drop_pushes: float,
+    drop_pushes: float, board: bool,
 ) -> None:  # fmt: skip
     """Replay a lunch service through the embedded stack and print the unified result.
 
@@ -120,7 +126,10 @@ def demo(
     )
     run = int(time.time())
     plays = _lunch(found, order_count, seed, run)
-    ok = _run(console, bridge, found, plays, database_url, prepared.owned, seed, run, drop_pushes)
+    ok = _run(
+        console, bridge, found, plays, database_url, prepared.owned, seed, run, drop_pushes,
+        board=board,
+    )  # fmt: skip
     if not ok:
         raise SystemExit(1)
 
@@ -175,6 +184,8 @@ def _run(
     seed: int,
     run: int,
     drop_pushes: float,
+    *,
+    board: bool = False,
 ) -> bool:
     from waimai_bridge.demo.stack import API_TOKEN, build_config, listening_socket, serving
 
@@ -266,8 +277,23 @@ def _run(
             results = outcomes(session, wanted)
             table = cells(session, results)
         elapsed = time.monotonic() - replay.started
-    console.print(summary_table(table, dict(STORES)))
-    return _report(console, plays, results, actions, replay, settled, elapsed, database_url)
+        console.print(summary_table(table, dict(STORES)))
+        ok = _report(console, plays, results, actions, replay, settled, elapsed, database_url)
+        if board:
+            _keep_serving(console, base_url, API_TOKEN)
+    return ok
+
+
+def _keep_serving(console: Console, base_url: str, token: str) -> None:
+    """Say where the order board is and how to log in, then wait for Ctrl-C."""
+    console.print(f"\nThe order board: {base_url}/board", markup=False)
+    console.print(f"Log in with the demo's API token: {token}", markup=False)
+    console.print("The stack keeps running until Ctrl-C.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping the demo's stack")
 
 
 def _report(
