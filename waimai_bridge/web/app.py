@@ -18,7 +18,17 @@ from waimai_bridge import __version__
 from waimai_bridge.pipeline.intake import Intake
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store.gauges import DatabaseGauges
-from waimai_bridge.web import actions, anomalies, api, channels, dead_letters, skus, subscriptions
+from waimai_bridge.web import (
+    actions,
+    anomalies,
+    api,
+    board_api,
+    board_session,
+    channels,
+    dead_letters,
+    skus,
+    subscriptions,
+)
 from waimai_bridge.web.errors import error, invalid
 from waimai_bridge.web.health import HealthCheck
 from waimai_bridge.web.limits import MAX_BODY_BYTES, BodyLimit
@@ -80,6 +90,7 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
         try:
             yield
         finally:
+            await board_api.close(app)
             await app.state.intake.close()
             await run_in_threadpool(bridge.stop)
 
@@ -99,6 +110,8 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
     app.include_router(anomalies.router)
     app.include_router(dead_letters.router)
     app.include_router(channels.router)
+    app.include_router(board_session.router)
+    app.include_router(board_api.router)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
