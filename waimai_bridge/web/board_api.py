@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge.action_rules import DEFAULT_ANSWERS, Answers, declared_answers
 from waimai_bridge.bounds import MAX_INT64
+from waimai_bridge.errors import failure_site
 from waimai_bridge.models import Action, Capability
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
@@ -29,6 +31,8 @@ from waimai_bridge.settings import Scope
 from waimai_bridge.store import board, changes
 from waimai_bridge.web.api import bridge_of, storable_parameters
 from waimai_bridge.web.board_session import BoardSession, current_session
+
+logger = logging.getLogger(__name__)
 
 TICK_S = 0.5
 """How often the tailer reads the change feed."""
@@ -225,9 +229,20 @@ class BoardFeed:
         return _pushed(rows, cards), {row.id for row in rows}
 
     async def _tail(self) -> None:
-        position = FeedPosition(await run_in_threadpool(self._newest))
+        position: FeedPosition | None = None
+        failing = False
         while True:
-            pushed, more = await run_in_threadpool(self._tick, position)
+            pushed: list[Pushed] = []
+            more = False
+            try:
+                if position is None:
+                    position = FeedPosition(await run_in_threadpool(self._newest))
+                pushed, more = await run_in_threadpool(self._tick, position)
+                failing = False
+            except Exception as exc:  # the database is away: read again next tick
+                if not failing:
+                    logger.warning("the board's feed cannot be read: %s", failure_site(exc))
+                failing = True
             self.ticks += 1
             for item in pushed:
                 for viewer in list(self.viewers):
