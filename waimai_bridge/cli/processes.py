@@ -19,6 +19,11 @@ WORKER_NICENESS = 2
 whose answers the platforms wait for (measured in docs/performance.md)."""
 
 
+SHUTDOWN_GRACE_S = 5
+"""How long a stopping server waits for open connections (an order board's live stream
+never ends by itself) before it closes them."""
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
@@ -42,7 +47,10 @@ def serve(bridge: BridgeContext, host: str, port: int, worker: bool | None, log_
     _configure_logging(log_level)
     app = create_app(bridge.runtime(), run_worker=worker)
     settle_heap()
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )  # fmt: skip
 
 
 @click.command()

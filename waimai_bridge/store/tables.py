@@ -97,7 +97,7 @@ class PlatformOrder(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
     hold_started_at_ms: Mapped[int | None]
     discarded: Mapped[bool] = mapped_column(Boolean)
-    created_at_ms: Mapped[int]
+    created_at_ms: Mapped[int] = mapped_column(index=True)
     updated_at_ms: Mapped[int]
     fetched_at_ms: Mapped[int | None]
     """When the order was last read from the platform (``fetch_order``), if ever."""
@@ -331,6 +331,9 @@ class Change(Base):
     it: the feed the order board follows, by id."""
 
     __tablename__ = "changes"
+    # ids never reused on SQLite, even once the purge empties the table: the board's
+    # tailer reads by id
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012  (read by SQLAlchemy)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     platform: Mapped[str] = mapped_column(String(32))

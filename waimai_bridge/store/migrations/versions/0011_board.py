@@ -1,4 +1,5 @@
-"""the order board: a feed of committed changes, store channels, an order's details
+"""the order board: a feed of committed changes, store channels, an order's details,
+today's orders by creation time
 
 Revision ID: 0011
 Revises: 0010
@@ -30,6 +31,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("created_at_ms", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_changes")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("changes", schema=None) as batch_op:
         batch_op.create_index(
@@ -45,11 +47,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("platform_orders", schema=None) as batch_op:
         batch_op.add_column(sa.Column("details", sa.JSON(), nullable=True))
+        batch_op.create_index(
+            batch_op.f("ix_platform_orders_created_at_ms"), ["created_at_ms"], unique=False
+        )
 
 
 def downgrade() -> None:
     """Downgrade the schema."""
     with op.batch_alter_table("platform_orders", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_platform_orders_created_at_ms"))
         batch_op.drop_column("details")
     op.drop_table("store_channels")
     with op.batch_alter_table("changes", schema=None) as batch_op:
