@@ -23,6 +23,7 @@ from waimai_bridge.web import (
     anomalies,
     api,
     board_api,
+    board_pages,
     board_session,
     channels,
     dead_letters,
@@ -112,6 +113,8 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
     app.include_router(channels.router)
     app.include_router(board_session.router)
     app.include_router(board_api.router)
+    app.include_router(board_pages.router)
+    app.mount(board_pages.STATIC_PATH, board_pages.static_files(), name="board-static")
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
