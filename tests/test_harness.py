@@ -24,6 +24,7 @@ from waimai_bridge.models import (
     ActionResult,
     InboundRequest,
     NativeEvent,
+    OrderDetails,
     ParsedPush,
     PluginConfig,
     PriceBreakdown,
@@ -63,6 +64,10 @@ class ElemeCopy:
     @hookimpl
     def price_breakdown(self, order: NativeEvent) -> PriceBreakdown | None:
         return eleme.price_breakdown(order)
+
+    @hookimpl
+    def order_details(self, order: NativeEvent) -> OrderDetails | None:
+        return eleme.order_details(order)
 
     @hookimpl
     def outbound_action(self, action: ActionRequest, config: PluginConfig) -> ActionResult:
@@ -291,7 +296,7 @@ def test_the_command_passes_eleme_at_high() -> None:
     result = CliRunner().invoke(contract_command, ["eleme", "--strictness", "high"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == (
-        "eleme: 153 passed, 0 failed, 1 skipped (strictness high)"
+        "eleme: 154 passed, 0 failed, 1 skipped (strictness high)"
     )
 
 
@@ -307,7 +312,7 @@ def test_the_command_lists_failures_and_skips_with_their_reasons(fixtures: Path)
     assert "SKIPPED  coverage::mappings\n         missing: no push fixture shows these " \
         "declared mappings (native code → state): 18 → 18" in result.output  # fmt: skip
     assert result.output.splitlines()[-1] == (
-        "eleme: 144 passed, 1 failed, 3 skipped (strictness low)"
+        "eleme: 145 passed, 1 failed, 3 skipped (strictness low)"
     )
 
 
