@@ -202,6 +202,26 @@ def test_the_configs_default_auto_accepts_every_channel_not_set_otherwise(
         assert bridge.actions() == [("D-1", "confirm", "auto-accept")]
 
 
+def test_an_ask_lost_between_the_batch_and_the_action_is_made_by_the_sweep(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with accepting(database, tmp_path, "auto_accept = true") as bridge:
+        bridge.turn("S002", NAME, False)
+        bridge.receive("c1", "L-1", "order.created")
+        bridge.receive("c2", "L-2", "order.created", shop="100002")  # not auto-accepted
+        asks = bridge.bridge.auto_accept
+        monkeypatch.setattr(asks, "created", lambda *batch: None)  # the worker dies on commit
+        bridge.apply()
+        monkeypatch.undo()
+        assert bridge.actions() == []
+        sweep = asks.sweep
+        assert sweep(stale_after_ms=60_000, limit=10) == 0  # not stale yet
+        bridge.now += 61_000
+        assert sweep(stale_after_ms=60_000, limit=10) == 1
+        assert bridge.actions() == [("L-1", "confirm", "auto-accept")]
+        assert sweep(stale_after_ms=60_000, limit=10) == 0  # asked once
+
+
 def test_the_channels_api_lists_and_sets_a_stores_channels(
     bridge: Accepting, caplog: pytest.LogCaptureFixture
 ) -> None:

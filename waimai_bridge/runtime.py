@@ -64,12 +64,11 @@ class Bridge:
             self.pipeline, gather_ms=0 if self.embedded else GATHER_RELEASES_MS
         )
         self.actions = ActionWorker(self.pipeline)
-        self.applier = ShardApplier(
-            self.pipeline, self.holds, AutoAccept(self.pipeline, self.actions)
-        )
+        self.auto_accept = AutoAccept(self.pipeline, self.actions)
+        self.applier = ShardApplier(self.pipeline, self.holds, self.auto_accept)
         self.deliverer = Deliverer(self.pipeline)
         self.sweeper = Sweeper(
-            self.pipeline, self.holds, self.actions, self.deliverer,
+            self.pipeline, self.holds, self.actions, self.deliverer, self.auto_accept,
             stale_after_ms=int(config.bridge.resend_after_seconds * 1000),
             interval_s=config.bridge.sweep_interval_seconds,
         )  # fmt: skip

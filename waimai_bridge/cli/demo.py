@@ -280,6 +280,10 @@ def _run(
         console.print(summary_table(table, dict(STORES)))
         ok = _report(console, plays, results, actions, replay, settled, elapsed, database_url)
         if board:
+            waiting = _lunch(found, len(found) * len(STORES), seed + 1, run + 1)
+            for play in waiting:  # only placed: each waits on the board to be accepted
+                replay.push(play, play.order.placing[0], replay.elapsed_ms())
+            console.print(f"{len(waiting)} new orders wait on the board to be accepted.")
             _keep_serving(console, base_url, API_TOKEN)
     return ok
 

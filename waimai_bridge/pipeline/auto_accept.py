@@ -17,6 +17,8 @@ from waimai_bridge.store.events import Applied, Incoming
 logger = logging.getLogger(__name__)
 
 REASON = "auto-accept"
+SWEEP_WINDOW_MS = 3_600_000
+"""How far back the sweep looks for new orders an ask was lost for."""
 
 
 def key_of(platform: str, platform_order_id: str) -> str:
@@ -54,6 +56,25 @@ class AutoAccept:
         for (platform, platform_order_id), store_id in orders.items():
             if chosen.get((store_id, platform), self.default):
                 self._ask(platform, platform_order_id)
+
+    def sweep(self, *, stale_after_ms: int, limit: int) -> int:
+        """Ask ``confirm`` of the new orders of auto-accepting channels that a worker lost
+        between its batch's commit and its ask (first seen between :data:`SWEEP_WINDOW_MS`
+        and ``stale_after_ms`` ago); how many were asked."""
+        now = self.pipeline.clock()
+        platforms = [name for name in self.pipeline.registry.platforms if self._confirms(name)]
+        with self.pipeline.database.transaction() as session:
+            found = channels.unconfirmed(
+                session, platforms, created_after_ms=now - SWEEP_WINDOW_MS,
+                created_before_ms=now - stale_after_ms, limit=limit,
+            )  # fmt: skip
+            chosen = channels.chosen(session, {store_id for _, _, store_id in found})
+        asked = 0
+        for platform, platform_order_id, store_id in found:
+            if chosen.get((store_id, platform), self.default):
+                self._ask(platform, platform_order_id)
+                asked += 1
+        return asked
 
     def _ask(self, platform: str, platform_order_id: str) -> None:
         try:

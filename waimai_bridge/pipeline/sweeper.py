@@ -1,5 +1,6 @@
 """The sweep: every few seconds, send again what a lost message left behind (stale inbox
-events, overdue accept-hold releases, outbound actions and subscriber deliveries)."""
+events, overdue accept-hold releases, outbound actions, subscriber deliveries, and the
+auto-accept of a new order)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from waimai_bridge.metrics import SWEPT
 from waimai_bridge.pipeline.actions import ActionWorker
+from waimai_bridge.pipeline.auto_accept import AutoAccept
 from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.holds import Hold, HoldReleases
 from waimai_bridge.pipeline.messages import Pipeline
@@ -29,6 +31,7 @@ class Swept:
     releases: int
     actions: int = 0
     deliveries: int = 0
+    accepts: int = 0
 
 
 class Sweeper:
@@ -41,6 +44,7 @@ class Sweeper:
         holds: HoldReleases,
         actions: ActionWorker,
         deliverer: Deliverer,
+        auto_accept: AutoAccept | None = None,
         *,
         stale_after_ms: int = 60_000,
         interval_s: float = 15.0,
@@ -49,6 +53,7 @@ class Sweeper:
         self.holds = holds
         self.actions = actions
         self.deliverer = deliverer
+        self.auto_accept = auto_accept
         self.stale_after_ms = stale_after_ms
         self._interval_s = interval_s
         self._stop = threading.Event()
@@ -78,6 +83,9 @@ class Sweeper:
             releases=len(holds),
             actions=self.actions.sweep(stale_after_ms=self.stale_after_ms, limit=SWEEP_BATCH),
             deliveries=int(self.deliverer.sweep(stale_after_ms=self.stale_after_ms)),
+            accepts=0
+            if self.auto_accept is None
+            else self.auto_accept.sweep(stale_after_ms=self.stale_after_ms, limit=SWEEP_BATCH),
         )
 
     def start(self) -> None:

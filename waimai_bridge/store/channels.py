@@ -7,11 +7,12 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from waimai_bridge.store.tables import StoreChannel
+from waimai_bridge.models import PlatformState
+from waimai_bridge.store.tables import OutboundAction, PlatformOrder, StoreChannel
 
 _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -65,3 +66,34 @@ def listing(
         Channel(platform, found.get((store_id, platform), default), (store_id, platform) in found)
         for platform in sorted(platforms)
     ]
+
+
+def unconfirmed(
+    session: Session, platforms: Collection[str], *, created_after_ms: int,
+    created_before_ms: int, limit: int,
+) -> list[tuple[str, str, str]]:  # fmt: skip
+    """New orders of ``platforms`` first seen between the two times that nobody accepted
+    and no ``confirm`` was asked of: ``(platform, platform order id, store id)``."""
+    if not platforms:
+        return []
+    asked = exists().where(
+        OutboundAction.platform == PlatformOrder.platform,
+        OutboundAction.platform_order_id == PlatformOrder.platform_order_id,
+        OutboundAction.action == "confirm",
+    )
+    statement = (
+        select(PlatformOrder.platform, PlatformOrder.platform_order_id, PlatformOrder.store_id)
+        .where(
+            PlatformOrder.platform.in_(sorted(platforms)),
+            PlatformOrder.created_at_ms > created_after_ms,
+            PlatformOrder.created_at_ms < created_before_ms,
+            PlatformOrder.order_id.is_(None),
+            PlatformOrder.discarded.is_(False),
+            PlatformOrder.hold_started_at_ms.is_(None),
+            PlatformOrder.state_code == int(PlatformState.CREATED),
+            ~asked,
+        )
+        .order_by(PlatformOrder.created_at_ms)
+        .limit(limit)
+    )
+    return [(platform, order, store) for platform, order, store in session.execute(statement)]
