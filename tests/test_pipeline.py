@@ -180,9 +180,10 @@ def test_signed_pushes_become_orders(make_client: Callable[..., TestClient]) -> 
     assert set(detail) == {
         "id", "platform", "platform_order_id", "store_id", "state", "rider_state",
         "platform_state", "saved_state", "items", "price", "details", "refunded_amount",
-        "anomalies", "events", "created_at", "updated_at",
+        "net_income", "income_rule", "anomalies", "events", "created_at", "updated_at",
     }  # fmt: skip
     assert detail["details"] is None  # testpay states no day number nor remark here
+    assert (detail["net_income"], detail["income_rule"]) == (PRICE["merchant_income"], "stated")
     view = client.get("/api/v1/platform-orders/testpay/T1", headers=AUTH).json()
     assert view == {
         "state": {"code": 55, "name": "rider_delivering"},

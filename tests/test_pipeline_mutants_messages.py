@@ -265,7 +265,7 @@ def test_the_sweeper_goes_on_after_a_sweep_that_failed_and_logs_what_it_sent(
     assert failed[0].getMessage() == "sweep failed; retrying in 0.2s"
     assert failed[0].exc_info  # with its traceback
     [swept] = [m for m in caplog.messages if m.startswith("swept: ")]
-    assert swept == "swept: Swept(events=1, releases=0, actions=0, deliveries=0)"
+    assert swept == "swept: Swept(events=1, releases=0, actions=0, deliveries=0, accepts=0)"
     shard = bridge.pipeline.shard_of(STORE)
     assert (PROCESS_SHARD, queue_name(shard), (shard,), None) in taken.taken()
 

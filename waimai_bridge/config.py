@@ -17,12 +17,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 from pydantic import (
     BaseModel,
     ConfigDict,
     ValidationError,
+    field_validator,
 )
 
 from waimai_bridge.bounds import MAX_ID_LENGTH
@@ -37,10 +39,26 @@ CONFIG_ENV = "WAIMAI_CONFIG"
 Problem = tuple[str, str]
 
 
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+"""A store's time zone unless its table names one: where its days begin and end."""
+
+
 class _StoreTable(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     name: str | None = None
+    timezone: str = DEFAULT_TIMEZONE
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "is not a time zone this machine knows (an IANA name, e.g. Asia/Shanghai)"
+            ) from None
+        return value
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,8 @@ class StoreConfig:
     store_id: str
     name: str | None
     bindings: Mapping[str, Mapping[str, Any]] = field(repr=False)
+    timezone: str = DEFAULT_TIMEZONE
+    """The IANA time zone the store's days are counted in (settlement, the board)."""
 
 
 class PlatformNotConfigured(LookupError):
@@ -247,7 +267,9 @@ def _store(
             bindings[platform] = _with_defaults(binding, schema)
     if len(problems) > before:
         return None
-    return StoreConfig(store_id=store_id, name=parsed.name, bindings=bindings)
+    return StoreConfig(
+        store_id=store_id, name=parsed.name, bindings=bindings, timezone=parsed.timezone
+    )
 
 
 def _schema_problems(

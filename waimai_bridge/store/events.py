@@ -231,6 +231,7 @@ def _update_order(
     if order.price is None and platform_order.price is not None:
         order.price, order.changed = platform_order.price, True
         store_lines(session, [(platform_order, order.id)], now_ms)
+    order.settle_income()
 
 
 def _tell_subscribers(

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from waimai_bridge.income import net_income
 from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.statemachine import OrderFold, cancelled_before_completion, fold
 from waimai_bridge.store import changes, outbox
@@ -228,6 +230,7 @@ def _store(
             "rider_state": state.rider_state,
             "refunded_amount_fen": state.refunded_amount_fen,
             "price": platform_order.price,
+            **_income(platform_order.price, state),
             "version": 1,
             "created_at_ms": now_ms,
             "updated_at_ms": now_ms,
@@ -264,3 +267,13 @@ def _store(
         session,
         [(po.platform, po.platform_order_id, po.order_id) for po, _ in stored if po.order_id],
     )
+
+
+def _income(price: dict[str, Any] | None, state: OrderFold) -> dict[str, Any]:
+    """The income after refunds of an order stored now."""
+    stated = price or {}
+    net, rule = net_income(
+        merchant_income=stated.get("merchant_income"), user_paid=stated.get("user_paid"),
+        refunded=state.refunded_amount_fen, state=state.order_state or "",
+    )  # fmt: skip
+    return {"net_income_fen": net, "income_rule": rule.value}

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
+from waimai_bridge.income import net_income
 from waimai_bridge.models import KitchenStep, PlatformState
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
 from waimai_bridge.store.tables import Order, OrderEvent, PlatformOrder
@@ -31,9 +32,22 @@ class StoredOrder:
     rider_state: str | None
     refunded_amount_fen: int
     price: dict[str, Any] | None
+    net_income_fen: int | None
+    income_rule: str | None
     version: int
     updated_at_ms: int
     changed: bool = False
+
+    def settle_income(self) -> None:
+        """Work out the income after refunds again (:mod:`waimai_bridge.income`); marks
+        the order changed when it moved."""
+        price = self.price or {}
+        net, rule = net_income(
+            merchant_income=price.get("merchant_income"), user_paid=price.get("user_paid"),
+            refunded=self.refunded_amount_fen, state=self.state,
+        )  # fmt: skip
+        if (net, rule.value) != (self.net_income_fen, self.income_rule):
+            self.net_income_fen, self.income_rule, self.changed = net, rule.value, True
 
     def row(self) -> dict[str, Any]:
         """The values to write back."""

@@ -56,6 +56,11 @@ class Order(Base):
     rider_state: Mapped[str | None] = mapped_column(String(32))
     refunded_amount_fen: Mapped[int]
     price: Mapped[dict[str, Any] | None]
+    net_income_fen: Mapped[int | None]
+    """What the store earns after refunds (:mod:`waimai_bridge.income`); None while the
+    platform states no income."""
+    income_rule: Mapped[str | None] = mapped_column(String(16))
+    """How ``net_income_fen`` was found (:class:`waimai_bridge.income.IncomeRule`)."""
     version: Mapped[int] = mapped_column(Integer)
     created_at_ms: Mapped[int]
     updated_at_ms: Mapped[int] = mapped_column(index=True)

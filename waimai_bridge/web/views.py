@@ -85,6 +85,13 @@ class OrderView(BaseModel):
         "its plugin reads them."
     )
     refunded_amount: int = Field(description="fen")
+    net_income: int | None = Field(
+        description="What the store earns after refunds, in fen; null when the platform "
+        "states no income"
+    )
+    income_rule: str | None = Field(
+        description="How net_income was found: stated, full_refund, refund_share, unstated"
+    )
     anomalies: list[AnomalyView]
     events: list[EventView] | None = Field(description="Left out of list answers.")
     created_at: str
@@ -162,6 +169,8 @@ def order_view(
         price=_price(order),
         details=_details(platform_order),
         refunded_amount=order.refunded_amount_fen,
+        net_income=order.net_income_fen,
+        income_rule=order.income_rule,
         anomalies=[
             AnomalyView(
                 id=row.id,
