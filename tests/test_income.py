@@ -13,6 +13,7 @@ from tests.sample_plugin import PRICE
 from tests.test_hold import HOLD_MS, T0, Worker, working
 from waimai_bridge.income import IncomeRule, net_income
 from waimai_bridge.models import OrderState
+from waimai_bridge.store import anomalies as anomaly_store
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import Order
 
@@ -20,14 +21,19 @@ FEN = st.integers(min_value=0, max_value=10**9)
 STATES = st.sampled_from([state.value for state in OrderState])
 
 
-@given(income=st.integers(-(10**9), 10**9), paid=FEN, refunded=FEN, state=STATES)
+@given(
+    income=st.integers(-(10**9), 10**9), paid=FEN, refunded=FEN, state=STATES,
+    restated=st.none() | st.integers(-(10**9), 10**9),
+)  # fmt: skip
 def test_net_income_never_exceeds_the_stated_income(
-    income: int, paid: int, refunded: int, state: str
+    income: int, paid: int, refunded: int, state: str, restated: int | None
 ) -> None:
-    net, rule = net_income(merchant_income=income, user_paid=paid, refunded=refunded, state=state)
+    net, rule = net_income(
+        merchant_income=income, user_paid=paid, refunded=refunded, state=state, restated=restated
+    )
     assert net is not None
     assert net <= income
-    if income >= 0:
+    if income >= 0 and rule is not IncomeRule.PLATFORM:
         assert net >= 0
     assert rule is not IncomeRule.UNSTATED
 
@@ -106,3 +112,47 @@ def income(worker: Worker) -> tuple[int | None, str | None]:
     with worker.bridge.database.transaction() as session:
         [row] = session.execute(select(Order.net_income_fen, Order.income_rule)).all()
     return row.net_income_fen, row.income_rule
+
+
+def test_an_income_the_platform_states_after_a_refund_wins_and_a_different_one_is_flagged(
+    database: Database, tmp_path: Path
+) -> None:
+    with working(database, tmp_path, "[anomalies]\ninterval_seconds = 0") as worker:
+        worker.receive("P-1", "order.created", T0, price=PRICE)
+        worker.receive("P-1", "order.accepted", T0 + 1)
+        worker.apply()
+        worker.now = T0 + HOLD_MS + 1
+        worker.release("P-1")
+        worker.receive("P-1", "order.completed", T0 + 600_000)
+        worker.receive("P-1", "refund.requested", T0 + 700_000)
+        worker.receive("P-1", "refund.agreed", T0 + 800_000, partial=True, refund_fen=500)
+        worker.apply()
+        assert income(worker) == (1454, "refund_share")
+        restated = {**PRICE, "merchant_income": 1400}  # the order read again from the platform
+        worker.receive("P-1", "order.completed", T0 + 900_000, key="read-again", price=restated)
+        worker.apply()
+        assert income(worker) == (1400, "platform")
+        with worker.bridge.database.transaction() as session:
+            [flagged] = anomaly_store.listing(session, rule="income_mismatch", limit=5)
+        assert (
+            flagged.detail == "the platform states 1400 fen after refunds; the rule gives 1454 fen"
+        )
+
+
+def test_an_income_restated_as_the_rule_gives_is_not_flagged(
+    database: Database, tmp_path: Path
+) -> None:
+    with working(database, tmp_path, "[anomalies]\ninterval_seconds = 0") as worker:
+        worker.receive("P-2", "order.created", T0, price=PRICE)
+        worker.receive("P-2", "order.accepted", T0 + 1)
+        worker.apply()
+        worker.now = T0 + HOLD_MS + 1
+        worker.release("P-2")
+        worker.receive("P-2", "refund.requested", T0 + 700_000)
+        worker.receive("P-2", "refund.agreed", T0 + 800_000, partial=True, refund_fen=500)
+        restated = {**PRICE, "merchant_income": 1454}
+        worker.receive("P-2", "order.completed", T0 + 900_000, key="read-again", price=restated)
+        worker.apply()
+        assert income(worker) == (1454, "platform")
+        with worker.bridge.database.transaction() as session:
+            assert anomaly_store.listing(session, rule="income_mismatch", limit=5) == []

@@ -2,9 +2,11 @@
 it.
 
 The platform states ``merchant_income`` (商家实收); the core never computes it. After a
-refund: a full refund (the order ``refunded``) leaves no income; a partial one reduces the
-income by the refunded share of what the user paid, rounded half up to the fen. A loss (a
-negative stated income) is never turned into a gain by a refund.
+refund, where the platform states the income again (a later read of the order gives another
+``merchant_income``), that figure; otherwise a rule: a full refund (the order ``refunded``)
+leaves no income; a partial one reduces the income by the refunded share of what the user
+paid, rounded half up to the fen. A loss (a negative stated income) is never turned into a
+gain by a refund, and the income after refunds never exceeds the income first stated.
 """
 
 from __future__ import annotations
@@ -25,13 +27,27 @@ class IncomeRule(StrEnum):
     """Partly refunded: the stated income less the refunded share of what the user paid."""
     UNSTATED = "unstated"
     """The platform states no income: nothing to go on."""
+    PLATFORM = "platform"
+    """Refunded, and the platform states the income again: its figure."""
 
 
 def net_income(
-    *, merchant_income: int | None, user_paid: int | None, refunded: int, state: str
-) -> tuple[int | None, IncomeRule]:
+    *, merchant_income: int | None, user_paid: int | None, refunded: int, state: str,
+    restated: int | None = None,
+) -> tuple[int | None, IncomeRule]:  # fmt: skip
     """The income after refunds (fen) and its rule, from the stated income, what the user
-    paid, the amount refunded so far and the order's state."""
+    paid, the amount refunded so far, the order's state and the income the platform stated
+    last (``restated``, when it read the order again)."""
+    by_rule = _by_rule(merchant_income, user_paid, refunded, state)
+    refunds = refunded > 0 or state == OrderState.REFUNDED
+    if merchant_income is None or restated is None or restated == merchant_income or not refunds:
+        return by_rule
+    return min(restated, merchant_income), IncomeRule.PLATFORM
+
+
+def _by_rule(
+    merchant_income: int | None, user_paid: int | None, refunded: int, state: str
+) -> tuple[int | None, IncomeRule]:
     if merchant_income is None:
         return None, IncomeRule.UNSTATED
     if state == OrderState.REFUNDED:

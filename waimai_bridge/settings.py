@@ -180,6 +180,8 @@ class AnomalyRule(StrEnum):
     NOT_COMPLETED = "not_completed"
     UNMAPPED_SKU = "unmapped_sku"
     TOTAL_MISMATCH = "total_mismatch"
+    INCOME_MISMATCH = "income_mismatch"
+    """The platform's income after a refund is not what the rule gives."""
     PRICE_UNREADABLE = "price_unreadable"
     """Written as the order is stored: its price breakdown could not be read."""
     LINES_NOT_STORED = "lines_not_stored"

@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import Event, OrderDetails, PriceBreakdown
+from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
 from waimai_bridge.store import changes, outbox
-from waimai_bridge.store.lines import store_lines
+from waimai_bridge.store.anomalies import open_anomalies
+from waimai_bridge.store.lines import opening, store_lines
 from waimai_bridge.store.order_log import (
     Locked,
     LogRow,
@@ -231,7 +233,16 @@ def _update_order(
     if order.price is None and platform_order.price is not None:
         order.price, order.changed = platform_order.price, True
         store_lines(session, [(platform_order, order.id)], now_ms)
-    order.settle_income()
+    unexplained = order.settle_income(platform_order.price)
+    if unexplained is not None:
+        detail = (
+            f"the platform states {order.net_income_fen} fen after refunds; the rule gives "
+            f"{unexplained} fen"
+        )
+        open_anomalies(
+            session, [opening(platform_order, order.id, AnomalyRule.INCOME_MISMATCH, detail)],
+            now_ms,
+        )  # fmt: skip
 
 
 def _tell_subscribers(

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
-from waimai_bridge.income import net_income
+from waimai_bridge.income import IncomeRule, net_income
 from waimai_bridge.models import KitchenStep, PlatformState
 from waimai_bridge.statemachine import LogEntry, OrderFold, fold
 from waimai_bridge.store.tables import Order, OrderEvent, PlatformOrder
@@ -38,16 +38,25 @@ class StoredOrder:
     updated_at_ms: int
     changed: bool = False
 
-    def settle_income(self) -> None:
-        """Work out the income after refunds again (:mod:`waimai_bridge.income`); marks
-        the order changed when it moved."""
+    def settle_income(self, latest_price: dict[str, Any] | None) -> int | None:
+        """Work out the income after refunds again (:mod:`waimai_bridge.income`), taking
+        ``latest_price`` (the platform order's newest breakdown) as the platform's word
+        since; marks the order changed when it moved. Returns what the rule alone gives
+        when the platform's word differs from it (else None)."""
         price = self.price or {}
+        stated, paid = price.get("merchant_income"), price.get("user_paid")
+        restated = (latest_price or {}).get("merchant_income")
         net, rule = net_income(
-            merchant_income=price.get("merchant_income"), user_paid=price.get("user_paid"),
-            refunded=self.refunded_amount_fen, state=self.state,
+            merchant_income=stated, user_paid=paid, refunded=self.refunded_amount_fen,
+            state=self.state, restated=restated,
+        )  # fmt: skip
+        by_rule, _ = net_income(
+            merchant_income=stated, user_paid=paid, refunded=self.refunded_amount_fen,
+            state=self.state,
         )  # fmt: skip
         if (net, rule.value) != (self.net_income_fen, self.income_rule):
             self.net_income_fen, self.income_rule, self.changed = net, rule.value, True
+        return by_rule if rule is IncomeRule.PLATFORM and by_rule != net else None
 
     def row(self) -> dict[str, Any]:
         """The values to write back."""
