@@ -508,3 +508,14 @@ def test_a_reconnect_too_far_behind_resyncs(board_: Board) -> None:
     assert REPLAY_LIMIT == 500
     assert board_.feed.replay(0, None) is None
     assert board_.feed.replay(0, "S002") == ([], set())
+
+
+def test_a_board_s_day_starts_at_midnight_in_the_store_s_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    from waimai_bridge.store.board import day_start_ms
+
+    noon_utc = 1_765_022_400_000  # 2025-12-06 12:00 UTC
+    assert day_start_ms(noon_utc) == 1_764_950_400_000  # 2025-12-06 00:00 +08:00
+    los_angeles = ZoneInfo("America/Los_Angeles")
+    assert day_start_ms(noon_utc, los_angeles) == 1_765_008_000_000  # 2025-12-06 00:00 −08:00

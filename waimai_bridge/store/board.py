@@ -17,13 +17,14 @@ from sqlalchemy import Row, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from waimai_bridge.action_rules import REQUEST_NAMES, Answers, allowed_actions
+from waimai_bridge.config import DEFAULT_TIMEZONE
 from waimai_bridge.models import Action, OrderState, PlatformState
 from waimai_bridge.statemachine import OrderFold, fold
 from waimai_bridge.store.order_log import log_entry, read_logs, user_paid_of
 from waimai_bridge.store.tables import Anomaly, Order, OrderItem, OutboundAction, PlatformOrder
 
-BOARD_TIME_ZONE = ZoneInfo("Asia/Shanghai")
-"""Where a board's day starts and ends (until stores have a time zone of their own)."""
+BOARD_TIME_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
+"""Where a board's day starts and ends when it shows more than one store."""
 MAX_CARDS = 500
 """The most cards a board shows: the newest of the day."""
 RECENT_ACTIONS = 5
@@ -47,9 +48,9 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
-def day_start_ms(now_ms: int) -> int:
-    """The start of the board's day that holds ``now_ms``, in epoch milliseconds."""
-    now = datetime.fromtimestamp(now_ms / 1000, tz=BOARD_TIME_ZONE)
+def day_start_ms(now_ms: int, zone: ZoneInfo = BOARD_TIME_ZONE) -> int:
+    """The start of the day in ``zone`` that holds ``now_ms``, in epoch milliseconds."""
+    now = datetime.fromtimestamp(now_ms / 1000, tz=zone)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return int(midnight.timestamp() * 1000)
 
@@ -68,9 +69,11 @@ _ORDERS = select(
 def cards(
     session: Session, rules: Rules, *, now_ms: int, store_id: str | None = None,
     platform: str | None = None, state: str | None = None, limit: int = MAX_CARDS,
+    zone: ZoneInfo = BOARD_TIME_ZONE,
 ) -> list[Card]:  # fmt: skip
-    """Today's orders (of one store, platform, state when given), newest first."""
-    statement = _ORDERS.where(PlatformOrder.created_at_ms >= day_start_ms(now_ms))
+    """Today's orders in ``zone`` (of one store, platform, state when given), newest
+    first."""
+    statement = _ORDERS.where(PlatformOrder.created_at_ms >= day_start_ms(now_ms, zone))
     if store_id is not None:
         statement = statement.where(PlatformOrder.store_id == store_id)
     if platform is not None:

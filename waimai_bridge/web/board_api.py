@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -52,6 +53,12 @@ MAX_LATE = 1000
 router = APIRouter(prefix="/board", tags=["board"], include_in_schema=False)
 
 StoreId = Annotated[str | None, Query(max_length=64)]
+
+
+def zone_of(bridge: Bridge, store_id: str | None) -> ZoneInfo:
+    """Where the board's day starts: the store's time zone, or the default for all."""
+    store = bridge.config.stores.get(store_id) if store_id else None
+    return ZoneInfo(store.timezone) if store else board.BOARD_TIME_ZONE
 
 
 def board_rules(registry: PluginRegistry) -> board.Rules:
@@ -103,7 +110,7 @@ async def orders(
             last_id = changes.last_id(db)  # first: the cards are at least this new
             cards = board.cards(
                 db, rules, now_ms=bridge.clock(), store_id=store_id, platform=platform,
-                state=state,
+                state=state, zone=zone_of(bridge, store_id),
             )  # fmt: skip
         return {"cards": cards, "last_id": last_id}
 

@@ -19,7 +19,7 @@ from waimai_bridge.settings import Scope
 from waimai_bridge.store import board, changes
 from waimai_bridge.web import board_i18n
 from waimai_bridge.web.api import bridge_of
-from waimai_bridge.web.board_api import board_rules
+from waimai_bridge.web.board_api import board_rules, zone_of
 from waimai_bridge.web.board_session import current_session
 
 HERE = Path(__file__).resolve().parent
@@ -122,6 +122,7 @@ def _today(bridge: Bridge, filters: Mapping[str, str | None]) -> dict[str, Any]:
         found = board.cards(
             session, board_rules(bridge.registry), now_ms=bridge.clock(),
             store_id=filters["store_id"], platform=filters["platform"], state=filters["state"],
+            zone=zone_of(bridge, filters["store_id"]),
         )  # fmt: skip
     return {"cards": found, "last_id": last_id}
 
