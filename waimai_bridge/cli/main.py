@@ -19,6 +19,7 @@ from waimai_bridge.cli.processes import serve, worker
 from waimai_bridge.cli.pulls import pull
 from waimai_bridge.cli.purge import purge
 from waimai_bridge.cli.records import actions, deliveries, inbox, orders
+from waimai_bridge.cli.settlement import settlement_report
 from waimai_bridge.cli.skus import skus
 from waimai_bridge.config import CONFIG_ENV, Config
 from waimai_bridge.harness.commands import contract, new_plugin
@@ -131,6 +132,7 @@ for command in (
     actions,
     deliveries,
     anomalies,
+    settlement_report,
     pull,
     purge,
     skus,

@@ -27,6 +27,7 @@ from waimai_bridge.web import (
     board_session,
     channels,
     dead_letters,
+    settlements,
     skus,
     subscriptions,
 )
@@ -109,6 +110,7 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
     app.include_router(subscriptions.router)
     app.include_router(skus.router)
     app.include_router(anomalies.router)
+    app.include_router(settlements.router)
     app.include_router(dead_letters.router)
     app.include_router(channels.router)
     app.include_router(board_session.router)
