@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from waimai_bridge.cli import cli
 from waimai_bridge.demo.channel import discover
 from waimai_bridge.demo.database import DEMO_APPLICATION_ID, prepare_database
 from waimai_bridge.demo.stack import to_toml
-from waimai_bridge.demo.summary import Cell, summary_table
+from waimai_bridge.demo.summary import NOT_STORED, Cell, cells, outcomes, summary_table
 from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.tables import Anomaly, Order, OutboundAction, PlatformOrder, SkuMapping
@@ -91,6 +92,44 @@ def test_the_anomalies_command_lists_the_demo_s_open_anomaly(ran: Ran) -> None:
     )
     assert listed.exit_code == 0, listed.output
     assert [anomaly["rule"] for anomaly in json.loads(listed.output)] == ["unmapped_sku"]
+
+
+def test_the_settlement_counts_every_stored_order_once_as_the_summary_does(ran: Ran) -> None:
+    today = date.today()
+    days = [(today + timedelta(days=shift)).isoformat() for shift in (-1, 1)]
+    settled = CliRunner().invoke(
+        cli, ["settlement", "--from", days[0], "--to", days[1], "--format", "json"],
+        env={"WAIMAI_DATABASE_URL": ran.url},
+    )  # fmt: skip
+    assert settled.exit_code == 0, settled.output
+    report = json.loads(settled.stdout)
+    database = Database(ran.url)
+    with database.transaction() as session:
+        stored = session.scalar(select(func.count()).select_from(Order))
+        wanted: dict[str, list[str]] = {}
+        for platform, order in session.execute(
+            select(PlatformOrder.platform, PlatformOrder.platform_order_id)
+        ):
+            wanted.setdefault(platform, []).append(order)
+        summary = cells(session, outcomes(session, wanted))
+    database.dispose()
+    assert sum(row["orders"] for row in report["rows"]) == report["totals"]["orders"] == stored
+    assert report["totals"]["refunded"] > 0
+    by_channel: dict[tuple[str, str], Cell] = {}
+    for row in report["rows"]:
+        cell = by_channel.setdefault((row["store_id"], row["platform"]), Cell())
+        cell.user_paid_fen += row["user_paid"]
+        cell.refunded_fen += row["refunded"]
+        cell.income_fen += row["net_income"]
+    shown = {
+        key: (cell.user_paid_fen, cell.refunded_fen, cell.income_fen)
+        for key, cell in summary.items()
+        if cell.received > cell.states[NOT_STORED]
+    }
+    assert {
+        key: (cell.user_paid_fen, cell.refunded_fen, cell.income_fen)
+        for key, cell in by_channel.items()
+    } == shown
 
 
 def test_each_refund_approval_is_done_after_one_transient_failure(ran: Ran) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from waimai_bridge.models import OrderState
+from waimai_bridge.store.settlement import net_income_of
 from waimai_bridge.store.tables import Anomaly, Order, PlatformOrder
 
 NOT_STORED = "not stored"
@@ -27,19 +28,25 @@ class Cell:
     user_paid_fen: int = 0
     refunded_fen: int = 0
     income_fen: int = 0
+    """What the stores earn after refunds (:func:`~waimai_bridge.store.settlement.net_income_of`,
+    as the settlement report counts it)."""
     income_unstated: int = 0
     """Stored orders whose platform did not state the merchant's income: not counted as 0."""
     anomalies: int = 0
 
     def add_money(self, order: Order) -> None:
-        """Count a stored order's money: paid, refunded and the merchant's income."""
+        """Count a stored order's money: paid, refunded and the merchant's income after
+        refunds."""
         price = order.price or {}
         self.user_paid_fen += int(price.get("user_paid") or 0)
         self.refunded_fen += order.refunded_amount_fen
-        if price.get("merchant_income") is None:
+        income = net_income_of(
+            price, order.refunded_amount_fen, order.state, order.net_income_fen, order.income_rule
+        )
+        if income is None:
             self.income_unstated += 1
         else:
-            self.income_fen += int(price["merchant_income"])
+            self.income_fen += income
 
     def add_cell(self, other: Cell) -> None:
         """Count another cell's figures into this one (the total row)."""
@@ -133,7 +140,7 @@ def summary_table(table: Mapping[tuple[str, str], Cell], store_names: Mapping[st
     out.add_column("channel")
     out.add_column("orders", justify="right")
     headers = [state.replace("_", "\n").replace(" ", "\n") for state in states]
-    for header in (*headers, "user paid\n¥", "refunded\n¥", "income\n¥", "anomalies"):
+    for header in (*headers, "user paid\n¥", "refunded\n¥", "net income\n¥", "anomalies"):
         out.add_column(header, justify="right", min_width=max(map(len, header.split())))
     total = Cell()
     for (store_id, platform), cell in table.items():
@@ -156,6 +163,6 @@ def _figures(cell: Cell, states: Sequence[str]) -> list[str]:
 
 
 def _income(cell: Cell) -> str:
-    """The merchant's income, and how many orders did not state theirs."""
+    """The merchant's income after refunds, and how many orders did not state theirs."""
     unstated = f"\n+{cell.income_unstated} unstated" if cell.income_unstated else ""
     return yuan(cell.income_fen) + unstated
