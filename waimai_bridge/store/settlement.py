@@ -39,7 +39,8 @@ Progress = Callable[[int], None]
 @dataclass
 class Sums:
     """The figures of a set of orders: a count and sums in fen (null figures counted as 0),
-    and how many of them have a ``total_mismatch`` anomaly, open or resolved."""
+    and how many of them have a ``total_mismatch`` or ``income_mismatch`` anomaly, open
+    or resolved."""
 
     orders: int = 0
     user_paid: int = 0
@@ -159,11 +160,14 @@ def _shifted(moment: datetime, by: timedelta) -> datetime:
         return moment
 
 
+MISMATCHES = (AnomalyRule.TOTAL_MISMATCH, AnomalyRule.INCOME_MISMATCH)
+"""The anomalies that mark an order's figures as not adding up."""
+
 _MISMATCH = (
     exists()
     .where(
         Anomaly.platform_order_pk == PlatformOrder.id,
-        Anomaly.kind == AnomalyRule.TOTAL_MISMATCH.value,
+        Anomaly.kind.in_([rule.value for rule in MISMATCHES]),
     )
     .label("mismatch")
 )
