@@ -3,7 +3,9 @@ rule each order records."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from waimai_bridge.income import IncomeRule, net_income
 from waimai_bridge.models import OrderState
 from waimai_bridge.store import anomalies as anomaly_store
 from waimai_bridge.store.database import Database
+from waimai_bridge.store.settlement import report
 from waimai_bridge.store.tables import Order
 
 FEN = st.integers(min_value=0, max_value=10**9)
@@ -137,6 +140,11 @@ def test_an_income_the_platform_states_after_a_refund_wins_and_a_different_one_i
         assert (
             flagged.detail == "the platform states 1400 fen after refunds; the rule gives 1454 fen"
         )
+        day = datetime.fromtimestamp(T0 / 1000, ZoneInfo("Asia/Shanghai")).date()
+        with worker.bridge.database.transaction() as session:
+            settled = report(session, from_day=day, to_day=day, zones={})
+        [row] = settled.rows  # the settlement marks it
+        assert (row.sums.net_income, row.sums.mismatches) == (1400, 1)
 
 
 def test_an_income_restated_as_the_rule_gives_is_not_flagged(
