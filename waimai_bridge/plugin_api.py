@@ -17,6 +17,7 @@ from waimai_bridge.bounds import (
     MAX_SKU_LENGTH,
     MAX_TEXT_LENGTH,
 )
+from waimai_bridge.details import shown_details
 from waimai_bridge.errors import (
     BadSignature,
     PlatformError,
@@ -109,5 +110,6 @@ __all__ = [
     "describe",
     "hookimpl",
     "read_manifest",
+    "shown_details",
     "yuan_to_fen",
 ]

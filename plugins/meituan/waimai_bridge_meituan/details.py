@@ -16,10 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from waimai_bridge.plugin_api import MAX_NAME_LENGTH, OrderDetails
-
-MAX_DAY_SEQ = 1_000_000
-"""The largest day sequence number the contract holds."""
+from waimai_bridge.plugin_api import OrderDetails, shown_details
 
 
 def details(payload: Mapping[str, Any]) -> OrderDetails | None:
@@ -27,24 +24,4 @@ def details(payload: Mapping[str, Any]) -> OrderDetails | None:
     a push without an order (its ``detail`` lines)."""
     if not isinstance(payload.get("detail"), list):
         return None
-    return OrderDetails(
-        day_seq=day_seq(payload.get("day_seq")), remark=remark(payload.get("caution"))
-    )
-
-
-def day_seq(value: object) -> int | None:
-    """A day sequence number sent as digits (a form field) or a JSON number (an API read);
-    None for anything else."""
-    if isinstance(value, str):
-        text = value.strip()
-        value = int(text) if text.isascii() and text.isdigit() and len(text) <= 7 else None
-    if type(value) is not int or not 0 <= value <= MAX_DAY_SEQ:
-        return None
-    return value
-
-
-def remark(value: object) -> str | None:
-    """The remark as stated, at most ``MAX_NAME_LENGTH`` characters; None when empty."""
-    if not isinstance(value, str):
-        return None
-    return value.strip()[:MAX_NAME_LENGTH] or None
+    return shown_details(payload.get("day_seq"), payload.get("caution"))
