@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, selectinload
 
 from waimai_bridge.models import (
     OrderDetails,
@@ -127,12 +127,13 @@ def state_view(code: int | None) -> StateView | None:
 
 
 def order_view(
-    session: Session, order: Order, platform_order: PlatformOrder, *, with_events: bool = True
-) -> OrderView:
-    """The unified order as the API shows it."""
-    anomalies = session.execute(
-        select(Anomaly).where(Anomaly.platform_order_pk == platform_order.id).order_by(Anomaly.id)
-    ).scalars()
+    session: Session, order: Order, platform_order: PlatformOrder, *, with_events: bool = True,
+    anomalies: Sequence[Anomaly] | None = None,
+) -> OrderView:  # fmt: skip
+    """The unified order as the API shows it (``anomalies``: the platform order's, when the
+    caller read them already)."""
+    if anomalies is None:
+        anomalies = anomalies_of(session, [platform_order.id]).get(platform_order.id, [])
     events = None
     if with_events:
         rows = session.execute(
@@ -231,6 +232,20 @@ def _event_view(row: OrderEvent) -> EventView:
     )
 
 
+def anomalies_of(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list[Anomaly]]:
+    """The anomalies of these platform orders, oldest first, by platform order."""
+    found: dict[int, list[Anomaly]] = {}
+    if platform_order_pks:
+        statement = (
+            select(Anomaly)
+            .where(Anomaly.platform_order_pk.in_(platform_order_pks))
+            .order_by(Anomaly.id)
+        )
+        for anomaly in session.execute(statement).scalars():
+            found.setdefault(anomaly.platform_order_pk, []).append(anomaly)
+    return found
+
+
 def _orders() -> Select[Order, PlatformOrder]:
     return select(Order, PlatformOrder).join(PlatformOrder, PlatformOrder.order_id == Order.id)
 
@@ -255,7 +270,8 @@ def list_orders(
     cursor: int | None = None,
     limit: int = 50,
 ) -> OrderPage:
-    """A page of orders matching the filters, by id; events are left out."""
+    """A page of orders matching the filters, by id; events are left out. A page takes the
+    same few queries however many orders it holds."""
     statement = _orders()
     filters: Sequence[tuple[Any, Any]] = (
         (Order.store_id, store_id),
@@ -271,8 +287,13 @@ def list_orders(
     if cursor is not None:
         statement = statement.where(Order.id > cursor)
     limit = max(1, min(limit, MAX_PAGE))
+    statement = statement.options(selectinload(Order.items), defer(PlatformOrder.latest_payload))
     rows = session.execute(statement.order_by(Order.id).limit(limit + 1)).all()
-    items = [order_view(session, order, po, with_events=False) for order, po in rows[:limit]]
+    anomalies = anomalies_of(session, [po.id for _, po in rows[:limit]])
+    items = [
+        order_view(session, order, po, with_events=False, anomalies=anomalies.get(po.id, []))
+        for order, po in rows[:limit]
+    ]
     next_cursor = str(items[-1].id) if len(rows) > limit else None
     return OrderPage(items=items, next_cursor=next_cursor)
 

@@ -1,0 +1,83 @@
+"""The read API's list of orders: a page in a fixed number of queries however many orders it
+holds, each order with its items and anomalies, paged by id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from tests.sample_plugin import PRICE
+from tests.test_hold import HOLD_MS, T0, Worker, working
+from waimai_bridge.store.database import Database
+from waimai_bridge.web.views import OrderPage, list_orders
+
+
+@pytest.fixture
+def worker(database: Database, tmp_path: Path) -> Iterator[Worker]:
+    with working(database, tmp_path, "[anomalies]\ninterval_seconds = 0") as made:
+        yield made
+
+
+def stored(worker: Worker, count: int) -> None:
+    """``count`` orders stored, each with a line and an unmapped-SKU anomaly."""
+    orders = [f"R-{n}" for n in range(count)]
+    for n, order in enumerate(orders):
+        worker.receive(order, "order.created", T0 + n, price=PRICE)
+        worker.receive(order, "order.accepted", T0 + n)
+    worker.apply()
+    worker.now = T0 + count + HOLD_MS + 1
+    worker.release(*orders)
+
+
+@contextmanager
+def counted(database: Database) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+
+
+def page(worker: Worker, limit: int, cursor: int | None = None) -> tuple[OrderPage, int]:
+    database = worker.bridge.database
+    with counted(database) as statements, database.transaction() as session:
+        found = list_orders(session, limit=limit, cursor=cursor)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    return found, len(reads)
+
+
+def test_a_page_takes_the_same_queries_for_three_orders_as_for_thirty(worker: Worker) -> None:
+    stored(worker, 30)
+    small, small_reads = page(worker, 3)
+    large, large_reads = page(worker, 30)
+    assert len(small.items) == 3
+    assert len(large.items) == 30
+    assert small_reads == large_reads <= 4
+    for order in large.items:
+        assert [item.sku_code for item in order.items] == ["SKU-1"]
+        assert [anomaly.kind for anomaly in order.anomalies] == ["unmapped_sku"]
+        assert order.events is None
+
+
+def test_pages_follow_each_other_by_id(worker: Worker) -> None:
+    stored(worker, 7)
+    seen: list[int] = []
+    cursor = None
+    while True:
+        found, _ = page(worker, 3, cursor)
+        seen += [order.id for order in found.items]
+        if found.next_cursor is None:
+            break
+        cursor = int(found.next_cursor)
+    assert seen == sorted(seen)
+    assert len(seen) == len(set(seen)) == 7
