@@ -451,7 +451,7 @@ def test_two_viewers_share_one_tailing_query_per_tick(board_: Board) -> None:
         if "FROM changes" in args[2] and "changes.id >" in args[2]:
             reads.append(args[2])
 
-    engine = board_.bridge.database.engine
+    engine = board_.bridge.database.reading_engine  # the feed only reads
     with events(board_, cookie) as one, events(board_, cookie) as two:
         wait_until(lambda: len(board_.feed.viewers) == 2 and board_.feed.ticks > 0)
         event.listen(engine, "before_cursor_execute", count)

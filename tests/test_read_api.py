@@ -81,3 +81,25 @@ def test_pages_follow_each_other_by_id(worker: Worker) -> None:
         cursor = int(found.next_cursor)
     assert seen == sorted(seen)
     assert len(seen) == len(set(seen)) == 7
+
+
+def test_reads_on_sqlite_neither_wait_for_nor_hold_up_the_writer(tmp_path: Path) -> None:
+    import sqlite3
+
+    database = Database(f"sqlite:///{tmp_path / 'reads.sqlite3'}")
+    database.ensure_schema()
+    writer = sqlite3.connect(tmp_path / "reads.sqlite3", isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # another process holds the writer lock
+    try:
+        with database.reading() as session:  # a read taking the lock would fail here
+            assert list_orders(session).items == []
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    with database.reading() as session:  # while a read is open, a writer still writes
+        list_orders(session)
+        blocked = sqlite3.connect(tmp_path / "reads.sqlite3", isolation_level=None, timeout=0)
+        blocked.execute("BEGIN IMMEDIATE")
+        blocked.execute("ROLLBACK")
+        blocked.close()
+    database.dispose()

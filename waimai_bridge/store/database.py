@@ -3,6 +3,8 @@
 SQLite (embedded mode) starts every transaction with ``BEGIN IMMEDIATE``, taking the
 writer lock up front, so a read-then-write transaction never fails half-way and two
 workers never interleave; PostgreSQL serialises per order with ``SELECT … FOR UPDATE``.
+What only reads (the API's reads, the board, the gauges) uses :meth:`Database.reading`,
+which on SQLite takes no writer lock.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ POOL_SIZE = 20
 a request."""
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, *, begin: str = "BEGIN IMMEDIATE") -> Engine:
     engine = create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, hide_parameters=True
     )
@@ -52,7 +54,7 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
     return engine
 
@@ -107,6 +109,8 @@ class Database:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url)
             relaxed = self.engine
+            # WAL lets readers go on beside the one writer: reads take no writer lock
+            reading = _sqlite_engine(url, begin="BEGIN")
         else:
             pool = {
                 "pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_recycle": 3600,
@@ -123,9 +127,13 @@ class Database:
             relaxed = create_engine(
                 url, connect_args={**timeouts, "options": f"{options} {RELAXED}"}, **pool
             )
+            reading = self.engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._relaxed = relaxed
         self._relaxed_sessions = sessionmaker(relaxed, expire_on_commit=False)
+        self.reading_engine = reading
+        """The engine of :meth:`reading` (on PostgreSQL, :attr:`engine` itself)."""
+        self._reading_sessions = sessionmaker(reading, expire_on_commit=False)
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def __repr__(self) -> str:
@@ -145,6 +153,16 @@ class Database:
             yield session
             if not durable and session.info.pop(DURABLE, False) and self.dialect != "sqlite":
                 session.execute(_DURABLE_COMMIT)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session that only reads, in one transaction rolled back when the block ends; on
+        SQLite it does not wait for, nor hold up, the writer."""
+        with self._reading_sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -211,6 +229,7 @@ class Database:
         """Close every pooled connection."""
         self.engine.dispose()
         self._relaxed.dispose()
+        self.reading_engine.dispose()
 
 
 def alembic_config(connection: Any = None) -> AlembicConfig:

@@ -63,7 +63,7 @@ class DatabaseGauges(Collector):
         """The gauges, read again when the last reading is older than :data:`FRESH_S`."""
         with self._lock:
             if time.monotonic() - self._read_at >= FRESH_S:
-                with self.database.transaction() as session:
+                with self.database.reading() as session:
                     self._metrics = list(self._read(session, self.clock()))
                 self._read_at = time.monotonic()
             return iter(self._metrics)

@@ -107,7 +107,7 @@ async def ask_order_action(request: Request, order_id: RowId, body: ActionAsk) -
     bridge = bridge_of(request)
 
     def find() -> tuple[str, str] | None:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             order = session.get(Order, order_id)
             return None if order is None else (order.platform, order.platform_order_id)
 
@@ -138,7 +138,7 @@ async def get_action(request: Request, action_id: RowId) -> ActionView:
     bridge = bridge_of(request)
 
     def find() -> ActionView | None:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             row = session.get(OutboundAction, action_id)
             return None if row is None else action_view(row)
 
@@ -158,7 +158,7 @@ async def list_actions(
     bridge = bridge_of(request)
 
     def query() -> list[ActionView]:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             rows = actions.listing(session, status=status, limit=limit)
             return [action_view(row) for row in rows]
 

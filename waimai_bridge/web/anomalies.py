@@ -81,7 +81,7 @@ async def list_anomalies(
     bridge = bridge_of(request)
 
     def query() -> list[anomalies.Listed]:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             return anomalies.listing(
                 session, is_open=IS_OPEN[status], store_id=store_id, platform=platform,
                 rule=None if rule is None else rule.value, before_id=cursor, limit=limit + 1,

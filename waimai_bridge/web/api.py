@@ -91,7 +91,7 @@ async def orders(
     bridge = bridge_of(request)
 
     def query() -> OrderPage:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             return list_orders(
                 session,
                 store_id=store_id,
@@ -112,7 +112,7 @@ async def order(request: Request, order_id: RowId) -> OrderView:
     bridge = bridge_of(request)
 
     def query() -> OrderView | None:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             return find_order(session, order_id)
 
     found = await run_in_threadpool(query)
@@ -133,7 +133,7 @@ async def platform_order(
     bridge = bridge_of(request)
 
     def query() -> PlatformOrderView | None:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             return find_platform_order(session, platform, platform_order_id)
 
     found = await run_in_threadpool(query)

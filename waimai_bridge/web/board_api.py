@@ -106,7 +106,7 @@ async def orders(
     rules = board_rules(bridge.registry)
 
     def query() -> dict[str, Any]:
-        with bridge.database.transaction() as db:
+        with bridge.database.reading() as db:
             last_id = changes.last_id(db)  # first: the cards are at least this new
             cards = board.cards(
                 db, rules, now_ms=bridge.clock(), store_id=store_id, platform=platform,
@@ -228,7 +228,7 @@ class BoardFeed:
     def replay(self, after: int, store_id: str | None) -> tuple[list[Pushed], set[int]] | None:
         """The cards of what changed after ``after`` (of one store), with the ids of the
         changes they tell of; None when that is more than :data:`REPLAY_LIMIT` changes."""
-        with self.bridge.database.transaction() as db:
+        with self.bridge.database.reading() as db:
             rows = changes.since(db, after, store_id=store_id, limit=REPLAY_LIMIT + 1)
             if len(rows) > REPLAY_LIMIT:
                 return None
@@ -258,12 +258,12 @@ class BoardFeed:
                 await asyncio.sleep(self.tick_s)
 
     def _newest(self) -> int:
-        with self.bridge.database.transaction() as db:
+        with self.bridge.database.reading() as db:
             return changes.last_id(db)
 
     def _tick(self, position: FeedPosition) -> tuple[list[Pushed], bool]:
         """The cards of the changes not read yet, and whether more are waiting."""
-        with self.bridge.database.transaction() as db:
+        with self.bridge.database.reading() as db:
             rows = changes.since(db, position.after(), limit=TICK_LIMIT)
             fresh = position.take(rows, time.monotonic())
             cards = board.cards_of(db, changes.changed_orders(fresh), self.rules) if fresh else {}

@@ -117,7 +117,7 @@ async def login_page(
 
 def _today(bridge: Bridge, filters: Mapping[str, str | None]) -> dict[str, Any]:
     """Today's cards as ``/board/orders`` answers them: the first render shows them."""
-    with bridge.database.transaction() as session:
+    with bridge.database.reading() as session:
         last_id = changes.last_id(session)  # first: the cards are at least this new
         found = board.cards(
             session, board_rules(bridge.registry), now_ms=bridge.clock(),

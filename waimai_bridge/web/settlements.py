@@ -43,7 +43,7 @@ async def settlements(
     zones = settlement.zones_of(bridge.config.stores)
 
     def query() -> dict[str, Any]:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             found = settlement.report(
                 session, from_day=from_day, to_day=to_day, zones=zones, store_id=store_id,
                 platform=platform,

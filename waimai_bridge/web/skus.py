@@ -91,7 +91,7 @@ async def skus(
     bridge = bridge_of(request)
 
     def query() -> SkuPage:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             rows, more = list_skus(
                 session, platform=platform, sku_code=sku_code, product_id=product_id,
                 after=after, limit=limit,

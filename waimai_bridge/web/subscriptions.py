@@ -111,7 +111,7 @@ async def list_subscriptions(request: Request) -> list[SubscriptionView]:
     bridge = bridge_of(request)
 
     def query() -> list[SubscriptionView]:
-        with bridge.database.transaction() as session:
+        with bridge.database.reading() as session:
             return [subscription_view(row) for row in subscription_store.subscriptions(session)]
 
     return await run_in_threadpool(query)
