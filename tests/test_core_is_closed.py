@@ -10,8 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "waimai_bridge"
-PLATFORM_NAMES = re.compile(r"(?<![a-z])eleme|meituan|饿了么|美团", re.IGNORECASE)
-"""A platform's name (not a word that merely holds one, as SQLAlchemy's ColumnElement does)."""
+PLATFORM_NAMES = re.compile(r"eleme|meituan|饿了么|美团", re.IGNORECASE)
 
 
 def core_files() -> list[Path]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
-    ColumnElement,
+    ColumnExpressionArgument,
     and_,
     case,
     exists,
@@ -57,7 +57,7 @@ class Window:
         return self.now_ms - int(minutes * MINUTE_MS)
 
 
-Condition = Callable[[Window], ColumnElement[bool]]
+Condition = Callable[[Window], ColumnExpressionArgument[bool]]
 """A rule's condition over ``PlatformOrder`` outer-joined with its ``Order``."""
 
 
@@ -73,11 +73,11 @@ class Rule:
     """Opened by the workers' evaluation (False: opened as the order is stored)."""
 
 
-def _unfinished() -> ColumnElement[bool]:
+def _unfinished() -> ColumnExpressionArgument[bool]:
     return Order.state.in_([state.value for state in UNFINISHED])
 
 
-def _not_accepted(window: Window) -> ColumnElement[bool]:
+def _not_accepted(window: Window) -> ColumnExpressionArgument[bool]:
     return and_(
         PlatformOrder.order_id.is_(None),
         PlatformOrder.discarded.is_(False),
@@ -87,7 +87,7 @@ def _not_accepted(window: Window) -> ColumnElement[bool]:
     )
 
 
-def _no_rider(window: Window) -> ColumnElement[bool]:
+def _no_rider(window: Window) -> ColumnExpressionArgument[bool]:
     if not window.rider_platforms:
         return false()
     return and_(
@@ -98,7 +98,7 @@ def _no_rider(window: Window) -> ColumnElement[bool]:
     )
 
 
-def _rider_at_store(window: Window) -> ColumnElement[bool]:
+def _rider_at_store(window: Window) -> ColumnExpressionArgument[bool]:
     return and_(
         _unfinished(),
         Order.rider_state == RiderState.AT_STORE.value,
@@ -106,7 +106,7 @@ def _rider_at_store(window: Window) -> ColumnElement[bool]:
     )
 
 
-def _request_unanswered(window: Window) -> ColumnElement[bool]:
+def _request_unanswered(window: Window) -> ColumnExpressionArgument[bool]:
     default_ms = int(window.settings.request_unanswered_minutes * MINUTE_MS)
     stated = {
         platform: literal(int(minutes * MINUTE_MS), BigInteger)
@@ -122,20 +122,20 @@ def _request_unanswered(window: Window) -> ColumnElement[bool]:
     )
 
 
-def _not_completed(window: Window) -> ColumnElement[bool]:
+def _not_completed(window: Window) -> ColumnExpressionArgument[bool]:
     return and_(
         _unfinished(),
         PlatformOrder.created_at_ms < window.before(window.settings.not_completed_hours * 60),
     )
 
 
-def _unmapped_line(window: Window) -> ColumnElement[bool]:
+def _unmapped_line(window: Window) -> ColumnExpressionArgument[bool]:
     return exists(
         select(OrderItem.id).where(OrderItem.order_id == Order.id, OrderItem.unmapped.is_(True))
     )
 
 
-def _order_open(window: Window) -> ColumnElement[bool]:
+def _order_open(window: Window) -> ColumnExpressionArgument[bool]:
     return _unfinished()
 
 
