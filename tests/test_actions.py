@@ -356,7 +356,7 @@ def _pending_action(database: Database, attempt_limit: int) -> int:
     with database.transaction() as session:
         platform_order = PlatformOrder(
             platform="eleme", platform_order_id="X1", store_id="S001", state_code=12,
-            order_state=None, latest_payload={}, price=None, order_id=None,
+            order_state=None, price=None, order_id=None,
             hold_started_at_ms=None, discarded=False, created_at_ms=0, updated_at_ms=0,
         )  # fmt: skip
         session.add(platform_order)

@@ -114,7 +114,7 @@ def _platform_order(session: Session, order: str) -> Locked:
     session.add(
         PlatformOrder(
             platform="eleme", platform_order_id=order, store_id="S001", state_code=30,
-            order_state=None, latest_payload={}, price=None, order_id=None,
+            order_state=None, price=None, order_id=None,
             hold_started_at_ms=None, discarded=False, created_at_ms=0, updated_at_ms=0,
         )
     )  # fmt: skip

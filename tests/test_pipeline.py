@@ -393,6 +393,15 @@ def test_a_poison_event_is_parked_without_blocking_others(
     [row] = wait_until(parked)
     assert row.error == "ValueError: testpay cannot map this payload"
     assert (row.platform_order_id, row.attempts) == ("POISONED", 1)
+    assert row.payload != {}, "a parked event keeps its payload for its retry"
+    with bridge.database.transaction() as session:  # an applied payload is stored once
+        applied = session.execute(
+            select(InboxEvent.idempotency_key, InboxEvent.payload, OrderEvent.payload)
+            .join(OrderEvent, OrderEvent.idempotency_key == InboxEvent.idempotency_key)
+            .where(InboxEvent.status == "done", InboxEvent.platform_order_id == "HEALTHY")
+        ).all()
+    assert len(applied) == 2
+    assert all(in_inbox == {} and logged != {} for _, in_inbox, logged in applied), applied
 
     testpay.CURED.add("POISONED")
     try:

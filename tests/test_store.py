@@ -558,20 +558,20 @@ def test_rows_updated_together_get_their_own_values_and_keep_the_rest(database: 
         platform_order = stored(database, name)[1]
         found[name] = (
             platform_order.order_state, platform_order.price, platform_order.discarded,
-            platform_order.store_id, platform_order.latest_payload,
+            platform_order.store_id,
         )  # fmt: skip
     untouched = stored(database, "C")[1].order_state
     assert found == {
-        "A": ("cooking", None, True, "S001", {"position": 0}),
-        "B": (None, {"k": [1, "二"]}, False, "S001", {"position": 0}),
-        "C": (untouched, PRICE.model_dump(mode="json"), False, "S001", {"position": 0}),
+        "A": ("cooking", None, True, "S001"),
+        "B": (None, {"k": [1, "二"]}, False, "S001"),
+        "C": (untouched, PRICE.model_dump(mode="json"), False, "S001"),
     }
 
 
 def _platform_order_row(number: int) -> dict[str, Any]:
     return {
         "platform": "testpay", "platform_order_id": f"O{number}", "store_id": "S001",
-        "store_inferred": False, "latest_payload": {}, "discarded": False,
+        "store_inferred": False, "discarded": False,
         "created_at_ms": T0, "updated_at_ms": T0,
     }  # fmt: skip
 

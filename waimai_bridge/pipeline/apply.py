@@ -88,6 +88,7 @@ class ShardApplier:
             rows = inbox.take(session, shard, limit=BATCH, now_ms=now, row_id=row_id)
             taken.extend(int(row.id) for row in rows)
             incoming: list[Incoming] = []
+            read_ids: list[int] = []
             for row in rows:
                 native = inbox.native_event(row)
                 try:
@@ -98,7 +99,9 @@ class ShardApplier:
                     logger.warning("inbox event %s parked: %s", row.id, failure_site(exc))
                     continue
                 incoming.append(read)
+                read_ids.append(int(row.id))
             applied = apply_events(session, incoming, accept_hold_ms=pipeline.accept_hold_ms)
+            inbox.applied(session, read_ids)
         pipeline.deliveries_written(session)
         committed = pipeline.clock()
         holds: list[Hold] = []

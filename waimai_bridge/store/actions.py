@@ -155,8 +155,7 @@ def open_from_inbox(session: Session, platform: str, platform_order_id: str) -> 
     of it and lock it; a worker applying the push fills it in. False when the inbox holds no
     such push (the order is unknown)."""
     statement = (
-        select(InboxEvent.store_id, InboxEvent.store_inferred, InboxEvent.payload)
-        .add_columns(InboxEvent.received_at_ms)
+        select(InboxEvent.store_id, InboxEvent.store_inferred, InboxEvent.received_at_ms)
         .where(
             UNREAD,
             InboxEvent.platform == platform,
@@ -174,7 +173,7 @@ def open_from_inbox(session: Session, platform: str, platform_order_id: str) -> 
         {
             "platform": platform, "platform_order_id": platform_order_id,
             "store_id": first.store_id, "store_inferred": first.store_inferred,
-            "latest_payload": first.payload, "discarded": False,
+            "discarded": False,
             "created_at_ms": first.received_at_ms, "updated_at_ms": first.received_at_ms,
         },
     )  # fmt: skip

@@ -95,7 +95,6 @@ def apply_events(
                 "platform_order_id": order_id,
                 "store_id": first[platform, order_id].event.store_id,
                 "store_inferred": first[platform, order_id].event.store_inferred,
-                "latest_payload": first[platform, order_id].event.payload,
                 "discarded": False,
                 "created_at_ms": first[platform, order_id].received_at_ms,
                 "updated_at_ms": first[platform, order_id].received_at_ms,
@@ -194,7 +193,6 @@ def _refold(
         "details": platform_order.details,
         "hold_started_at_ms": platform_order.hold_started_at_ms,
         "updated_at_ms": platform_order.updated_at_ms,
-        "latest_payload": latest.event.payload,
     }
     applied = Applied(
         platform_order.id, False, platform_order.order_id, state, release_at, starts_hold

@@ -222,6 +222,17 @@ def first_unread(session: Session, orders: Sequence[tuple[str, str]]) -> dict[tu
     }
 
 
+_APPLIED: dict[str, Any] = {"payload": {}}
+"""What an applied row keeps of its payload: nothing, the event log holds it."""
+
+
+def applied(session: Session, row_ids: Sequence[int]) -> None:
+    """Taken rows whose events are now in the event log: their payloads are emptied, so
+    that a payload is stored once."""
+    if row_ids:
+        session.execute(update(_INBOX).where(_INBOX.c.id.in_(row_ids)).values(_APPLIED))
+
+
 def park(session: Session, row_id: int, error: str, now_ms: int) -> None:
     """A taken event cannot be applied as it is: park it with its error."""
     session.execute(

@@ -65,8 +65,8 @@ class StoredOrder:
 
 @dataclass
 class Locked:
-    """A locked platform order's row as this transaction reads and changes it (without its
-    latest payload, which is only ever replaced), with its stored order if any."""
+    """A locked platform order's row as this transaction reads and changes it, with its
+    stored order if any."""
 
     id: int
     platform: str

@@ -3,9 +3,8 @@ age, in batches of a short transaction each.
 
 Four kinds go: processed inbox rows (``done`` or ``discarded``; never ``pending`` or
 ``failed``), delivered subscriber updates (never pending or dead ones), the raw payloads of
-logged events, emptied to ``{}`` while the events stay (with an event's payload goes its
-platform order's latest payload, once none of the order's events is younger), and the
-feed of order changes the board follows.
+logged events, emptied to ``{}`` while the events stay (the one copy of a payload once
+its inbox row is applied), and the feed of order changes the board follows.
 Orders, their event logs and everything waiting for a worker or a person are kept.
 """
 
@@ -15,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, exists, func, literal_column, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from waimai_bridge.settings import RetentionSettings
@@ -28,7 +27,6 @@ from waimai_bridge.store.tables import (
     Delivery,
     InboxEvent,
     OrderEvent,
-    PlatformOrder,
 )
 
 DAY_MS = 86_400_000
@@ -115,9 +113,6 @@ def _old_changes(cutoff_ms: int) -> tuple[Any, ...]:
     return (Change.created_at_ms < cutoff_ms,)
 
 
-_LATEST_KEPT = cast(PlatformOrder.latest_payload, Text) != literal_column("'{}'")
-
-
 def purge_inbox(session: Session, cutoff_ms: int, limit: int) -> int:
     """Delete up to ``limit`` processed inbox rows done before ``cutoff_ms``; how many."""
     batch = select(InboxEvent.id).where(*_old_inbox(cutoff_ms)).limit(limit)
@@ -137,41 +132,17 @@ def purge_deliveries(session: Session, cutoff_ms: int, limit: int) -> int:
 
 
 def purge_payloads(session: Session, cutoff_ms: int, limit: int) -> int:
-    """Empty the payloads of up to ``limit`` events received before ``cutoff_ms``, and the
-    latest payload of their platform orders with no event since; how many events."""
-    rows = session.execute(
-        select(OrderEvent.id, OrderEvent.platform_order_pk)
+    """Empty the payloads of up to ``limit`` events received before ``cutoff_ms``; how many."""
+    batch = (
+        select(OrderEvent.id)
         .where(*_old_payloads(cutoff_ms))
         .order_by(OrderEvent.received_at_ms)
         .limit(limit)
-    ).all()
-    if not rows:
-        return 0
-    session.execute(
-        update(OrderEvent).where(OrderEvent.id.in_([row.id for row in rows])).values(payload=EMPTY)
     )
-    younger = exists().where(
-        OrderEvent.platform_order_pk == PlatformOrder.id, OrderEvent.received_at_ms >= cutoff_ms
-    )
-    # locked in the order every worker locks platform orders in, so that none deadlocks
-    quiet = (
-        session.execute(
-            select(PlatformOrder.id)
-            .where(PlatformOrder.id.in_(sorted({row.platform_order_pk for row in rows})))
-            .where(_LATEST_KEPT, ~younger)
-            .order_by(PlatformOrder.platform, PlatformOrder.platform_order_id)
-            .with_for_update()
-        )
-        .scalars()
-        .all()
-    )
-    if quiet:  # asked again once locked: an event may have come while this waited
-        session.execute(
-            update(PlatformOrder)
-            .where(PlatformOrder.id.in_(quiet), ~younger)
-            .values(latest_payload=EMPTY)
-        )
-    return len(rows)
+    ids = session.execute(batch).scalars().all()
+    if ids:
+        session.execute(update(OrderEvent).where(OrderEvent.id.in_(ids)).values(payload=EMPTY))
+    return len(ids)
 
 
 def purge_changes(session: Session, cutoff_ms: int, limit: int) -> int:

@@ -46,13 +46,18 @@ class Order(Base):
     """The chain's own order (seed 000's ``order``): one per stored platform order."""
 
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("platform", "platform_order_id"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "platform_order_id"),
+        # a page of one store's (or one state's) orders, by id, reads only its own rows
+        Index(None, "store_id", "id"),
+        Index(None, "state", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     platform: Mapped[str] = mapped_column(String(32))
     platform_order_id: Mapped[str] = mapped_column(String(64))
-    store_id: Mapped[str] = mapped_column(String(64), index=True)
-    state: Mapped[str] = mapped_column(String(32), index=True)
+    store_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(32))
     rider_state: Mapped[str | None] = mapped_column(String(32))
     refunded_amount_fen: Mapped[int]
     price: Mapped[dict[str, Any] | None]
@@ -97,7 +102,6 @@ class PlatformOrder(Base):
     """``store_id`` is a plugin's guess (no event naming the store has arrived yet)."""
     state_code: Mapped[int | None] = mapped_column(Integer)
     order_state: Mapped[str | None] = mapped_column(String(32))
-    latest_payload: Mapped[dict[str, Any]]
     price: Mapped[dict[str, Any] | None]
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
     hold_started_at_ms: Mapped[int | None]
@@ -216,6 +220,7 @@ class InboxEvent(Base):
 
     ``status`` is ``pending`` until a worker has applied it (``done``), or ``failed`` when
     the platform's plugin cannot make sense of it (a poison event, kept with its error).
+    Once applied, the payload lives on in the event log alone: a done row's is ``{}``.
     """
 
     __tablename__ = "inbox"

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from waimai_bridge.models import (
     OrderDetails,
@@ -287,7 +287,7 @@ def list_orders(
     if cursor is not None:
         statement = statement.where(Order.id > cursor)
     limit = max(1, min(limit, MAX_PAGE))
-    statement = statement.options(selectinload(Order.items), defer(PlatformOrder.latest_payload))
+    statement = statement.options(selectinload(Order.items))
     rows = session.execute(statement.order_by(Order.id).limit(limit + 1)).all()
     anomalies = anomalies_of(session, [po.id for _, po in rows[:limit]])
     items = [
