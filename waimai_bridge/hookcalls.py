@@ -15,6 +15,13 @@ from typing import Any, Generic, TypeVar
 
 import pluggy
 
+from waimai_bridge.authorization import (
+    AuthorizationRequest,
+    AuthorizationStart,
+    CodeExchange,
+    Credentials,
+    CredentialsRefresh,
+)
 from waimai_bridge.errors import ContractViolation, PlatformRejected, TransientPlatformError
 from waimai_bridge.models import (
     ActionOutcome,
@@ -75,6 +82,13 @@ HOOK_CONTRACTS: Mapping[str, HookContract[Any]] = {
         {"order": OrderRef, "config": PluginConfig}, FetchedOrder, optional=True
     ),
     "verify_action": HookContract({"action": ActionRequest, "config": PluginConfig}, ActionResult),
+    "authorize_url": HookContract(
+        {"request": AuthorizationRequest, "config": PluginConfig}, AuthorizationStart
+    ),
+    "exchange_code": HookContract({"exchange": CodeExchange, "config": PluginConfig}, Credentials),
+    "refresh_credentials": HookContract(
+        {"refresh": CredentialsRefresh, "config": PluginConfig}, Credentials
+    ),
 }
 """Every hook spec and its contract; a test keeps this in step with the hook specs."""
 
@@ -262,3 +276,22 @@ class Platform:
         except PlatformRejected as exc:
             return ActionResult(outcome=ActionOutcome.REJECTED, code=exc.code, message=exc.message)
         return result
+
+    def authorize_url(
+        self, request: AuthorizationRequest, config: PluginConfig
+    ) -> AuthorizationStart:
+        """Where the store's owner authorizes the app (no URL: no consent needed)."""
+        start: AuthorizationStart = self._call("authorize_url", request=request, config=config)
+        return start
+
+    def exchange_code(self, exchange: CodeExchange, config: PluginConfig) -> Credentials:
+        """A store's credentials for the code its authorization gave (raises the plugin's
+        :class:`~waimai_bridge.errors.PlatformError`)."""
+        credentials: Credentials = self._call("exchange_code", exchange=exchange, config=config)
+        return credentials
+
+    def refresh_credentials(self, refresh: CredentialsRefresh, config: PluginConfig) -> Credentials:
+        """A store's renewed credentials (raises the plugin's
+        :class:`~waimai_bridge.errors.PlatformError`: rejected for good, or transient)."""
+        credentials: Credentials = self._call("refresh_credentials", refresh=refresh, config=config)
+        return credentials

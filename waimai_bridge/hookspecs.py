@@ -17,6 +17,13 @@ from __future__ import annotations
 
 import pluggy
 
+from waimai_bridge.authorization import (
+    AuthorizationRequest,
+    AuthorizationStart,
+    CodeExchange,
+    Credentials,
+    CredentialsRefresh,
+)
 from waimai_bridge.models import (
     ActionRequest,
     ActionResult,
@@ -296,9 +303,87 @@ def verify_action(platform: str, action: ActionRequest, config: PluginConfig) ->
     raise NotImplementedError
 
 
+@hookspec(firstresult=True)
+def authorize_url(
+    platform: str, request: AuthorizationRequest, config: PluginConfig
+) -> AuthorizationStart:
+    """Where a store's owner gives the chain's app their consent to act for the store.
+
+    Called by ``waimai-bridge auth url`` with a fresh single-use ``state`` the bridge keeps
+    for that store. Implemented by plugins with the ``authorize_url`` capability (optional,
+    contract 1.6; together with ``exchange_code`` and ``refresh_credentials``).
+
+    :param platform: the platform's name.
+    :param request: the store, the ``state`` the platform must hand back to the callback,
+        and the ``redirect_uri`` (the bridge's ``/oauth/{platform}/callback``).
+    :param config: the plugin's settings (app key, which grant the app uses) and bindings.
+    :returns: an :class:`~waimai_bridge.authorization.AuthorizationStart`: the platform's
+        authorization page, or no URL for an app that needs nobody's consent (a
+        client-credentials grant), which the core then completes at once through
+        ``exchange_code`` with no code.
+
+    Contract: ``contracts/authorization-request.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/authorization-start.schema.json``
+    out.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def exchange_code(platform: str, exchange: CodeExchange, config: PluginConfig) -> Credentials:
+    """Exchange the code the platform gave the callback for a store's credentials.
+
+    Called by ``GET /oauth/{platform}/callback`` once the ``state`` is found to be one the
+    bridge issued for the store and not used yet, and by ``waimai-bridge auth url`` with no
+    code for an app that needs nobody's consent. Implemented by plugins with the
+    ``exchange_code`` capability (optional, contract 1.6).
+
+    :param platform: the platform's name.
+    :param exchange: the store, the ``code`` (or None) and the ``redirect_uri``.
+    :param config: the plugin's settings (app key and secret) and bindings.
+    :returns: the store's :class:`~waimai_bridge.authorization.Credentials`: the access
+        token, a refresh token where the platform gives one, the expiry, the scope.
+    :raises PlatformRejected: the platform refused the code (used, expired, not this app's).
+    :raises TransientPlatformError: the platform cannot be reached.
+
+    Contract: ``contracts/code-exchange.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/credentials.schema.json`` out.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def refresh_credentials(
+    platform: str, refresh: CredentialsRefresh, config: PluginConfig
+) -> Credentials:
+    """Renew a store's credentials before they expire.
+
+    Called by the workers, one at a time, for credentials that expire within
+    ``[authorization] refresh_ahead_minutes``, and by ``waimai-bridge auth refresh``.
+    Implemented by plugins with the ``refresh_credentials`` capability (optional, contract
+    1.6).
+
+    :param platform: the platform's name.
+    :param refresh: the store and its current credentials (refresh token included).
+    :param config: the plugin's settings and bindings.
+    :returns: the store's new :class:`~waimai_bridge.authorization.Credentials` (a
+        platform that does not rotate refresh tokens may give the same one back).
+    :raises PlatformRejected: the platform refused for good (the store withdrew its
+        consent, the refresh token expired): the store's channel becomes unauthorized
+        until it is authorized again.
+    :raises TransientPlatformError: the platform cannot be reached; retried with backoff.
+
+    Contract: ``contracts/credentials-refresh.schema.json`` and
+    ``contracts/plugin-config.schema.json`` in, ``contracts/credentials.schema.json`` out.
+    """
+    raise NotImplementedError
+
+
 __all__ = [
     "PROJECT_NAME",
+    "authorize_url",
     "confirm_pull",
+    "exchange_code",
     "fetch_order",
     "hookimpl",
     "hookspec",
@@ -309,5 +394,6 @@ __all__ = [
     "plugin_manifest",
     "price_breakdown",
     "pull_events",
+    "refresh_credentials",
     "verify_action",
 ]

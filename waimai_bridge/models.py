@@ -29,7 +29,7 @@ from waimai_bridge.bounds import (
 )
 from waimai_bridge.untrusted import MAX_FORM_FIELDS, decode_json
 
-CONTRACT_VERSION = "1.5"
+CONTRACT_VERSION = "1.6"
 """Version of the contracts in ``waimai_bridge/contracts/``; a plugin must match the major."""
 
 NonEmpty = Annotated[str, Field(min_length=1)]
@@ -134,6 +134,9 @@ class Capability(StrEnum):
     FETCH_ORDER = "fetch_order"
     VERIFY_ACTION = "verify_action"
     ORDER_DETAILS = "order_details"
+    AUTHORIZE_URL = "authorize_url"
+    EXCHANGE_CODE = "exchange_code"
+    REFRESH_CREDENTIALS = "refresh_credentials"
 
 
 class ActionOutcome(StrEnum):
@@ -243,6 +246,14 @@ class PluginConfig(ContractModel):
         description="Store id → that store's ``NAME`` table, valid against store_config_schema.",
     )
 
+    access_tokens: dict[str, Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Store id → the access token the bridge holds for that store (obtained "
+        "through the authorization hooks, 1.6); a store absent here uses its binding's "
+        "static token, if any.",
+    )
+
     def store_for(self, key: str, value: object) -> str | None:
         """The store whose binding has ``key`` equal to ``value`` (compared as strings)."""
         wanted = str(value)
@@ -308,11 +319,26 @@ class NativeEvent(ContractModel):
     payload: dict[str, Any] = Field(description="The decoded message, as the platform sent it.")
 
 
+class ChannelNotice(ContractModel):
+    """A push saying a store's authorization of the chain's app changed (1.6)."""
+
+    store_id: Id
+    authorized: bool = Field(
+        description="false: the store withdrew the app's authorization (its channel is "
+        "unauthorized until authorized again); true: authorized again."
+    )
+
+
 class ParsedPush(ContractModel):
     """What ``parse_event`` makes of a push: the reply to send and the events it carried."""
 
     reply: Reply
     events: list[NativeEvent]
+    notices: list[ChannelNotice] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Changes of stores' authorization the push announces (1.6).",
+    )
 
 
 # --------------------------------------------------------------------------- mapping

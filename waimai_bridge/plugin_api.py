@@ -8,6 +8,13 @@ Semantic versioning applies to this module and to the contracts in
 
 from __future__ import annotations
 
+from waimai_bridge.authorization import (
+    AuthorizationRequest,
+    AuthorizationStart,
+    CodeExchange,
+    Credentials,
+    CredentialsRefresh,
+)
 from waimai_bridge.bounds import (
     MAX_ID_LENGTH,
     MAX_INT32,
@@ -36,6 +43,7 @@ from waimai_bridge.models import (
     ActionRequest,
     ActionResult,
     Capability,
+    ChannelNotice,
     InboundRequest,
     KitchenStep,
     Manifest,
@@ -78,9 +86,15 @@ __all__ = [
     "ActionOutcome",
     "ActionRequest",
     "ActionResult",
+    "AuthorizationRequest",
+    "AuthorizationStart",
     "BadSignature",
     "Capability",
+    "ChannelNotice",
+    "CodeExchange",
     "Confirmed",
+    "Credentials",
+    "CredentialsRefresh",
     "FetchedOrder",
     "InboundRequest",
     "KitchenStep",

@@ -15,6 +15,13 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from waimai_bridge.authorization import (
+    AuthorizationRequest,
+    AuthorizationStart,
+    CodeExchange,
+    Credentials,
+    CredentialsRefresh,
+)
 from waimai_bridge.models import (
     CONTRACT_VERSION,
     ActionRequest,
@@ -59,6 +66,11 @@ MODELS: dict[str, type[ContractModel]] = {
     "confirmed": Confirmed,
     "order-ref": OrderRef,
     "fetched-order": FetchedOrder,
+    "authorization-request": AuthorizationRequest,
+    "authorization-start": AuthorizationStart,
+    "code-exchange": CodeExchange,
+    "credentials": Credentials,
+    "credentials-refresh": CredentialsRefresh,
 }
 """Contract name → the model its schema is generated from."""
 
