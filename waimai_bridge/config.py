@@ -31,7 +31,12 @@ from waimai_bridge.bounds import MAX_ID_LENGTH
 from waimai_bridge.errors import ConfigError
 from waimai_bridge.models import PluginConfig
 from waimai_bridge.plugins import PluginRegistry
-from waimai_bridge.settings import AnomalySettings, BridgeSettings, RetentionSettings
+from waimai_bridge.settings import (
+    AnomalySettings,
+    AuthorizationSettings,
+    BridgeSettings,
+    RetentionSettings,
+)
 
 CONFIG_ENV = "WAIMAI_CONFIG"
 """Environment variable naming the config file when ``--config`` is not given."""
@@ -86,6 +91,7 @@ class Config:
     source: str | None = None
     anomalies: AnomalySettings = field(default_factory=AnomalySettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    authorization: AuthorizationSettings = field(default_factory=AuthorizationSettings)
 
     def plugin_config(self, platform: str) -> PluginConfig:
         """What the hooks of ``platform`` are given: its settings and its store bindings."""
@@ -128,12 +134,15 @@ def load_config(
     for key in sorted(set(document) - {"bridge", "platforms", "stores", *_SECTIONS}):
         problems.append(
             (key, "unknown table; the tables are [bridge], [platforms.*], [stores.*], "
-             "[anomalies], [retention]")
+             "[anomalies], [retention], [authorization]")
         )  # fmt: skip
 
     bridge = _section(document, "bridge", BridgeSettings, problems)
     anomalies = _section(document, "anomalies", AnomalySettings, problems)
     retention = _section(document, "retention", RetentionSettings, problems)
+    authorization = _section(
+        document, "authorization", AuthorizationSettings, problems, _keys_from(environ)
+    )
     platform_tables = _tables(document, "platforms", problems)
     platforms = {}
     for name, table in platform_tables.items():
@@ -153,9 +162,10 @@ def load_config(
     assert bridge is not None  # no problems: every table validated
     assert anomalies is not None
     assert retention is not None
+    assert authorization is not None
     return Config(
         bridge=bridge, platforms=platforms, stores=stores, source=source,
-        anomalies=anomalies, retention=retention,
+        anomalies=anomalies, retention=retention, authorization=authorization,
     )  # fmt: skip
 
 
@@ -191,19 +201,35 @@ def _tables(
     return tables
 
 
-_SECTIONS = {"anomalies", "retention"}
-"""The tables of :mod:`waimai_bridge.operating`."""
+_SECTIONS = {"anomalies", "retention", "authorization"}
+"""The optional tables of operating settings (:mod:`waimai_bridge.settings`)."""
 
 
 _Table = TypeVar("_Table", bound=BaseModel)
 
 
+KEYS_ENV = "WAIMAI_AUTHORIZATION_KEYS"
+"""The credential sealing keys, comma-separated, over ``[authorization] keys``."""
+
+
+def _keys_from(environ: Mapping[str, str]) -> dict[str, Any]:
+    keys = environ.get(KEYS_ENV)
+    if keys is None:
+        return {}
+    return {"keys": [key.strip() for key in keys.split(",") if key.strip()]}
+
+
 def _section(
-    document: Mapping[str, Any], name: str, model: type[_Table], problems: list[Problem]
+    document: Mapping[str, Any],
+    name: str,
+    model: type[_Table],
+    problems: list[Problem],
+    overrides: Mapping[str, Any] | None = None,
 ) -> _Table | None:
-    """The table ``name`` validated by ``model`` (None, and its problems noted, if invalid)."""
+    """The table ``name`` validated by ``model`` (None, and its problems noted, if invalid),
+    with ``overrides`` over the file's keys."""
     try:
-        return model(**_table(document, name, problems))
+        return model(**{**_table(document, name, problems), **(overrides or {})})
     except ValidationError as exc:
         for error in exc.errors(include_url=False, include_input=False):
             key = ".".join(str(part) for part in (name, *error["loc"]))

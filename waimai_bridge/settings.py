@@ -18,6 +18,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from waimai_bridge.sealing import check_key
+
 MIN_SECRET_LENGTH = 16
 """The shortest API token or subscription secret accepted: a shorter one can be guessed."""
 
@@ -248,3 +250,41 @@ class RetentionSettings(BaseModel):
     batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Rows deleted per transaction."
     )
+
+
+class AuthorizationSettings(BaseModel):
+    """The ``[authorization]`` table: how stores' platform credentials are kept and renewed
+    (``WAIMAI_AUTHORIZATION_KEYS``, comma-separated, overrides ``keys``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Fernet keys sealing credentials at rest: the first seals, every one "
+        "unseals (a new key goes first, the old one stays until `auth rekey` has run).",
+    )
+    refresh_ahead_minutes: float = Field(
+        default=60, gt=0, le=43_200, description="Credentials this close to expiry are renewed."
+    )
+    interval_seconds: float = Field(
+        default=60, ge=0, description="How often one worker renews what is due; 0: never."
+    )
+    retry_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="The first wait after a renewal the platform could not "
+        "answer; doubled on each failure in a row.",
+    )
+    retry_max_seconds: float = Field(
+        default=1800, gt=0, description="The longest wait between renewal attempts."
+    )
+    state_minutes: float = Field(
+        default=15, gt=0, le=1440, description="How long an authorization link stays usable."
+    )
+
+    @field_validator("keys")
+    @classmethod
+    def _fernet_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:
+            check_key(key.get_secret_value())
+        return keys

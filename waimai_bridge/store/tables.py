@@ -386,3 +386,40 @@ class PullCursor(Base):
     store_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     since_ms: Mapped[int]
     pulled_at_ms: Mapped[int]
+
+
+class ChannelCredentials(Base):
+    """What lets the bridge act on a platform for one store, sealed at rest
+    (:mod:`waimai_bridge.sealing`), and how its renewal goes. ``status`` is ``active`` or
+    ``unauthorized`` (the platform refused a renewal, or the store withdrew its consent)."""
+
+    __tablename__ = "channel_credentials"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    store_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    access_token: Mapped[str] = mapped_column(Text)
+    refresh_token: Mapped[str | None] = mapped_column(Text)
+    expires_at_ms: Mapped[int | None]
+    scope: Mapped[str | None] = mapped_column(String(500))
+    authorized_at_ms: Mapped[int]
+    updated_at_ms: Mapped[int]
+    failures: Mapped[int] = mapped_column(Integer)
+    """Renewals in a row the platform could not answer."""
+    retry_at_ms: Mapped[int | None]
+    """No renewal before this (a backoff after a failure)."""
+    problem: Mapped[str | None] = mapped_column(String(500))
+    """Why the last renewal failed or the channel is unauthorized (never a secret)."""
+
+
+class AuthorizationState(Base):
+    """An authorization link handed out for a store: its ``state`` (kept as a hash) binds
+    the platform's callback to the store, once."""
+
+    __tablename__ = "authorization_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    store_id: Mapped[str] = mapped_column(String(64))
+    created_at_ms: Mapped[int] = mapped_column(index=True)
+    used_at_ms: Mapped[int | None]
