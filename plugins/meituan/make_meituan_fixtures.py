@@ -654,10 +654,12 @@ def scenario_fixtures() -> dict[str, dict[str, Any]]:
 
 def config() -> dict[str, Any]:
     """``config.json``: the plugin config every fixture is written for (without
-    ``platform``)."""
+    ``platform``), as an ISV app's, so that the contract harness authorizes its stores and
+    every API call it makes carries a store's token (the fixtures read the same either
+    way; the plugin's own tests default to a developer app's, ``FIXTURE_SETTINGS``)."""
     return {
         "public_base_url": FIXTURE_PUBLIC_BASE_URL,
-        "settings": dict(FIXTURE_SETTINGS),
+        "settings": {**FIXTURE_SETTINGS, "app_type": "isv"},
         "stores": {store: dict(binding) for store, binding in FIXTURE_STORES.items()},
     }
 

@@ -1,7 +1,9 @@
 """Outbound actions on the Meituan waimai open API (platforms.md §4).
 
 Every action is a GET of ``api_base + path`` with the business parameters and the system
-parameters ``app_id``, ``timestamp`` (epoch seconds) and ``sig`` in the query. The answer
+parameters ``app_id``, ``timestamp`` (epoch seconds) and ``sig`` in the query, and for an
+ISV (服务商) app the store's ``access_token`` too (an ISV store without one is refused
+before anything is sent, ``NO_TOKEN``). The answer
 ``{"data":"ok"}`` is done; ``{"data":"ng","error":{"code":…,"msg":…}}`` is transient for
 700 / 711, done when it says the order or refund is already where the action would put it
 (:data:`ALREADY_DONE`), and rejected for good otherwise, with Meituan's code and message
@@ -33,6 +35,9 @@ from waimai_bridge_meituan import assumptions as facts
 from waimai_bridge_meituan.signing import sig
 
 DEFAULT_API_BASE: Final = "https://waimaiopen.meituan.com/api/v1/"
+DEVELOPER: Final = "developer"
+ISV: Final = "isv"
+NO_TOKEN: Final = "NO_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,57 @@ def business_params(action: ActionRequest) -> dict[str, str]:
     return params
 
 
+def is_isv(config: PluginConfig) -> bool:
+    """Whether the app is an ISV (服务商) app, whose calls carry a store's access token."""
+    return bool(config.settings.get("app_type", DEVELOPER) == ISV)
+
+
+def store_token(store_id: str, config: PluginConfig) -> str | None:
+    """The access token of a store: the one the bridge keeps for it, else its binding's
+    static ``access_token``; None when it has neither."""
+    kept = config.access_tokens.get(store_id)
+    if kept:
+        return kept
+    static = config.stores.get(store_id, {}).get(facts.ACCESS_TOKEN_PARAM)
+    return str(static) if static else None
+
+
+class NoToken(Exception):
+    """An ISV store has no access token: nothing can be sent for it."""
+
+    def __init__(self, store_id: str) -> None:
+        super().__init__(
+            f"store {store_id!r} has no Meituan access token: authorize it "
+            f"(waimai-bridge auth url --platform meituan --store {store_id})"
+        )
+
+
+def token_for(store_id: str, config: PluginConfig) -> str | None:
+    """The access token a call for ``store_id`` carries: None for a developer app.
+
+    :raises NoToken: an ISV app's store without one.
+    """
+    if not is_isv(config):
+        return None
+    token = store_token(store_id, config)
+    if token is None:
+        raise NoToken(store_id)
+    return token
+
+
 def signed_params(
-    url: str, params: Mapping[str, str], config: PluginConfig, *, now_s: int
+    url: str,
+    params: Mapping[str, str],
+    config: PluginConfig,
+    *,
+    now_s: int,
+    access_token: str | None = None,
 ) -> dict[str, str]:
-    """``params`` with the system parameters ``app_id``, ``timestamp`` and ``sig``."""
+    """``params`` with the system parameters ``app_id``, ``timestamp``, ``access_token``
+    (when given) and ``sig``."""
     signed = {**params, "app_id": str(config.settings["app_id"]), "timestamp": str(now_s)}
+    if access_token is not None:
+        signed[facts.ACCESS_TOKEN_PARAM] = access_token
     signed["sig"] = sig(url, signed, str(config.settings["app_secret"]))
     return signed
 
@@ -125,17 +176,24 @@ def timeout_of(config: PluginConfig) -> float:
     return float(config.settings.get("api_timeout_seconds") or facts.DEFAULT_TIMEOUT_SECONDS)
 
 
+def api_base(config: PluginConfig) -> str:
+    """The API root, with its trailing slash."""
+    return str(config.settings.get("api_base") or DEFAULT_API_BASE)
+
+
 def call(
     endpoint: Endpoint,
     params: Mapping[str, str],
     config: PluginConfig,
     *,
     clock: Callable[[], float],
+    access_token: str | None = None,
 ) -> httpx.Response:
     """One signed call of ``endpoint`` with the business ``params`` (in the query of a GET,
-    the form of a POST); httpx's errors are the caller's to classify."""
-    url = str(config.settings.get("api_base") or DEFAULT_API_BASE) + endpoint.path
-    signed = signed_params(url, params, config, now_s=int(clock()))
+    the form of a POST), carrying ``access_token`` when given; httpx's errors are the
+    caller's to classify."""
+    url = api_base(config) + endpoint.path
+    signed = signed_params(url, params, config, now_s=int(clock()), access_token=access_token)
     with httpx.Client(timeout=timeout_of(config)) as client:
         if endpoint.method == "GET":
             return client.get(url, params=signed)
@@ -175,21 +233,30 @@ def perform(
             message=f"Meituan has no API for the action {action.action.value!r}",
         )
     try:
-        response = call(endpoint, business_params(action), config, clock=clock)
+        token = token_for(action.store_id, config)
+    except NoToken as exc:
+        return ActionResult(outcome=ActionOutcome.REJECTED, code=NO_TOKEN, message=str(exc))
+    try:
+        response = call(endpoint, business_params(action), config, clock=clock, access_token=token)
     except httpx.HTTPError as exc:
         return failure(exc, timeout_of(config))
     return classify(
         response.status_code, response.text, secret=str(config.settings["app_secret"]),
-        action=action.action,
+        action=action.action, hidden=token,
     )  # fmt: skip
 
 
 def classify(
-    status: int, text: str, *, secret: str = "", action: Action | None = None
+    status: int,
+    text: str,
+    *,
+    secret: str = "",
+    action: Action | None = None,
+    hidden: str | None = None,
 ) -> ActionResult:
     """How an API answer counts: done, rejected (final) or transient, code and message kept
-    (with the secret blanked should the platform ever echo it); an error saying the order is
-    already where ``action`` would put it is done."""
+    (with the secret and the ``hidden`` token blanked should the platform ever echo them);
+    an error saying the order is already where ``action`` would put it is done."""
     try:
         body: Any = json.loads(text)
     except ValueError:
@@ -198,8 +265,8 @@ def classify(
         error = body.get("error")
         if isinstance(error, dict) and error.get("code") is not None:
             code = str(error["code"])[:MAX_ID_LENGTH]  # what the contract holds
-            message = clean(str(error.get("msg") or error.get("message") or ""), secret)
-            message = message[:MAX_TEXT_LENGTH]
+            message = str(error.get("msg") or error.get("message") or "")
+            message = clean(clean(message, secret), hidden or "")[:MAX_TEXT_LENGTH]
             already = ALREADY_DONE.get(action) if action is not None else None
             if code in facts.TRANSIENT_CODES:
                 outcome = ActionOutcome.TRANSIENT

@@ -321,3 +321,50 @@ MEAL_READY_REPEATS_HARMLESSLY: Final = True
 lost is settled by sending ``order/preparationMealComplete`` again while the order is
 confirmed and open: Meituan is taken to answer a repeat ok, or with an error saying so [G].
 False: it is only retried (``transient``)."""
+
+# --------------------------------------------------------------------------- store authorization
+
+ACCESS_TOKEN_PARAM: Final = "access_token"
+"""The system parameter an ISV (服务商) app adds to every API call, signed like the others
+(§4.1, §4.2) [C]. A developer app sends none."""
+
+AUTHORIZE_PATH: Final = "oauth/authorize"
+TOKEN_PATH: Final = "oauth/token"
+"""Below ``api_base``, both signed like every API call (app_id, timestamp, sig). [P]
+go-meituan's ``isv`` package (after Meituan's 闪购 ISV guide, open-shangou guide 10686) and a
+PHP integration: ``GET oauth/authorize`` with ``app_poi_code`` and ``response_type=token``
+(快捷接口) answers a store's tokens at once; ``POST oauth/token`` with
+``grant_type=refresh_token`` and ``refresh_token`` renews them."""
+
+CONSENT_PAGE_PARAMS: Final = ("app_poi_code", "response_type", "redirect_uri", "state")
+"""The owner's consent page is ``GET oauth/authorize`` with ``response_type=code``, the
+store's ``app_poi_code``, ``redirect_uri`` and ``state``, signed, and sends the owner back to
+``redirect_uri?code=…&state=…``. [G]: ``response_type=code``, ``redirect_uri`` and ``state``
+(handed back as given) are those of Meituan's own OAuth page
+(open.waimai.meituan.com/openapi_docs/oauth, ``openapi.waimai.meituan.com/oauth/authorize``,
+a 美团 account's consent); that the waimai API host serves such a page for a store, and that
+it takes ``app_poi_code`` and the sig, is inferred from the 快捷接口 at the same path."""
+
+CODE_GRANT: Final = "authorization_code"
+"""``grant_type`` of a code exchanged at ``oauth/token`` (with ``code`` and ``redirect_uri``)
+[G]: the OAuth2 value; the refresh's ``grant_type`` parameter [P] implies more than one."""
+
+TOKEN_OK_STATUS: Final = "0"
+"""A token answer is flat: ``status`` (0: success, else Meituan's error code), ``message``,
+``access_token``, ``expires_in`` and ``re_expires_in`` (seconds), ``refresh_token``, ``state``
+(go-meituan's ``GetAccessTokenResponse`` [P]; the PHP integration checks ``status == 0``
+[P]). An answer in the API's error shape ``{"data":"ng","error":{…}}`` (§4.4) is read too
+[G]."""
+
+TOKEN_TRANSIENT_CODES: Final = TRANSIENT_CODES
+"""Token-endpoint errors worth retrying: the API's 700 and 711 [G: the token endpoint's own
+error codes are not documented]. Every other non-zero status refuses for good: the code was
+used or expired, the store withdrew its consent, the refresh token expired."""
+
+REFRESH_TOKENS_ROTATE: Final = True
+"""A refresh answers a new refresh token, which replaces the old one [G]; an answer without
+one keeps the old one."""
+
+FALLBACK_TOKEN_LIFETIME_SECONDS: Final = 86_400
+"""The lifetime assumed for an access token answered without ``expires_in`` [G]: a day, so
+that it is renewed soon rather than never."""

@@ -4,7 +4,9 @@ answers as the platform does, records every call and can be scripted to fail.
 Its order book (:mod:`waimai_bridge_meituan.fake_orders`) learns each order from the pushes
 the fake platform sent (:meth:`FakeMeituan.pushed`) and from the actions on it, and answers
 the reads (``order/getOrderDetail``, ``order/viewstatus``, ``getOrderRefundDetail``) and a
-repeated action from it.
+repeated action from it. Its store authorization (:mod:`waimai_bridge_meituan.fake_oauth`)
+serves the consent page and the token endpoint, and, for an ISV app (``app_type="isv"``),
+refuses an API call whose ``access_token`` does not work.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from waimai_bridge_meituan import assumptions as facts
+from waimai_bridge_meituan.fake_oauth import OAUTH_PATHS, FakeTokens, token_refusal
 from waimai_bridge_meituan.fake_orders import READ_PATHS, FakeOrders
 from waimai_bridge_meituan.fake_pushes import read_push
 from waimai_bridge_meituan.fixture_settings import (
@@ -47,6 +50,8 @@ class FakeAnswer:
     keeps: bool = False
     """With ``acts``: the call takes effect, and this answer's status and body are sent
     instead of the fake's own."""
+    location: str | None = None
+    """Where a redirect sends the browser."""
 
     @classmethod
     def ok(cls) -> FakeAnswer:
@@ -123,6 +128,8 @@ class _Script:
     any_path: deque[FakeAnswer] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
     orders: FakeOrders = field(default_factory=FakeOrders)
+    tokens: FakeTokens = field(default_factory=FakeTokens)
+    outage: int | None = None
 
 
 class FakeMeituan:
@@ -136,15 +143,19 @@ class FakeMeituan:
         app_id: str = FIXTURE_APP_ID,
         secret: str = FIXTURE_SECRET,
         public_base_url: str = FIXTURE_PUBLIC_BASE_URL,
+        app_type: str = "developer",
+        token_lifetime_s: int = 7200,
     ) -> None:
         self.app_id = app_id
+        self.isv = app_type == "isv"
+        """Whether the app is an ISV app, whose API calls must carry a working token."""
         self._secret = secret
         self.public_base_url = public_base_url
         """The bridge's URL the pushes are signed for (``pushed`` reads them with it)."""
         self.calls: list[FakeCall] = []
         self.pushes: list[FakePush] = []
         """Every push given to :meth:`pushed`, in turn."""
-        self._script = _Script()
+        self._script = _Script(tokens=FakeTokens(lifetime_s=token_lifetime_s))
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -213,13 +224,15 @@ class FakeMeituan:
             self._script.any_path.extend(answers)
 
     def reset(self, *, orders: bool = True) -> None:
-        """Forget the calls received, the answers not played yet and, unless ``orders`` is
-        False, the pushes and every order."""
+        """Forget the calls received, the answers not played yet, a token outage and, unless
+        ``orders`` is False, the pushes, every order and every token."""
         with self._script.lock:
             self._script.answers.clear()
             self._script.any_path.clear()
+            self._script.outage = None
             if orders:
                 self._script.orders.clear()
+                self._script.tokens.clear()
                 self.pushes.clear()
         self.calls.clear()
 
@@ -243,6 +256,27 @@ class FakeMeituan:
         kind = code.partition(".")[0]
         self.pushes.append(FakePush(kind, message.get("order_id", ""), delivered))
 
+    @property
+    def tokens(self) -> FakeTokens:
+        """The codes and tokens issued (its ``lifetime_s`` may be changed between calls)."""
+        return self._script.tokens
+
+    def revoke(self, app_poi_code: str) -> None:
+        """The store withdrew its consent: its tokens stop working until it consents again."""
+        with self._script.lock:
+            self._script.tokens.revoke(app_poi_code)
+
+    def token_outage(self, status: int | None) -> None:
+        """Until :meth:`reset` (or ``token_outage(None)``), answer every call of the consent
+        page and the token endpoint with a bare HTTP ``status`` (a gateway's page)."""
+        with self._script.lock:
+            self._script.outage = status
+
+    def issue_tokens(self, app_poi_code: str) -> dict[str, Any]:
+        """New tokens for the store, as the token endpoint answers them."""
+        with self._script.lock:
+            return self._script.tokens.issue(app_poi_code)
+
     def calls_to(self, path: str) -> list[FakeCall]:
         """The calls of one API path, in arrival order."""
         return [call for call in self.calls if call.path == path]
@@ -258,9 +292,8 @@ class FakeMeituan:
             body = handler.rfile.read(length).decode("utf-8")
             pairs += parse_qsl(body, keep_blank_values=True)
         params = dict(pairs)
-        system: dict[str, str] = {
-            key: params.pop(key) for key in facts.SYSTEM_PARAMS if key in params
-        }
+        names = (*facts.SYSTEM_PARAMS, facts.ACCESS_TOKEN_PARAM)
+        system: dict[str, str] = {key: params.pop(key) for key in names if key in params}
         signed = {**params, **{key: value for key, value in system.items() if key != "sig"}}
         expected = sig(self.api_base + path, signed, self._secret)
         sig_ok = sig_matches(expected, system.get("sig", ""))
@@ -271,7 +304,7 @@ class FakeMeituan:
         elif not sig_ok or "timestamp" not in system:
             answer = BAD_SIG
         else:
-            answer = self._next_answer(path, params)
+            answer = self._next_answer(path, params, system.get(facts.ACCESS_TOKEN_PARAM))
         self.calls.append(FakeCall(handler.command, path, params, system, sig_ok, answer))
         if answer.delay_s:
             time.sleep(answer.delay_s)
@@ -281,6 +314,8 @@ class FakeMeituan:
         content = answer.body.encode("utf-8")
         try:
             handler.send_response(answer.status)
+            if answer.location is not None:
+                handler.send_header("Location", answer.location)
             handler.send_header("Content-Type", "application/json; charset=utf-8")
             handler.send_header("Content-Length", str(len(content)))
             handler.end_headers()
@@ -288,12 +323,23 @@ class FakeMeituan:
         except OSError:  # the client gave up (a time-out test)
             pass
 
-    def _next_answer(self, path: str, params: Mapping[str, str]) -> FakeAnswer:
+    def _next_answer(
+        self, path: str, params: Mapping[str, str], access_token: str | None
+    ) -> FakeAnswer:
         with self._script.lock:
+            if path in OAUTH_PATHS and self._script.outage is not None:
+                return FakeAnswer.http(self._script.outage)
             waiting = self._script.answers.get(path) or self._script.any_path
             answer = waiting.popleft() if waiting else FakeAnswer(acts=True)
             if not answer.acts:
                 return answer
+            if path in OAUTH_PATHS:
+                reply = self._script.tokens.serve(path, params)
+                own = FakeAnswer(status=reply.status, body=reply.body, location=reply.location)
+                return replace(own, delay_s=answer.delay_s, drop=answer.drop)
+            refusal = token_refusal(access_token, self._script.tokens) if self.isv else None
+            if refusal is not None:
+                return FakeAnswer.error(*refusal)
             orders = self._script.orders
             if path in READ_PATHS:
                 read = orders.read(path, params)

@@ -57,10 +57,10 @@ def fetch(
     """The order's full order and current status as native events; None when Meituan does
     not know it (or it is not paid yet)."""
     order_id = order.platform_order_id
-    status = reads.order_status(order_id, config, clock=clock)
+    status = reads.order_status(order_id, config, store_id=order.store_id, clock=clock)
     if status is None or status == UNPAID_STATUS:
         return None
-    detail = reads.order_detail(order_id, config, clock=clock)
+    detail = reads.order_detail(order_id, config, store_id=order.store_id, clock=clock)
     if detail is None:
         return None
     check_complete(detail)

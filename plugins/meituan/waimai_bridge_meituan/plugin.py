@@ -4,7 +4,8 @@ The hooks delegate to the modules that do the work: :mod:`.push` (verifying and 
 pushes), :mod:`.states` (the native codes into the baseline, as a table), :mod:`.prices`
 (the price breakdown), :mod:`.details` (the day sequence number and remark), :mod:`.api`
 (the outbound actions), :mod:`.fetch` (an order read from the API as native events) and
-:mod:`.verify` (an action whose answer was lost, settled by reading the order). The
+:mod:`.verify` (an action whose answer was lost, settled by reading the order) and
+:mod:`.oauth` (an ISV app's store authorization). The
 native-code table (push kind, plus its ``notify_type`` or ``logistics_status`` where one URL
 carries several) and the config schemas live in ``manifest.json``; every unconfirmed platform
 fact the plugin uses is in :mod:`.assumptions`.
@@ -15,6 +16,11 @@ from typing import Any
 from waimai_bridge.plugin_api import (
     ActionRequest,
     ActionResult,
+    AuthorizationRequest,
+    AuthorizationStart,
+    CodeExchange,
+    Credentials,
+    CredentialsRefresh,
     FetchedOrder,
     InboundRequest,
     NativeEvent,
@@ -27,7 +33,7 @@ from waimai_bridge.plugin_api import (
     hookimpl,
     read_manifest,
 )
-from waimai_bridge_meituan import api, details, fetch, prices, push, states, verify
+from waimai_bridge_meituan import api, details, fetch, oauth, prices, push, states, verify
 
 
 @hookimpl
@@ -82,3 +88,23 @@ def verify_action(action: ActionRequest, config: PluginConfig) -> ActionResult:
     """Read the order (its status, or its latest refund application) to say whether an
     action whose answer was lost took effect."""
     return verify.verify(action, config)
+
+
+@hookimpl
+def authorize_url(request: AuthorizationRequest, config: PluginConfig) -> AuthorizationStart:
+    """An ISV app's consent page for the store's owner (none for the ``direct`` grant); a
+    developer app is refused: it authorizes no store."""
+    return oauth.authorize_url(request, config)
+
+
+@hookimpl
+def exchange_code(exchange: CodeExchange, config: PluginConfig) -> Credentials:
+    """The store's access and refresh tokens for the code of its owner's consent (or, for
+    the ``direct`` grant, asked for at once)."""
+    return oauth.exchange_code(exchange, config)
+
+
+@hookimpl
+def refresh_credentials(refresh: CredentialsRefresh, config: PluginConfig) -> Credentials:
+    """The store's tokens renewed with its refresh token."""
+    return oauth.refresh_credentials(refresh, config)

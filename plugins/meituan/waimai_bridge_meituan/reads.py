@@ -1,12 +1,13 @@
 """Reading an order on the Meituan API: its detail, its status and its refund applications.
 
-Each read is a signed GET (:func:`.api.call`) answered ``{"data": …}``, or Meituan's error
+Each read is a signed GET (:func:`.api.call`, with the store's access token for an ISV
+app) answered ``{"data": …}``, or Meituan's error
 ``{"data":"ng","error":{"code":…,"msg":…}}`` (platforms.md §4.4). A read gives the ``data``,
 None when Meituan does not know the order (806), and raises
 :class:`~waimai_bridge.plugin_api.TransientPlatformError` for everything else: no answer,
 another error, an answer that is not Meituan's JSON or not of the shape assumed
 (:mod:`.assumptions`, "reading an order"). A read changes nothing, so every failure of one
-is worth trying again.
+is worth trying again (an ISV store without an access token included: ``NO_TOKEN``).
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ Clock = Callable[[], float]
 
 
 def order_detail(
-    order_id: str, config: PluginConfig, *, clock: Clock = time.time
+    order_id: str, config: PluginConfig, *, store_id: str, clock: Clock = time.time
 ) -> dict[str, Any] | None:
     """The order as ``order/getOrderDetail`` gives it (JSON values, not yet read as a
     push's); None when Meituan does not know it."""
     params = {"order_id": order_id, "is_mt_logistics": facts.IS_MT_LOGISTICS}
-    data = query(ORDER_DETAIL, params, config, clock=clock)
+    data = query(ORDER_DETAIL, params, config, store_id=store_id, clock=clock)
     if data is None:
         return None
     if isinstance(data, list) and len(data) == 1:  # go-meituan's shape (DETAIL_DATA_SHAPES)
@@ -54,10 +55,12 @@ def order_detail(
     return data
 
 
-def order_status(order_id: str, config: PluginConfig, *, clock: Clock = time.time) -> str | None:
+def order_status(
+    order_id: str, config: PluginConfig, *, store_id: str, clock: Clock = time.time
+) -> str | None:
     """The order's ``status`` code as ``order/viewstatus`` gives it (``"4"``); None when
     Meituan does not know the order."""
-    data = query(ORDER_STATUS, {"order_id": order_id}, config, clock=clock)
+    data = query(ORDER_STATUS, {"order_id": order_id}, config, store_id=store_id, clock=clock)
     if data is None:
         return None
     status = data.get("status") if isinstance(data, dict) else None
@@ -68,11 +71,12 @@ def order_status(order_id: str, config: PluginConfig, *, clock: Clock = time.tim
 
 
 def refund_applications(
-    order_id: str, config: PluginConfig, *, clock: Clock = time.time
+    order_id: str, config: PluginConfig, *, store_id: str, clock: Clock = time.time
 ) -> list[dict[str, Any]] | None:
     """The order's refund applications, as ``getOrderRefundDetail`` lists them; None when
     Meituan does not know the order."""
-    data = query(REFUND_DETAIL, {facts.REFUND_ORDER_PARAM: order_id}, config, clock=clock)
+    params = {facts.REFUND_ORDER_PARAM: order_id}
+    data = query(REFUND_DETAIL, params, config, store_id=store_id, clock=clock)
     if data is None:
         return None
     if not isinstance(data, list):
@@ -81,11 +85,19 @@ def refund_applications(
 
 
 def query(
-    endpoint: api.Endpoint, params: Mapping[str, str], config: PluginConfig, *, clock: Clock
+    endpoint: api.Endpoint,
+    params: Mapping[str, str],
+    config: PluginConfig,
+    *,
+    store_id: str,
+    clock: Clock,
 ) -> Any:
-    """The ``data`` of a read's answer; None for 806 (no such order)."""
+    """The ``data`` of a read's answer for ``store_id``; None for 806 (no such order)."""
     try:
-        response = api.call(endpoint, params, config, clock=clock)
+        token = api.token_for(store_id, config)
+        response = api.call(endpoint, params, config, clock=clock, access_token=token)
+    except api.NoToken as exc:
+        raise failed(str(exc), code=api.NO_TOKEN) from None
     except httpx.HTTPError as exc:
         result = api.failure(exc, api.timeout_of(config))
         raise failed(f"{endpoint.path}: {result.message}") from None
@@ -103,7 +115,8 @@ def query(
             if code == facts.NO_SUCH_ORDER_CODE:
                 return None
             secret = str(config.settings["app_secret"])
-            message = api.clean(str(error.get("msg") or error.get("message") or ""), secret)
+            message = str(error.get("msg") or error.get("message") or "")
+            message = api.clean(api.clean(message, secret), token or "")
             raise failed(f"{endpoint.path}: {message}", code=code)
         if response.status_code < 400 and body.get("data") not in (None, "ng"):
             return body["data"]

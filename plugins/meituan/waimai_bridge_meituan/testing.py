@@ -18,6 +18,15 @@ fixture's request, :func:`push_request`): its order book learns the order either
 serves it to the reads ``order/getOrderDetail``, ``order/viewstatus`` and
 ``getOrderRefundDetail`` in the shapes the plugin assumes.
 
+With ``app_type="isv"`` the fake is an ISV (服务商) app's platform: it serves the consent
+page and the token endpoint (:mod:`waimai_bridge_meituan.fake_oauth`), and answers an API
+call whose ``access_token`` does not work with Meituan's error::
+
+    with FakeMeituan(app_type="isv", token_lifetime_s=60) as fake:
+        settings = {**FIXTURE_SETTINGS, "api_base": fake.api_base, "app_type": "isv"}
+        ...
+        fake.revoke("STORE-001")  # the store withdrew its consent
+
 :func:`signed_push` builds the form body of a push as Meituan sends it (double-encoded
 fields included) for tests and demos. :func:`fake_platform` is the fake as the contract
 harness drives it (:class:`HarnessFake`, whose ``script`` takes an error fixture's answer).
@@ -164,16 +173,29 @@ class HarnessFake:
 
     It is played to the next API call, whatever its path. ``pushed`` tells the fake's order
     book what a push fixture says (Meituan has no pull API to offer an undelivered one).
+    ``consenting``, ``revoke`` and ``token_outage`` play a store's owner and Meituan's token
+    endpoint for the authorization suite (the consent page tells the store by its
+    ``app_poi_code``).
     """
 
-    def __init__(self, fake: FakeMeituan) -> None:
+    def __init__(
+        self, fake: FakeMeituan, stores: Mapping[str, Mapping[str, Any]] = FIXTURE_STORES
+    ) -> None:
         self.fake = fake
+        self.stores = stores
+        """The store bindings of the config the fake was started with."""
 
     def configure(self, config: PluginConfig) -> PluginConfig:
-        """The config with ``api_base`` pointing at the fake."""
-        return config.model_copy(
-            update={"settings": {**config.settings, "api_base": self.fake.api_base}}
-        )
+        """The config with ``api_base`` pointing at the fake; for an ISV app, with an access
+        token the fake issued for every store that has none."""
+        settings = {**config.settings, "api_base": self.fake.api_base}
+        tokens = dict(config.access_tokens)
+        if self.fake.isv:
+            for store_id, binding in config.stores.items():
+                if store_id not in tokens and facts.STORE_CODE_FIELD in binding:
+                    issued = self.fake.issue_tokens(str(binding[facts.STORE_CODE_FIELD]))
+                    tokens[store_id] = str(issued["access_token"])
+        return config.model_copy(update={"settings": settings, "access_tokens": tokens})
 
     def script(self, answer: Mapping[str, Any]) -> None:
         """Play ``answer`` to the next API call."""
@@ -194,6 +216,18 @@ class HarnessFake:
     def pushed(self, push: Mapping[str, Any], *, delivered: bool) -> None:
         """The platform sent (or failed to send) ``push``: the fake's orders learn it."""
         self.fake.pushed(push, delivered=delivered)
+
+    def consenting(self, store_id: str) -> None:
+        """The next visitor of the consent page consents: every visitor does, for the store
+        its URL names."""
+
+    def revoke(self, store_id: str) -> None:
+        """The owner of ``store_id`` withdraws the consent: its tokens stop working."""
+        self.fake.revoke(str(self.stores[store_id][facts.STORE_CODE_FIELD]))
+
+    def token_outage(self, status: int) -> None:
+        """The consent page and the token endpoint answer HTTP ``status`` until ``reset``."""
+        self.fake.token_outage(status)
 
 
 def scripted_answer(answer: Mapping[str, Any]) -> FakeAnswer:
@@ -218,11 +252,13 @@ def scripted_answer(answer: Mapping[str, Any]) -> FakeAnswer:
 
 @contextlib.contextmanager
 def fake_platform(config: PluginConfig) -> Iterator[HarnessFake]:
-    """A running fake Meituan API knowing the ``app_id`` and ``app_secret`` of ``config``."""
+    """A running fake Meituan API knowing the ``app_id``, ``app_secret`` and ``app_type`` of
+    ``config``."""
     settings = config.settings
     with FakeMeituan(
         app_id=str(settings["app_id"]),
         secret=str(settings["app_secret"]),
         public_base_url=config.public_base_url,
+        app_type=str(settings.get("app_type") or "developer"),
     ) as fake:
-        yield HarnessFake(fake)
+        yield HarnessFake(fake, config.stores)

@@ -63,10 +63,12 @@ def verify(
 ) -> ActionResult:
     """What the order on Meituan says of ``action``: done, transient (call again), rejected,
     or unknown when it cannot be read."""
-    order_id = action.platform_order_id
+    order_id, store_id = action.platform_order_id, action.store_id
     try:
         if action.action in REFUND_OUTCOMES:
-            applications = reads.refund_applications(order_id, config, clock=clock) or []
+            applications = (
+                reads.refund_applications(order_id, config, store_id=store_id, clock=clock) or []
+            )
             state = latest_state(applications)
             seen = (
                 f"the latest refund application is {state or 'of an unknown state'}"
@@ -74,7 +76,7 @@ def verify(
                 else "the order has no refund application"
             )
             return _result(REFUND_OUTCOMES[action.action].get(state or ""), seen)
-        status = reads.order_status(order_id, config, clock=clock)
+        status = reads.order_status(order_id, config, store_id=store_id, clock=clock)
     except TransientPlatformError as exc:
         return ActionResult(outcome=ActionOutcome.UNKNOWN, code=exc.code, message=exc.message)
     code = facts.ORDER_STATUS_CODES.get(status or "", "")
