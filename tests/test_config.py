@@ -180,7 +180,7 @@ def test_every_problem_is_listed_with_its_key(tmp_path: Path, registry: PluginRe
         (
             "colour",
             "unknown table; the tables are [bridge], [platforms.*], [stores.*], [anomalies], "
-            "[retention]",
+            "[retention], [authorization]",
         ),
         ("bridge.public_base_url", "must be an http:// or https:// URL without query or fragment"),
         ("bridge.shards", "Input should be a valid integer, unable to parse string as an integer"),

@@ -148,7 +148,8 @@ def test_an_unknown_hook_is_refused_by_name() -> None:
     assert message == (
         "plugin 'sample': implements 'parse_events', which is not a hook spec; the hooks are "
         "plugin_manifest, parse_event, map_state, price_breakdown, order_details, "
-        "outbound_action, pull_events, confirm_pull, fetch_order, verify_action"
+        "outbound_action, pull_events, confirm_pull, fetch_order, verify_action, authorize_url, "
+        "exchange_code, refresh_credentials"
     )
 
 
