@@ -182,11 +182,15 @@ def other_fixtures() -> list[tuple[str, dict[str, Any]]]:
             {"orderId": ORDER, "shopId": SHOP, "remindId": 1, "userId": 1},
             time_ms=T * 1000 + 777, expected_state=state(None),
         ),
-        push(
-            "deauthorised-100", "解除授权: logged under the shop's pseudo order", 100,
-            deauthorised, time_ms=T * 1000 + 777, expected_state=state(None),
-            order=f"shop:{SHOP}",
-        ),
+        ("deauthorised-100", {
+            "description": "解除授权: no event; parse_event gives a notice that store S001's "
+                           "channel is unauthorized",
+            "request": request(push_body(
+                100, deauthorised, app_id=APP_ID, shop_id=SHOP, secret=SECRET,
+                request_id=str(200015698900990100), timestamp_ms=T * 1000 + 777,
+            )),
+            "expect": {"reply": ACK, "events": [], "states": [], "price": None},
+        }),
         ("probe-get", {
             "description": "the console's URL check by GET",
             "request": request(b"", "GET"),

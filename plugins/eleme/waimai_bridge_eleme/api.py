@@ -131,7 +131,7 @@ def perform(action: ActionRequest, config: PluginConfig) -> ActionResult:
     call = CALLS.get(action.action)
     if call is None:
         return _rejected("UNSUPPORTED", f"Eleme has no API for {action.action.value!r}")
-    token = config.stores.get(action.store_id, {}).get("token")
+    token = store_token(action.store_id, config)
     if not token:
         return _rejected("NO_TOKEN", f"store {action.store_id!r} has no Eleme token configured")
     try:
@@ -141,6 +141,16 @@ def perform(action: ActionRequest, config: PluginConfig) -> ActionResult:
         code, message = transport_problem(call.method, exc, config)
         return ActionResult(outcome=outcome, code=code, message=message)
     return classify(response, action.action)
+
+
+def store_token(store_id: str, config: PluginConfig) -> str | None:
+    """The access token to call the API with for a store: the one the bridge keeps for it
+    (its authorization), else its binding's static ``token``; None when it has neither."""
+    stored = config.access_tokens.get(store_id)
+    if stored:
+        return stored
+    static = config.stores.get(store_id, {}).get("token")
+    return str(static) if static else None
 
 
 def post(

@@ -134,3 +134,64 @@ REQUEST_STATUS_AFTER: Final[Mapping[str, str]] = {"agreed": "successful", "rejec
 merchant agreed (``agreeRefundLite``) or rejected (``disagreeRefundLite``) its cancel or
 refund request; ``applied``/``arbitrating`` while it is open, ``noRefund`` when there is none
 (or the user withdrew it)."""
+
+
+# --------------------------------------------------------------------------- authorization
+# Confirmed (platforms.md §2.1, [S-E1g], [S-E4d]; the Java and Python SDKs' oauth clients):
+# the authorize page {base}/authorize and the token endpoint {base}/token; token requests
+# form-encoded with Basic auth of app key and secret; the grants authorization_code (code,
+# redirect_uri, client_id), refresh_token (refresh_token) and client_credentials; an answer's
+# fields access_token, token_type, expires_in (a number), refresh_token, and on failure error
+# and error_description; push type 100 {shopId, appId, appName, relieveOAuthTime} when a shop
+# withdraws its authorization (§1.5, [S-E5e]). Everything below is not confirmed.
+
+AUTHORIZE_SCOPE: Final = "all"
+"""The ``scope`` the authorize link asks for: the SDKs take it from the caller, and only a
+third-party OAuth library's Eleme entry names a value (``all``)."""
+
+TOKEN_LIFETIME_IN_SECONDS: Final = True
+"""``expires_in`` counts seconds from the answer, as in OAuth2 (RFC 6749 §5.1); the SDKs read
+it as a number without saying its unit, and no document found states the tokens' lifetimes
+(the renewal schedule therefore follows each answer, not a constant)."""
+
+FALLBACK_TOKEN_LIFETIME_SECONDS: Final = 86_400
+"""The lifetime assumed for a token whose answer has no usable ``expires_in``: one day, short
+on purpose, so that such a token is renewed early rather than let expire unnoticed."""
+
+OAUTH_REFUSALS: Final = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "access_denied",
+    }
+)
+"""The token endpoint's error codes that are final (RFC 6749 §5.2; Eleme's own list is not
+published): a used, expired or revoked code or refresh token is ``invalid_grant``, a wrong
+app key or secret ``invalid_client``. A refused refresh makes the store's channel
+unauthorized. ``server_error``, ``temporarily_unavailable`` and any other code answered with
+HTTP 5xx are retried."""
+
+REFRESH_TOKENS_ROTATE: Final = True
+"""A refresh may answer a new refresh token, which then replaces the old one (the Java SDK
+keeps the one of each answer); an answer without one leaves the old one in use."""
+
+REFRESH_WITH_SCOPE: Final = False
+"""A refresh sends ``grant_type`` and ``refresh_token`` only, as the Java SDK does (the
+Python SDK adds a ``scope``); the token keeps the scope the owner consented to."""
+
+CLIENT_CREDENTIALS_RENEW_BY_ASKING_AGAIN: Final = True
+"""A client-credentials token (a single-shop app) is renewed by asking for a new one with
+``grant_type=client_credentials``; such an answer needs no refresh token."""
+
+INVALID_TOKEN_ERROR: Final = "UNAUTHORIZED"
+"""The API's error code for an access token it does not accept (unknown, expired, revoked):
+``UNAUTHORIZED`` is among the codes the SDKs handle (platforms.md §2.4), its use for tokens
+is a guess. An action answered so is rejected; the fake answers it."""
+
+NO_REAUTHORIZATION_PUSH: Final = True
+"""Eleme is not known to push anything when a shop authorizes the app again: the channel is
+active again once the new consent's code is exchanged (``waimai-bridge auth url``)."""

@@ -21,16 +21,23 @@ class HarnessFake:
     ``script`` takes an error fixture's ``answer``: ``{"error": {"code", "message"}}``,
     ``{"http": status, "body": text}``, ``{"slow": seconds}`` or ``{"drop": true}``; it
     is played to the next call of any order action (not to the reads that verify one).
+    ``consenting``, ``revoke`` and ``token_outage`` play a store's owner and the token
+    endpoint for the authorization suite.
     """
 
-    def __init__(self, fake: FakeEleme) -> None:
+    def __init__(self, fake: FakeEleme, config: PluginConfig) -> None:
         self.fake = fake
+        self.shops = {
+            store_id: int(str(binding["shop_id"]))
+            for store_id, binding in config.stores.items()
+            if "shop_id" in binding
+        }
 
     def configure(self, config: PluginConfig) -> PluginConfig:
-        """The config with ``api_base`` pointing at the fake."""
-        return config.model_copy(
-            update={"settings": {**config.settings, "api_base": self.fake.api_base}}
-        )
+        """The config with ``api_base`` and ``oauth_base`` pointing at the fake."""
+        fake = self.fake
+        settings = {**config.settings, "api_base": fake.api_base, "oauth_base": fake.oauth_base}
+        return config.model_copy(update={"settings": settings})
 
     def script(self, answer: Mapping[str, Any]) -> None:
         """Play ``answer`` to the next order action."""
@@ -51,8 +58,20 @@ class HarnessFake:
         ]  # fmt: skip
 
     def reset(self) -> None:
-        """Forget the calls and the scripted answers."""
+        """Forget the calls, the scripted answers and a token outage."""
         self.fake.reset()
+
+    def consenting(self, store_id: str) -> None:
+        """The owner of the store's shop is the one who consents on the authorize page."""
+        self.fake.sign_in(self.shops[store_id])
+
+    def revoke(self, store_id: str) -> None:
+        """The store's shop withdraws the app's authorization."""
+        self.fake.revoke(shop_id=self.shops[store_id])
+
+    def token_outage(self, status: int) -> None:
+        """The token endpoint answers HTTP ``status`` until :meth:`reset`."""
+        self.fake.token_outage(status)
 
 
 def scripted_answer(answer: Mapping[str, Any]) -> FakeAnswer:
@@ -81,4 +100,4 @@ def fake_platform(config: PluginConfig) -> Iterator[HarnessFake]:
         tokens=tokens,
         app_id=int(str(settings["app_id"])),
     ) as fake:
-        yield HarnessFake(fake)
+        yield HarnessFake(fake, config)

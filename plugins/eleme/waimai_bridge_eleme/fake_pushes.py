@@ -50,6 +50,15 @@ def _next_push_request_id() -> str:
         return str(next(_push_ids))
 
 
+def deauthorization_message(
+    shop_id: int, app_id: int, *, at_seconds: int, app_name: str = "waimai-bridge"
+) -> dict[str, Any]:
+    """The ``message`` of a type-100 push: the shop withdrew the app's authorization
+    (``{shopId, appId, appName, relieveOAuthTime}``, platforms.md §1.5; the time's unit is
+    not confirmed, seconds here)."""
+    return {"shopId": shop_id, "appId": app_id, "appName": app_name, "relieveOAuthTime": at_seconds}
+
+
 def push_envelope(
     type_: int,
     message: Mapping[str, Any] | str,

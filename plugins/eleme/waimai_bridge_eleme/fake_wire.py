@@ -91,13 +91,14 @@ class FakeCall:
 
 @dataclass(frozen=True)
 class Reply:
-    """What goes back on the wire: an envelope, a bare HTTP answer or nothing (``status``
-    None = drop), possibly after a delay."""
+    """What goes back on the wire: an envelope (or another JSON object), a bare HTTP answer
+    or nothing (``status`` None = drop), possibly after a delay, with any extra headers."""
 
     status: int | None
     envelope: dict[str, Any] | None = None
     text: str = ""
     delay: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
 
     def body(self) -> tuple[bytes, str]:
         if self.envelope is not None:
@@ -260,3 +261,26 @@ class Server(ThreadingHTTPServer):
         # A client hanging up mid-request is normal here (timeouts, drops); report the rest.
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
+
+
+def send(handler: Handler, stopping: threading.Event, reply: Reply) -> None:
+    """Write ``reply`` on the handler's connection, after its delay unless the fake stops."""
+    if reply.delay and stopping.wait(reply.delay):
+        reply = Reply(None)  # stopping: do not answer late
+    if reply.status is None:
+        handler.close_connection = True
+        return
+    body, content_type = reply.body()
+    try:
+        handler.send_response(reply.status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        for name, value in reply.headers:
+            handler.send_header(name, value)
+        if handler.close_connection:
+            handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.wfile.flush()
+    except OSError:  # the client gave up (e.g. timed out on a slow answer)
+        handler.close_connection = True

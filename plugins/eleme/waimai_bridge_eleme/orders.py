@@ -67,13 +67,13 @@ def get_order(store_id: str, order_id: str, config: PluginConfig) -> dict[str, A
     :raises PlatformError: no answer, or any other error.
     """
     binding = config.stores.get(store_id, {})
-    token = binding.get("token")
+    token = api.store_token(store_id, config)
     if not token:
         raise TransientPlatformError(f"store {store_id!r} has no Eleme token", code="NO_TOKEN")
     if order_id.startswith(facts.SHOP_MESSAGE_ORDER_PREFIX):
         raise NotFound  # the pseudo order of a shop's messages
     try:
-        order = api.read(GET_ORDER, {"orderId": order_id}, config, token=str(token))
+        order = api.read(GET_ORDER, {"orderId": order_id}, config, token=token)
     except PlatformError as exc:
         if exc.code == facts.ORDER_NOT_FOUND:
             raise NotFound from None

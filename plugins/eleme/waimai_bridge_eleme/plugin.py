@@ -2,9 +2,10 @@
 
 The hooks are thin: :mod:`.push` verifies and decodes pushes, :mod:`.states` maps them to
 the baseline, :mod:`.prices` reads an order's money and :mod:`.details` its day number and
-remark, :mod:`.api` calls the platform, :mod:`.pull` brings what it failed to push and
-:mod:`.orders` reads an order back. The native-code table and the config schemas live in
-``manifest.json``; every fact the research could not confirm lives in :mod:`.assumptions`.
+remark, :mod:`.api` calls the platform, :mod:`.pull` brings what it failed to push,
+:mod:`.orders` reads an order back and :mod:`.oauth` authorizes stores. The native-code
+table and the config schemas live in ``manifest.json``; every fact the research could not
+confirm lives in :mod:`.assumptions`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import Any
 from waimai_bridge.plugin_api import (
     ActionRequest,
     ActionResult,
+    AuthorizationRequest,
+    AuthorizationStart,
+    CodeExchange,
     Confirmed,
+    Credentials,
+    CredentialsRefresh,
     FetchedOrder,
     InboundRequest,
     NativeEvent,
@@ -30,7 +36,7 @@ from waimai_bridge.plugin_api import (
     hookimpl,
     read_manifest,
 )
-from waimai_bridge_eleme import api, details, orders, prices, push, states
+from waimai_bridge_eleme import api, details, oauth, orders, prices, push, states
 from waimai_bridge_eleme import pull as _pull
 from waimai_bridge_eleme.messages import Kind, kind_of
 
@@ -97,3 +103,21 @@ def fetch_order(order: OrderRef, config: PluginConfig) -> FetchedOrder | None:
 def verify_action(action: ActionRequest, config: PluginConfig) -> ActionResult:
     """Whether an action whose answer was lost took effect, by the order as getOrder has it."""
     return orders.verify(action, config)
+
+
+@hookimpl
+def authorize_url(request: AuthorizationRequest, config: PluginConfig) -> AuthorizationStart:
+    """Eleme's authorize page for the store's owner; none for a client-credentials app."""
+    return oauth.authorize_url(request, config)
+
+
+@hookimpl
+def exchange_code(exchange: CodeExchange, config: PluginConfig) -> Credentials:
+    """The store's tokens for the code of its owner's consent (or the app's own token)."""
+    return oauth.exchange_code(exchange, config)
+
+
+@hookimpl
+def refresh_credentials(refresh: CredentialsRefresh, config: PluginConfig) -> Credentials:
+    """The store's tokens renewed with its refresh token (or asked for again)."""
+    return oauth.refresh_credentials(refresh, config)

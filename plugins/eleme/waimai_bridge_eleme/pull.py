@@ -61,7 +61,7 @@ def pull(request: PullRequest, config: PluginConfig) -> PulledEvents:
 
     :raises TransientPlatformError: a list could not be read (nothing is returned then).
     """
-    token = config.stores.get(request.store_id, {}).get("token")
+    token = api.store_token(request.store_id, config)
     app = {facts.PUSH_FAIL_QUERY_APP_ID: _app_id(config)}
     failed = _listed(PUSH_FAIL, {facts.PUSH_FAIL_QUERY_PARAM: app}, config, EMPTY_TOKEN)
     # a store without a token still gets its core messages; the others need one (§1.4)

@@ -1,4 +1,5 @@
-"""Eleme pushes in: the envelope verified, the ``message`` decoded, one native event out.
+"""Eleme pushes in: the envelope verified, the ``message`` decoded, one native event out (or,
+for a shop withdrawing the app's authorization, a notice about the store's channel).
 
 Eleme POSTs every push to one URL as a compact JSON envelope (platforms.md §1.1)::
 
@@ -22,6 +23,7 @@ from waimai_bridge.plugin_api import (
     MAX_KEY_LENGTH,
     UNREADABLE,
     BadSignature,
+    ChannelNotice,
     InboundRequest,
     NativeEvent,
     ParsedPush,
@@ -40,12 +42,16 @@ from waimai_bridge_eleme.states import state_change
 
 PLATFORM = "eleme"
 ACK = Reply(body='{"message":"ok"}')
+DEAUTHORIZED = "100"
+"""The push ``type`` of a shop withdrawing the app's authorization (授权状态变更, §1.5): a
+notice that the store's channel is unauthorized, not an event of an order."""
 ENVELOPE_KEYS = ("requestId", "type", "appId", "message", "shopId", "timestamp", "signature")
 PULLED_KEYS = tuple(key for key in ENVELOPE_KEYS if key != "signature")
 
 
 def parse(request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
-    """The push in ``request`` as a native event, or the ACK alone for a URL check.
+    """The push in ``request`` as a native event, or the ACK alone for a URL check; a
+    de-authorization (type 100) as a notice that the store's channel is unauthorized.
 
     None when the request is not for Eleme's single push URL (it has a ``kind``).
     """
@@ -60,7 +66,11 @@ def parse(request: InboundRequest, config: PluginConfig) -> ParsedPush | None:
     missing = [key for key in ENVELOPE_KEYS if key not in envelope]
     if missing:
         raise _undecodable(f"the push envelope lacks {', '.join(missing)}")
-    return ParsedPush(reply=ACK, events=[read_envelope(envelope, config)])
+    event = read_envelope(envelope, config)
+    if event.native_code == DEAUTHORIZED:
+        notice = ChannelNotice(store_id=event.store_id, authorized=False)
+        return ParsedPush(reply=ACK, events=[], notices=[notice])
+    return ParsedPush(reply=ACK, events=[event])
 
 
 def read_pulled(message: Any, config: PluginConfig) -> NativeEvent:

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Final, Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from waimai_bridge_eleme import assumptions as facts
 from waimai_bridge_eleme.fake_harness import fake_platform
@@ -35,6 +35,14 @@ from waimai_bridge_eleme.fake_methods import (
     METHODS,
     ORDER_ACTIONS,
     Invalid,
+)
+from waimai_bridge_eleme.fake_oauth import (
+    AUTHORIZE_PATH,
+    TOKEN_PATH,
+    TOKEN_SCRIPT,
+    AuthorizationControls,
+    FakeOAuth,
+    FakeTokenCall,
 )
 from waimai_bridge_eleme.fake_orders import FakeOrders
 from waimai_bridge_eleme.fake_pulls import FailedPushes
@@ -52,6 +60,7 @@ from waimai_bridge_eleme.fake_wire import (
     envelope_ok,
     loose_id,
     read_request,
+    send,
 )
 from waimai_bridge_eleme.signing import request_signature
 
@@ -66,6 +75,7 @@ __all__ = [
     "FakeAnswer",
     "FakeCall",
     "FakeEleme",
+    "FakeTokenCall",
     "fake_platform",
     "push_body",
     "push_envelope",
@@ -94,7 +104,7 @@ _MILLISECONDS_FROM: Final = 10**11
 _POLL_SECONDS: Final = 0.02  # how soon stop() is noticed
 
 
-class FakeEleme:
+class FakeEleme(AuthorizationControls):
     """A local Eleme API server (nop 1.0.0) on 127.0.0.1, for tests and demos.
 
     Use it as a context manager or with :meth:`start` / :meth:`stop`; the client POSTs
@@ -108,7 +118,8 @@ class FakeEleme:
     - ``metas.timestamp`` (seconds, or milliseconds as some SDKs send) further than
       ``timestamp_tolerance`` seconds from ``clock()`` → ``INVALID_TIMESTAMP``;
     - a token for the msgNew methods, which take an empty one (platforms.md §1.4), or for
-      the others a token not among ``tokens`` (when given) → ``UNAUTHORIZED``;
+      the others a token the fake issued that expired or was revoked, any token revoked,
+      or a token neither issued nor among ``tokens`` (when given) → ``UNAUTHORIZED``;
     - bad parameters of an action in :data:`ORDER_ACTIONS` → ``VALIDATION_FAILED``.
 
     A request that passes all of these takes the next answer scripted for its action
@@ -121,6 +132,11 @@ class FakeEleme:
     (also after a ``slow`` one) acts on the order: an action repeated on an order already
     in its state gets the "already" error the plugin assumes Eleme answers
     (:mod:`waimai_bridge_eleme.fake_orders`).
+
+    Under :attr:`oauth_base` it serves Eleme's authorize page and token endpoint
+    (:mod:`waimai_bridge_eleme.fake_oauth`): :meth:`sign_in`, :meth:`expire_in`,
+    :meth:`revoke`, :meth:`script_token`, :meth:`token_outage` and :attr:`token_calls` drive
+    and show them.
     """
 
     def __init__(
@@ -148,6 +164,7 @@ class FakeEleme:
         self._scripts: dict[str, deque[FakeAnswer]] = {}
         self._orders = FakeOrders()
         self._failed = FailedPushes()
+        self._oauth = FakeOAuth(app_key, app_secret, lambda: self.clock())
         for order in orders:
             self.put_order(order)
         self._server: Server | None = None
@@ -219,6 +236,11 @@ class FakeEleme:
         """The URL the nop envelope is POSTed to, ``http://127.0.0.1:PORT/api/v1/``."""
         return f"http://127.0.0.1:{self.port}{API_PATH}"
 
+    @property
+    def oauth_base(self) -> str:
+        """Where the authorize page and the token endpoint are, ``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
     # -- what happened
 
     @property
@@ -232,10 +254,13 @@ class FakeEleme:
         return [call for call in self.calls if call.action == action]
 
     def reset(self) -> None:
-        """Forget the calls, the scripted answers not played yet and what the actions did
-        to each order (stored orders stay)."""
+        """Forget the calls (token calls too), the scripted answers not played yet, a token
+        outage and what the actions did to each order (stored orders and issued tokens
+        stay)."""
         with self._lock:
             self._calls.clear()
+            self._oauth.calls.clear()
+            self._oauth.outage = None
             self._scripts.clear()
             self._orders.clear()
 
@@ -294,22 +319,37 @@ class FakeEleme:
     # -- serving
 
     def _serve(self, handler: Handler) -> None:
-        path = urlsplit(handler.path).path
-        if path != API_PATH:
-            handler.close_connection = True
-            self._send(handler, self._record_http(path, 404, "not found"))
+        url = urlsplit(handler.path)
+        path = url.path
+        if path == AUTHORIZE_PATH and handler.command == "GET":
+            with self._lock:
+                reply = self._oauth.authorize(parse_qs(url.query))
+            send(handler, self._stopping, reply)
             return
-        if handler.command != "POST":
+        posted = path in (API_PATH, TOKEN_PATH)
+        if not posted and path != AUTHORIZE_PATH:
             handler.close_connection = True
-            self._send(handler, self._record_http(path, 405, "method not allowed"))
+            send(handler, self._stopping, self._record_http(path, 404, "not found"))
+            return
+        if handler.command != "POST" or not posted:
+            handler.close_connection = True
+            send(handler, self._stopping, self._record_http(path, 405, "method not allowed"))
             return
         length = handler.headers.get("Content-Length")
         if length is None or not length.isdigit():
             handler.close_connection = True
-            self._send(handler, self._record_http(path, 411, "length required"))
+            send(handler, self._stopping, self._record_http(path, 411, "length required"))
             return
         body = handler.rfile.read(int(length))
-        self._send(handler, self._answer(body))
+        if path == TOKEN_PATH:
+            with self._lock:
+                queue = self._scripts.get(TOKEN_SCRIPT)
+                scripted = queue.popleft() if queue else None
+                headers = {name.lower(): value for name, value in handler.headers.items()}
+                reply = self._oauth.token(headers, body, scripted)
+            send(handler, self._stopping, reply)
+            return
+        send(handler, self._stopping, self._answer(body))
 
     def _record_http(self, path: str, status: int, text: str) -> Reply:
         self._record(FakeCall("", {}, "", False, None, None, status, path))
@@ -362,9 +402,11 @@ class FakeEleme:
             if request.token:  # the doc's words ([S-E5g]); the code is a guess
                 raise Refused("UNAUTHORIZED", "token 必须为空")
             return
-        # [G] The code for an unknown or expired token is not documented; UNAUTHORIZED fits.
-        if self.tokens is not None and request.token not in self.tokens:
-            raise Refused("UNAUTHORIZED", "invalid token")
+        verdict = self._oauth.verdict(request.token)
+        if verdict is False or (
+            verdict is None and self.tokens is not None and request.token not in self.tokens
+        ):
+            raise Refused(facts.INVALID_TOKEN_ERROR, "invalid token")
 
     def _play(self, request: Request) -> Reply:
         """The answer to an admitted request; call with the lock held."""
@@ -421,22 +463,3 @@ class FakeEleme:
     def _record(self, call: FakeCall) -> None:
         with self._lock:
             self._calls.append(call)
-
-    def _send(self, handler: Handler, reply: Reply) -> None:
-        if reply.delay and self._stopping.wait(reply.delay):
-            reply = Reply(None)  # stopping: do not answer late
-        if reply.status is None:
-            handler.close_connection = True
-            return
-        body, content_type = reply.body()
-        try:
-            handler.send_response(reply.status)
-            handler.send_header("Content-Type", content_type)
-            handler.send_header("Content-Length", str(len(body)))
-            if handler.close_connection:
-                handler.send_header("Connection", "close")
-            handler.end_headers()
-            handler.wfile.write(body)
-            handler.wfile.flush()
-        except OSError:  # the client gave up (e.g. timed out on a slow answer)
-            handler.close_connection = True
