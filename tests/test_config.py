@@ -187,7 +187,8 @@ def test_every_problem_is_listed_with_its_key(tmp_path: Path, registry: PluginRe
         ("bridge.shard", "unknown key"),
         (
             "platforms.eleme.region",
-            "unknown key (known: api_base, app_id, app_key, app_secret, timeout_seconds)",
+            "unknown key (known: api_base, app_id, app_key, app_secret, grant, oauth_base, "
+            "timeout_seconds)",
         ),
         ("platforms.eleme.app_id", "must match ^[0-9]+$"),
         ("platforms.eleme.app_secret", "must be of type string"),
