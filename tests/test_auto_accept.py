@@ -34,6 +34,8 @@ SECRET = "auto-accept-secret"
 READ_TOKEN = "auto-accept-read-only"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 READ = {"Authorization": f"Bearer {READ_TOKEN}"}
+STATIC = {"status": "static", "expires_at": None, "scope": None, "problem": None}
+"""A channel's authorization without stored credentials: its config binding's."""
 CONFIG = """
 [bridge]
 database_url = "{url}"
@@ -194,7 +196,9 @@ def test_the_configs_default_auto_accepts_every_channel_not_set_otherwise(
 ) -> None:
     with accepting(database, tmp_path, "auto_accept = true") as bridge:
         listed = bridge.client.get("/api/v1/stores/S002/channels", headers=AUTH).json()
-        assert listed["channels"] == [{"platform": NAME, "auto_accept": True, "source": "config"}]
+        assert listed["channels"] == [
+            {"platform": NAME, "auto_accept": True, "source": "config", "authorization": STATIC}
+        ]
         bridge.turn("S002", NAME, False)
         bridge.receive("c1", "D-1", "order.created")
         bridge.receive("c2", "D-2", "order.created", shop="100002")
@@ -232,14 +236,20 @@ def test_the_channels_api_lists_and_sets_a_stores_channels(
     assert listed.json() == {
         "store_id": "S001",
         "channels": [
-            {"platform": NAME, "auto_accept": False, "source": "config"},
-            {"platform": testpay.NAME, "auto_accept": False, "source": "config"},
+            {"platform": NAME, "auto_accept": False, "source": "config", "authorization": STATIC},
+            {
+                "platform": testpay.NAME,
+                "auto_accept": False,
+                "source": "config",
+                "authorization": STATIC,
+            },
         ],
     }
     with caplog.at_level(logging.INFO, logger="waimai_bridge.web.channels"):
         put = client.put(f"{path}/{testpay.NAME}", json={"auto_accept": True}, headers=AUTH)
     assert (put.status_code, put.json()) == (
-        200, {"platform": testpay.NAME, "auto_accept": True, "source": "set"},
+        200,
+        {"platform": testpay.NAME, "auto_accept": True, "source": "set", "authorization": STATIC},
     )  # fmt: skip
     assert [r.getMessage() for r in caplog.records if r.name == "waimai_bridge.web.channels"] == [
         f"auto-accept of store S001 on {testpay.NAME} turned on by token-1"
@@ -273,5 +283,5 @@ def test_the_channels_api_lists_and_sets_a_stores_channels(
     for bad in ({}, {"auto_accept": "yes"}, {"auto_accept": 1}, {"auto_accept": True, "x": 1}):
         assert client.put(f"{path}/{NAME}", json=bad, headers=AUTH).status_code == 422, bad
     assert client.get(path, headers=AUTH).json()["channels"][0] == {
-        "platform": NAME, "auto_accept": False, "source": "config",
+        "platform": NAME, "auto_accept": False, "source": "config", "authorization": STATIC,
     }  # fmt: skip

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from waimai_bridge import __version__
 from waimai_bridge.cli.anomalies import anomalies
+from waimai_bridge.cli.auth import auth
 from waimai_bridge.cli.context import BridgeContext, pass_context
 from waimai_bridge.cli.demo import demo
 from waimai_bridge.cli.processes import serve, worker
@@ -135,6 +136,7 @@ for command in (
     settlement_report,
     pull,
     purge,
+    auth,
     skus,
     demo,
     contract,

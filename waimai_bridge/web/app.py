@@ -1,4 +1,5 @@
-"""The ASGI app: webhooks, the read API, ``/healthz`` and ``/metrics``."""
+"""The ASGI app: webhooks, the read API, the board, the platforms' authorization callbacks,
+``/healthz`` and ``/metrics``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from waimai_bridge.web import (
     board_session,
     channels,
     dead_letters,
+    oauth,
     settlements,
     skus,
     subscriptions,
@@ -116,6 +118,7 @@ def create_app(bridge: Bridge, *, run_worker: bool | None = None) -> BridgeApp:
     app.include_router(board_session.router)
     app.include_router(board_api.router)
     app.include_router(board_pages.router)
+    app.include_router(oauth.router)
     app.mount(board_pages.STATIC_PATH, board_pages.static_files(), name="board-static")
 
     @app.exception_handler(HTTPException)

@@ -1,5 +1,6 @@
-"""The order board's data: ``GET /board/orders`` (today's cards) and ``GET /board/events``
-(the cards of orders as they change, as Server-Sent Events).
+"""The order board's data: ``GET /board/orders`` (today's cards), ``GET /board/events``
+(the cards of orders as they change, as Server-Sent Events) and ``GET /board/channels``
+(the channels whose authorization is lost or expiring).
 
 One tailer per app follows the change feed for every viewer: a task started when the first
 viewer connects and stopped when the last one leaves, reading the feed every
@@ -31,6 +32,7 @@ from waimai_bridge.runtime import Bridge
 from waimai_bridge.settings import Scope
 from waimai_bridge.store import board, changes
 from waimai_bridge.web.api import bridge_of, storable_parameters
+from waimai_bridge.web.authorizations import board_alerts
 from waimai_bridge.web.board_session import BoardSession, current_session
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,18 @@ async def orders(
         return {"cards": cards, "last_id": last_id}
 
     return JSONResponse(await run_in_threadpool(query))
+
+
+@router.get("/channels")
+async def channels(request: Request, session: Reader) -> JSONResponse:
+    """The bound channels whose authorization is lost or expiring, for their badges."""
+    bridge = bridge_of(request)
+
+    def query() -> list[dict[str, Any]]:
+        with bridge.database.reading() as db:
+            return board_alerts(db, bridge.config, now_ms=bridge.clock())
+
+    return JSONResponse({"authorizations": await run_in_threadpool(query)})
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,29 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "anomaly.income_mismatch": "退款后实收不符",
         "anomaly.price_unreadable": "价格无法读取",
         "anomaly.lines_not_stored": "商品行未保存",
+        "anomaly.channel_unauthorized": "渠道授权失效",
         "reasons": "商品已售完|店铺太忙|店铺已打烊|无法配送",
+        "authorization.unauthorized": "授权已失效，请重新授权",
+        "authorization.expiring": "授权即将过期",
+        "authorization.expired": "授权已过期",
+        "authorization.alerts": "渠道授权",
+        "oauth.title": "门店授权",
+        "oauth.authorized": "门店「{store}」已完成{platform}授权，可以关闭此页面。",
+        "oauth.unknown_platform": "此地址没有可授权的平台。",
+        "oauth.declined": "授权未完成：店主未同意授权，未保存任何信息。",
+        "oauth.state_refused": (
+            "此授权链接无效、已使用或已过期，未保存任何信息。请联系管理员重新生成授权链接。"
+        ),
+        "oauth.not_a_code": "{platform}返回的不是授权码，未保存任何信息。",
+        "oauth.code_refused": (
+            "{platform}拒绝了此授权码，未保存任何信息。请联系管理员重新生成授权链接。"
+        ),
+        "oauth.not_bound": "此门店在系统配置中未绑定{platform}，未保存任何信息。",
+        "oauth.unreachable": (
+            "暂时无法连接{platform}，未保存任何信息。请稍后联系管理员重新生成授权链接。"
+        ),
+        "oauth.unreadable": "无法读取{platform}的答复，未保存任何信息。请联系管理员。",
+        "oauth.not_ready": "系统尚未配置保存凭证所需的密钥，未保存任何信息。请联系管理员。",
     },
     EN: {
         "title": "Order board",
@@ -156,7 +178,39 @@ LABELS: Mapping[str, Mapping[str, str]] = {
         "anomaly.income_mismatch": "Income after refund unexplained",
         "anomaly.price_unreadable": "Price unreadable",
         "anomaly.lines_not_stored": "Lines not stored",
+        "anomaly.channel_unauthorized": "Channel unauthorized",
         "reasons": "Sold out|Too busy|Store closed|Cannot deliver",
+        "authorization.unauthorized": "Authorization lost: authorize again",
+        "authorization.expiring": "Authorization expiring",
+        "authorization.expired": "Authorization expired",
+        "authorization.alerts": "Channel authorization",
+        "oauth.title": "Store authorization",
+        "oauth.authorized": (
+            "Store {store} is now authorized on {platform}. You can close this page."
+        ),
+        "oauth.unknown_platform": "No platform authorizes stores at this address.",
+        "oauth.declined": "Not authorized: the store's owner declined. Nothing was stored.",
+        "oauth.state_refused": (
+            "This authorization link is unknown, used already or expired. "
+            "Nothing was stored: ask for a new link."
+        ),
+        "oauth.not_a_code": (
+            "{platform} did not answer with an authorization code. Nothing was stored."
+        ),
+        "oauth.code_refused": (
+            "{platform} refused the authorization code. Nothing was stored: ask for a new link."
+        ),
+        "oauth.not_bound": (
+            "The store is not bound to {platform} in the bridge's config. Nothing was stored."
+        ),
+        "oauth.unreachable": (
+            "{platform} could not be reached. "
+            "Nothing was stored: ask for a new link and try again later."
+        ),
+        "oauth.unreadable": "{platform}'s answer could not be read. Nothing was stored.",
+        "oauth.not_ready": (
+            "The bridge has no key to keep credentials with yet. Nothing was stored."
+        ),
     },
 }
 """Every label of the board's pages, by language; both languages have the same keys."""

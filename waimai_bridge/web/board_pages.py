@@ -19,6 +19,7 @@ from waimai_bridge.settings import Scope
 from waimai_bridge.store import board, changes
 from waimai_bridge.web import board_i18n
 from waimai_bridge.web.api import bridge_of
+from waimai_bridge.web.authorizations import board_alerts
 from waimai_bridge.web.board_api import board_rules, zone_of
 from waimai_bridge.web.board_session import current_session
 
@@ -116,7 +117,8 @@ async def login_page(
 
 
 def _today(bridge: Bridge, filters: Mapping[str, str | None]) -> dict[str, Any]:
-    """Today's cards as ``/board/orders`` answers them: the first render shows them."""
+    """Today's cards as ``/board/orders`` answers them, and the channels ``/board/channels``
+    flags: the first render shows them."""
     with bridge.database.reading() as session:
         last_id = changes.last_id(session)  # first: the cards are at least this new
         found = board.cards(
@@ -124,7 +126,8 @@ def _today(bridge: Bridge, filters: Mapping[str, str | None]) -> dict[str, Any]:
             store_id=filters["store_id"], platform=filters["platform"], state=filters["state"],
             zone=zone_of(bridge, filters["store_id"]),
         )  # fmt: skip
-    return {"cards": found, "last_id": last_id}
+        authorizations = board_alerts(session, bridge.config, now_ms=bridge.clock())
+    return {"cards": found, "last_id": last_id, "authorizations": authorizations}
 
 
 def _filters(bridge: Bridge, query: Mapping[str, str]) -> dict[str, str | None]:

@@ -1,4 +1,5 @@
-"""A store's channels over HTTP: list them, and turn a channel's auto-accept on or off."""
+"""A store's channels over HTTP: list them with their authorization, and turn a channel's
+auto-accept on or off."""
 
 from __future__ import annotations
 
@@ -7,16 +8,37 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import channels
+from waimai_bridge.store.credentials import ChannelAuthorization, CredentialStatus
 from waimai_bridge.web.api import API, bridge_of
+from waimai_bridge.web.authorizations import channel_statuses
 from waimai_bridge.web.tokens import TOKEN_NAME
+from waimai_bridge.web.views import iso
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/stores", tags=["stores"], dependencies=API)
+
+
+class AuthorizationView(BaseModel):
+    """Whether the bridge may act for the store on the platform; never a token."""
+
+    status: CredentialStatus = Field(
+        description="active: credentials stored; expiring: within "
+        "[authorization].refresh_ahead_minutes of their expiry (or past it), the workers "
+        "renew them; unauthorized: the store withdrew or lost its consent, nothing is sent "
+        "to the platform for it until it is authorized again; static: none stored, the "
+        "store's binding in the config is used."
+    )
+    expires_at: str | None = Field(description="When the access token expires (ISO 8601 UTC).")
+    scope: str | None
+    problem: str | None = Field(
+        description="Why the channel is unauthorized, or why its last renewal failed."
+    )
 
 
 class ChannelView(BaseModel):
@@ -27,6 +49,7 @@ class ChannelView(BaseModel):
     source: Literal["config", "set"] = Field(
         description="config: [bridge].auto_accept; set: set through this API."
     )
+    authorization: AuthorizationView
 
 
 class ChannelsView(BaseModel):
@@ -44,9 +67,29 @@ class ChannelChange(BaseModel):
     auto_accept: StrictBool
 
 
-def _view(channel: channels.Channel) -> ChannelView:
+def _view(channel: channels.Channel, authorization: AuthorizationView) -> ChannelView:
     source: Literal["config", "set"] = "set" if channel.set else "config"
-    return ChannelView(platform=channel.platform, auto_accept=channel.auto_accept, source=source)
+    return ChannelView(
+        platform=channel.platform, auto_accept=channel.auto_accept, source=source,
+        authorization=authorization,
+    )  # fmt: skip
+
+
+def _authorizations(
+    session: Session, bridge: Bridge, store_id: str
+) -> dict[str, AuthorizationView]:
+    """The store's bound channels' authorization, by platform."""
+    found = channel_statuses(
+        session, bridge.config, now_ms=bridge.clock(), store_id=store_id, bound_only=True
+    )
+    return {channel.platform: _authorization(channel) for channel in found}
+
+
+def _authorization(found: ChannelAuthorization) -> AuthorizationView:
+    expires_at = None if found.expires_at_ms is None else iso(found.expires_at_ms)
+    return AuthorizationView(
+        status=found.status, expires_at=expires_at, scope=found.scope, problem=found.problem
+    )
 
 
 def _bound(bridge: Bridge, store_id: str) -> list[str]:
@@ -59,16 +102,18 @@ def _bound(bridge: Bridge, store_id: str) -> list[str]:
 
 @router.get("/{store_id}/channels", response_model=ChannelsView, summary="A store's channels")
 async def get_channels(request: Request, store_id: str) -> ChannelsView:
-    """Each platform the store is bound to, and whether its new orders are auto-accepted."""
+    """Each platform the store is bound to, whether its new orders are auto-accepted, and
+    its authorization there."""
     bridge = bridge_of(request)
     platforms = _bound(bridge, store_id)
 
-    def read() -> list[channels.Channel]:
-        with bridge.database.transaction() as session:
-            return channels.listing(session, store_id, platforms, bridge.config.bridge.auto_accept)
+    def read() -> list[ChannelView]:
+        with bridge.database.reading() as session:
+            found = channels.listing(session, store_id, platforms, bridge.config.bridge.auto_accept)
+            authorizations = _authorizations(session, bridge, store_id)
+        return [_view(channel, authorizations[channel.platform]) for channel in found]
 
-    found = await run_in_threadpool(read)
-    return ChannelsView(store_id=store_id, channels=[_view(channel) for channel in found])
+    return ChannelsView(store_id=store_id, channels=await run_in_threadpool(read))
 
 
 @router.put("/{store_id}/channels/{platform}", response_model=ChannelView, summary="Set a channel")
@@ -80,15 +125,17 @@ async def put_channel(
     if platform not in _bound(bridge, store_id):
         raise HTTPException(404, f"store {store_id!r} is not bound to platform {platform!r}")
 
-    def write() -> None:
+    def write() -> AuthorizationView:
         with bridge.database.transaction() as session:
             channels.set_auto_accept(
                 session, store_id, platform, body.auto_accept, now_ms=bridge.clock()
             )
+            return _authorizations(session, bridge, store_id)[platform]
 
-    await run_in_threadpool(write)
+    authorization = await run_in_threadpool(write)
     logger.info(
         "auto-accept of store %s on %s turned %s by %s", store_id, platform,
         "on" if body.auto_accept else "off", getattr(request.state, TOKEN_NAME, "an unnamed token"),
     )  # fmt: skip
-    return ChannelView(platform=platform, auto_accept=body.auto_accept, source="set")
+    channel = channels.Channel(platform, body.auto_accept, set=True)
+    return _view(channel, authorization)

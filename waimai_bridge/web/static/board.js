@@ -11,12 +11,14 @@ const asked = new Map(); // "card key|action" -> {id, status, message}
 const reasonOpen = new Map(); // card key -> {action, text}
 const fresh = new Set(); // keys of the cards that just came to need action
 let lastId = data.last_id ?? null; // the change feed's id the cards shown are as of
+let authorizations = data.authorizations ?? []; // channels whose authorization is lost or expiring
 let source = null;
 let audio = null;
 
 const POLL_MS = 700;
 const POLL_LIMIT = 90;
 const RECONNECT_MS = 3000;
+const AUTHORIZATIONS_MS = 60000;
 
 // ------------------------------------------------------------------ helpers
 
@@ -121,6 +123,48 @@ document.addEventListener("click", () => {
   }
 }, { once: true });
 
+// ------------------------------------------------------------------ authorization
+
+function authorizationOf(storeId, platform) {
+  return authorizations.find((a) => a.store_id === storeId && a.platform === platform) ?? null;
+}
+
+function authorizationText(a) {
+  if (a.status !== "expiring") return label(`authorization.${a.status}`, a.status);
+  const at = a.expires_at ? new Date(a.expires_at) : null;
+  if (at && at.getTime() <= Date.now()) return label("authorization.expired");
+  const when = at ? at.toLocaleString(document.querySelector("html").lang, {
+    month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit",
+  }) : "";
+  return `${label("authorization.expiring")}${when ? ` · ${when}` : ""}`;
+}
+
+function renderAuthorizations() {
+  const f = filters();
+  const shown = authorizations.filter((a) =>
+    (!f.store_id || a.store_id === f.store_id) && (!f.platform || a.platform === f.platform));
+  const list = document.querySelector("#authorizations");
+  list.replaceChildren(...shown.map((a) => {
+    const badge = el("span", { class: "badge", text: channelName(a.platform) });
+    badge.style.setProperty("--hue", hue(a.platform));
+    return el("li", {
+      class: `authorization auth-${a.status}`,
+      "data-store": a.store_id,
+      "data-platform": a.platform,
+      "data-status": a.status,
+    }, badge, " ", el("b", { text: storeName(a.store_id) }), " · ", authorizationText(a));
+  }));
+  list.hidden = shown.length === 0;
+}
+
+async function refreshAuthorizations() {
+  const answer = await fetch("/board/channels", { headers: { Accept: "application/json" } })
+    .catch(() => null);
+  if (!answer?.ok) return;
+  authorizations = (await answer.json()).authorizations;
+  render();
+}
+
 // ------------------------------------------------------------------ rendering
 
 function recentActions(card) {
@@ -200,7 +244,12 @@ function cardNode(card) {
     "data-key": card.key,
     "data-state": card.state,
   });
-  const badge = el("span", { class: "badge", text: channelName(card.platform) });
+  const authorization = authorizationOf(card.store_id, card.platform);
+  const badge = el("span", {
+    class: "badge" + (authorization ? ` auth-${authorization.status}` : ""),
+    title: authorization ? authorizationText(authorization) : null,
+    text: channelName(card.platform),
+  });
   badge.style.setProperty("--hue", hue(card.platform));
   node.append(el("header", {},
     badge,
@@ -247,6 +296,7 @@ function render() {
   const rest = shown.filter((card) => !card.needs_action);
   fill("needs-action", "needs-count", needs);
   fill("today", "today-count", rest);
+  renderAuthorizations();
 }
 
 function fill(laneId, countId, list) {
@@ -432,6 +482,8 @@ document.querySelector("#filters").addEventListener("change", (event) => {
 });
 
 // ------------------------------------------------------------------ start
+
+setInterval(refreshAuthorizations, AUTHORIZATIONS_MS);
 
 if (Array.isArray(data.cards)) {
   for (const card of data.cards) take(card, { live: false });
