@@ -2,6 +2,7 @@
 
     python bench/run.py            # one to two minutes
     python bench/run.py --quick    # under a minute
+    python bench/run.py --quick --preload-orders 200000    # and a database of 200,000 orders
 
 It drives realistic mixed traffic (many stores, full order lifecycles with refunds and rider
 events, a share of duplicate pushes) over HTTP into ``waimai-bridge serve`` + ``worker``, and
@@ -28,6 +29,11 @@ Before the paced phase the bridge's database gets its planner statistics (``ANAL
 as autovacuum gives a running deployment's: the benchmark's database is too young to have
 had autovacuum's first visit.
 
+With ``--preload-orders N`` the bridge's sustained rate is measured twice, against the same
+skeleton runs: on the empty database (``sustained_ratio_empty``), then after N orders with
+their events were loaded (:mod:`bench.preload`, ``--stores`` stores); the usual figures are
+the second run's and the paced phase's that follows it.
+
 The last line printed is one JSON object with every figure.
 """
 
@@ -36,14 +42,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,72 +58,37 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 from dramatiq.brokers.redis import RedisBroker  # noqa: E402
-from dramatiq.common import dq_name  # noqa: E402
-from sqlalchemy import Engine, create_engine, text  # noqa: E402
+from sqlalchemy import Engine, text  # noqa: E402
 
-from bench.load import PRICE, Result, drive, percentile, traffic  # noqa: E402
+from bench.bridge import (  # noqa: E402
+    REDIS,
+    SECRET,
+    SHARDS,
+    STORES,
+    WORKER_PROCESSES,
+    WORKER_THREADS,
+    Layout,
+    Running,
+    committed,
+    done_count,
+    drained,
+    environment,
+    log,
+    max_id,
+    prepared,
+    running,
+    started,
+    store_ids,
+    wait_for,
+)
+from bench.load import Result, drive, percentile, traffic  # noqa: E402
+from bench.preload import installed_platforms, preload  # noqa: E402
 from bench.skeleton import LATENCIES as SKELETON_LATENCIES  # noqa: E402
 from bench.worker import LATENCIES  # noqa: E402
-from tests.processes import free_port, plugin_site, wait_for_port  # noqa: E402
+from tests.processes import free_port, wait_for_port  # noqa: E402
 from waimai_bridge.cli.processes import WORKER_NICENESS  # noqa: E402
-from waimai_bridge.pipeline.shards import queue_name  # noqa: E402
 
-SECRET = "bench-secret"
-POSTGRES = os.environ.get(
-    "WAIMAI_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REDIS = os.environ.get("WAIMAI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SKELETON_THREADS = 4
-SHARDS = 4
-"""The bridge's shards: two for each worker process. Each process applies its shards'
-events one transaction at a time, so at a moderate rate a process of fewer shards takes
-more events a transaction; on a 2-core machine four shards rather than the bridge's
-default eight cost the worker less CPU per event, and events waited less for their
-commit (docs/performance.md)."""
-WORKER_PROCESSES = 2
-WORKER_THREADS = 1
-"""The bridge's worker: two processes of one thread, each consuming its own half of the
-shards (``--shards``), as docs/deploy.md lays out a small machine. Python threads of one
-process take turns with the GIL; on a 2-core machine one process of four threads let
-events wait longer for their commit (docs/performance.md)."""
-PREFETCH = 64
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    """A fresh PostgreSQL database for the run, dropped after it."""
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    name = f"waimai_bench_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
-def started(
-    command: list[str], env: dict[str, str], logs: Path, name: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    with (logs / f"{name}.log").open("wb") as output:
-        process = subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
@@ -206,14 +176,6 @@ def disk_stalls(watch: bool = True) -> Iterator[dict[str, float]]:
     found["longest_ms"] = float(output)
 
 
-def environment(**extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WAIMAI_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    env["dramatiq_queue_prefetch"] = str(PREFETCH)
-    env.update(extra)
-    return env
-
-
 def analyzed(engine: Engine) -> None:
     """Give the bridge's tables the planner statistics a running deployment's have.
 
@@ -225,15 +187,6 @@ def analyzed(engine: Engine) -> None:
     """
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("ANALYZE"))
-
-
-def wait_for(check: Any, timeout: float, what: str) -> float:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"benchmark: {what} did not happen within {timeout} s")
-        time.sleep(0.02)
-    return time.perf_counter()
 
 
 def skeleton(requests: list[bytes], logs: Path, rate: float | None = None) -> dict[str, Any]:
@@ -288,78 +241,22 @@ def measured_skeleton(requests: list[bytes], logs: Path, when: str) -> dict[str,
     return figures
 
 
-@dataclass(frozen=True)
-class Layout:
-    """How the bridge's worker runs: the shard count, and processes of threads at a
-    niceness, the processes splitting the shards between them."""
-
-    shards: int
-    processes: int
-    threads: int
-    niceness: int
-
-
-def config(folder: Path, database_url: str, shards: int) -> Path:
-    path = folder / "bench.toml"
-    stores = "\n".join(
-        f'[stores.S{number:03}]\ntestpay = {{ shop = "{100000 + number}" }}'
-        for number in range(STORES)
-    )
-    path.write_text(
-        f"""
-[bridge]
-database_url = "{database_url}"
-broker_url = "{REDIS}"
-shards = {shards}
-accept_hold_seconds = 1
-api_tokens = ["bench-api-token-0001"]
-
-[platforms.testpay]
-secret = "{SECRET}"
-
-{stores}
-""",
-        encoding="utf-8",
-    )
-    return path
-
-
-STORES = 50
-
-
-def sku_table(folder: Path) -> Path:
-    """The chain's SKU mapping of the items in the traffic's orders, as a CSV to import (a
-    chain maps its SKUs; an unmapped one is an anomaly to fix, not the normal case)."""
-    path = folder / "skus.csv"
-    lines = [f"testpay,{item['sku_code']},P-{item['sku_code']}" for item in PRICE["items"]]
-    path.write_text("\n".join(["platform,sku_code,product_id", *lines]) + "\n", encoding="utf-8")
-    return path
-
-
-def scalar(engine: Any, query: str) -> int:
-    """The one number a query answers."""
-    with engine.connect() as connection:
-        value: int = connection.execute(text(query)).scalar_one()
-        return value
-
-
-def drained(broker: RedisBroker, *, shards: int) -> None:
-    """Wait until every shard queue of the bridge, and its delay queue, is empty."""
-    for shard in range(shards):
-        for name in (queue_name(shard), dq_name(queue_name(shard))):
-            broker.join(name, interval=20, timeout=300_000)
-
-
-def events_per_transaction(engine: Any, *, paced_after_id: int) -> dict[str, float]:
-    """Inbox events the worker applied per transaction, in the sustained phase and in the
-    paced one (inbox rows after ``paced_after_id``): the events a transaction takes are
-    marked done as of its start, so they share their shard and ``done_at_ms``."""
+def events_per_transaction(
+    engine: Any, *, sustained_after_id: int, paced_after_id: int
+) -> dict[str, float]:
+    """Inbox events the worker applied per transaction, in the sustained phase (inbox rows
+    after ``sustained_after_id``) and in the paced one (after ``paced_after_id``): the events
+    a transaction takes are marked done as of its start, so they share their shard and
+    ``done_at_ms``."""
     query = text(
         "SELECT first_id > :paced_after_id, avg(events) FROM (SELECT min(id) AS first_id,"
-        " count(*) AS events FROM inbox GROUP BY shard, done_at_ms) AS taken GROUP BY 1"
+        " count(*) AS events FROM inbox WHERE id > :sustained_after_id"
+        " GROUP BY shard, done_at_ms) AS taken GROUP BY 1"
     )
     with engine.connect() as connection:
-        rows = connection.execute(query, {"paced_after_id": paced_after_id})
+        rows = connection.execute(
+            query, {"sustained_after_id": sustained_after_id, "paced_after_id": paced_after_id}
+        )
         averages = {bool(paced): round(float(events), 1) for paced, events in rows}
     return {"sustained": averages.get(False, 0.0), "paced": averages.get(True, 0.0)}
 
@@ -371,29 +268,39 @@ def commit_latencies(client: redis.Redis, since_ms: float) -> list[float]:
     return [float(latency) for received, latency in noted if float(received) >= since_ms - 1]
 
 
-def max_id(engine: Any) -> int:
-    """The newest inbox row's id."""
-    return scalar(engine, "SELECT coalesce(max(id), 0) FROM inbox")
+@dataclass(frozen=True)
+class Preload:
+    """What to load into the bridge's database between its two sustained phases: ``orders``
+    orders over the first ``stores`` stores (:mod:`bench.preload`), and the traffic of the
+    sustained phase after it."""
+
+    orders: int
+    stores: int
+    after: list[bytes]
 
 
-def done_count(engine: Any) -> int:
-    """Inbox events applied."""
-    return scalar(engine, "SELECT count(*) FROM inbox WHERE status = 'done'")
-
-
-def held_count(engine: Any) -> int:
-    """Accepted orders whose hold is not released yet (stored or discarded)."""
-    return scalar(
-        engine,
-        "SELECT count(*) FROM platform_orders WHERE order_id IS NULL AND NOT discarded "
-        "AND hold_started_at_ms IS NOT NULL",
-    )
-
-
-def shard_split(layout: Layout) -> list[list[int]]:
-    """The shards each worker process consumes: every one once."""
-    shards = list(range(layout.shards))
-    return [shards[index :: layout.processes] for index in range(layout.processes)]
+def sustained(
+    run: Running, requests: list[bytes], unique: int, processes: dict[str, Callable[[], float]],
+    shards: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The bridge's sustained rate over ``requests`` (``unique`` distinct events), end to
+    end, with the CPU per event and the stolen share meanwhile; once it returns, the
+    bridge's queues are empty."""
+    after_id = max_id(run.engine)
+    before_cpu = {name: measure() for name, measure in processes.items()}
+    before_ticks = machine_ticks()
+    result, done = committed(run, requests, unique, after_id)
+    _, stolen = shares_between(before_ticks, machine_ticks())
+    # the paced phase measures a steady state: first the sustained phase's last
+    # messages (releases of holds a late release already took along) are consumed
+    drained(run.broker, shards=shards)
+    return {
+        "events_per_s": unique / (done - result.started),
+        "result": result,
+        "stolen": stolen,
+        "cpu_ms": per_event(processes, before_cpu, unique),
+        "after_id": after_id,
+    }
 
 
 def bridge(
@@ -403,107 +310,80 @@ def bridge(
     logs: Path,
     paced_rate: float | None,
     layout: Layout,
+    preload_plan: Preload | None = None,
 ) -> dict[str, Any]:
     """The bridge's sustained rate, then its latencies at ``paced_rate`` (None: at half the
-    sustained rate), its worker run as ``layout`` says."""
-    redis.Redis.from_url(REDIS).flushdb()
-    site = plugin_site(logs / "site")
-    env = environment(BENCH_REDIS_URL=REDIS)
-    env["PYTHONPATH"] = os.pathsep.join([str(site), env["PYTHONPATH"]])
-    with database() as url:
-        path = config(logs, url, layout.shards)
-        bridge_cli = [sys.executable, "-m", "waimai_bridge", "--config", str(path)]
-        subprocess.run([*bridge_cli, "migrate"], env=env, check=True, capture_output=True)
-        subprocess.run(
-            [*bridge_cli, "skus", "import", str(sku_table(logs))],
-            env=env, check=True, capture_output=True,
-        )  # fmt: skip
-        port = free_port()
-        engine = create_engine(url)
-        broker = RedisBroker(url=REDIS)  # type: ignore[no-untyped-call]
-        serve = [*bridge_cli, "serve", "--port", str(port), "--log-level", "warning"]
-        # the worker as `waimai-bridge worker` runs it, noting each event's push-to-commit
-        # latency (bench.worker)
-        timed_cli = [sys.executable, "-m", "bench.worker", "--config", str(path)]
-        work = [*timed_cli, "worker", "--threads", str(layout.threads), "--log-level", "warning"]
-        work += ["--nice", str(layout.niceness)]
-        with started(serve, env, logs, "serve") as web_process, ExitStack() as stack:
-            workers = [
-                stack.enter_context(
-                    started(
-                        [*work, "--shards", ",".join(map(str, shards))], env, logs, f"worker-{n}"
-                    )
+    sustained rate), its worker run as ``layout`` says. With ``preload_plan``, the sustained
+    rate on the empty database first, then the preload, then the sustained rate again (the
+    one the paced rate halves)."""
+    stores = max(STORES, preload_plan.stores) if preload_plan else STORES
+    with prepared(logs, layout.shards, stores) as setup, running(setup, layout) as run:
+        engine, broker = run.engine, run.broker
+        worker_pids = tuple(process.pid for process in run.workers)
+        processes: dict[str, Callable[[], float]] = {
+            "serve": lambda: cpu_seconds(pids=(run.web.pid,)),
+            "worker": lambda: cpu_seconds(pids=worker_pids),
+            "postgres": lambda: cpu_seconds(names=("postgres",)),
+            "redis": lambda: cpu_seconds(names=("redis-server",)),
+            # this process: the load generator, and its polls for the end of a phase
+            "load_generator": time.process_time,
+        }
+        empty, loaded = None, None
+        if preload_plan is not None:
+            empty = sustained(run, full, full_unique, processes, layout.shards)
+            log(f"bridge sustained {empty['events_per_s']:.0f} events/s on the empty database")
+            log(f"preloading {preload_plan.orders:,} orders over {preload_plan.stores} stores")
+            loaded = preload(
+                setup.url, preload_plan.orders, stores=store_ids(preload_plan.stores),
+                platforms=installed_platforms(), shards=layout.shards,
+            )  # fmt: skip
+            log(f"preloaded in {loaded.seconds:.0f} s")
+            full = preload_plan.after
+        phase = sustained(run, full, full_unique, processes, layout.shards)
+        rate = phase["events_per_s"]
+        analyzed(engine)
+        pace = paced_rate or rate / 2
+        log(f"bridge sustained {rate:.0f} events/s; now paced at {pace:.0f}/s")
+        # ids, not counts: a duplicate push burns a sequence value without adding a row
+        last_id = max_id(engine)
+        before_cpu = {name: measure() for name, measure in processes.items()}
+        before_ticks = machine_ticks()
+        paced_started_ms = time.time() * 1000
+        paced_unique = len(set(paced))
+        with disk_stalls() as disk:
+            paced_result = drive("127.0.0.1", run.port, paced, rate=pace)
+            wait_for(
+                lambda: done_count(engine, last_id) >= paced_unique,
+                600,
+                "the paced events committed",
+            )
+        paced_cpu_ms = per_event(processes, before_cpu, paced_unique)
+        busy, paced_stolen = shares_between(before_ticks, machine_ticks())
+        wait_for(
+            lambda: len(commit_latencies(broker.client, paced_started_ms)) >= paced_unique,
+            10,
+            "the worker noting the paced events' push-to-commit latencies",
+        )
+        latencies = commit_latencies(broker.client, paced_started_ms)
+        with engine.connect() as connection:
+            taken = [
+                float(row[0])
+                for row in connection.execute(
+                    text(
+                        "SELECT done_at_ms - received_at_ms FROM inbox WHERE id > :skip ORDER BY id"
+                    ),
+                    {"skip": last_id},
                 )
-                for n, shards in enumerate(shard_split(layout))
             ]
-            worker_pids = tuple(process.pid for process in workers)
-            wait_for_port(port)
-            time.sleep(1.0)
-            processes: dict[str, Callable[[], float]] = {
-                "serve": lambda: cpu_seconds(pids=(web_process.pid,)),
-                "worker": lambda: cpu_seconds(pids=worker_pids),
-                "postgres": lambda: cpu_seconds(names=("postgres",)),
-                "redis": lambda: cpu_seconds(names=("redis-server",)),
-                # this process: the load generator, and its polls for the end of a phase
-                "load_generator": time.process_time,
-            }
-            before_cpu = {name: measure() for name, measure in processes.items()}
-            before_ticks = machine_ticks()
-            result = drive("127.0.0.1", port, full)
-            wait_for(
-                lambda: done_count(engine) >= full_unique, 900, "the bridge committing every event"
-            )
-            done = wait_for(lambda: held_count(engine) == 0, 900, "every accept hold released")
-            rate = full_unique / (done - result.started)
-            _, stolen = shares_between(before_ticks, machine_ticks())
-            # the paced phase measures a steady state: first the sustained phase's last
-            # messages (releases of holds a late release already took along) are consumed
-            drained(broker, shards=layout.shards)
-            cpu_ms = per_event(processes, before_cpu, full_unique)
-            analyzed(engine)
-            pace = paced_rate or rate / 2
-            log(f"bridge sustained {rate:.0f} events/s; now paced at {pace:.0f}/s")
-            before = done_count(engine)
-            # ids, not counts: a duplicate push burns a sequence value without adding a row
-            last_id = max_id(engine)
-            before_cpu = {name: measure() for name, measure in processes.items()}
-            before_ticks = machine_ticks()
-            paced_started_ms = time.time() * 1000
-            paced_unique = len(set(paced))
-            with disk_stalls() as disk:
-                paced_result = drive("127.0.0.1", port, paced, rate=pace)
-                wait_for(
-                    lambda: done_count(engine) >= before + paced_unique,
-                    600,
-                    "the paced events committed",
-                )
-            paced_cpu_ms = per_event(processes, before_cpu, paced_unique)
-            busy, paced_stolen = shares_between(before_ticks, machine_ticks())
-            wait_for(
-                lambda: len(commit_latencies(broker.client, paced_started_ms)) >= paced_unique,
-                10,
-                "the worker noting the paced events' push-to-commit latencies",
-            )
-            latencies = commit_latencies(broker.client, paced_started_ms)
-            with engine.connect() as connection:
-                taken = [
-                    float(row[0])
-                    for row in connection.execute(
-                        text(
-                            "SELECT done_at_ms - received_at_ms FROM inbox "
-                            "WHERE id > :skip ORDER BY id"
-                        ),
-                        {"skip": last_id},
-                    )
-                ]
-            batches = events_per_transaction(engine, paced_after_id=last_id)
-            rss = {
-                "serve": peak_rss_mb(web_process),
-                "worker": max(peak_rss_mb(process) for process in workers),
-            }
-        engine.dispose()
-        broker.close()
-    return {
+        batches = events_per_transaction(
+            engine, sustained_after_id=phase["after_id"], paced_after_id=last_id
+        )
+        rss = {
+            "serve": peak_rss_mb(run.web),
+            "worker": max(peak_rss_mb(process) for process in run.workers),
+        }
+    result: Result = phase["result"]
+    figures = {
         "events_per_s": rate,
         "paced_rate": pace,
         "ack_rate": len(full) / (result.finished - result.started),
@@ -512,14 +392,19 @@ def bridge(
         "commit_ms": latencies,
         "taken_ms": taken,
         "rss_mb": rss,
-        "cpu_ms": cpu_ms,
+        "cpu_ms": phase["cpu_ms"],
         "paced_cpu_ms": paced_cpu_ms,
         "paced_busy": busy,
-        "stolen": stolen,
+        "stolen": phase["stolen"],
         "paced_stolen": paced_stolen,
         "paced_disk_stall_ms": disk["longest_ms"],
         "batches": batches,
     }
+    if empty is not None and loaded is not None:
+        figures["empty"] = empty
+        figures["failed"] += empty["result"].failed
+        figures["preload_seconds"] = loaded.seconds
+    return figures
 
 
 def positive(text: str) -> float:
@@ -559,6 +444,15 @@ def main() -> None:
             flag, type=int, choices=choices, default=default, metavar=metavar,
             help=f"{what} (default: {default})",
         )  # fmt: skip
+    parser.add_argument(
+        "--preload-orders", type=int, default=0, metavar="N",
+        help="measure the sustained rate on the empty database, load N orders with their "
+        "events (bench/preload.py), and measure it again before the paced phase",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stores", type=int, default=STORES, metavar="S",
+        help=f"the stores the preloaded orders are spread over (default: {STORES})",
+    )  # fmt: skip
     options = parser.parse_args()
     if options.worker_processes > options.shards:
         parser.error(
@@ -568,6 +462,11 @@ def main() -> None:
     events = options.events or (3000 if options.quick else 20000)
     load = traffic(events, stores=STORES, secret=SECRET)
     paced = traffic(events // 2, stores=STORES, secret=SECRET, seed=2, duplicates=0.0, prefix="P")
+    preload_plan = None
+    if options.preload_orders > 0:
+        # the same traffic as the first sustained phase's, of other orders
+        after = traffic(events, stores=STORES, secret=SECRET, prefix="Q")
+        preload_plan = Preload(options.preload_orders, options.stores, after.bodies)
     with tempfile.TemporaryDirectory(prefix="waimai-bench-") as folder:
         logs = Path(folder)
         # the skeleton before and after the bridge: this shared machine's speed drifts
@@ -578,6 +477,7 @@ def main() -> None:
             load.bodies, load.unique, paced.bodies, logs, options.paced_rate,
             Layout(options.shards, options.worker_processes, options.worker_threads,
                    options.worker_nice),
+            preload_plan,
         )  # fmt: skip
         skeletons.append(measured_skeleton(load.bodies, logs, "after"))
         log(f"skeleton: {len(paced.bodies)} requests paced at {bridge_figures['paced_rate']:.0f}/s")
@@ -634,6 +534,15 @@ def main() -> None:
         "worker_nice": options.worker_nice,
         "cpus": os.cpu_count(),
     }
+    if preload_plan is not None:
+        empty_rate = bridge_figures["empty"]["events_per_s"]
+        figures |= {
+            "events_per_s_empty": round(empty_rate, 1),
+            "sustained_ratio_empty": round(empty_rate / skeleton_figures["events_per_s"], 3),
+            "preloaded_orders": preload_plan.orders,
+            "stores": preload_plan.stores,
+            "preload_seconds": round(bridge_figures["preload_seconds"], 1),
+        }
     for name, value in figures.items():
         print(f"{name:>24}: {value}")
     print(json.dumps(figures))
