@@ -83,8 +83,9 @@ def test_the_example_passes_the_harness_at_high_from_a_fresh_venv(venv: Path) ->
     result = run([str(venv / "bin" / "waimai-bridge"), "contract", "jsonhmac",
                   "--strictness", "high"], venv.parent, 120)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    # skipped: the five optional hooks it leaves out, and the pull, fetch, verify suites
-    assert "0 failed, 8 skipped (strictness high)" in result.stdout.splitlines()[-1]
+    # skipped: the eight optional hooks it leaves out, and the pull, fetch, verify and
+    # authorization suites
+    assert "0 failed, 12 skipped (strictness high)" in result.stdout.splitlines()[-1]
     assert "site-packages/waimai_bridge_jsonhmac/fixtures" in result.stdout.splitlines()[0]
 
 

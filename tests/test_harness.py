@@ -30,7 +30,14 @@ from waimai_bridge.models import (
     PriceBreakdown,
     StateChange,
 )
-from waimai_bridge.plugin_api import hookimpl
+from waimai_bridge.plugin_api import (
+    AuthorizationRequest,
+    AuthorizationStart,
+    CodeExchange,
+    Credentials,
+    CredentialsRefresh,
+    hookimpl,
+)
 from waimai_bridge.pulled import (
     Confirmed,
     FetchedOrder,
@@ -89,6 +96,20 @@ class ElemeCopy:
     def verify_action(self, action: ActionRequest, config: PluginConfig) -> ActionResult:
         return eleme.verify_action(action, config)
 
+    @hookimpl
+    def authorize_url(
+        self, request: AuthorizationRequest, config: PluginConfig
+    ) -> AuthorizationStart:
+        return eleme.authorize_url(request, config)
+
+    @hookimpl
+    def exchange_code(self, exchange: CodeExchange, config: PluginConfig) -> Credentials:
+        return eleme.exchange_code(exchange, config)
+
+    @hookimpl
+    def refresh_credentials(self, refresh: CredentialsRefresh, config: PluginConfig) -> Credentials:
+        return eleme.refresh_credentials(refresh, config)
+
 
 def run(
     plugin: object,
@@ -108,7 +129,8 @@ def failed(outcomes: dict[str, Outcome]) -> dict[str, str]:
 
 def test_the_unbroken_copy_passes_every_suite_that_needs_no_installation() -> None:
     outcomes = run(ElemeCopy(), ["native_codes", "config", "push", "coverage", "signature",
-                                 "price", "scenario", "actions", "errors"])  # fmt: skip
+                                 "price", "scenario", "actions", "errors",
+                                 "authorization"])  # fmt: skip
     assert failed(outcomes) == {}
     assert len(outcomes) > 80
 
@@ -296,7 +318,7 @@ def test_the_command_passes_eleme_at_high() -> None:
     result = CliRunner().invoke(contract_command, ["eleme", "--strictness", "high"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == (
-        "eleme: 154 passed, 0 failed, 1 skipped (strictness high)"
+        "eleme: 162 passed, 0 failed, 0 skipped (strictness high)"
     )
 
 
@@ -312,7 +334,7 @@ def test_the_command_lists_failures_and_skips_with_their_reasons(fixtures: Path)
     assert "SKIPPED  coverage::mappings\n         missing: no push fixture shows these " \
         "declared mappings (native code → state): 18 → 18" in result.output  # fmt: skip
     assert result.output.splitlines()[-1] == (
-        "eleme: 145 passed, 1 failed, 3 skipped (strictness low)"
+        "eleme: 153 passed, 1 failed, 2 skipped (strictness low)"
     )
 
 

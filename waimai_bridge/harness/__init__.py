@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from waimai_bridge.harness.fake import FakeFactory, FakePlatform
+from waimai_bridge.harness.fake import AuthorizingFake, FakeFactory, FakePlatform
 from waimai_bridge.harness.outcomes import Report, Strictness
 from waimai_bridge.harness.suites import STRUCTURAL, SUITES, Contract
 
@@ -59,6 +59,7 @@ def run_contract(
 __all__ = [
     "STRUCTURAL",
     "SUITES",
+    "AuthorizingFake",
     "Contract",
     "FakeFactory",
     "FakePlatform",

@@ -12,6 +12,10 @@ send it. Its orders take it in either way (what ``fetch_order`` and ``verify_act
 read), and an undelivered one is offered by the pull API until confirmed. ``push`` is a
 push fixture's request: ``{"method", "url", "kind", "query" ([name, value] pairs),
 "headers", "body" (text)}``.
+
+The fake of a plugin with the authorization hooks (contract 1.6) is an
+:class:`AuthorizingFake`: it also plays the platform's authorization page and token
+endpoint, and a store's owner who consents or withdraws the consent.
 """
 
 from __future__ import annotations
@@ -48,6 +52,37 @@ class FakePlatform(Protocol):
 
     def reset(self) -> None:
         """Forget the calls and any scripted answers not played yet."""
+        ...
+
+
+class AuthorizingFake(FakePlatform, Protocol):
+    """The fake of a plugin with ``authorize_url``, ``exchange_code`` and
+    ``refresh_credentials``: the platform's authorization page and token endpoint, served
+    where ``configure`` points the plugin's settings, besides its API.
+
+    The authorization page answers a visit with a redirect (301, 302, 303, 307 or 308) to
+    the ``redirect_uri`` the page was asked with, adding a fresh single-use ``code`` for
+    the consenting store and the ``state`` it was asked with (it may first redirect within
+    itself). The token endpoint gives credentials for such a code once, renews credentials
+    it issued (refusing, as the platform does, those it no longer honours) and, for an app
+    that needs nobody's consent, gives a bound store credentials without a code.
+    """
+
+    def consenting(self, store_id: str) -> None:
+        """The next visit to the authorization page is by the owner of ``store_id`` (a
+        store of the config the fake was started with), who consents. A fake that can tell
+        the store from the page's URL may ignore it."""
+        ...
+
+    def revoke(self, store_id: str) -> None:
+        """The owner of ``store_id`` withdraws the app's consent: the token endpoint refuses
+        to renew any credentials issued for the store (the platform's answer for a refresh
+        it refuses for good) until the owner consents on the authorization page again."""
+        ...
+
+    def token_outage(self, status: int) -> None:
+        """From now until ``reset()``, the token endpoint answers every call with HTTP
+        ``status`` (a 5xx) and the body the platform sends with it."""
         ...
 
 

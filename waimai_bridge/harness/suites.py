@@ -1,7 +1,8 @@
 """The suites of the contract harness, in the order they run, and running them.
 
 Structural suites need nothing but the installed plugin and its ``config.json``; the
-others need fixtures (and the action suites a fake platform). A scaffold from
+others need fixtures (and the action and recovery suites a fake platform), but the
+authorization suite, which needs only the ``config.json`` and the fake. A scaffold from
 ``waimai-bridge new-plugin`` passes the structural suites as generated.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from waimai_bridge.harness import actions, pushes, recovery, structure
+from waimai_bridge.harness import actions, authorization, pushes, recovery, structure
 from waimai_bridge.harness.cases import Case, fail_with
 from waimai_bridge.harness.fake import FakeFactory
 from waimai_bridge.harness.outcomes import (
@@ -39,6 +40,7 @@ SUITES: Mapping[str, Callable[[Target], Iterator[Case]]] = {
     "pull": recovery.pull_cases,
     "fetch": recovery.fetch_cases,
     "verify": recovery.verify_cases,
+    "authorization": authorization.authorization_cases,
 }
 """Every suite by name, in the order they run."""
 
