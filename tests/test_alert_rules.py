@@ -36,6 +36,7 @@ ALERTS = {
     "WaimaiStoreAnomalies",
     "WaimaiSignatureFailures",
     "WaimaiScheduledJobStalled",
+    "WaimaiChannelUnauthorized",
 }
 
 

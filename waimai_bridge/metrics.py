@@ -1,8 +1,9 @@
 """Prometheus metrics of the bridge: each process counts its own (a web process serves
 them at ``/metrics``, a worker at ``worker --metrics-port``); what the database holds (inbox
-depth, holds, dead letters, open anomalies) is read at scrape time by the web process
-(:mod:`waimai_bridge.store.gauges`). Every label value comes from a bounded set: loaded
-platforms, manifest codes, actions, rules, configured stores — never from input.
+depth, holds, dead letters, open anomalies, channels by status) is read at scrape time by
+the web process (:mod:`waimai_bridge.store.gauges`). Every label value comes from a
+bounded set: loaded platforms, manifest codes, actions, rules, configured stores — never
+from input.
 docs/operations.md lists every series and what to do when it moves."""
 
 from __future__ import annotations
@@ -87,9 +88,20 @@ ANOMALIES = Counter(
 )
 JOB_ROUNDS = Counter(
     "waimai_job_rounds_total",
-    "Rounds of the scheduled jobs one worker at a time does (pull, anomalies, purge), by task "
-    "and outcome (done, failed).",
+    "Rounds of the scheduled jobs one worker at a time does (pull, anomalies, purge, "
+    "credentials), by task and outcome (done, failed).",
     ["task", "outcome"],
+)
+CREDENTIAL_RENEWALS = Counter(
+    "waimai_credential_renewals_total",
+    "Renewals of a store's platform credentials, by platform and outcome (renewed, "
+    "transient: tried again later, refused: the channel is unauthorized).",
+    ["platform", "outcome"],
+)
+CHANNEL_NOTICES = Counter(
+    "waimai_channel_notices_total",
+    "Platform notices of a store's authorization, by platform and change (withdrawn, restored).",
+    ["platform", "change"],
 )
 PURGED = Counter(
     "waimai_purged_rows_total",

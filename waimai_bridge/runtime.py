@@ -15,6 +15,7 @@ from waimai_bridge.pipeline.anomalies import AnomalyEvaluator
 from waimai_bridge.pipeline.apply import ShardApplier
 from waimai_bridge.pipeline.auto_accept import AutoAccept
 from waimai_bridge.pipeline.broker import IDLE_WAIT_MS, make_broker
+from waimai_bridge.pipeline.credentials import Authorizations, Renewer
 from waimai_bridge.pipeline.deliveries import Deliverer
 from waimai_bridge.pipeline.holds import GATHER_RELEASES_MS, HoldReleases
 from waimai_bridge.pipeline.messages import GATHER_EVENTS_MS, Pipeline
@@ -63,7 +64,8 @@ class Bridge:
         self.holds = HoldReleases(
             self.pipeline, gather_ms=0 if self.embedded else GATHER_RELEASES_MS
         )
-        self.actions = ActionWorker(self.pipeline)
+        self.authorizations = Authorizations(self.pipeline)
+        self.actions = ActionWorker(self.pipeline, self.authorizations)
         self.auto_accept = AutoAccept(self.pipeline, self.actions)
         self.applier = ShardApplier(self.pipeline, self.holds, self.auto_accept)
         self.deliverer = Deliverer(self.pipeline)
@@ -75,9 +77,11 @@ class Bridge:
         self.puller = Puller(
             self.pipeline, interval_s=config.bridge.pull_interval_seconds,
             refetch_after_ms=int(config.bridge.refetch_after_minutes * 60_000),
+            authorizations=self.authorizations,
         )  # fmt: skip
         self.anomalies = AnomalyEvaluator(self.pipeline)
         self.purger = Purger(self.pipeline)
+        self.renewer = Renewer(self.authorizations)
         self._worker: dramatiq.Worker | None = None
 
     @property
@@ -87,8 +91,8 @@ class Bridge:
 
     @property
     def jobs(self) -> list[LeasedJob[Any]]:
-        """Every scheduled job: pulls, anomaly rules, the purge."""
-        return [self.puller, self.anomalies, self.purger]
+        """Every scheduled job: pulls, anomaly rules, the purge, credential renewals."""
+        return [self.puller, self.anomalies, self.purger, self.renewer]
 
     @property
     def embedded(self) -> bool:
@@ -103,8 +107,8 @@ class Bridge:
         prefetch: int = 64,
     ) -> None:
         """Consume the shard queues (all, or ``shards``) in this process, sweep, and do the
-        scheduled jobs whose interval is above 0 (pulls, anomaly rules, the purge) when it is their
-        turn."""
+        scheduled jobs whose interval is above 0 (pulls, anomaly rules, the purge, credential
+        renewals) when it is their turn."""
         worker = dramatiq.Worker(
             self.broker,
             queues=self.pipeline.queues(shards),

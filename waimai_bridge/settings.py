@@ -188,6 +188,9 @@ class AnomalyRule(StrEnum):
     """Written as the order is stored: its price breakdown could not be read."""
     LINES_NOT_STORED = "lines_not_stored"
     """Written as the order is stored: its lines could not be stored."""
+    CHANNEL_UNAUTHORIZED = "channel_unauthorized"
+    """Of a store's channel, not an order: the platform refused to renew its credentials,
+    or the store withdrew its consent; resolved once it is authorized again."""
 
 
 class AnomalySettings(BaseModel):

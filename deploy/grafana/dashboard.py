@@ -262,6 +262,29 @@ ROWS: dict[str, tuple[Chart, ...]] = {
             "short",
             "{{what}}",
         ),
+        Chart(
+            "waimai_channels",
+            "Stores' channels with stored credentials, by platform and status",
+            f"max by (platform, status) (waimai_channels{{{PLATFORM}}})",
+            "short",
+            "{{platform}} {{status}}",
+            "unauthorized: the store must authorize the app again (waimai-bridge auth url).",
+        ),
+        Chart(
+            "waimai_credential_renewals_total",
+            "Credential renewals per hour, by platform and outcome",
+            _increase("waimai_credential_renewals_total", "platform, outcome"),
+            "short",
+            "{{platform}} {{outcome}}",
+            "transient: the platform's token endpoint cannot be reached; refused: unauthorized.",
+        ),
+        Chart(
+            "waimai_channel_notices_total",
+            "Stores' notices of their consent per hour, by platform and change",
+            _increase("waimai_channel_notices_total", "platform, change"),
+            "short",
+            "{{platform}} {{change}}",
+        ),
     ),
 }
 """The dashboard's rows, in order, and the panels of each."""

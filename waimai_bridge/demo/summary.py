@@ -84,9 +84,10 @@ def outcomes(session: Session, wanted: Mapping[str, Sequence[str]]) -> list[Outc
         for anomaly in session.scalars(
             select(Anomaly).where(Anomaly.platform_order_pk.in_([row[0].id for row in rows]))
         ):
-            noted.setdefault(anomaly.platform_order_pk, []).append(
-                f"{anomaly.kind}: {anomaly.detail}"
-            )
+            if anomaly.platform_order_pk is not None:  # a channel's anomaly has none
+                noted.setdefault(anomaly.platform_order_pk, []).append(
+                    f"{anomaly.kind}: {anomaly.detail}"
+                )
         found.extend(
             Outcome(
                 platform, placed.platform_order_id, placed.store_id,

@@ -5,7 +5,8 @@ An action is written once per idempotency key, and once per kind on an order or 
 queue: claim an attempt (committed), call the platform's ``outbound_action`` outside any
 transaction, record the answer. Transient failures, and attempts whose worker died
 mid-call, are tried again after ``[bridge].action_retry_seconds``, up to ``action_tries``
-calls: a plugin answers the platform's "already in that state" as done (SPEC §4.4).
+calls: a plugin answers the platform's "already in that state" as done (SPEC §4.4). An
+action of a store whose channel is unauthorized fails at once, without a platform call.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from waimai_bridge.action_rules import (
     declared_answers,
     refusal,
 )
+from waimai_bridge.config import PlatformNotConfigured
 from waimai_bridge.errors import WaimaiBridgeError, failure_site
 from waimai_bridge.metrics import (
     ACTION_RETRIES,
@@ -29,9 +31,18 @@ from waimai_bridge.metrics import (
     ACTIONS_PERFORMED,
     ACTIONS_VERIFIED,
 )
-from waimai_bridge.models import Action, ActionOutcome, ActionRequest, ActionResult, Capability
+from waimai_bridge.models import (
+    Action,
+    ActionOutcome,
+    ActionRequest,
+    ActionResult,
+    Capability,
+    PluginConfig,
+)
+from waimai_bridge.pipeline.credentials import Authorizations, ChannelUnauthorized
 from waimai_bridge.pipeline.messages import Pipeline
 from waimai_bridge.pipeline.shards import queue_name
+from waimai_bridge.sealing import SealingUnavailable
 from waimai_bridge.statemachine import LogEntry, OrderFold
 from waimai_bridge.store import actions, inbox
 from waimai_bridge.store.order_log import Locked, lock_orders, order_fold
@@ -44,6 +55,8 @@ UNREAD_ARRIVAL = 2**62
 """Unread events arrive after every applied one (whose arrival is its log row's id)."""
 IN_FLIGHT_TIMEOUT_MS = 120_000
 """How long an attempt may be in flight before its worker is taken for dead."""
+UNAUTHORIZED = "UNAUTHORIZED"
+"""The result code of an action refused because the store's channel is unauthorized."""
 
 
 class ActionRefused(WaimaiBridgeError):
@@ -59,8 +72,9 @@ class ActionRefused(WaimaiBridgeError):
 class ActionWorker:
     """Asks, performs and retries outbound actions, on the pipeline's broker and queues."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, authorizations: Authorizations | None = None) -> None:
         self.pipeline = pipeline
+        self.authorizations = authorizations or Authorizations(pipeline)
         settings = pipeline.config.bridge
         self.tries = settings.action_tries
         self.retry_delay_ms = int(settings.action_retry_seconds * 1000)
@@ -129,10 +143,15 @@ class ActionWorker:
             self._queue(action_id, store_id, at_ms=claim.at_ms)
         if claim.step is not actions.Step.CALL or claim.request is None or platform is None:
             return
-        result = self._call(platform, claim.request)
         action = claim.request.action.value
-        ACTIONS_PERFORMED.labels(platform, action, result.outcome.value).inc()
-        verified = result.outcome is ActionOutcome.UNKNOWN and self._verifies(platform)
+        config = self._config(platform, claim.request)
+        verified = False
+        if isinstance(config, ActionResult):  # refused before any platform call
+            result = config
+        else:
+            result = self._call(platform, claim.request, config)
+            ACTIONS_PERFORMED.labels(platform, action, result.outcome.value).inc()
+            verified = result.outcome is ActionOutcome.UNKNOWN and self._verifies(platform)
         if verified:
             result = self._verify(platform, claim.request)
             ACTIONS_VERIFIED.labels(platform, result.outcome.value).inc()
@@ -231,17 +250,39 @@ class ActionWorker:
         ``unknown`` again when reading it failed too."""
         try:
             plugin = self.pipeline.registry.platform(platform)
-            return plugin.verify_action(request, self.pipeline.config.plugin_config(platform))
+            config = self.authorizations.config_for(platform, request.store_id)
+            return plugin.verify_action(request, config)
+        except ChannelUnauthorized as exc:  # the next attempt fails at the gate
+            return ActionResult(outcome=ActionOutcome.UNKNOWN, code=UNAUTHORIZED,
+                                message=str(exc)[:500])  # fmt: skip
         except Exception as exc:  # a plugin bug: the attempt stays unknown, retried as transient
             logger.error("action %s: the %s plugin failed to verify it: %s",
                          request.action_id, platform, failure_site(exc))  # fmt: skip
             return ActionResult(outcome=ActionOutcome.UNKNOWN, code="VERIFY_ERROR",
                                 message=f"verifying failed: {type(exc).__name__}")  # fmt: skip
 
-    def _call(self, platform: str, request: ActionRequest) -> ActionResult:
+    def _config(self, platform: str, request: ActionRequest) -> PluginConfig | ActionResult:
+        """The config to call the plugin with for the action's store, or the rejection of
+        an action whose store's channel is unauthorized or whose credentials cannot be
+        read."""
+        try:
+            return self.authorizations.config_for(platform, request.store_id)
+        except ChannelUnauthorized as exc:
+            logger.warning("action %s failed without a platform call: store %s is "
+                           "unauthorized on %s", request.action_id, request.store_id,
+                           platform)  # fmt: skip
+            return ActionResult(outcome=ActionOutcome.REJECTED, code=UNAUTHORIZED,
+                                message=str(exc)[:500])  # fmt: skip
+        except (SealingUnavailable, PlatformNotConfigured) as exc:
+            logger.error("action %s failed: the config of store %s on %s cannot be read: %s",
+                         request.action_id, request.store_id, platform,
+                         type(exc).__name__)  # fmt: skip
+            return ActionResult(outcome=ActionOutcome.REJECTED, code="NOT_CONFIGURED",
+                                message=str(exc)[:500])  # fmt: skip
+
+    def _call(self, platform: str, request: ActionRequest, config: PluginConfig) -> ActionResult:
         try:
             plugin = self.pipeline.registry.platform(platform)
-            config = self.pipeline.config.plugin_config(platform)
             return plugin.outbound_action(request, config)
         except Exception as exc:  # a plugin bug: failing is safe, calling again may not be
             logger.error("action %s: the %s plugin failed: %s",

@@ -1,17 +1,27 @@
 """Store authorization on the platforms: authorization links handed out and completed,
-credentials renewed, and the configuration a plugin is called with for a store, its access
-token included (or a clear refusal when the channel is unauthorized)."""
+credentials renewed ahead of their expiry (one worker at a time, on a schedule), the
+platforms' notices of a store's consent taken, and the configuration a plugin is called
+with for a store, its access token included (or a clear refusal when the channel is
+unauthorized). A channel that becomes unauthorized has an anomaly open until it is
+authorized again."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
 
 from waimai_bridge.authorization import AuthorizationRequest, CodeExchange, CredentialsRefresh
-from waimai_bridge.errors import PlatformRejected, WaimaiBridgeError
-from waimai_bridge.models import Capability, PluginConfig
+from waimai_bridge.errors import PlatformRejected, WaimaiBridgeError, failure_site
+from waimai_bridge.metrics import CHANNEL_NOTICES, CREDENTIAL_RENEWALS
+from waimai_bridge.models import Capability, ChannelNotice, PluginConfig
 from waimai_bridge.pipeline.messages import Pipeline
+from waimai_bridge.pipeline.periodic import LeasedJob
 from waimai_bridge.sealing import Sealer
+from waimai_bridge.settings import AnomalyRule
+from waimai_bridge.store import anomalies
 from waimai_bridge.store import credentials as store
 from waimai_bridge.store.credentials import CredentialStatus
 
@@ -19,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/oauth/{platform}/callback"
 """Where a platform sends a store's owner back with the code, under public_base_url."""
+UNAUTHORIZED = AnomalyRule.CHANNEL_UNAUTHORIZED
+WITHDRAWN = "the store withdrew its consent"
+RENEWALS_PER_ROUND = 100
+"""Channels one round renews at most (soonest expiry first)."""
 
 
 class NotAuthorizing(WaimaiBridgeError):
@@ -112,15 +126,17 @@ class Authorizations:
             store_id=store_id, code=code, redirect_uri=self.redirect_uri(platform)
         )
         credentials = self.pipeline.registry.platform(platform).exchange_code(exchange, config)
+        now = self.pipeline.clock()
         with self.pipeline.database.transaction() as session:
-            store.save(
-                session, self.sealer, platform, store_id, credentials, now_ms=self.pipeline.clock()
-            )
+            store.save(session, self.sealer, platform, store_id, credentials, now_ms=now)
+            anomalies.resolve_channel(session, platform, store_id, UNAUTHORIZED, now_ms=now)
+        self.pipeline.deliveries_written(session)
         logger.info("store %s authorized on %s", store_id, platform)
 
     def renew(self, platform: str, store_id: str) -> None:
-        """Renew a channel's stored credentials; a refusal makes it unauthorized (raises
-        :class:`PlatformRejected`), an outage raises the plugin's transient error."""
+        """Renew a channel's stored credentials; a refusal makes it unauthorized and opens
+        its anomaly (raises :class:`PlatformRejected`), an outage raises the plugin's
+        transient error. Counted by outcome."""
         pipeline = self.pipeline
         with pipeline.database.transaction() as session:
             found = store.stored(
@@ -135,16 +151,51 @@ class Authorizations:
         try:
             renewed = plugin.refresh_credentials(refresh, config)
         except PlatformRejected as exc:
+            problem = f"the platform refused to renew its credentials ({_problem(exc)})"
             with pipeline.database.transaction() as session:
-                store.mark_unauthorized(
-                    session, platform, store_id, _problem(exc), now_ms=pipeline.clock()
-                )
+                self._unauthorized(session, platform, store_id, problem)
+            pipeline.deliveries_written(session)
+            CREDENTIAL_RENEWALS.labels(platform, "refused").inc()
+            logger.warning("store %s is unauthorized on %s: %s", store_id, platform, problem)
+            raise
+        except Exception:
+            CREDENTIAL_RENEWALS.labels(platform, "transient").inc()
             raise
         with pipeline.database.transaction() as session:
             store.save(
                 session, self.sealer, platform, store_id, renewed,
                 now_ms=pipeline.clock(), renewed=True,
             )  # fmt: skip
+        CREDENTIAL_RENEWALS.labels(platform, "renewed").inc()
+
+    def take_notices(self, platform: str, notices: Sequence[ChannelNotice]) -> None:
+        """A push's notices of stores' consent, taken as the push is received: a store that
+        withdrew it is unauthorized (its stored credentials marked, its anomaly opened), one
+        that gave it back is active again (its anomaly resolved). A notice taken twice
+        changes nothing more. A store without stored credentials (a static token) has
+        nothing to mark: its anomaly says so, and its actions still go out."""
+        pipeline = self.pipeline
+        now = pipeline.clock()
+        with pipeline.database.transaction() as session:
+            for notice in notices:
+                if notice.authorized:
+                    store.mark_authorized(session, platform, notice.store_id, now_ms=now)
+                    anomalies.resolve_channel(
+                        session, platform, notice.store_id, UNAUTHORIZED, now_ms=now
+                    )
+                else:
+                    self._unauthorized(session, platform, notice.store_id, WITHDRAWN)
+        pipeline.deliveries_written(session)
+        for notice in notices:
+            change = "restored" if notice.authorized else "withdrawn"
+            CHANNEL_NOTICES.labels(platform, change).inc()
+            logger.info("store %s %s its consent on %s", notice.store_id,
+                        "gave back" if notice.authorized else "withdrew", platform)  # fmt: skip
+
+    def _unauthorized(self, session: Session, platform: str, store_id: str, problem: str) -> None:
+        now = self.pipeline.clock()
+        store.mark_unauthorized(session, platform, store_id, problem, now_ms=now)
+        anomalies.open_channel(session, platform, store_id, UNAUTHORIZED, problem, now_ms=now)
 
     def config_for(self, platform: str, store_id: str) -> PluginConfig:
         """The configuration to call ``platform``'s hooks with for a store: its stored
@@ -171,3 +222,84 @@ def _problem(exc: Exception) -> str:
     message (which may quote a request)."""
     code = getattr(exc, "code", None)
     return type(exc).__name__ if code is None else f"{type(exc).__name__} {code}"
+
+
+@dataclass
+class Renewed:
+    """What a round of renewals did, as ``platform/store``."""
+
+    renewed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    """Now unauthorized."""
+    failed: list[str] = field(default_factory=list)
+    """Tried again after a backoff."""
+    forgotten: int = 0
+    """Authorization link states past their lifetime, deleted."""
+
+
+class Renewer(LeasedJob[Renewed]):
+    """Renews the credentials due for it (``[authorization] interval_seconds``, when it
+    holds the lease): a platform that cannot answer is asked again after
+    ``retry_seconds``, doubled on each failure in a row up to ``retry_max_seconds``; one
+    that refuses leaves the channel unauthorized. Expired link states go as well."""
+
+    lease = "credentials"
+
+    def __init__(self, authorizations: Authorizations) -> None:
+        settings = authorizations.pipeline.config.authorization
+        super().__init__(authorizations.pipeline, interval_s=settings.interval_seconds)
+        self.authorizations = authorizations
+        self.retry_ms = int(settings.retry_seconds * 1000)
+        self.retry_max_ms = int(settings.retry_max_seconds * 1000)
+
+    def backoff_ms(self, failures: int) -> int:
+        """How long to wait after a failed renewal that followed ``failures`` others."""
+        wait_ms: int = self.retry_ms * 2 ** min(failures, 32)
+        return min(wait_ms, self.retry_max_ms)
+
+    def work(self) -> Renewed:
+        """Forget expired link states, then renew each channel due, soonest expiry first."""
+        pipeline, authorizations = self.pipeline, self.authorizations
+        done = Renewed()
+        with pipeline.database.transaction() as session:
+            done.forgotten = store.forget_states(
+                session, before_ms=pipeline.clock() - authorizations.state_ms
+            )
+        if not authorizations.sealer.ready:  # nothing can be stored without a key
+            return done
+        with pipeline.database.reading() as session:
+            due = store.due(
+                session, now_ms=pipeline.clock(), ahead_ms=authorizations.ahead_ms,
+                limit=RENEWALS_PER_ROUND,
+            )  # fmt: skip
+        for platform, store_id in due:
+            channel = f"{platform}/{store_id}"
+            try:
+                authorizations.renew(platform, store_id)
+            except PlatformRejected:
+                done.refused.append(channel)
+            except Exception as exc:
+                self._later(platform, store_id, exc)
+                done.failed.append(channel)
+            else:
+                done.renewed.append(channel)
+        return done
+
+    def _later(self, platform: str, store_id: str, exc: Exception) -> None:
+        pipeline = self.pipeline
+        now = pipeline.clock()
+        with pipeline.database.transaction() as session:
+            found = store.listing(session, now_ms=now, ahead_ms=0, store_id=store_id)
+            failures = next((c.failures for c in found if c.platform == platform), 0)
+            wait_ms = self.backoff_ms(failures)
+            store.renewal_failed(
+                session, platform, store_id, _problem(exc), now_ms=now, retry_at_ms=now + wait_ms
+            )
+        logger.warning("renewal of store %s on %s failed, tried again in %d s: %s",
+                       store_id, platform, wait_ms // 1000, failure_site(exc))  # fmt: skip
+
+    def report(self, done: Renewed) -> None:
+        """Log a round that renewed or failed to renew anything."""
+        if done.renewed or done.refused or done.failed:
+            logger.info("credentials renewed %s, refused %s, failed %s",
+                        done.renewed, done.refused, done.failed)  # fmt: skip

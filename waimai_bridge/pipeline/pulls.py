@@ -8,6 +8,8 @@ confirmed to the platform only once its events are committed. Then the orders of
 platforms with ``fetch_order`` that were first seen without their full order, or that
 stopped moving before a settled state, are read again. Pulled and fetched events carry
 the idempotency keys their pushes would have, so whatever arrives twice applies once.
+A store whose channel is unauthorized is neither pulled nor read again (the round's log
+line names it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from waimai_bridge.models import (
     Capability,
     NativeEvent,
 )
+from waimai_bridge.pipeline.credentials import Authorizations, ChannelUnauthorized
 from waimai_bridge.pipeline.intake import write_pushes
 from waimai_bridge.pipeline.messages import Pipeline
 from waimai_bridge.pipeline.periodic import LeasedJob
@@ -52,6 +55,8 @@ class Round:
     new: int = 0
     failed: list[str] = field(default_factory=list)
     """``platform/store`` (or ``platform/order``) whose pull or fetch failed."""
+    unauthorized: set[str] = field(default_factory=set)
+    """``platform/store`` skipped: the store's channel is unauthorized."""
 
 
 class Puller(LeasedJob[Round]):
@@ -61,9 +66,13 @@ class Puller(LeasedJob[Round]):
 
     lease = "pull"
 
-    def __init__(self, pipeline: Pipeline, *, interval_s: float, refetch_after_ms: int) -> None:
+    def __init__(
+        self, pipeline: Pipeline, *, interval_s: float, refetch_after_ms: int,
+        authorizations: Authorizations | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(pipeline, interval_s=interval_s)
         self.refetch_after_ms = refetch_after_ms
+        self.authorizations = authorizations or Authorizations(pipeline)
 
     def platforms(self, capability: Capability) -> list[str]:
         """The configured platforms whose plugin has ``capability``."""
@@ -80,10 +89,11 @@ class Puller(LeasedJob[Round]):
 
     def pull_store(self, platform: str, store_id: str, *, since_ms: int | None = None) -> Round:
         """Pull one store's missed pushes into the inbox, confirm them, and move its
-        cursor (from ``since_ms`` when given, else from the cursor)."""
+        cursor (from ``since_ms`` when given, else from the cursor). Raises
+        :class:`ChannelUnauthorized` for a store whose channel is unauthorized."""
         pipeline = self.pipeline
         plugin = pipeline.registry.platform(platform)
-        config = pipeline.config.plugin_config(platform)
+        config = self.authorizations.config_for(platform, store_id)
         started = pipeline.clock()
         if since_ms is None:
             with pipeline.database.transaction() as session:
@@ -118,6 +128,8 @@ class Puller(LeasedJob[Round]):
         for order in due:
             try:
                 done.fetched += self.fetch(order.platform, order.store_id, order.platform_order_id)
+            except ChannelUnauthorized:
+                done.unauthorized.add(f"{order.platform}/{order.store_id}")
             except Exception as exc:  # one order's failure is that order's alone
                 logger.warning("fetch of a %s order failed: %s", order.platform, failure_site(exc))
                 PULL_FAILURES.labels(order.platform, "fetch").inc()
@@ -128,9 +140,10 @@ class Puller(LeasedJob[Round]):
         return done
 
     def fetch(self, platform: str, store_id: str, platform_order_id: str) -> int:
-        """Read one order from its platform into the inbox; how many of its events were new."""
+        """Read one order from its platform into the inbox; how many of its events were new.
+        Raises :class:`ChannelUnauthorized` for a store whose channel is unauthorized."""
         plugin = self.pipeline.registry.platform(platform)
-        config = self.pipeline.config.plugin_config(platform)
+        config = self.authorizations.config_for(platform, store_id)
         order = OrderRef(store_id=store_id, platform_order_id=platform_order_id)
         fetched = plugin.fetch_order(order, config)
         return 0 if fetched is None else self._write(platform, "fetch", fetched.events)
@@ -142,6 +155,9 @@ class Puller(LeasedJob[Round]):
             for store_id in self.stores(platform):
                 try:
                     one = self.pull_store(platform, store_id)
+                except ChannelUnauthorized:
+                    done.unauthorized.add(f"{platform}/{store_id}")
+                    continue
                 except Exception as exc:  # the platform or the store's token: the next round
                     logger.warning("pull of %s store %s failed: %s", platform, store_id,
                                    failure_site(exc))  # fmt: skip
@@ -152,13 +168,17 @@ class Puller(LeasedJob[Round]):
         fetched = self.refetch()
         done.fetched, done.new = fetched.fetched, done.new + fetched.new
         done.failed += fetched.failed
+        done.unauthorized |= fetched.unauthorized
         return done
 
     def report(self, done: Round) -> None:
-        """Log a round that found something."""
+        """Log a round that found something, and the channels it skipped."""
         if done.pulled or done.fetched or done.failed:
             logger.info("pulled %s, fetched %s, new %s, failed %s",
                         done.pulled, done.fetched, done.new, done.failed)  # fmt: skip
+        if done.unauthorized:
+            logger.warning("not pulled or fetched, the channel is unauthorized: %s",
+                           sorted(done.unauthorized))  # fmt: skip
 
     def _write(self, platform: str, source: str, events: Iterable[NativeEvent]) -> int:
         """Write events to the inbox as a push's, wake their shards; how many were new."""

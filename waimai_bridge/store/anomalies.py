@@ -1,13 +1,13 @@
-"""Anomalies of orders: opened once, resolved when the order moved on, each change told to
-subscribers (``anomaly.opened`` / ``anomaly.resolved``) in the same transaction; and read
-back for the API and the CLI."""
+"""Anomalies of orders and of stores' channels: opened once, resolved when the order or the
+channel moved on, each change told to subscribers (``anomaly.opened`` /
+``anomaly.resolved``) in the same transaction; and read back for the API and the CLI."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from waimai_bridge.metrics import ANOMALIES
@@ -35,14 +35,15 @@ class Opening:
 
 @dataclass(frozen=True)
 class Listed:
-    """An anomaly with its order's platform, ids and store."""
+    """An anomaly with its order's platform, ids and store (a channel's anomaly: its
+    platform and store, and no order)."""
 
     anomaly_id: int
     rule: str
     detail: str
     order_id: int | None
     platform: str
-    platform_order_id: str
+    platform_order_id: str | None
     store_id: str
     opened_at_ms: int
     resolved_at_ms: int | None
@@ -96,6 +97,8 @@ def evaluate(session: Session, rule: Rule, window: Window, *, limit: int) -> tup
     """Open the rule's anomaly on orders it now holds for (``limit`` at most, when the rule
     is evaluated), and resolve its open anomalies whose orders it no longer holds for;
     ``(opened, resolved)``."""
+    if rule.of_channel:
+        return 0, 0
     opened = 0
     if rule.evaluated:
         seen = exists(
@@ -164,6 +167,41 @@ def remap_unmapped(session: Session) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def open_channel(
+    session: Session, platform: str, store_id: str, rule: AnomalyRule, detail: str, *, now_ms: int
+) -> bool:
+    """Open a channel's anomaly of ``rule``, telling subscribers, unless one is open
+    already; whether it was opened."""
+    detail = detail[:DETAIL_LENGTH]
+    row = {
+        "platform_order_pk": None, "order_id": None, "platform": platform,
+        "store_id": store_id, "kind": rule.value, "detail": detail,
+        "created_at_ms": now_ms, "resolved_at_ms": None,
+    }  # fmt: skip
+    anomaly_id = insert_ignoring_conflict(session, Anomaly, row)
+    if anomaly_id is None:
+        return False
+    listed = Listed(anomaly_id, rule.value, detail, None, platform, None, store_id, now_ms, None)
+    outbox.anomaly_change(session, **asdict(listed), now_ms=now_ms)
+    ANOMALIES.labels(rule.value, "opened").inc()
+    return True
+
+
+def resolve_channel(
+    session: Session, platform: str, store_id: str, rule: AnomalyRule, *, now_ms: int
+) -> int:
+    """Resolve a channel's open anomaly of ``rule``, telling subscribers; how many (0 or
+    1)."""
+    found = session.scalars(
+        select(Anomaly.id).where(
+            Anomaly.platform_order_pk.is_(None), Anomaly.kind == rule.value,
+            Anomaly.platform == platform, Anomaly.store_id == store_id,
+            Anomaly.resolved_at_ms.is_(None),
+        )
+    ).all()  # fmt: skip
+    return resolve(session, list(found), now_ms)
+
+
 def listing(
     session: Session,
     *,
@@ -176,16 +214,18 @@ def listing(
     before_id: int | None = None,
     limit: int = 100,
 ) -> list[Listed]:
-    """Anomalies, newest first, narrowed by the filters given (``is_open``: only the open
-    ones, or only the resolved ones); ``before_id`` pages on."""
+    """Anomalies of orders and channels, newest first, narrowed by the filters given
+    (``is_open``: only the open ones, or only the resolved ones); ``before_id`` pages on."""
+    platform_of = func.coalesce(PlatformOrder.platform, Anomaly.platform)
+    store_of = func.coalesce(PlatformOrder.store_id, Anomaly.store_id)
     statement = select(
-        Anomaly.id, Anomaly.kind, Anomaly.detail, Anomaly.order_id, PlatformOrder.platform,
-        PlatformOrder.platform_order_id, PlatformOrder.store_id, Anomaly.created_at_ms,
+        Anomaly.id, Anomaly.kind, Anomaly.detail, Anomaly.order_id, platform_of,
+        PlatformOrder.platform_order_id, store_of, Anomaly.created_at_ms,
         Anomaly.resolved_at_ms,
-    ).join(PlatformOrder, PlatformOrder.id == Anomaly.platform_order_pk)  # fmt: skip
+    ).outerjoin(PlatformOrder, PlatformOrder.id == Anomaly.platform_order_pk)  # fmt: skip
     filters = {
-        PlatformOrder.store_id: store_id,
-        PlatformOrder.platform: platform,
+        store_of: store_id,
+        platform_of: platform,
         Anomaly.kind: rule,
         Anomaly.platform_order_pk: platform_order_pk,
     }
@@ -204,6 +244,8 @@ def listing(
 
 
 def _noted(session: Session, anomaly: Listed, now_ms: int) -> None:
+    if anomaly.platform_order_id is None:  # the board's feed is of orders
+        return
     changed = changes.Changed(
         anomaly.platform, anomaly.platform_order_id, anomaly.store_id, anomaly.order_id,
         changes.ANOMALY,

@@ -5,7 +5,8 @@ Rules the workers *evaluate* open an anomaly on every order their condition hold
 per order) and resolve it when the condition no longer holds; the other rules' anomalies are
 opened as the order is stored (:mod:`waimai_bridge.store.lines`) and resolved the same way.
 Every condition but the unmapped SKU's includes "the order is not finished"; an unmapped SKU
-stays open until the mapping knows it (the order's lines are wrong until then).
+stays open until the mapping knows it (the order's lines are wrong until then). A channel's
+rule holds for no order: its anomalies are about a store's channel.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class Rule:
     holds: Condition
     evaluated: bool = True
     """Opened by the workers' evaluation (False: opened as the order is stored)."""
+    of_channel: bool = False
+    """About a store's channel, not an order: opened and resolved as the channel's
+    authorization changes (:mod:`waimai_bridge.pipeline.credentials`), never evaluated."""
 
 
 def _unfinished() -> ColumnExpressionArgument[bool]:
@@ -139,6 +143,10 @@ def _order_open(window: Window) -> ColumnExpressionArgument[bool]:
     return _unfinished()
 
 
+def _no_order(window: Window) -> ColumnExpressionArgument[bool]:
+    return false()
+
+
 RULES: tuple[Rule, ...] = (
     Rule(AnomalyRule.NOT_ACCEPTED, "not accepted in time", _not_accepted),
     Rule(AnomalyRule.NO_RIDER, "accepted, and no rider in time", _no_rider),
@@ -158,5 +166,8 @@ RULES: tuple[Rule, ...] = (
          evaluated=False),
     Rule(AnomalyRule.LINES_NOT_STORED, "the lines could not be stored", _order_open,
          evaluated=False),
+    Rule(AnomalyRule.CHANNEL_UNAUTHORIZED,
+         "the store's channel is unauthorized: nothing is sent to the platform for it",
+         _no_order, evaluated=False, of_channel=True),
 )  # fmt: skip
 """Every rule, by :class:`~waimai_bridge.settings.AnomalyRule`."""

@@ -1,9 +1,10 @@
 """What the database holds, as Prometheus gauges read at scrape time: inbox depth and age per
-shard, orders waiting out their hold and overdue releases, dead letters, pending deliveries
-and open anomalies by rule and store.
+shard, orders waiting out their hold and overdue releases, dead letters, pending deliveries,
+open anomalies by rule and store, and stores' channels by authorization status.
 
 One process serves them (the web process, at ``/metrics``); every label value comes from a
-bounded set (the configured shards, rules, dead-letter kinds and stores).
+bounded set (the configured shards, rules, dead-letter kinds and stores, the platforms
+whose plugins stored credentials, the statuses).
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.orm import Session
 
 from waimai_bridge.metrics import OTHER
-from waimai_bridge.settings import AnomalyRule
-from waimai_bridge.store.tables import Anomaly, Delivery, InboxEvent, OutboundAction, PlatformOrder
+from waimai_bridge.settings import AnomalyRule, AuthorizationSettings
+from waimai_bridge.store.credentials import CredentialStatus
+from waimai_bridge.store.tables import (
+    Anomaly,
+    ChannelCredentials,
+    Delivery,
+    InboxEvent,
+    OutboundAction,
+    PlatformOrder,
+)
 
 if TYPE_CHECKING:
     from waimai_bridge.store.database import Database
@@ -34,6 +43,14 @@ DEAD_LETTERS = {
     "deliveries": (Delivery, Delivery.status == "dead"),
 }
 """The kinds of dead letter: work that stopped and waits for a person."""
+STORED_STATUSES = (
+    CredentialStatus.ACTIVE,
+    CredentialStatus.EXPIRING,
+    CredentialStatus.UNAUTHORIZED,
+)
+"""The statuses of a channel with stored credentials."""
+RENEW_AHEAD_MS = int(AuthorizationSettings().refresh_ahead_minutes * 60_000)
+"""Credentials this close to expiry count as expiring, unless the app says otherwise."""
 
 
 class DatabaseGauges(Collector):
@@ -48,8 +65,10 @@ class DatabaseGauges(Collector):
         accept_hold_ms: int,
         overdue_after_ms: int,
         clock: Callable[[], int],
+        renew_ahead_ms: int = RENEW_AHEAD_MS,
     ) -> None:
         self.database = database
+        self.renew_ahead_ms = renew_ahead_ms
         self.shards = shards
         self.stores = stores
         self.accept_hold_ms = accept_hold_ms
@@ -110,6 +129,7 @@ class DatabaseGauges(Collector):
             "waimai_deliveries_pending", "Subscriber updates not yet delivered.", value=waiting or 0
         )
         yield from self._anomalies(session)
+        yield self._channels(session, now_ms)
 
     def _holds(self, session: Session, now_ms: int) -> Iterator[Metric]:
         held = (
@@ -155,14 +175,45 @@ class DatabaseGauges(Collector):
             labels=["store"],
         )
         stores: dict[str, int] = {}
+        store_of = func.coalesce(PlatformOrder.store_id, Anomaly.store_id)
         for store_id, count in session.execute(
-            select(PlatformOrder.store_id, func.count())
-            .join(Anomaly, Anomaly.platform_order_pk == PlatformOrder.id)
+            select(store_of, func.count())
+            .select_from(Anomaly)
+            .outerjoin(PlatformOrder, Anomaly.platform_order_pk == PlatformOrder.id)
             .where(Anomaly.resolved_at_ms.is_(None))
-            .group_by(PlatformOrder.store_id)
+            .group_by(store_of)
         ):
             label = store_id if store_id in self.stores else OTHER
             stores[label] = stores.get(label, 0) + count
         for label, count in sorted(stores.items()):
             by_store.add_metric([label], count)
         yield by_store
+
+    def _channels(self, session: Session, now_ms: int) -> Metric:
+        channels = GaugeMetricFamily(
+            "waimai_channels",
+            "Stores' channels with stored credentials, by platform and status (active, "
+            "expiring, unauthorized).",
+            labels=["platform", "status"],
+        )
+        status = case(
+            (ChannelCredentials.status == CredentialStatus.UNAUTHORIZED.value,
+             literal(CredentialStatus.UNAUTHORIZED.value)),
+            (ChannelCredentials.expires_at_ms <= now_ms + self.renew_ahead_ms,
+             literal(CredentialStatus.EXPIRING.value)),
+            else_=literal(CredentialStatus.ACTIVE.value),
+        )  # fmt: skip
+        counts: dict[tuple[str, str], int] = {
+            (platform, found): count
+            for platform, found, count in session.execute(
+                select(ChannelCredentials.platform, status, func.count()).group_by(
+                    ChannelCredentials.platform, status
+                )
+            )
+        }
+        for platform in sorted({platform for platform, _ in counts}):
+            for stored in STORED_STATUSES:
+                channels.add_metric(
+                    [platform, stored.value], counts.get((platform, stored.value), 0)
+                )
+        return channels

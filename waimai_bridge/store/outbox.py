@@ -68,7 +68,7 @@ def action_outcome(session: Session, action: OutboundAction, now_ms: int) -> Non
 
 def anomaly_change(
     session: Session, *, anomaly_id: int, rule: str, detail: str, order_id: int | None,
-    platform: str, platform_order_id: str, store_id: str, opened_at_ms: int,
+    platform: str, platform_order_id: str | None, store_id: str, opened_at_ms: int,
     resolved_at_ms: int | None, now_ms: int,
 ) -> None:  # fmt: skip
     """Write an anomaly's opening (``resolved_at_ms`` None) or resolution for every

@@ -187,12 +187,16 @@ class SkuMapping(Base):
 
 OPEN = "resolved_at_ms IS NULL"
 """Anomalies not resolved yet."""
+OPEN_CHANNEL = "resolved_at_ms IS NULL AND platform_order_pk IS NULL"
+"""Channel anomalies not resolved yet."""
 
 
 class Anomaly(Base):
-    """Something about an order a person should look at (an unmapped SKU, an order not
-    accepted …); ``kind`` is its rule (:class:`~waimai_bridge.settings.AnomalyRule`). Open
-    until ``resolved_at_ms``, when the order moved on."""
+    """Something a person should look at: about an order (an unmapped SKU, an order not
+    accepted …), or about a store's channel (no platform order; ``platform`` and
+    ``store_id`` name the channel, one open anomaly per channel and rule). ``kind`` is its
+    rule (:class:`~waimai_bridge.settings.AnomalyRule`). Open until ``resolved_at_ms``,
+    when the order or the channel moved on."""
 
     __tablename__ = "anomalies"
     __table_args__ = (
@@ -204,10 +208,23 @@ class Anomaly(Base):
             postgresql_where=text(OPEN),
             sqlite_where=text(OPEN),
         ),
+        Index(
+            "ix_anomalies_open_channel",
+            "kind",
+            "platform",
+            "store_id",
+            unique=True,
+            postgresql_where=text(OPEN_CHANNEL),
+            sqlite_where=text(OPEN_CHANNEL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    platform_order_pk: Mapped[int] = mapped_column(ForeignKey("platform_orders.id"))
+    platform_order_pk: Mapped[int | None] = mapped_column(ForeignKey("platform_orders.id"))
+    platform: Mapped[str | None] = mapped_column(String(32))
+    """A channel anomaly's platform (None for an order's: its platform order has it)."""
+    store_id: Mapped[str | None] = mapped_column(String(64))
+    """A channel anomaly's store (None for an order's)."""
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(String(500))

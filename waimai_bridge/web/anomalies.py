@@ -1,5 +1,5 @@
-"""``GET /api/v1/anomalies``: open and resolved anomalies of every order, filtered by store,
-platform and rule, newest first."""
+"""``GET /api/v1/anomalies``: open and resolved anomalies of every order and store channel,
+filtered by store, platform and rule, newest first."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ IS_OPEN = {Status.OPEN: True, Status.RESOLVED: False, Status.ALL: None}
 
 
 class AnomalyItem(BaseModel):
-    """An anomaly with its order."""
+    """An anomaly with its order, or a channel's (its store and platform, no order)."""
 
     id: int
     rule: AnomalyRule
@@ -41,7 +41,7 @@ class AnomalyItem(BaseModel):
     open: bool
     order_id: int | None
     platform: str
-    platform_order_id: str
+    platform_order_id: str | None
     store_id: str
     opened_at: str
     resolved_at: str | None

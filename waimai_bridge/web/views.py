@@ -242,7 +242,8 @@ def anomalies_of(session: Session, platform_order_pks: Sequence[int]) -> dict[in
             .order_by(Anomaly.id)
         )
         for anomaly in session.execute(statement).scalars():
-            found.setdefault(anomaly.platform_order_pk, []).append(anomaly)
+            if anomaly.platform_order_pk is not None:  # a channel's anomaly has none
+                found.setdefault(anomaly.platform_order_pk, []).append(anomaly)
     return found
 
 

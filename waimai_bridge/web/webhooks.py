@@ -1,9 +1,10 @@
 """``/webhooks/{platform}[/{kind}]``: platform pushes in, the platform's ACK out.
 
 The push is handed raw to the platform's ``parse_event``; what it returns is written to
-the inbox and committed before the ACK leaves. Bad input gets 400/401 and writes nothing;
-an unknown platform or kind gets 404; only the bridge's own trouble (the database is down,
-a plugin breaks) answers 5xx, so that the platform sends the push again.
+the inbox (and its notices of stores' consent taken) and committed before the ACK leaves.
+Bad input gets 400/401 and writes nothing; an unknown platform or kind gets 404; only the
+bridge's own trouble (the database is down, a plugin breaks) answers 5xx, so that the
+platform sends the push again.
 
 Pushes are the hot path, so they skip the web framework's request handling: the app hands
 them to :class:`WebhookReceiver`, a bare ASGI app (their OpenAPI entries are
@@ -17,6 +18,7 @@ import time
 from typing import Any
 
 from sqlalchemy.exc import DataError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -80,7 +82,7 @@ class WebhookReceiver:
         if isinstance(parsed, Response):
             response: Response = parsed
         else:
-            response = await _store(self.intake, platform, parsed, received_at_ms)
+            response = await _store(bridge, self.intake, platform, parsed, received_at_ms)
         # label values from the plugins, never from the URL (SPEC §9)
         label = platform if platform in bridge.registry.platforms else UNKNOWN_PLATFORM
         WEBHOOK_REQUESTS.labels(label, str(response.status_code)).inc()
@@ -132,8 +134,17 @@ def _parse(bridge: Bridge, name: str, request: InboundRequest) -> ParsedPush | R
     return parsed
 
 
-async def _store(intake: Intake, name: str, parsed: ParsedPush, received_at_ms: int) -> Response:
-    """Write the push's events to the inbox, then answer the platform's ACK."""
+async def _store(
+    bridge: Bridge, intake: Intake, name: str, parsed: ParsedPush, received_at_ms: int
+) -> Response:
+    """Take the push's notices, write its events to the inbox, then answer the platform's
+    ACK."""
+    if parsed.notices:
+        try:
+            await run_in_threadpool(bridge.authorizations.take_notices, name, parsed.notices)
+        except SQLAlchemyError:
+            logger.exception("notices of a push of %s not stored", name)
+            return error(503, "the push cannot be stored right now; send it again")
     if parsed.events:
         try:
             await intake.write(parsed.events, received_at_ms=received_at_ms)
