@@ -59,7 +59,7 @@ def every_order(database: Database) -> list[OrderView]:
             found += page.items
             if page.next_cursor is None:
                 return found
-            cursor = int(page.next_cursor)
+            cursor = page.next_cursor
 
 
 def load(

@@ -1,5 +1,5 @@
 """The read API's list of orders: a page in a fixed number of queries however many orders it
-holds, each order with its items and anomalies, paged by id."""
+holds, each order with its items and anomalies, paged by id (or, since a time, by update)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import event
 from tests.sample_plugin import PRICE
 from tests.test_hold import HOLD_MS, T0, Worker, working
 from waimai_bridge.store.database import Database
-from waimai_bridge.web.views import OrderPage, list_orders
+from waimai_bridge.web.views import BadCursor, OrderPage, list_orders
 
 
 @pytest.fixture
@@ -48,10 +48,12 @@ def counted(database: Database) -> Iterator[list[str]]:
         event.remove(database.engine, "before_cursor_execute", count)
 
 
-def page(worker: Worker, limit: int, cursor: int | None = None) -> tuple[OrderPage, int]:
+def page(
+    worker: Worker, limit: int, cursor: str | None = None, since_ms: int | None = None
+) -> tuple[OrderPage, int]:
     database = worker.bridge.database
     with counted(database) as statements, database.transaction() as session:
-        found = list_orders(session, limit=limit, cursor=cursor)
+        found = list_orders(session, limit=limit, cursor=cursor, since_ms=since_ms)
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     return found, len(reads)
 
@@ -78,9 +80,56 @@ def test_pages_follow_each_other_by_id(worker: Worker) -> None:
         seen += [order.id for order in found.items]
         if found.next_cursor is None:
             break
-        cursor = int(found.next_cursor)
+        cursor = found.next_cursor
     assert seen == sorted(seen)
     assert len(seen) == len(set(seen)) == 7
+
+
+def touched(worker: Worker, order: str, at_ms: int) -> None:
+    """An event of ``order`` applied at ``at_ms``: the order is updated then."""
+    worker.now = at_ms
+    worker.receive(order, "rider.delivering", at_ms)
+    worker.apply()
+
+
+def test_pages_since_a_time_follow_the_updates_then_the_ids(worker: Worker) -> None:
+    stored(worker, 6)
+    later = worker.now + 60_000
+    for n, order in enumerate(["R-4", "R-1", "R-5"]):
+        touched(worker, order, later + n * 1000)
+    touched(worker, "R-2", later + 1000)  # updated in the same millisecond as R-1
+    with worker.bridge.database.transaction() as session:
+        ids = {order.platform_order_id: order.id for order in list_orders(session).items}
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        found, reads = page(worker, 2, cursor, since_ms=later)
+        assert reads <= 4
+        seen += [order.platform_order_id for order in found.items]
+        if found.next_cursor is None:
+            break
+        cursor = found.next_cursor
+        assert cursor.split(".")[1] == str(ids[seen[-1]])
+    tied = sorted(["R-1", "R-2"], key=lambda name: ids[name])
+    assert seen == ["R-4", *tied, "R-5"]
+
+
+def test_a_cursor_of_another_listing_is_refused(worker: Worker) -> None:
+    stored(worker, 3)
+    by_id, _ = page(worker, 1)
+    by_update, _ = page(worker, 1, since_ms=0)
+    assert by_id.next_cursor is not None
+    assert "." not in by_id.next_cursor
+    assert by_update.next_cursor is not None
+    assert "." in by_update.next_cursor
+    with pytest.raises(BadCursor):
+        page(worker, 1, cursor=by_update.next_cursor)
+    with pytest.raises(BadCursor):
+        page(worker, 1, cursor=by_id.next_cursor, since_ms=0)
+    for wrong in ("", "x", "1.", ".1", "1.2.3", "-1", "١٢", str(2**63)):
+        with pytest.raises(BadCursor):
+            page(worker, 1, cursor=wrong)
 
 
 def test_reads_on_sqlite_neither_wait_for_nor_hold_up_the_writer(tmp_path: Path) -> None:

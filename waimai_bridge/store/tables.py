@@ -48,9 +48,11 @@ class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("platform", "platform_order_id"),
-        # a page of one store's (or one state's) orders, by id, reads only its own rows
+        # a page of one store's (or one state's) orders, by id, or of the orders updated
+        # since a time, by update, reads only its own rows
         Index(None, "store_id", "id"),
         Index(None, "state", "id"),
+        Index(None, "updated_at_ms", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -68,7 +70,7 @@ class Order(Base):
     """How ``net_income_fen`` was found (:class:`waimai_bridge.income.IncomeRule`)."""
     version: Mapped[int] = mapped_column(Integer)
     created_at_ms: Mapped[int]
-    updated_at_ms: Mapped[int] = mapped_column(index=True)
+    updated_at_ms: Mapped[int]
 
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", order_by="OrderItem.line", cascade="all, delete-orphan"

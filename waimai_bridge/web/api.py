@@ -16,6 +16,7 @@ from waimai_bridge.runtime import Bridge
 from waimai_bridge.untrusted import unstorable
 from waimai_bridge.web.views import (
     MAX_PAGE,
+    BadCursor,
     OrderPage,
     OrderView,
     PlatformOrderView,
@@ -82,11 +83,17 @@ async def orders(
         str | None, Query(description="Updated at or after: epoch ms or ISO 8601.")
     ] = None,
     cursor: Annotated[
-        int | None, Query(ge=0, le=MAX_INT64, description="next_cursor of the page before.")
+        str | None,
+        Query(
+            max_length=40,
+            pattern=r"^[0-9]{1,19}(\.[0-9]{1,19})?$",
+            description="next_cursor of the page before.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> OrderPage:
-    """Orders matching every filter given, oldest first, a page at a time."""
+    """Orders matching every filter given, a page at a time: oldest first, or with
+    ``since`` least recently updated first."""
     since_ms = _since_ms(since)
     bridge = bridge_of(request)
 
@@ -103,7 +110,10 @@ async def orders(
                 limit=limit,
             )
 
-    return await run_in_threadpool(query)
+    try:
+        return await run_in_threadpool(query)
+    except BadCursor as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 @router.get("/orders/{order_id}", response_model=OrderView, summary="One order")

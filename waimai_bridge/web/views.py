@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
+from waimai_bridge.bounds import MAX_INT64
 from waimai_bridge.models import (
     OrderDetails,
     OrderState,
@@ -260,6 +261,21 @@ def find_order(session: Session, order_id: int) -> OrderView | None:
     return order_view(session, order, platform_order)
 
 
+class BadCursor(ValueError):
+    """A cursor that is not the ``next_cursor`` of a page of the same listing."""
+
+
+def _cursor(cursor: str, *, by_update: bool) -> tuple[int, ...]:
+    """A ``next_cursor``: ``ID``, or ``UPDATED_AT_MS.ID`` for a listing ``since`` a time."""
+    parts = cursor.split(".")
+    if len(parts) != (2 if by_update else 1) or not all(
+        part.isascii() and part.isdigit() and int(part) <= MAX_INT64 for part in parts
+    ):
+        shape = "UPDATED_AT_MS.ID" if by_update else "ID"
+        raise BadCursor(f"cursor must be the next_cursor of the page before ({shape})")
+    return tuple(int(part) for part in parts)
+
+
 def list_orders(
     session: Session,
     *,
@@ -268,11 +284,12 @@ def list_orders(
     platform_order_id: str | None = None,
     state: OrderState | None = None,
     since_ms: int | None = None,
-    cursor: int | None = None,
+    cursor: str | None = None,
     limit: int = 50,
 ) -> OrderPage:
-    """A page of orders matching the filters, by id; events are left out. A page takes the
-    same few queries however many orders it holds."""
+    """A page of orders matching the filters, events left out: by id, or with ``since_ms``
+    by when they were last updated (then id). A page takes the same few queries however
+    many orders it holds; raises :class:`BadCursor` for a cursor of another listing."""
     statement = _orders()
     filters: Sequence[tuple[Any, Any]] = (
         (Order.store_id, store_id),
@@ -283,19 +300,28 @@ def list_orders(
     for column, value in filters:
         if value is not None:
             statement = statement.where(column == value)
+    by_update = since_ms is not None
+    ordering: tuple[Any, ...] = (Order.updated_at_ms, Order.id) if by_update else (Order.id,)
     if since_ms is not None:
         statement = statement.where(Order.updated_at_ms >= since_ms)
     if cursor is not None:
-        statement = statement.where(Order.id > cursor)
+        after = _cursor(cursor, by_update=by_update)
+        if by_update:
+            statement = statement.where(tuple_(*ordering) > tuple_(*after))
+        else:
+            statement = statement.where(Order.id > after[0])
     limit = max(1, min(limit, MAX_PAGE))
     statement = statement.options(selectinload(Order.items))
-    rows = session.execute(statement.order_by(Order.id).limit(limit + 1)).all()
+    rows = session.execute(statement.order_by(*ordering).limit(limit + 1)).all()
     anomalies = anomalies_of(session, [po.id for _, po in rows[:limit]])
     items = [
         order_view(session, order, po, with_events=False, anomalies=anomalies.get(po.id, []))
         for order, po in rows[:limit]
     ]
-    next_cursor = str(items[-1].id) if len(rows) > limit else None
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1][0]
+        next_cursor = f"{last.updated_at_ms}.{last.id}" if by_update else str(last.id)
     return OrderPage(items=items, next_cursor=next_cursor)
 
 

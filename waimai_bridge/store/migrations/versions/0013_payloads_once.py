@@ -27,12 +27,18 @@ def upgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_orders_state"))
         batch_op.create_index(batch_op.f("ix_orders_store_id_id"), ["store_id", "id"])
         batch_op.create_index(batch_op.f("ix_orders_state_id"), ["state", "id"])
+        batch_op.drop_index(batch_op.f("ix_orders_updated_at_ms"))
+        batch_op.create_index(batch_op.f("ix_orders_updated_at_ms_id"), ["updated_at_ms", "id"])
 
 
 def downgrade() -> None:
     """Downgrade the schema; a platform order's latest payload comes back from its latest
     logged event (applied inbox rows keep theirs emptied)."""
     with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_orders_updated_at_ms_id"))
+        batch_op.create_index(
+            batch_op.f("ix_orders_updated_at_ms"), ["updated_at_ms"], unique=False
+        )
         batch_op.drop_index(batch_op.f("ix_orders_state_id"))
         batch_op.drop_index(batch_op.f("ix_orders_store_id_id"))
         batch_op.create_index(batch_op.f("ix_orders_state"), ["state"], unique=False)
