@@ -40,10 +40,11 @@ PRICE: dict[str, Any] = {
         {"sku_code": "SKU-2002", "platform_sku_id": "2002", "name": "可乐", "quantity": 2,
          "unit_original": 500, "unit_paid": 400},
     ],
-    "original_amount": 3800, "packaging_fee": 200, "delivery_fee": 500,
-    "merchant_discount": 300, "platform_discount": 100, "user_paid": 3790,
-    "commission": 448, "merchant_income": 2542,
+    "original_amount": 4500, "packaging_fee": 200, "delivery_fee": 500,
+    "merchant_discount": 300, "platform_discount": 100, "user_paid": 4100,
+    "commission": 492, "merchant_income": 3308,
 }  # fmt: skip
+"""A new order's price, its stated total agreeing with its lines and fees (no anomaly)."""
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import make_url
 
-from bench.load import LIFECYCLES
-from bench.load import PRICE as TRAFFIC_PRICE
+from bench.load import LIFECYCLES, PRICE
 from tests import testpay
 from waimai_bridge.config import load_config
 from waimai_bridge.plugins import PluginRegistry
@@ -43,11 +42,6 @@ ORDER_TABLES = (
 OTHER_TABLES = frozenset({"alembic_version", "sku_mappings", "leases"})
 """Tables the templates' run may write that hold nothing of an order."""
 
-PRICE: dict[str, Any] = {
-    **TRAFFIC_PRICE, "original_amount": 4500, "user_paid": 4100, "commission": 492,
-    "merchant_income": 3308,
-}  # fmt: skip
-"""The traffic's price with totals that agree with its lines (no ``total_mismatch``)."""
 _UNMAPPED_PRICE = {
     **PRICE,
     "items": [PRICE["items"][0], {**PRICE["items"][1], "sku_code": "SKU-9999"}],
