@@ -43,7 +43,8 @@ def anomalies(
         click.echo("no open anomalies" if open_only else "no anomalies")
         return
     rows = [
-        (str(a.anomaly_id), a.rule, a.store_id, f"{a.platform} {a.platform_order_id}",
+        (str(a.anomaly_id), a.rule, a.store_id,
+         f"{a.platform} {a.platform_order_id or '(channel)'}",
          str(a.order_id or ""), iso(a.opened_at_ms)[:19],
          "open" if a.resolved_at_ms is None else iso(a.resolved_at_ms)[:19], a.detail)
         for a in found

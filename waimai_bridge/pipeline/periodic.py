@@ -1,6 +1,6 @@
-"""Jobs one worker at a time does on a schedule (pulls, anomaly rules, the purge): a lease
-row in the database says which process has the turn, and a background thread runs a round
-every interval while it holds it."""
+"""Jobs one worker at a time does on a schedule (pulls, anomaly rules, the purge, credential
+renewals): a lease row in the database says which process has the turn, and a background
+thread runs a round every interval while it holds it."""
 
 from __future__ import annotations
 

@@ -162,6 +162,7 @@ def _gauges(bridge: Bridge) -> CollectorRegistry:
         bridge.database, shards=settings.shards, stores=frozenset(bridge.config.stores),
         accept_hold_ms=settings.accept_hold_seconds * 1000,
         overdue_after_ms=int(settings.resend_after_seconds * 1000), clock=bridge.clock,
+        renew_ahead_ms=int(bridge.config.authorization.refresh_ahead_minutes * 60_000),
     )  # fmt: skip
     registry.register(gauges)
     return registry
