@@ -33,7 +33,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ from bench.bridge import (  # noqa: E402
     WORKER_PROCESSES,
     WORKER_THREADS,
     Layout,
+    Prepared,
     Running,
     committed,
     done_count,
@@ -59,12 +62,14 @@ from bench.bridge import (  # noqa: E402
     prepared,
     running,
     scalar,
+    started,
     store_ids,
     wait_for,
 )
 from bench.load import Result, drive, percentile, traffic  # noqa: E402
 from bench.preload import installed_platforms, preload  # noqa: E402
 from bench.reader import LISTS, Reads, Sample, read  # noqa: E402
+from tests.processes import free_port, wait_for_port  # noqa: E402
 from waimai_bridge.cli.processes import WORKER_NICENESS  # noqa: E402
 
 SAMPLED_ORDERS = 5000
@@ -99,9 +104,24 @@ def sustained_rate(run: Running, events: int, shards: int) -> float:
     return burst.unique / (done - result.started)
 
 
+@contextmanager
+def api_serve(run: Running, setup: Prepared, separate: bool) -> Iterator[int]:
+    """The port the reader calls: ``serve``'s, or with ``separate`` that of a second
+    ``serve`` process of the same config, for the API alone (a load balancer's route)."""
+    if not separate:
+        yield run.port
+        return
+    port = free_port()
+    command = [sys.executable, "-m", "waimai_bridge", "--config", str(setup.config), "serve",
+               "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    with started(command, setup.env, setup.logs, "serve-api"):
+        wait_for_port(port)
+        yield port
+
+
 def ingest_while_reading(
     run: Running, sample: Sample, *, ingest_rate: float, read_rate: float, seconds: float,
-    connections: int,
+    connections: int, api_port: int,
 ) -> dict[str, Any]:  # fmt: skip
     """Pushes at ``ingest_rate`` for ``seconds`` while the reader reads; what each saw, and
     how many events were committed meanwhile."""
@@ -119,7 +139,7 @@ def ingest_while_reading(
         pool.submit(int).result()  # the reader's process started before the clock runs
         pushing = threading.Thread(target=ingest, name="ingest")
         pushing.start()
-        reading = pool.submit(read, run.port, API_TOKEN, sample, rate=read_rate,
+        reading = pool.submit(read, api_port, API_TOKEN, sample, rate=read_rate,
                               seconds=seconds, connections=connections)  # fmt: skip
         reads: Reads = reading.result()
         pushing.join()
@@ -183,6 +203,10 @@ def main() -> None:
     parser.add_argument("--read-rate", type=float, default=50.0, metavar="CALLS_PER_S",
                         help="API calls a second (default 50)")  # fmt: skip
     parser.add_argument("--connections", type=int, default=4, help="the reader's (default 4)")
+    parser.add_argument(
+        "--api-process", action="store_true",
+        help="serve the API from a second serve process, the pushes from the first",
+    )  # fmt: skip
     options = parser.parse_args()
     orders = options.orders or (200_000 if options.quick else 1_000_000)
     seconds = options.seconds or (20.0 if options.quick else 60.0)
@@ -204,10 +228,11 @@ def main() -> None:
             sample = sample_of(run, max(STORES, options.stores))
             log(f"reading at {options.read_rate:.0f} calls/s for {seconds:.0f} s "
                 f"while pushing at {ingest_rate:.0f} events/s")  # fmt: skip
-            phase = ingest_while_reading(
-                run, sample, ingest_rate=ingest_rate, read_rate=options.read_rate,
-                seconds=seconds, connections=options.connections,
-            )  # fmt: skip
+            with api_serve(run, setup, options.api_process) as api_port:
+                phase = ingest_while_reading(
+                    run, sample, ingest_rate=ingest_rate, read_rate=options.read_rate,
+                    seconds=seconds, connections=options.connections, api_port=api_port,
+                )  # fmt: skip
             total = scalar(run.engine, "SELECT count(*) FROM orders")
     pushed: Result = phase["result"]
     figures = {
@@ -221,6 +246,7 @@ def main() -> None:
         "ingest_failed_requests": pushed.failed,
         "read_rate_per_s": options.read_rate,
         "read_seconds": seconds,
+        "api_process": options.api_process,
         **figures_of(phase["reads"]),
         "cpus": os.cpu_count(),
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Select, select, tuple_
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from waimai_bridge.bounds import MAX_INT64
 from waimai_bridge.models import (
@@ -139,6 +139,7 @@ def order_view(
     if with_events:
         rows = session.execute(
             select(OrderEvent)
+            .options(defer(OrderEvent.payload))  # not shown: read only where asked for
             .where(OrderEvent.platform_order_pk == platform_order.id)
             .order_by(OrderEvent.id)
         ).scalars()
