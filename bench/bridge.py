@@ -108,6 +108,22 @@ def started(
             process.kill()
 
 
+def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
+    """Peak resident memory of a process and its children, in MiB."""
+    pids = [process.pid]
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    if children.exists():
+        pids += [int(pid) for pid in children.read_text().split()]
+    peak = 0.0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        if status.exists():
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+    return round(peak, 1)
+
+
 def environment(**extra: str) -> dict[str, str]:
     """The environment of a benchmark's process: no ``WAIMAI_`` variables of the caller."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("WAIMAI_")}

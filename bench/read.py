@@ -59,6 +59,7 @@ from bench.bridge import (  # noqa: E402
     drained,
     log,
     max_id,
+    peak_rss_mb,
     prepared,
     running,
     scalar,
@@ -234,6 +235,10 @@ def main() -> None:
                     seconds=seconds, connections=options.connections, api_port=api_port,
                 )  # fmt: skip
             total = scalar(run.engine, "SELECT count(*) FROM orders")
+            rss = {
+                "serve_rss_mb": peak_rss_mb(run.web),
+                "worker_rss_mb": max(peak_rss_mb(process) for process in run.workers),
+            }
     pushed: Result = phase["result"]
     figures = {
         "orders": total,
@@ -248,6 +253,8 @@ def main() -> None:
         "read_seconds": seconds,
         "api_process": options.api_process,
         **figures_of(phase["reads"]),
+        "events_pushed": phase["pushed"],
+        **rss,
         "cpus": os.cpu_count(),
     }
     for name, value in figures.items():

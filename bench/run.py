@@ -75,6 +75,7 @@ from bench.bridge import (  # noqa: E402
     environment,
     log,
     max_id,
+    peak_rss_mb,
     prepared,
     running,
     started,
@@ -89,22 +90,6 @@ from tests.processes import free_port, wait_for_port  # noqa: E402
 from waimai_bridge.cli.processes import WORKER_NICENESS  # noqa: E402
 
 SKELETON_THREADS = 4
-
-
-def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
-    """Peak resident memory of a process and its children, in MiB."""
-    pids = [process.pid]
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-    if children.exists():
-        pids += [int(pid) for pid in children.read_text().split()]
-    peak = 0.0
-    for pid in pids:
-        status = Path(f"/proc/{pid}/status")
-        if status.exists():
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]) / 1024)
-    return round(peak, 1)
 
 
 def cpu_seconds(names: tuple[str, ...] = (), pids: tuple[int, ...] = ()) -> float:
