@@ -106,15 +106,17 @@ def sustained_rate(run: Running, events: int, shards: int) -> float:
 
 
 @contextmanager
-def api_serve(run: Running, setup: Prepared, separate: bool) -> Iterator[int]:
+def api_serve(run: Running, setup: Prepared, separate: bool, nice: int = 0) -> Iterator[int]:
     """The port the reader calls: ``serve``'s, or with ``separate`` that of a second
-    ``serve`` process of the same config, for the API alone (a load balancer's route)."""
+    ``serve`` process of the same config, for the API alone (a load balancer's route), at
+    niceness ``nice``."""
     if not separate:
         yield run.port
         return
     port = free_port()
-    command = [sys.executable, "-m", "waimai_bridge", "--config", str(setup.config), "serve",
-               "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    command = ["nice", "-n", str(nice), sys.executable, "-m", "waimai_bridge",
+               "--config", str(setup.config), "serve", "--port", str(port),
+               "--log-level", "warning"]  # fmt: skip
     with started(command, setup.env, setup.logs, "serve-api"):
         wait_for_port(port)
         yield port
@@ -208,6 +210,10 @@ def main() -> None:
         "--api-process", action="store_true",
         help="serve the API from a second serve process, the pushes from the first",
     )  # fmt: skip
+    parser.add_argument(
+        "--api-nice", type=int, default=0,
+        help="that process's niceness (negative: ahead of the pushes and the workers)",
+    )  # fmt: skip
     options = parser.parse_args()
     orders = options.orders or (200_000 if options.quick else 1_000_000)
     seconds = options.seconds or (20.0 if options.quick else 60.0)
@@ -229,7 +235,7 @@ def main() -> None:
             sample = sample_of(run, max(STORES, options.stores))
             log(f"reading at {options.read_rate:.0f} calls/s for {seconds:.0f} s "
                 f"while pushing at {ingest_rate:.0f} events/s")  # fmt: skip
-            with api_serve(run, setup, options.api_process) as api_port:
+            with api_serve(run, setup, options.api_process, options.api_nice) as api_port:
                 phase = ingest_while_reading(
                     run, sample, ingest_rate=ingest_rate, read_rate=options.read_rate,
                     seconds=seconds, connections=options.connections, api_port=api_port,
@@ -252,6 +258,7 @@ def main() -> None:
         "read_rate_per_s": options.read_rate,
         "read_seconds": seconds,
         "api_process": options.api_process,
+        "api_nice": options.api_nice,
         **figures_of(phase["reads"]),
         "events_pushed": phase["pushed"],
         **rss,

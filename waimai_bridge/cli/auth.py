@@ -18,7 +18,7 @@ from waimai_bridge.pipeline.credentials import Authorizations, NotAuthorizing
 from waimai_bridge.sealing import Sealer, SealingUnavailable, new_key
 from waimai_bridge.store import credentials as store
 from waimai_bridge.store.credentials import ChannelAuthorization, CredentialStatus
-from waimai_bridge.web.authorizations import authorizations_of, channel_statuses
+from waimai_bridge.web.authorizations import channel_statuses
 
 STATUS_STYLE = {
     CredentialStatus.ACTIVE: "green",
@@ -83,7 +83,7 @@ def _service(
         )
     _sealer(bridge)
     bridge.database()  # the schema checked (SQLite: upgraded) before anything is written
-    return authorizations_of(bridge.runtime())
+    return bridge.runtime().authorizations
 
 
 def _refused(exc: Exception, doing: str) -> click.ClickException:

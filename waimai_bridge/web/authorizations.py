@@ -1,6 +1,5 @@
 """Stores' authorization on their platforms as the operator's surfaces show it (the
-``auth`` commands, the channels API, the board): the authorizing service of a bridge and
-each channel's status, never a secret."""
+``auth`` commands, the channels API, the board): each channel's status, never a secret."""
 
 from __future__ import annotations
 
@@ -9,20 +8,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from waimai_bridge.config import Config
-from waimai_bridge.pipeline.credentials import Authorizations
-from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import credentials as store
 from waimai_bridge.store.credentials import ChannelAuthorization, CredentialStatus
 from waimai_bridge.web.views import iso
 
 NEEDS_ATTENTION = frozenset({CredentialStatus.UNAUTHORIZED, CredentialStatus.EXPIRING})
 """The statuses the board flags."""
-
-
-def authorizations_of(bridge: Bridge) -> Authorizations:
-    """The bridge's service that authorizes stores and renews their credentials."""
-    found = getattr(bridge, "authorizations", None)
-    return found if isinstance(found, Authorizations) else Authorizations(bridge.pipeline)
 
 
 def bound_channels(config: Config) -> list[tuple[str, str]]:

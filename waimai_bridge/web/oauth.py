@@ -23,7 +23,6 @@ from waimai_bridge.runtime import Bridge
 from waimai_bridge.sealing import SealingUnavailable
 from waimai_bridge.web import board_i18n
 from waimai_bridge.web.api import bridge_of
-from waimai_bridge.web.authorizations import authorizations_of
 from waimai_bridge.web.board_pages import HEADERS, templates
 
 logger = logging.getLogger(__name__)
@@ -105,7 +104,7 @@ async def _complete(request: Request, bridge: Bridge, platform: str) -> tuple[st
         return "state_refused", ""
     if not CODE.fullmatch(code):
         return "not_a_code", ""
-    service = authorizations_of(bridge)
+    service = bridge.authorizations
     if not service.sealer.ready:
         return "not_ready", ""
     try:
