@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bench import preload as loader
-from bench.templates import KINDS, PRICE, Templates, make_templates
+from bench.load import PRICE
+from bench.templates import KINDS, Templates, make_templates
 from tests import testpay
 from waimai_bridge.config import load_config
 from waimai_bridge.models import OrderState
