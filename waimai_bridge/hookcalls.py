@@ -23,6 +23,7 @@ from waimai_bridge.authorization import (
     CredentialsRefresh,
 )
 from waimai_bridge.errors import ContractViolation, PlatformRejected, TransientPlatformError
+from waimai_bridge.manifest import Manifest
 from waimai_bridge.models import (
     ActionOutcome,
     ActionRequest,
@@ -31,7 +32,6 @@ from waimai_bridge.models import (
     ContractModel,
     Event,
     InboundRequest,
-    Manifest,
     NativeEvent,
     OrderDetails,
     ParsedPush,

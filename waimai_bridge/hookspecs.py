@@ -24,11 +24,11 @@ from waimai_bridge.authorization import (
     Credentials,
     CredentialsRefresh,
 )
+from waimai_bridge.manifest import Manifest
 from waimai_bridge.models import (
     ActionRequest,
     ActionResult,
     InboundRequest,
-    Manifest,
     NativeEvent,
     OrderDetails,
     ParsedPush,
@@ -59,7 +59,7 @@ def plugin_manifest() -> Manifest:
     Called once, when the plugin is loaded, before any other hook. Every plugin implements
     it.
 
-    :returns: the plugin's :class:`~waimai_bridge.models.Manifest`: ``name`` (equal to the
+    :returns: the plugin's :class:`~waimai_bridge.manifest.Manifest`: ``name`` (equal to the
         entry-point name), ``display_name``, ``version``, ``contract_version`` (its major
         must equal the core's), ``capabilities`` (exactly the other hooks it implements),
         ``actions`` (the outbound actions it supports), ``config_schema`` and

@@ -35,6 +35,7 @@ from waimai_bridge.errors import (
     UnknownStore,
 )
 from waimai_bridge.hookspecs import hookimpl
+from waimai_bridge.manifest import Manifest, NativeCode
 from waimai_bridge.manifest_file import read_manifest
 from waimai_bridge.models import (
     CONTRACT_VERSION,
@@ -46,8 +47,6 @@ from waimai_bridge.models import (
     ChannelNotice,
     InboundRequest,
     KitchenStep,
-    Manifest,
-    NativeCode,
     NativeEvent,
     OrderDetails,
     ParsedPush,

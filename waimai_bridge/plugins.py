@@ -22,7 +22,8 @@ import pluggy
 from waimai_bridge import hookspecs
 from waimai_bridge.errors import ContractViolation, PluginLoadError
 from waimai_bridge.hookcalls import HOOK_CONTRACTS, Platform, call_checked
-from waimai_bridge.models import CONTRACT_VERSION, Capability, Manifest
+from waimai_bridge.manifest import Manifest
+from waimai_bridge.models import CONTRACT_VERSION, Capability
 from waimai_bridge.validation import json_path
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME

@@ -22,6 +22,7 @@ from waimai_bridge.authorization import (
     Credentials,
     CredentialsRefresh,
 )
+from waimai_bridge.manifest import Manifest
 from waimai_bridge.models import (
     CONTRACT_VERSION,
     ActionRequest,
@@ -29,7 +30,6 @@ from waimai_bridge.models import (
     ContractModel,
     Event,
     InboundRequest,
-    Manifest,
     NativeEvent,
     OrderDetails,
     ParsedPush,
@@ -87,7 +87,7 @@ def generate(name: str) -> dict[str, Any]:
     return {
         "$schema": DIALECT,
         "$id": f"urn:waimai-bridge:contract:{CONTRACT_VERSION}:{name}",
-        "$comment": f"Generated from waimai_bridge.models.{model.__name__} by "
+        "$comment": f"Generated from {model.__module__}.{model.__name__} by "
         "`python -m waimai_bridge.contracts`; do not edit by hand.",
         **body,
     }

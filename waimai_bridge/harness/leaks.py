@@ -11,7 +11,8 @@ from contextlib import contextmanager
 
 from waimai_bridge.authorization import Credentials
 from waimai_bridge.harness.outcomes import Failed
-from waimai_bridge.models import Manifest, PluginConfig
+from waimai_bridge.manifest import Manifest
+from waimai_bridge.models import PluginConfig
 
 QUIET_LOGGERS = ("httpx", "httpcore")
 """Loggers whose lines below WARNING the bridge never writes (``cli.processes.QUIET_LOGGERS``):
