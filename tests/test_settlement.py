@@ -288,6 +288,11 @@ def test_a_fixed_case_on_each_database(database: Database, tmp_path: Path) -> No
     assert found.totals.orders == 5
     assert found.totals.mismatches == 1
     assert found.totals.net_income == 1800 + 1454 + 0 + 1800 - 554 + 0
+    with database.reading() as session:  # as the API reads it, streamed
+        read = settlement.report(
+            session, from_day=FIRST_DAY, to_day=FIRST_DAY + timedelta(days=DAYS - 1), zones=ZONES
+        )
+    assert read == found
     with database.transaction() as session:  # as orders stored before net income was kept
         session.execute(update(Order).values(net_income_fen=None, income_rule=None))
         again = settlement.report(
