@@ -153,6 +153,8 @@ def test_a_key_rotation_reseals_every_channel(database: Database) -> None:
         with pytest.raises(SealingUnavailable):
             SEALER.unseal(row.access_token)  # the old key alone no longer opens it
         assert rotated.unseal(row.access_token) == TOKENS.access_token
+        assert row.refresh_token is not None
+        assert rotated.unseal(row.refresh_token) == TOKENS.refresh_token
 
 
 def test_a_link_state_is_used_once_by_its_platform_within_its_lifetime(
@@ -210,3 +212,38 @@ def test_no_secret_column_is_ever_written_in_the_clear(database: Database) -> No
         row = session.execute(select(ChannelCredentials)).scalar_one()
         assert row.refresh_token is None
         assert row.access_token != TOKENS.access_token
+
+
+def channel(database: Database, platform: str, store_id: str) -> tuple[object, ...]:
+    with database.transaction() as session:
+        row = session.get(ChannelCredentials, (platform, store_id))
+        assert row is not None
+        return (row.status, row.failures, row.problem, row.retry_at_ms, row.updated_at_ms)
+
+
+def test_a_channel_s_marks_touch_that_channel_alone(database: Database) -> None:
+    for platform, store_id in (("testpay", "S1"), ("testpay", "S2"), ("other", "S1")):
+        saved(database, platform, store_id, TOKENS)
+    untouched = channel(database, "other", "S1")
+    with database.transaction() as session:
+        store.mark_unauthorized(session, "testpay", "S1", "refused", now_ms=T0 + 1)
+        store.renewal_failed(session, "testpay", "S2", "outage", now_ms=T0 + 2, retry_at_ms=T0 + 9)
+    assert channel(database, "testpay", "S1") == ("unauthorized", 0, "refused", None, T0 + 1)
+    assert channel(database, "testpay", "S2") == ("active", 1, "outage", T0 + 9, T0 + 2)
+    assert channel(database, "other", "S1") == untouched
+    with database.transaction() as session:
+        store.renewal_failed(session, "testpay", "S2", "outage", now_ms=T0 + 3, retry_at_ms=T0 + 20)
+        assert store.mark_authorized(session, "testpay", "S1", now_ms=T0 + 4)
+    assert channel(database, "testpay", "S2") == ("active", 2, "outage", T0 + 20, T0 + 3)
+    assert channel(database, "testpay", "S1") == ("active", 0, None, None, T0 + 4)
+    assert channel(database, "other", "S1") == untouched
+
+
+def test_renewals_and_link_states_at_their_exact_bounds(database: Database) -> None:
+    saved(database, "testpay", "EDGE", expiring(T0 + HOUR))
+    with database.transaction() as session:
+        assert store.due(session, now_ms=T0, ahead_ms=HOUR, limit=5) == [("testpay", "EDGE")]
+        assert store.due(session, now_ms=T0 - 1, ahead_ms=HOUR, limit=5) == []
+        store.issue_state(session, "testpay", "S1", now_ms=T0)
+        assert store.forget_states(session, before_ms=T0) == 0, "issued at the bound: kept"
+        assert store.forget_states(session, before_ms=T0 + 1) == 1
