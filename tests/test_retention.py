@@ -28,6 +28,7 @@ from waimai_bridge.store.events import Incoming, apply_events
 from waimai_bridge.store.holds import release_holds
 from waimai_bridge.store.retention import DAY_MS, Cutoffs, Purged, purge
 from waimai_bridge.store.tables import (
+    Change,
     Delivery,
     InboxEvent,
     OrderEvent,
@@ -348,3 +349,45 @@ def test_the_board_feed_keeps_only_its_last_days(bridge: Bridge) -> None:
     assert purge(database, Cutoffs.of(only_changes, NOW), batch_size=1) == Purged(changes=2)
     with database.transaction() as session:
         assert [row.platform_order_id for row in changes.since(session, 0)] == ["O-1"]
+
+
+def test_rows_at_the_cutoff_stay_and_go_a_millisecond_later(bridge: Bridge) -> None:
+    database = bridge.database
+    at = OLD
+    with database.transaction() as session:  # each kept by one of its two times alone
+        for key, enqueued, done_at in (("enqueued-at", at, at - 1), ("done-at", at - 1, at)):
+            session.add(InboxEvent(
+                platform="sample", idempotency_key=key, store_id="S001", shard=0,
+                platform_order_id=f"O-{key}", native_code="10", platform_time_ms=at,
+                payload={}, received_at_ms=enqueued, status="done", attempts=1, error=None,
+                enqueued_at_ms=enqueued, done_at_ms=done_at,
+            ))  # fmt: skip
+    add_delivery(database, "next-at", "done", at - 1)
+    add_delivery(database, "delivered-at", "done", at)
+    with database.transaction() as session:
+        session.execute(text("UPDATE deliveries SET created_at_ms = :t - 1"), {"t": at})
+        session.execute(
+            text("UPDATE deliveries SET next_attempt_at_ms = :t WHERE body = 'next-at'"),
+            {"t": at},
+        )
+        session.execute(
+            text("UPDATE deliveries SET next_attempt_at_ms = :t - 1 WHERE body = 'delivered-at'"),
+            {"t": at},
+        )
+    add_order(database, "EDGE", at, at)
+    with database.transaction() as session:
+        session.execute(text("UPDATE changes SET created_at_ms = :t"), {"t": at})
+        feed = len(session.scalars(select(Change)).all())
+    assert feed >= 2
+
+    exactly = Cutoffs(inbox=at, deliveries=at, payloads=at, changes=at)
+    assert purge(database, exactly, batch_size=1000) == Purged(), "not older than the cutoff"
+
+    batches: list[tuple[str, int]] = []
+    later = Cutoffs(inbox=at + 1, deliveries=at + 1, payloads=at + 1, changes=at + 1)
+    done = purge(
+        database, later, batch_size=1, progress=lambda kind, rows: batches.append((kind, rows))
+    )
+    assert done == Purged(inbox=2, deliveries=2, payloads=2, changes=feed)
+    assert [rows for kind, rows in batches if kind == "changes"] == [1] * feed + [0]
+    assert {kind for kind, _ in batches} == {"inbox", "deliveries", "payloads", "changes"}
