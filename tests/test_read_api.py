@@ -1,5 +1,6 @@
-"""The read API's list of orders: a page in a fixed number of queries however many orders it
-holds, each order with its items and anomalies, paged by id (or, since a time, by update)."""
+"""The read API's reads: a page of orders, or one order with its events, in one statement
+however many rows it holds, outside a transaction; pages by id (or, since a time, by
+update)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event
 
 from tests.sample_plugin import PRICE
 from tests.test_hold import HOLD_MS, T0, Worker, working
 from waimai_bridge.store.database import Database
-from waimai_bridge.web.views import BadCursor, OrderPage, list_orders
+from waimai_bridge.web.views import BadCursor, OrderPage, find_order, list_orders
 
 
 @pytest.fixture
@@ -39,32 +41,35 @@ def counted(database: Database) -> Iterator[list[str]]:
     statements: list[str] = []
 
     def count(*args: Any) -> None:
-        statements.append(args[2])
+        if args[2] != "BEGIN":  # SQLite's deferred BEGIN, taken in the same process
+            statements.append(args[2])
 
-    event.listen(database.engine, "before_cursor_execute", count)
+    engines = {database.engine, database.reading_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         yield statements
     finally:
-        event.remove(database.engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
 
 
 def page(
     worker: Worker, limit: int, cursor: str | None = None, since_ms: int | None = None
 ) -> tuple[OrderPage, int]:
     database = worker.bridge.database
-    with counted(database) as statements, database.transaction() as session:
-        found = list_orders(session, limit=limit, cursor=cursor, since_ms=since_ms)
-    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    return found, len(reads)
+    with counted(database) as statements, database.reads() as connection:
+        found = list_orders(connection, limit=limit, cursor=cursor, since_ms=since_ms)
+    return found, len(statements)
 
 
-def test_a_page_takes_the_same_queries_for_three_orders_as_for_thirty(worker: Worker) -> None:
+def test_a_page_is_one_statement_for_three_orders_as_for_thirty(worker: Worker) -> None:
     stored(worker, 30)
     small, small_reads = page(worker, 3)
     large, large_reads = page(worker, 30)
     assert len(small.items) == 3
     assert len(large.items) == 30
-    assert small_reads == large_reads <= 4
+    assert small_reads == large_reads == 1
     for order in large.items:
         assert [item.sku_code for item in order.items] == ["SKU-1"]
         assert [anomaly.kind for anomaly in order.anomalies] == ["unmapped_sku"]
@@ -83,6 +88,58 @@ def test_pages_follow_each_other_by_id(worker: Worker) -> None:
         cursor = found.next_cursor
     assert seen == sorted(seen)
     assert len(seen) == len(set(seen)) == 7
+
+
+def test_an_order_is_one_statement_with_its_rows_in_order(worker: Worker) -> None:
+    lines = [
+        {
+            **PRICE["items"][0],
+            "sku_code": f"SKU-{n}",
+            "platform_sku_id": str(n),
+            "name": f"dish {n}",
+        }
+        for n in (3, 1, 2)
+    ]
+    worker.receive("MANY", "order.created", T0, price={**PRICE, "items": lines})
+    worker.receive("MANY", "order.accepted", T0 + 1)
+    worker.apply()
+    worker.now = T0 + HOLD_MS + 1
+    worker.release("MANY")
+    for n, code in enumerate(["rider.at_store", "rider.delivering", "rider.delivered"]):
+        worker.receive("MANY", code, worker.now + 1000 + n)
+    worker.apply()
+    database = worker.bridge.database
+    with database.reads() as connection:
+        order_id = list_orders(connection, platform_order_id="MANY").items[0].id
+    with counted(database) as statements, database.reads() as connection:
+        shown = find_order(connection, order_id)
+    assert len(statements) == 1
+    assert shown is not None
+    assert [(item.line, item.name) for item in shown.items] == [
+        (1, "dish 3"), (2, "dish 1"), (3, "dish 2")
+    ]  # fmt: skip
+    assert shown.price is not None
+    assert [item.name for item in shown.price.items] == ["dish 3", "dish 1", "dish 2"]
+    assert shown.events is not None
+    assert [event.native_code for event in shown.events][:2] == ["order.created", "order.accepted"]
+    assert [event.id for event in shown.events] == sorted(event.id for event in shown.events)
+    assert len(shown.events) == 5
+    kinds = [anomaly.kind for anomaly in shown.anomalies]
+    assert kinds.count("unmapped_sku") == 3
+    assert [a.id for a in shown.anomalies] == sorted(a.id for a in shown.anomalies)
+    assert [a.detail for a in shown.anomalies if a.kind == "unmapped_sku"] == [
+        f"line {n} (dish {sku}): SKU code 'SKU-{sku}' maps to no product"
+        for n, sku in ((1, 3), (2, 1), (3, 2))
+    ]
+
+
+def test_a_read_on_postgresql_holds_no_transaction_open(postgres_database: Database) -> None:
+    with postgres_database.reads() as connection:
+        assert list_orders(connection).items == []
+        assert find_order(connection, 1) is None
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
 
 def touched(worker: Worker, order: str, at_ms: int) -> None:
@@ -105,7 +162,7 @@ def test_pages_since_a_time_follow_the_updates_then_the_ids(worker: Worker) -> N
     cursor = None
     while True:
         found, reads = page(worker, 2, cursor, since_ms=later)
-        assert reads <= 4
+        assert reads == 1
         seen += [order.platform_order_id for order in found.items]
         if found.next_cursor is None:
             break
@@ -140,13 +197,16 @@ def test_reads_on_sqlite_neither_wait_for_nor_hold_up_the_writer(tmp_path: Path)
     writer = sqlite3.connect(tmp_path / "reads.sqlite3", isolation_level=None, timeout=0)
     writer.execute("BEGIN IMMEDIATE")  # another process holds the writer lock
     try:
-        with database.reading() as session:  # a read taking the lock would fail here
+        with database.reads() as connection:  # a read taking the lock would fail here
+            assert list_orders(connection).items == []
+            assert find_order(connection, 1) is None
+        with database.reading() as session:
             assert list_orders(session).items == []
     finally:
         writer.execute("ROLLBACK")
         writer.close()
-    with database.reading() as session:  # while a read is open, a writer still writes
-        list_orders(session)
+    with database.reads() as connection:  # while a read is open, a writer still writes
+        list_orders(connection)
         blocked = sqlite3.connect(tmp_path / "reads.sqlite3", isolation_level=None, timeout=0)
         blocked.execute("BEGIN IMMEDIATE")
         blocked.execute("ROLLBACK")

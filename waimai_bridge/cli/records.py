@@ -46,9 +46,9 @@ def orders_list(
     as_json: bool,
 ) -> None:
     """The most recent orders matching the filters."""
-    with bridge.database().transaction() as session:
+    with bridge.database().reads() as connection:
         page = list_orders(
-            session,
+            connection,
             store_id=store_id,
             platform=platform,
             state=None if state is None else OrderState(state),
@@ -88,8 +88,8 @@ def orders_list(
 @pass_context
 def orders_show(bridge: BridgeContext, order_id: int) -> None:
     """One order with its items, price, anomalies and events, as JSON."""
-    with bridge.database().transaction() as session:
-        found = find_order(session, order_id)
+    with bridge.database().reads() as connection:
+        found = find_order(connection, order_id)
     if found is None:
         raise click.ClickException(f"no order {order_id}")
     click.echo(found.model_dump_json(indent=2))

@@ -3,8 +3,9 @@
 SQLite (embedded mode) starts every transaction with ``BEGIN IMMEDIATE``, taking the
 writer lock up front, so a read-then-write transaction never fails half-way and two
 workers never interleave; PostgreSQL serialises per order with ``SELECT … FOR UPDATE``.
-What only reads (the API's reads, the board, the gauges) uses :meth:`Database.reading`,
-which on SQLite takes no writer lock.
+What only reads (the board, the gauges) uses :meth:`Database.reading`, which on SQLite
+takes no writer lock; reads of one statement each (the order API) use
+:meth:`Database.reads`, outside a transaction.
 """
 
 from __future__ import annotations
@@ -163,6 +164,15 @@ class Database:
                 yield session
             finally:
                 session.rollback()
+
+    @contextmanager
+    def reads(self) -> Iterator[Connection]:
+        """A connection for reads of one statement each, outside a transaction (a statement
+        sees one snapshot): on PostgreSQL no BEGIN and ROLLBACK around it; on SQLite, as
+        :meth:`reading`, no writer lock."""
+        engine = self._autocommit if self.dialect == "postgresql" else self.reading_engine
+        with engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

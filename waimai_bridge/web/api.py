@@ -98,9 +98,9 @@ async def orders(
     bridge = bridge_of(request)
 
     def query() -> OrderPage:
-        with bridge.database.reading() as session:
+        with bridge.database.reads() as connection:
             return list_orders(
-                session,
+                connection,
                 store_id=store_id,
                 platform=platform,
                 platform_order_id=platform_order_id,
@@ -122,8 +122,8 @@ async def order(request: Request, order_id: RowId) -> OrderView:
     bridge = bridge_of(request)
 
     def query() -> OrderView | None:
-        with bridge.database.reading() as session:
-            return find_order(session, order_id)
+        with bridge.database.reads() as connection:
+            return find_order(connection, order_id)
 
     found = await run_in_threadpool(query)
     if found is None:
@@ -143,8 +143,8 @@ async def platform_order(
     bridge = bridge_of(request)
 
     def query() -> PlatformOrderView | None:
-        with bridge.database.reading() as session:
-            return find_platform_order(session, platform, platform_order_id)
+        with bridge.database.reads() as connection:
+            return find_platform_order(connection, platform, platform_order_id)
 
     found = await run_in_threadpool(query)
     if found is None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import Select, select, tuple_
-from sqlalchemy.orm import Session, defer, selectinload
+from sqlalchemy import Connection, RowMapping, select, tuple_
+from sqlalchemy.orm import Session
 
 from waimai_bridge.bounds import MAX_INT64
 from waimai_bridge.models import (
@@ -18,9 +18,20 @@ from waimai_bridge.models import (
     PriceBreakdown,
     RiderState,
 )
-from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, PlatformOrder
+from waimai_bridge.store.order_reads import (
+    ANOMALY_FIELDS,
+    EVENT_FIELDS,
+    ITEM_FIELDS,
+    ORDER_ROWS,
+    ORDER_ROWS_WITH_EVENTS,
+    records,
+)
+from waimai_bridge.store.tables import Order, PlatformOrder
 
 MAX_PAGE = 500
+
+Reader = Session | Connection
+"""What the reads run on: a session, or a connection of :meth:`Database.reads`."""
 
 
 class StateView(BaseModel):
@@ -127,79 +138,42 @@ def state_view(code: int | None) -> StateView | None:
     return StateView(code=code, name=PlatformState(code).label)
 
 
-def order_view(
-    session: Session, order: Order, platform_order: PlatformOrder, *, with_events: bool = True,
-    anomalies: Sequence[Anomaly] | None = None,
-) -> OrderView:  # fmt: skip
-    """The unified order as the API shows it (``anomalies``: the platform order's, when the
-    caller read them already)."""
-    if anomalies is None:
-        anomalies = anomalies_of(session, [platform_order.id]).get(platform_order.id, [])
-    events = None
-    if with_events:
-        rows = session.execute(
-            select(OrderEvent)
-            .options(defer(OrderEvent.payload))  # not shown: read only where asked for
-            .where(OrderEvent.platform_order_pk == platform_order.id)
-            .order_by(OrderEvent.id)
-        ).scalars()
-        events = [_event_view(row) for row in rows]
+def order_view(row: RowMapping) -> OrderView:
+    """The unified order as the API shows it, from a row of
+    :data:`~waimai_bridge.store.order_reads.ORDER_ROWS` (``events`` when it has them)."""
+    items = records(ITEM_FIELDS, row["items"])
+    events = row.get("events")
     return OrderView(
-        id=order.id,
-        platform=order.platform,
-        platform_order_id=order.platform_order_id,
-        store_id=order.store_id,
-        state=OrderState(order.state),
-        rider_state=None if order.rider_state is None else RiderState(order.rider_state),
-        platform_state=state_view(platform_order.state_code),
-        saved_state=None
-        if platform_order.order_state is None
-        else OrderState(platform_order.order_state),
-        items=[
-            ItemView(
-                line=item.line,
-                sku_code=item.sku_code,
-                platform_sku_id=item.platform_sku_id,
-                name=item.name,
-                quantity=item.quantity,
-                unit_original=item.unit_original_fen,
-                unit_paid=item.unit_paid_fen,
-                product_id=item.product_id,
-                unmapped=item.unmapped,
-            )
-            for item in order.items
-        ],
-        price=_price(order),
-        details=_details(platform_order),
-        refunded_amount=order.refunded_amount_fen,
-        net_income=order.net_income_fen,
-        income_rule=order.income_rule,
-        anomalies=[
-            AnomalyView(
-                id=row.id,
-                kind=row.kind,
-                detail=row.detail,
-                created_at=iso(row.created_at_ms),
-                resolved_at=None if row.resolved_at_ms is None else iso(row.resolved_at_ms),
-            )
-            for row in anomalies
-        ],
-        events=events,
-        created_at=iso(order.created_at_ms),
-        updated_at=iso(order.updated_at_ms),
+        id=row["id"],
+        platform=row["platform"],
+        platform_order_id=row["platform_order_id"],
+        store_id=row["store_id"],
+        state=OrderState(row["state"]),
+        rider_state=None if row["rider_state"] is None else RiderState(row["rider_state"]),
+        platform_state=state_view(row["state_code"]),
+        saved_state=None if row["saved_state"] is None else OrderState(row["saved_state"]),
+        items=[ItemView.model_validate(item) for item in items],
+        price=_price(row["price"], {item["line"]: item["product_id"] for item in items}),
+        details=_details(row["details"]),
+        refunded_amount=row["refunded_amount"],
+        net_income=row["net_income"],
+        income_rule=row["income_rule"],
+        anomalies=[_anomaly_view(anomaly) for anomaly in records(ANOMALY_FIELDS, row["anomalies"])],
+        events=None if events is None else [_event_view(e) for e in records(EVENT_FIELDS, events)],
+        created_at=iso(row["created_at_ms"]),
+        updated_at=iso(row["updated_at_ms"]),
     )
 
 
-def _price(order: Order) -> PriceBreakdown | None:
+def _price(stored: dict[str, Any] | None, products: dict[int, str | None]) -> PriceBreakdown | None:
     """The order's price breakdown, each line with the product its ``items`` line was mapped
     to when the order was stored (the mapping is read once, at store time)."""
-    if order.price is None:
+    if stored is None:
         return None
     try:
-        price = PriceBreakdown.model_validate(order.price)
+        price = PriceBreakdown.model_validate(stored)
     except ValidationError:  # kept before the contract bounded it (a price_unreadable anomaly)
         return None
-    products = {item.line: item.product_id for item in order.items}
     return price.model_copy(
         update={
             "items": [
@@ -210,56 +184,45 @@ def _price(order: Order) -> PriceBreakdown | None:
     )
 
 
-def _details(platform_order: PlatformOrder) -> OrderDetails | None:
+def _details(stored: dict[str, Any] | None) -> OrderDetails | None:
     """The platform order's day sequence number and remark, if its plugin read them."""
-    if platform_order.details is None:
+    if stored is None:
         return None
     try:
-        return OrderDetails.model_validate(platform_order.details)
+        return OrderDetails.model_validate(stored)
     except ValidationError:  # written by a later contract than this process knows
         return None
 
 
-def _event_view(row: OrderEvent) -> EventView:
-    return EventView(
-        id=row.id,
-        native_code=row.native_code,
-        state=state_view(row.state_code),
-        kitchen_step=row.kitchen_step,
-        partial=row.partial,
-        refund_amount=row.refund_amount_fen,
-        reason=row.reason,
-        platform_time=iso(row.platform_time_ms),
-        received_at=iso(row.received_at_ms),
+def _anomaly_view(anomaly: dict[str, Any]) -> AnomalyView:
+    resolved = anomaly["resolved_at_ms"]
+    return AnomalyView(
+        id=anomaly["id"],
+        kind=anomaly["kind"],
+        detail=anomaly["detail"],
+        created_at=iso(anomaly["created_at_ms"]),
+        resolved_at=None if resolved is None else iso(resolved),
     )
 
 
-def anomalies_of(session: Session, platform_order_pks: Sequence[int]) -> dict[int, list[Anomaly]]:
-    """The anomalies of these platform orders, oldest first, by platform order."""
-    found: dict[int, list[Anomaly]] = {}
-    if platform_order_pks:
-        statement = (
-            select(Anomaly)
-            .where(Anomaly.platform_order_pk.in_(platform_order_pks))
-            .order_by(Anomaly.id)
-        )
-        for anomaly in session.execute(statement).scalars():
-            if anomaly.platform_order_pk is not None:  # a channel's anomaly has none
-                found.setdefault(anomaly.platform_order_pk, []).append(anomaly)
-    return found
+def _event_view(event: dict[str, Any]) -> EventView:
+    return EventView(
+        id=event["id"],
+        native_code=event["native_code"],
+        state=state_view(event["state_code"]),
+        kitchen_step=event["kitchen_step"],
+        partial=event["partial"],
+        refund_amount=event["refund_amount"],
+        reason=event["reason"],
+        platform_time=iso(event["platform_time_ms"]),
+        received_at=iso(event["received_at_ms"]),
+    )
 
 
-def _orders() -> Select[Order, PlatformOrder]:
-    return select(Order, PlatformOrder).join(PlatformOrder, PlatformOrder.order_id == Order.id)
-
-
-def find_order(session: Session, order_id: int) -> OrderView | None:
-    """One order with its events, or None."""
-    row = session.execute(_orders().where(Order.id == order_id)).first()
-    if row is None:
-        return None
-    order, platform_order = row
-    return order_view(session, order, platform_order)
+def find_order(reader: Reader, order_id: int) -> OrderView | None:
+    """One order with its events, or None: one statement."""
+    row = reader.execute(ORDER_ROWS_WITH_EVENTS.where(Order.id == order_id)).first()
+    return None if row is None else order_view(row._mapping)
 
 
 class BadCursor(ValueError):
@@ -278,7 +241,7 @@ def _cursor(cursor: str, *, by_update: bool) -> tuple[int, ...]:
 
 
 def list_orders(
-    session: Session,
+    reader: Reader,
     *,
     store_id: str | None = None,
     platform: str | None = None,
@@ -289,9 +252,9 @@ def list_orders(
     limit: int = 50,
 ) -> OrderPage:
     """A page of orders matching the filters, events left out: by id, or with ``since_ms``
-    by when they were last updated (then id). A page takes the same few queries however
-    many orders it holds; raises :class:`BadCursor` for a cursor of another listing."""
-    statement = _orders()
+    by when they were last updated (then id). A page is one statement however many orders
+    it holds; raises :class:`BadCursor` for a cursor of another listing."""
+    statement = ORDER_ROWS
     filters: Sequence[tuple[Any, Any]] = (
         (Order.store_id, store_id),
         (Order.platform, platform),
@@ -312,29 +275,23 @@ def list_orders(
         else:
             statement = statement.where(Order.id > after[0])
     limit = max(1, min(limit, MAX_PAGE))
-    statement = statement.options(selectinload(Order.items))
-    rows = session.execute(statement.order_by(*ordering).limit(limit + 1)).all()
-    anomalies = anomalies_of(session, [po.id for _, po in rows[:limit]])
-    items = [
-        order_view(session, order, po, with_events=False, anomalies=anomalies.get(po.id, []))
-        for order, po in rows[:limit]
-    ]
+    rows = reader.execute(statement.order_by(*ordering).limit(limit + 1)).mappings().all()
     next_cursor = None
     if len(rows) > limit:
-        last = rows[limit - 1][0]
-        next_cursor = f"{last.updated_at_ms}.{last.id}" if by_update else str(last.id)
-    return OrderPage(items=items, next_cursor=next_cursor)
+        last = rows[limit - 1]
+        next_cursor = f"{last['updated_at_ms']}.{last['id']}" if by_update else str(last["id"])
+    return OrderPage(items=[order_view(row) for row in rows[:limit]], next_cursor=next_cursor)
 
 
 def find_platform_order(
-    session: Session, platform: str, platform_order_id: str
+    reader: Reader, platform: str, platform_order_id: str
 ) -> PlatformOrderView | None:
     """The ``waimai_order`` view, or None for an order the bridge has never seen."""
-    row = session.execute(
-        select(PlatformOrder).where(
+    row = reader.execute(
+        select(PlatformOrder.state_code, PlatformOrder.order_state, PlatformOrder.order_id).where(
             PlatformOrder.platform == platform, PlatformOrder.platform_order_id == platform_order_id
         )
-    ).scalar_one_or_none()
+    ).first()
     if row is None:
         return None
     return PlatformOrderView(
