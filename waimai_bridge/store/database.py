@@ -10,6 +10,7 @@ takes no writer lock; reads of one statement each (the order API) use
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -21,6 +22,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from waimai_bridge.errors import WaimaiBridgeError
@@ -58,6 +60,34 @@ def _sqlite_engine(url: str, *, begin: str = "BEGIN IMMEDIATE") -> Engine:
         connection.exec_driver_sql(begin)
 
     return engine
+
+
+IDLE_PING_SECONDS = 10.0
+"""How long a pooled PostgreSQL connection may sit unused before it is pinged when next
+handed out (and replaced when dead); one used more recently is handed out as it is."""
+_USED_AT = "waimai.used_at"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping the connections ``engine`` hands out that were idle for :data:`IDLE_PING_SECONDS`:
+    a pre-ping on every checkout would cost a round trip per transaction or read. A server
+    that dies under a busy pool fails the statements then in flight once; the pool then
+    starts afresh."""
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_USED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        used_at = record.info.get(_USED_AT)
+        if used_at is None or time.monotonic() - used_at < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            record.info.pop(_USED_AT, None)
+            raise DisconnectionError("a pooled connection idle too long was dead") from exc
 
 
 RELAXED = "-c synchronous_commit=off"
@@ -115,7 +145,7 @@ class Database:
         else:
             pool = {
                 "pool_size": POOL_SIZE, "max_overflow": POOL_SIZE, "pool_recycle": 3600,
-                "pool_pre_ping": True, "pool_timeout": POOL_TIMEOUT_SECONDS,
+                "pool_timeout": POOL_TIMEOUT_SECONDS,
                 "hide_parameters": True,
             }  # fmt: skip
             given = parsed.query.get("options", "")
@@ -128,6 +158,8 @@ class Database:
             relaxed = create_engine(
                 url, connect_args={**timeouts, "options": f"{options} {RELAXED}"}, **pool
             )
+            for engine in (self.engine, relaxed):
+                _ping_when_idle(engine)
             reading = self.engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._relaxed = relaxed
