@@ -1,14 +1,15 @@
 """The PostgreSQL pool's pings: a connection idle for ``IDLE_PING_SECONDS`` is pinged when
 next handed out and replaced when dead; one used more recently is handed out unpinged, so a
-server that dropped it fails that one statement, and the pool starts afresh."""
+server that dropped it fails the transaction then run, once (a read runs again), and the
+pool starts afresh."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from waimai_bridge.store import database as database_module
 from waimai_bridge.store.database import Database
@@ -23,8 +24,16 @@ def database(empty_postgres_url: str) -> Iterator[Database]:
 
 def backend(database: Database) -> int:
     """The server process of the connection a read is handed."""
-    with database.reads() as connection:
-        pid: int = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    pid: int = database.read(
+        lambda connection: connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    )
+    return pid
+
+
+def transaction_backend(database: Database) -> int:
+    """The server process of the connection a transaction is handed."""
+    with database.transaction() as session:
+        pid: int = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
         return pid
 
 
@@ -55,13 +64,26 @@ def test_a_connection_idle_long_enough_is_pinged_and_replaced_when_dead(
     assert backend(database) == replaced
 
 
-def test_a_connection_used_lately_is_not_pinged_so_a_drop_fails_one_statement(
+def test_a_connection_used_lately_is_not_pinged_so_a_drop_fails_one_transaction(
     database: Database,
 ) -> None:
-    first = backend(database)
+    first = transaction_backend(database)
     assert drop_connections(database.url) == 1
     with pytest.raises(OperationalError):
-        backend(database)
-    assert backend(database) != first  # the pool started afresh
-    with database.transaction() as session:
-        assert session.execute(text("SELECT 1")).scalar_one() == 1
+        transaction_backend(database)
+    assert transaction_backend(database) != first  # the pool started afresh
+
+
+def test_a_read_handed_a_dropped_connection_runs_again_on_a_new_one(database: Database) -> None:
+    first = backend(database)
+    assert drop_connections(database.url) == 1
+    assert backend(database) != first  # no error: the read ran again
+    calls: list[int] = []
+
+    def failing(connection: Connection) -> None:
+        calls.append(1)
+        connection.execute(text("SELECT 1 / 0"))
+
+    with pytest.raises(DBAPIError):  # an error of the statement itself is not run again
+        database.read(failing)
+    assert calls == [1]

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 
 from tests.sample_plugin import PRICE
 from tests.test_hold import HOLD_MS, T0, Worker, working
@@ -58,8 +58,12 @@ def page(
     worker: Worker, limit: int, cursor: str | None = None, since_ms: int | None = None
 ) -> tuple[OrderPage, int]:
     database = worker.bridge.database
-    with counted(database) as statements, database.reads() as connection:
-        found = list_orders(connection, limit=limit, cursor=cursor, since_ms=since_ms)
+    with counted(database) as statements:
+        found = database.read(
+            lambda connection: list_orders(
+                connection, limit=limit, cursor=cursor, since_ms=since_ms
+            )
+        )
     return found, len(statements)
 
 
@@ -109,10 +113,11 @@ def test_an_order_is_one_statement_with_its_rows_in_order(worker: Worker) -> Non
         worker.receive("MANY", code, worker.now + 1000 + n)
     worker.apply()
     database = worker.bridge.database
-    with database.reads() as connection:
-        order_id = list_orders(connection, platform_order_id="MANY").items[0].id
-    with counted(database) as statements, database.reads() as connection:
-        shown = find_order(connection, order_id)
+    order_id = database.read(
+        lambda connection: list_orders(connection, platform_order_id="MANY").items[0].id
+    )
+    with counted(database) as statements:
+        shown = database.read(lambda connection: find_order(connection, order_id))
     assert len(statements) == 1
     assert shown is not None
     assert [(item.line, item.name) for item in shown.items] == [
@@ -134,12 +139,14 @@ def test_an_order_is_one_statement_with_its_rows_in_order(worker: Worker) -> Non
 
 
 def test_a_read_on_postgresql_holds_no_transaction_open(postgres_database: Database) -> None:
-    with postgres_database.reads() as connection:
+    def read(connection: Connection) -> psycopg.pq.TransactionStatus:
         assert list_orders(connection).items == []
         assert find_order(connection, 1) is None
         driver = connection.connection.driver_connection
-        assert driver is not None
-        assert driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert isinstance(driver, psycopg.Connection)
+        return driver.info.transaction_status
+
+    assert postgres_database.read(read) == psycopg.pq.TransactionStatus.IDLE
 
 
 def touched(worker: Worker, order: str, at_ms: int) -> None:
@@ -197,18 +204,21 @@ def test_reads_on_sqlite_neither_wait_for_nor_hold_up_the_writer(tmp_path: Path)
     writer = sqlite3.connect(tmp_path / "reads.sqlite3", isolation_level=None, timeout=0)
     writer.execute("BEGIN IMMEDIATE")  # another process holds the writer lock
     try:
-        with database.reads() as connection:  # a read taking the lock would fail here
-            assert list_orders(connection).items == []
-            assert find_order(connection, 1) is None
+        # a read taking the lock would fail here
+        assert database.read(lambda connection: list_orders(connection)).items == []
+        assert database.read(lambda connection: find_order(connection, 1)) is None
         with database.reading() as session:
             assert list_orders(session).items == []
     finally:
         writer.execute("ROLLBACK")
         writer.close()
-    with database.reads() as connection:  # while a read is open, a writer still writes
+
+    def read_then_write(connection: Connection) -> None:  # while a read is open, a writer writes
         list_orders(connection)
         blocked = sqlite3.connect(tmp_path / "reads.sqlite3", isolation_level=None, timeout=0)
         blocked.execute("BEGIN IMMEDIATE")
         blocked.execute("ROLLBACK")
         blocked.close()
+
+    database.read(read_then_write)
     database.dispose()

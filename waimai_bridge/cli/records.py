@@ -46,14 +46,15 @@ def orders_list(
     as_json: bool,
 ) -> None:
     """The most recent orders matching the filters."""
-    with bridge.database().reads() as connection:
-        page = list_orders(
+    page = bridge.database().read(
+        lambda connection: list_orders(
             connection,
             store_id=store_id,
             platform=platform,
             state=None if state is None else OrderState(state),
             limit=limit,
         )
+    )
     if as_json:
         click.echo(page.model_dump_json(indent=2))
         return
@@ -88,8 +89,7 @@ def orders_list(
 @pass_context
 def orders_show(bridge: BridgeContext, order_id: int) -> None:
     """One order with its items, price, anomalies and events, as JSON."""
-    with bridge.database().reads() as connection:
-        found = find_order(connection, order_id)
+    found = bridge.database().read(lambda connection: find_order(connection, order_id))
     if found is None:
         raise click.ClickException(f"no order {order_id}")
     click.echo(found.model_dump_json(indent=2))

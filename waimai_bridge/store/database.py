@@ -5,16 +5,16 @@ writer lock up front, so a read-then-write transaction never fails half-way and 
 workers never interleave; PostgreSQL serialises per order with ``SELECT … FOR UPDATE``.
 What only reads (the board, the gauges) uses :meth:`Database.reading`, which on SQLite
 takes no writer lock; reads of one statement each (the order API) use
-:meth:`Database.reads`, outside a transaction.
+:meth:`Database.read`, outside a transaction.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -22,10 +22,12 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from waimai_bridge.errors import WaimaiBridgeError
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 CONNECT_TIMEOUT_SECONDS = 5
@@ -71,8 +73,8 @@ _USED_AT = "waimai.used_at"
 def _ping_when_idle(engine: Engine) -> None:
     """Ping the connections ``engine`` hands out that were idle for :data:`IDLE_PING_SECONDS`:
     a pre-ping on every checkout would cost a round trip per transaction or read. A server
-    that dies under a busy pool fails the statements then in flight once; the pool then
-    starts afresh."""
+    that dies under a busy pool fails the statements then in flight once (:meth:`Database.read`
+    runs its query again); the pool then starts afresh."""
 
     @event.listens_for(engine, "checkin")
     def _checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -197,14 +199,21 @@ class Database:
             finally:
                 session.rollback()
 
-    @contextmanager
-    def reads(self) -> Iterator[Connection]:
-        """A connection for reads of one statement each, outside a transaction (a statement
-        sees one snapshot): on PostgreSQL no BEGIN and ROLLBACK around it; on SQLite, as
-        :meth:`reading`, no writer lock."""
+    def read(self, query: Callable[[Connection], T]) -> T:
+        """``query``'s answer, run on a connection outside a transaction, for reads of one
+        statement each (a statement sees one snapshot): on PostgreSQL no BEGIN and ROLLBACK
+        around it; on SQLite, as :meth:`reading`, no writer lock. Run once more on a new
+        connection when the one it was handed is found dead (the pool pings only
+        connections idle for :data:`IDLE_PING_SECONDS`)."""
         engine = self._autocommit if self.dialect == "postgresql" else self.reading_engine
+        try:
+            with engine.connect() as connection:
+                return query(connection)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
         with engine.connect() as connection:
-            yield connection
+            return query(connection)
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Security
 from fastapi.security import HTTPBearer
 from pydantic import AfterValidator
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from waimai_bridge.bounds import MAX_INT64
@@ -97,21 +98,20 @@ async def orders(
     since_ms = _since_ms(since)
     bridge = bridge_of(request)
 
-    def query() -> OrderPage:
-        with bridge.database.reads() as connection:
-            return list_orders(
-                connection,
-                store_id=store_id,
-                platform=platform,
-                platform_order_id=platform_order_id,
-                state=state,
-                since_ms=since_ms,
-                cursor=cursor,
-                limit=limit,
-            )
+    def query(connection: Connection) -> OrderPage:
+        return list_orders(
+            connection,
+            store_id=store_id,
+            platform=platform,
+            platform_order_id=platform_order_id,
+            state=state,
+            since_ms=since_ms,
+            cursor=cursor,
+            limit=limit,
+        )
 
     try:
-        return await run_in_threadpool(query)
+        return await run_in_threadpool(bridge.database.read, query)
     except BadCursor as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -121,11 +121,9 @@ async def order(request: Request, order_id: RowId) -> OrderView:
     """The unified order with its events."""
     bridge = bridge_of(request)
 
-    def query() -> OrderView | None:
-        with bridge.database.reads() as connection:
-            return find_order(connection, order_id)
-
-    found = await run_in_threadpool(query)
+    found = await run_in_threadpool(
+        bridge.database.read, lambda connection: find_order(connection, order_id)
+    )
     if found is None:
         raise HTTPException(404, f"no order {order_id}")
     return found
@@ -142,11 +140,10 @@ async def platform_order(
     """The ``waimai_order`` view: latest platform state, remembered state, stored or not."""
     bridge = bridge_of(request)
 
-    def query() -> PlatformOrderView | None:
-        with bridge.database.reads() as connection:
-            return find_platform_order(connection, platform, platform_order_id)
-
-    found = await run_in_threadpool(query)
+    found = await run_in_threadpool(
+        bridge.database.read,
+        lambda connection: find_platform_order(connection, platform, platform_order_id),
+    )
     if found is None:
         raise HTTPException(404, f"the bridge has never seen {platform} order {platform_order_id}")
     return found

@@ -31,7 +31,7 @@ from waimai_bridge.store.tables import Order, PlatformOrder
 MAX_PAGE = 500
 
 Reader = Session | Connection
-"""What the reads run on: a session, or a connection of :meth:`Database.reads`."""
+"""What the reads run on: a session, or a connection of :meth:`Database.read`."""
 
 
 class StateView(BaseModel):
