@@ -6,7 +6,8 @@
 #   make lint       ruff, ruff format --check, mypy and the contracts schema check
 #   make mutation   mutation testing (mutmut) of the state machine, money, the action rules,
 #                   store/ and pipeline/, then the kill rate of each against its target
-#                   (MUTATE=waimai_bridge/money.py or MUTATE=waimai_bridge/store/ narrows it)
+#                   (MUTATE=waimai_bridge/money.py or MUTATE=waimai_bridge/store/ narrows it;
+#                   it goes on from the recorded outcomes, MUTATION_FRESH=1 starts afresh)
 #   make soak       the fault soak: SOAK_SECONDS (default 120) of pushes while a worker, Redis
 #                   and PostgreSQL fail in turn, then SOAK_DRAIN (180) to settle
 #                   (docs/reliability.md); SOAK_SECONDS=1800 by hand
@@ -76,19 +77,22 @@ soak: install
 	$(PYTHON) bench/soak.py --seconds $(SOAK_SECONDS) --drain $(SOAK_DRAIN)
 
 # Mutation testing: [tool.mutmut] in pyproject.toml says what is mutated and with which
-# tests; docs/testing.md explains the run and the survivors. Each run starts afresh.
+# tests; docs/testing.md explains the run and the survivors. A run goes on from the
+# outcomes recorded in scripts/mutation-results.json (MUTATION_FRESH=1 starts afresh).
 # The tests of one Redis db cannot run two at once: MUTATION_JOBS=2 wants
 # MUTATION_REDIS_URL= (empty), so that each test run claims a db of its own.
 MUTATE             ?=
 MUTATION_JOBS      ?= 1
 MUTATION_REDIS_URL ?= redis://127.0.0.1:6379/13
+MUTATION_FRESH     ?=
 # mutmut names a mutant after its module: waimai_bridge/store/ -> waimai_bridge.store.*
 MUTANT_GLOBS = $(foreach path,$(MUTATE),'$(subst /,.,$(patsubst %/,%,$(basename $(path)))).*')
 
 mutation: install services
-	rm -rf mutants
+	$(if $(MUTATION_FRESH),rm -rf mutants,$(PYTHON) scripts/mutation_results.py restore)
 	WAIMAI_TEST_REDIS_URL='$(MUTATION_REDIS_URL)' \
-		$(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANT_GLOBS)
+		$(BIN)/mutmut run --max-children $(MUTATION_JOBS) $(MUTANT_GLOBS); \
+		status=$$?; $(PYTHON) scripts/mutation_results.py save; exit $$status
 	$(PYTHON) scripts/mutation_report.py
 
 clean:

@@ -87,11 +87,18 @@ def read_results(mutants: Path) -> dict[str, Tally]:
 def _row(name: str, tally: Tally, target: str = "") -> str:
     rate = "not run" if tally.rate is None else f"{tally.rate:.1f}%"
     survived = tally.run - tally.killed
-    return f"{name:<44} {tally.run:>6} {tally.killed:>7} {survived:>9} {rate:>8} {target:>7}"
+    mutants = sum(tally.statuses.values())
+    return (
+        f"{name:<44} {mutants:>7} {tally.run:>6} {tally.killed:>7} {survived:>9} {rate:>8}"
+        f" {target:>7}"
+    )
 
 
 def _header(title: str) -> str:
-    return f"{title:<44} {'run':>6} {'killed':>7} {'survived':>9} {'rate':>8} {'target':>7}"
+    return (
+        f"{title:<44} {'mutants':>7} {'run':>6} {'killed':>7} {'survived':>9} {'rate':>8}"
+        f" {'target':>7}"
+    )
 
 
 def report(tallies: dict[str, Tally], *, out: list[str]) -> bool:
