@@ -1,6 +1,7 @@
 """The kill rates of the last ``make mutation`` run, per module and per area, against targets.
 
-Reads the results mutmut keeps beside each mutated module (``mutants/<path>.meta``), prints
+Reads the results mutmut keeps beside each mutated module (``mutants/<path>.meta``), or
+without them the recorded outcomes (``scripts/mutation-results.json``), prints
 one table per module and one per area (``statemachine.py``, ``money.py``,
 ``action_rules.py``, ``store/``, ``pipeline/``) with the surviving mutants listed under it,
 and exits 1 when an area that was run kills fewer than its target, 2 when there are no
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mutmut.stats import status_by_exit_code
+
+from scripts.mutation_results import RECORD
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "waimai_bridge/"
@@ -84,6 +87,18 @@ def read_results(mutants: Path) -> dict[str, Tally]:
     return tallies
 
 
+def read_record(record: Path) -> dict[str, Tally]:
+    """The same, from the recorded outcomes (:mod:`scripts.mutation_results`)."""
+    tallies: dict[str, Tally] = {}
+    kept = json.loads(record.read_text("utf-8")) if record.exists() else {}
+    for module, data in sorted(kept.items()):
+        tally = tallies.setdefault(module, Tally())
+        for name, exit_code in sorted(data["outcomes"].items()):
+            tally.add(name, status_by_exit_code[exit_code])
+        tally.statuses["not checked"] += data["mutants"] - len(data["outcomes"])
+    return tallies
+
+
 def _row(name: str, tally: Tally, target: str = "") -> str:
     rate = "not run" if tally.rate is None else f"{tally.rate:.1f}%"
     survived = tally.run - tally.killed
@@ -134,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mutants", type=Path, default=ROOT / "mutants", help="mutmut's output folder"
     )
+    parser.add_argument("--record", type=Path, default=RECORD, help="the recorded outcomes")
     options = parser.parse_args(argv)
-    tallies = read_results(options.mutants)
+    tallies = read_results(options.mutants) or read_record(options.record)
     if not any(tally.run for tally in tallies.values()):
-        print(f"no mutation results in {options.mutants}: run `make mutation` first")
+        print(f"no mutation results in {options.mutants} nor {options.record}: run `make mutation`")
         return 2
     lines: list[str] = []
     met = report(tallies, out=lines)

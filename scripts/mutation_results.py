@@ -2,8 +2,8 @@
 run stopped, on any checkout.
 
 ``save`` writes ``scripts/mutation-results.json`` from ``mutants/``: for each mutated module,
-the hash mutmut keeps of each of its functions, and the outcome (mutmut's exit code) of each
-of its mutants that was run. ``restore`` writes them back as mutmut's ``mutants/<module>.meta``
+how many mutants it has, the hash mutmut keeps of each of its functions, and the outcome
+(mutmut's exit code) of each of its mutants that was run. ``restore`` writes them back as mutmut's ``mutants/<module>.meta``
 files, where ``mutants/`` has none: mutmut then keeps an outcome while its function's hash
 is unchanged, and runs the mutants of new or changed functions.
 
@@ -32,6 +32,7 @@ def save(mutants: Path, record: Path) -> int:
         data = json.loads(meta.read_text("utf-8"))
         module = meta.relative_to(mutants).as_posix().removesuffix(".meta")
         kept[module] = {
+            "mutants": len(data["exit_code_by_key"]),
             "functions": data["hash_by_function_name"],
             "outcomes": {
                 name: code for name, code in sorted(data["exit_code_by_key"].items())
