@@ -94,13 +94,18 @@ def test_pages_follow_each_other_by_id(worker: Worker) -> None:
     assert len(seen) == len(set(seen)) == 7
 
 
+def dish(n: int) -> str:
+    """A line's name that JSON must escape, gathered by the database and read back."""
+    return f'鱼香 "dish" {n}\\ \t/'
+
+
 def test_an_order_is_one_statement_with_its_rows_in_order(worker: Worker) -> None:
     lines = [
         {
             **PRICE["items"][0],
             "sku_code": f"SKU-{n}",
             "platform_sku_id": str(n),
-            "name": f"dish {n}",
+            "name": dish(n),
         }
         for n in (3, 1, 2)
     ]
@@ -121,10 +126,10 @@ def test_an_order_is_one_statement_with_its_rows_in_order(worker: Worker) -> Non
     assert len(statements) == 1
     assert shown is not None
     assert [(item.line, item.name) for item in shown.items] == [
-        (1, "dish 3"), (2, "dish 1"), (3, "dish 2")
+        (1, dish(3)), (2, dish(1)), (3, dish(2))
     ]  # fmt: skip
     assert shown.price is not None
-    assert [item.name for item in shown.price.items] == ["dish 3", "dish 1", "dish 2"]
+    assert [item.name for item in shown.price.items] == [dish(3), dish(1), dish(2)]
     assert shown.events is not None
     assert [event.native_code for event in shown.events][:2] == ["order.created", "order.accepted"]
     assert [event.id for event in shown.events] == sorted(event.id for event in shown.events)
@@ -133,7 +138,7 @@ def test_an_order_is_one_statement_with_its_rows_in_order(worker: Worker) -> Non
     assert kinds.count("unmapped_sku") == 3
     assert [a.id for a in shown.anomalies] == sorted(a.id for a in shown.anomalies)
     assert [a.detail for a in shown.anomalies if a.kind == "unmapped_sku"] == [
-        f"line {n} (dish {sku}): SKU code 'SKU-{sku}' maps to no product"
+        f"line {n} ({dish(sku)}): SKU code 'SKU-{sku}' maps to no product"
         for n, sku in ((1, 3), (2, 1), (3, 2))
     ]
 
