@@ -181,7 +181,7 @@ def test_an_order_seen_without_its_full_order_is_read_again_once(pulling: Pullin
     assert pulling.bridge.puller.refetch().fetched == 0, "the created push may still come"
     pulling.now += 60_001
     done = pulling.bridge.puller.refetch()
-    assert (done.fetched, pulling.platform.fetches) == (1, ["F-1"])  # c1 new, a1 a duplicate
+    assert (done.fetched, done.new, pulling.platform.fetches) == (2, 1, ["F-1"])  # c1 new
     assert sorted(pulling.inbox()) == ["a1", "c1"]
     pulling.apply()
     with pulling.bridge.database.transaction() as session:

@@ -51,8 +51,11 @@ class Round:
     """What one round of pulls and fetches did."""
 
     pulled: int = 0
+    """Events pulled (missed pushes)."""
     fetched: int = 0
+    """Events read by fetching orders again."""
     new: int = 0
+    """Of the events pulled and fetched, those new to the inbox."""
     failed: list[str] = field(default_factory=list)
     """``platform/store`` (or ``platform/order``) whose pull or fetch failed."""
     unauthorized: set[str] = field(default_factory=set)
@@ -127,26 +130,32 @@ class Puller(LeasedJob[Round]):
         tried: list[int] = []
         for order in due:
             try:
-                done.fetched += self.fetch(order.platform, order.store_id, order.platform_order_id)
+                one = self.fetch(order.platform, order.store_id, order.platform_order_id)
             except ChannelUnauthorized:
                 done.unauthorized.add(f"{order.platform}/{order.store_id}")
             except Exception as exc:  # one order's failure is that order's alone
                 logger.warning("fetch of a %s order failed: %s", order.platform, failure_site(exc))
                 PULL_FAILURES.labels(order.platform, "fetch").inc()
                 done.failed.append(f"{order.platform}/{order.platform_order_id}")
+            else:
+                done.fetched, done.new = done.fetched + one.fetched, done.new + one.new
             tried.append(order.id)
         with pipeline.database.transaction() as session:
             pulls.fetched(session, tried, now_ms=pipeline.clock())
         return done
 
-    def fetch(self, platform: str, store_id: str, platform_order_id: str) -> int:
-        """Read one order from its platform into the inbox; how many of its events were new.
-        Raises :class:`ChannelUnauthorized` for a store whose channel is unauthorized."""
+    def fetch(self, platform: str, store_id: str, platform_order_id: str) -> Round:
+        """Read one order from its platform into the inbox: how many events it read, and how
+        many were new. Raises :class:`ChannelUnauthorized` for a store whose channel is
+        unauthorized."""
         plugin = self.pipeline.registry.platform(platform)
         config = self.authorizations.config_for(platform, store_id)
         order = OrderRef(store_id=store_id, platform_order_id=platform_order_id)
         fetched = plugin.fetch_order(order, config)
-        return 0 if fetched is None else self._write(platform, "fetch", fetched.events)
+        if fetched is None:
+            return Round()
+        events = list(fetched.events)
+        return Round(fetched=len(events), new=self._write(platform, "fetch", events))
 
     def work(self) -> Round:
         """A round of pulls of every store, then of re-fetches."""

@@ -1,0 +1,78 @@
+"""A round of pull compensation adds up what it found: the new events of its pulls and of
+its fetches, each counted by platform and source; a fetch of an order the platform no
+longer has finds nothing; a failed pull is logged where it failed and counted."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.pullpay import NAME
+from tests.sample_plugin import PRICE
+from tests.test_pulls import Pulling
+from tests.test_pulls import pulling as pulling  # the fixture
+
+PULLED = "waimai_pulled_events_total"
+
+
+def count(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def pulled(source: str, outcome: str) -> float:
+    return count(PULLED, platform=NAME, source=source, outcome=outcome)
+
+
+def test_a_round_adds_up_the_new_events_of_its_pulls_and_its_fetches(pulling: Pulling) -> None:
+    full = pulling.body("c1", "F-1", "order.created", price=PRICE)
+    pulling.platform.push(full, delivered=True)  # pushed, but the bridge never got it
+    pulling.deliver(pulling.body("a1", "F-1", "order.accepted"))
+    pulling.apply()
+    pulling.platform.push(pulling.body("m1", "P-9", "order.created"), delivered=False)
+    pulling.now += 60_001
+    before = {
+        (source, outcome): pulled(source, outcome)
+        for source in ("pull", "fetch")
+        for outcome in ("new", "duplicate")
+    }
+    done = pulling.bridge.puller.round()
+    assert done is not None
+    assert (done.pulled, done.fetched, done.new, done.failed) == (1, 2, 2, [])
+    assert {key: pulled(*key) - value for key, value in before.items()} == {
+        ("pull", "new"): 1,
+        ("pull", "duplicate"): 0,
+        ("fetch", "new"): 1,  # c1
+        ("fetch", "duplicate"): 1,  # a1, pushed before
+    }
+
+
+def test_a_fetch_of_an_order_the_platform_does_not_have_finds_nothing(pulling: Pulling) -> None:
+    pulling.deliver(pulling.body("a1", "N-1", "order.accepted"))  # never its full order
+    pulling.apply()
+    del pulling.platform.orders["N-1"]  # and the platform no longer has the order
+    pulling.now += 60_001
+    before = pulled("fetch", "new") + pulled("fetch", "duplicate")
+    done = pulling.bridge.puller.refetch()
+    assert pulling.platform.fetches == ["N-1"]
+    assert (done.fetched, done.new, done.failed) == (0, 0, [])
+    assert pulled("fetch", "new") + pulled("fetch", "duplicate") == before
+
+
+def test_a_failed_pull_is_logged_where_it_failed_and_counted(
+    pulling: Pulling, caplog: pytest.LogCaptureFixture
+) -> None:
+    pulling.platform.down = True
+    before = count("waimai_pull_failures_total", platform=NAME, source="pull")
+    caplog.set_level(logging.WARNING, logger="waimai_bridge.pipeline.pulls")
+    done = pulling.bridge.puller.round()
+    assert done is not None
+    assert done.failed == [f"{NAME}/S001", f"{NAME}/S002"]
+    assert count("waimai_pull_failures_total", platform=NAME, source="pull") - before == 2
+    pulls = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pull of")]
+    assert len(pulls) == 2
+    for message, store in zip(pulls, ("S001", "S002"), strict=True):
+        prefix = f"pull of {NAME} store {store} failed: TransientPlatformError at "
+        assert message.startswith(prefix)
+        assert message.removeprefix(prefix).split(":")[0].endswith("tests/pullpay.py")
