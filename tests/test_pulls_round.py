@@ -76,3 +76,63 @@ def test_a_failed_pull_is_logged_where_it_failed_and_counted(
         prefix = f"pull of {NAME} store {store} failed: TransientPlatformError at "
         assert message.startswith(prefix)
         assert message.removeprefix(prefix).split(":")[0].endswith("tests/pullpay.py")
+
+
+def missing_full_order(pulling: Pulling, order: str) -> None:
+    """``order`` pushed by the platform but its creation never reached the bridge."""
+    pulling.platform.push(pulling.body(f"c-{order}", order, "order.created", price=PRICE),
+                          delivered=True)  # fmt: skip
+    pulling.deliver(pulling.body(f"a-{order}", order, "order.accepted"))
+
+
+def test_an_order_missing_its_full_order_is_read_again_after_the_pull_interval(
+    pulling: Pulling,
+) -> None:
+    missing_full_order(pulling, "F-1")
+    missing_full_order(pulling, "F-2")
+    pulling.apply()
+    seen = pulling.now  # when F-2 was first seen, F-1 two seconds before
+    pulling.now = seen + 60_000  # pull_interval_seconds = 60: F-2's push may still come
+    pulling.bridge.puller.refetch()
+    assert pulling.platform.fetches == ["F-1"]
+    pulling.now += 1
+    pulling.bridge.puller.refetch()
+    assert pulling.platform.fetches == ["F-1", "F-2"]
+
+
+def test_the_orders_read_again_in_a_round_add_up(pulling: Pulling) -> None:
+    missing_full_order(pulling, "F-1")
+    missing_full_order(pulling, "F-2")
+    pulling.apply()
+    pulling.now += 120_000
+    done = pulling.bridge.puller.refetch()
+    assert sorted(pulling.platform.fetches) == ["F-1", "F-2"]
+    assert (done.fetched, done.new, done.failed) == (4, 2, [])  # each order's two, one new
+
+
+def test_a_failed_fetch_is_that_orders_alone_logged_and_counted(
+    pulling: Pulling, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing_full_order(pulling, "F-1")
+    pulling.apply()
+    pulling.now += 60_001
+    pulling.platform.down = True
+    before = count("waimai_pull_failures_total", platform=NAME, source="fetch")
+    caplog.set_level(logging.WARNING, logger="waimai_bridge.pipeline.pulls")
+    done = pulling.bridge.puller.refetch()
+    assert (done.fetched, done.new, done.failed) == (0, 0, [f"{NAME}/F-1"])
+    assert count("waimai_pull_failures_total", platform=NAME, source="fetch") - before == 1
+    [message] = [r.getMessage() for r in caplog.records]
+    prefix = f"fetch of a {NAME} order failed: TransientPlatformError at "
+    assert message.startswith(prefix)
+    assert message.removeprefix(prefix).split(":")[0].endswith("tests/pullpay.py")
+
+
+def test_a_pull_of_several_pages_adds_up_what_each_found(pulling: Pulling) -> None:
+    for number in range(5):
+        pulling.platform.push(pulling.body(f"k{number}", f"O-{number}", "order.created"),
+                              delivered=False)  # fmt: skip
+    pulling.deliver(pulling.body("k4", "O-4", "order.created"))  # one already pushed
+    done = pulling.bridge.puller.pull_store(NAME, "S001")
+    assert len(pulling.platform.pulls) == 3  # two a page
+    assert (done.pulled, done.new) == (5, 4)
