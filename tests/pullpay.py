@@ -55,6 +55,8 @@ class PullPay:
     done: set[tuple[str, str]] = field(default_factory=set)
     down: bool = False
     """The platform answers nothing (every call is a transient failure)."""
+    verify_broken: bool = False
+    """Reading an order to verify an action raises what no plugin should (a plugin bug)."""
 
     def push(self, body: bytes, *, delivered: bool) -> None:
         """The platform sends ``body`` (``delivered``) or fails to."""
@@ -133,6 +135,8 @@ class PullPay:
     @hookimpl
     def verify_action(self, action: ActionRequest) -> ActionResult:
         self._reachable()
+        if self.verify_broken:
+            raise KeyError("orderStatus")
         if (action.platform_order_id, action.action.value) in self.done:
             return ActionResult(outcome=ActionOutcome.DONE, message="the order shows it")
         return ActionResult(outcome=ActionOutcome.TRANSIENT, message="the order does not show it")

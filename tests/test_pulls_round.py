@@ -1,10 +1,12 @@
 """A round of pull compensation adds up what it found: the new events of its pulls and of
 its fetches, each counted by platform and source; a fetch of an order the platform no
-longer has finds nothing; a failed pull is logged where it failed and counted."""
+longer has finds nothing; a failed pull or fetch is logged where it failed and counted; a
+verification that fails leaves its action unknown."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from prometheus_client import REGISTRY
@@ -13,6 +15,8 @@ from tests.pullpay import NAME
 from tests.sample_plugin import PRICE
 from tests.test_pulls import Pulling
 from tests.test_pulls import pulling as pulling  # the fixture
+from waimai_bridge.models import Action, ActionOutcome
+from waimai_bridge.store.tables import OutboundAction
 
 PULLED = "waimai_pulled_events_total"
 
@@ -136,3 +140,28 @@ def test_a_pull_of_several_pages_adds_up_what_each_found(pulling: Pulling) -> No
     done = pulling.bridge.puller.pull_store(NAME, "S001")
     assert len(pulling.platform.pulls) == 3  # two a page
     assert (done.pulled, done.new) == (5, 4)
+
+
+def test_a_verification_that_fails_leaves_the_action_unknown_and_says_where(
+    pulling: Pulling, caplog: pytest.LogCaptureFixture
+) -> None:
+    pulling.deliver(pulling.body("c1", "V-1", "order.created", price=PRICE))
+    pulling.apply()
+    pulling.platform.outcome = ActionOutcome.UNKNOWN
+    actions = pulling.bridge.actions
+    asked = actions.ask(platform=NAME, platform_order_id="V-1", action=Action.CONFIRM,
+                        reason=None, key="confirm-V-1")  # fmt: skip
+    pulling.platform.verify_broken = True
+    caplog.set_level(logging.ERROR, logger="waimai_bridge.pipeline.actions")
+    actions.perform(asked.action.id)  # the answer is lost, and reading the order fails
+    with pulling.bridge.database.transaction() as session:
+        row = session.get(OutboundAction, asked.action.id)
+        assert row is not None
+        assert (row.status, row.attempts, row.verified) == ("pending", 1, False)
+        assert (row.result_code, row.result_message) == (
+            "VERIFY_ERROR", "verifying failed: KeyError"
+        )  # fmt: skip
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR
+    assert re.fullmatch(rf"action {asked.action.id}: the {NAME} plugin failed to verify it: "
+                        r"KeyError at \S+/tests/pullpay\.py:\d+", record.getMessage())  # fmt: skip

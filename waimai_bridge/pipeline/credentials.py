@@ -48,8 +48,6 @@ class ChannelUnauthorized(WaimaiBridgeError):
             f"app: authorize it again (waimai-bridge auth url --platform {platform} "
             f"--store {store_id})"
         )
-        self.platform = platform
-        self.store_id = store_id
 
 
 class StateRefused(WaimaiBridgeError):
