@@ -3,9 +3,10 @@ run stopped, on any checkout.
 
 ``save`` writes ``scripts/mutation-results.json`` from ``mutants/``: for each mutated module,
 how many mutants it has, the hash mutmut keeps of each of its functions, and the outcome
-(mutmut's exit code) of each of its mutants that was run. ``restore`` writes them back as mutmut's ``mutants/<module>.meta``
-files, where ``mutants/`` has none: mutmut then keeps an outcome while its function's hash
-is unchanged, and runs the mutants of new or changed functions.
+(mutmut's exit code) of each of its mutants that was run. ``restore`` writes them back as
+mutmut's ``mutants/<module>.meta`` files, where ``mutants/`` has none: mutmut then keeps an
+outcome while its function's hash is unchanged, and runs the mutants of new or changed
+functions.
 
 An outcome holds for the tests of its run: a test added later may kill a recorded survivor,
 which ``make mutation MUTATION_FRESH=1`` (everything again) finds out.
