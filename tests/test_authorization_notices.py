@@ -1,5 +1,6 @@
-"""A push's notices of a store's consent are counted by change and logged, one line each,
-naming the store, what it did and the platform."""
+"""What store authorization tells: a push's notices of a store's consent counted by change
+and logged, one line each; the refusals an operator reads; the lines of an authorization
+and of a refused renewal."""
 
 from __future__ import annotations
 
@@ -7,8 +8,19 @@ import logging
 
 import pytest
 
-from tests.test_authorization_worker import NAME, Authorizing, counted, notice, send
+from tests.test_authorization_worker import (
+    LIFETIME_S,
+    MINUTE,
+    NAME,
+    SECOND,
+    T0,
+    Authorizing,
+    counted,
+    notice,
+    send,
+)
 from tests.test_authorization_worker import authorizing as authorizing  # the fixture
+from waimai_bridge.pipeline.credentials import NotAuthorizing, StateRefused
 
 
 def test_each_notice_is_counted_by_its_change_and_logged(
@@ -31,4 +43,29 @@ def test_each_notice_is_counted_by_its_change_and_logged(
     assert [r.getMessage() for r in caplog.records if "consent" in r.getMessage()] == [
         f"store S001 withdrew its consent on {NAME}",
         f"store S001 gave back its consent on {NAME}",
+    ]
+
+
+def test_what_an_authorization_says_when_it_is_refused_or_succeeds(
+    authorizing: Authorizing, caplog: pytest.LogCaptureFixture
+) -> None:
+    authorizations = authorizing.bridge.authorizations
+    with pytest.raises(NotAuthorizing) as unbound:
+        authorizations.start(NAME, "S404")
+    assert str(unbound.value) == f"store 'S404' is not bound to {NAME} in the config"
+    with pytest.raises(StateRefused) as refused:
+        authorizations.complete(NAME, "never-issued", "code-1")
+    assert str(refused.value) == "this authorization link is unknown, used already or expired"
+
+    caplog.set_level(logging.INFO, logger="waimai_bridge.pipeline.credentials")
+    authorizing.authorize("S001")
+    authorizing.endpoint.refusing = True
+    authorizing.now = T0 + LIFETIME_S * SECOND - 30 * MINUTE
+    done = authorizing.bridge.renewer.round()
+    assert done is not None
+    assert done.refused == [f"{NAME}/S001"]
+    assert [r.getMessage() for r in caplog.records if "store S001" in r.getMessage()] == [
+        f"store S001 authorized on {NAME}",
+        f"store S001 is unauthorized on {NAME}: the platform refused to renew its credentials "
+        "(PlatformRejected invalid_grant)",
     ]

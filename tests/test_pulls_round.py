@@ -16,6 +16,7 @@ from tests.sample_plugin import PRICE
 from tests.test_pulls import Pulling
 from tests.test_pulls import pulling as pulling  # the fixture
 from waimai_bridge.models import Action, ActionOutcome
+from waimai_bridge.pipeline.pulls import Puller
 from waimai_bridge.store.tables import OutboundAction
 
 PULLED = "waimai_pulled_events_total"
@@ -165,3 +166,15 @@ def test_a_verification_that_fails_leaves_the_action_unknown_and_says_where(
     assert record.levelno == logging.ERROR
     assert re.fullmatch(rf"action {asked.action.id}: the {NAME} plugin failed to verify it: "
                         r"KeyError at \S+/tests/pullpay\.py:\d+", record.getMessage())  # fmt: skip
+
+
+def test_a_jobs_lease_lasts_two_intervals_and_a_minute_past_its_last_round(
+    pulling: Pulling,
+) -> None:
+    other = Puller(pulling.bridge.pipeline, interval_s=60, refetch_after_ms=1_800_000)
+    last = pulling.now
+    assert pulling.bridge.puller.round() is not None
+    pulling.now = last + 2 * 60_000 + 60_000 - 1
+    assert other.round() is None, "the holder may still be at work"
+    pulling.now += 1
+    assert other.round() is not None, "the holder is gone: its lease ran out"
