@@ -178,3 +178,27 @@ def test_a_jobs_lease_lasts_two_intervals_and_a_minute_past_its_last_round(
     assert other.round() is None, "the holder may still be at work"
     pulling.now += 1
     assert other.round() is not None, "the holder is gone: its lease ran out"
+
+
+def test_an_action_is_counted_by_platform_action_and_outcome_and_a_gone_one_is_dropped(
+    pulling: Pulling,
+) -> None:
+    pulling.deliver(pulling.body("c1", "M-1", "order.created", price=PRICE))
+    pulling.apply()
+    labels = {"platform": NAME, "action": "confirm"}
+    before = (
+        count("waimai_action_attempts_total", **labels, outcome="done"),
+        count("waimai_actions_finished_total", **labels, status="done"),
+    )
+    actions = pulling.bridge.actions
+    asked = actions.ask(platform=NAME, platform_order_id="M-1", action=Action.CONFIRM,
+                        reason=None, key="confirm-M-1")  # fmt: skip
+    actions.perform(asked.action.id)
+    after = (
+        count("waimai_action_attempts_total", **labels, outcome="done"),
+        count("waimai_actions_finished_total", **labels, status="done"),
+    )
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+    calls = len(pulling.platform.calls)
+    actions.perform(asked.action.id + 1000)  # a message of an action that is not there
+    assert len(pulling.platform.calls) == calls
