@@ -154,7 +154,13 @@ def test_a_verification_that_fails_leaves_the_action_unknown_and_says_where(
                         reason=None, key="confirm-V-1")  # fmt: skip
     pulling.platform.verify_broken = True
     caplog.set_level(logging.ERROR, logger="waimai_bridge.pipeline.actions")
+    verified = count("waimai_action_verifications_total", platform=NAME, outcome="unknown")
+    retries = count("waimai_action_retries_total", platform=NAME, action="confirm")
     actions.perform(asked.action.id)  # the answer is lost, and reading the order fails
+    assert count("waimai_action_verifications_total", platform=NAME, outcome="unknown") == (
+        verified + 1
+    )
+    assert count("waimai_action_retries_total", platform=NAME, action="confirm") == retries + 1
     with pulling.bridge.database.transaction() as session:
         row = session.get(OutboundAction, asked.action.id)
         assert row is not None
