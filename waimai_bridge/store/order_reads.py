@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Select, select
+from sqlalchemy import JSON, ScalarSelect, Select, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.functions import GenericFunction
 
 from waimai_bridge.store.tables import Anomaly, Order, OrderEvent, OrderItem, PlatformOrder
 
@@ -73,7 +73,7 @@ ORDER_FIELDS: Mapping[str, Any] = {
 """The order's own fields and its platform order's."""
 
 
-class json_rows(FunctionElement[Any]):  # noqa: N801 - a SQL function, named as SQL names them
+class json_rows(GenericFunction[Any]):  # noqa: N801 - a SQL function, named as SQL names them
     """The rows of a (correlated) subquery as one JSON array of arrays, ``[]`` for none; in
     no particular order."""
 
@@ -83,17 +83,17 @@ class json_rows(FunctionElement[Any]):  # noqa: N801 - a SQL function, named as 
 
 
 @compiles(json_rows, "postgresql")
-def _json_rows_postgresql(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
-    values = compiler.process(element.clauses, **kw)
+def _json_rows_postgresql(function: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
+    values = compiler.process(function.clauses, **kw)
     return f"coalesce(json_agg(json_build_array({values})), '[]')"
 
 
 @compiles(json_rows, "sqlite")
-def _json_rows_sqlite(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"
+def _json_rows_sqlite(function: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array(json_array({compiler.process(function.clauses, **kw)}))"
 
 
-def _rows_of(fields: Mapping[str, Any], key: Any, owner: Any) -> ColumnElement[Any]:
+def _rows_of(fields: Mapping[str, Any], key: Any, owner: Any) -> ScalarSelect[Any]:
     return select(json_rows(*fields.values())).where(key == owner).scalar_subquery()
 
 
