@@ -1,10 +1,12 @@
 """What store authorization tells: a push's notices of a store's consent counted by change
 and logged, one line each; the refusals an operator reads; the lines of an authorization
-and of a refused renewal."""
+and of a refused renewal; each channel's renewal backoff, on its own failures alone, and
+the line that says which store, platform, wait and failure."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -69,3 +71,39 @@ def test_what_an_authorization_says_when_it_is_refused_or_succeeds(
         f"store S001 is unauthorized on {NAME}: the platform refused to renew its credentials "
         "(PlatformRejected invalid_grant)",
     ]
+
+
+def test_each_channel_waits_after_its_own_failures(
+    authorizing: Authorizing, caplog: pytest.LogCaptureFixture
+) -> None:
+    authorizing.authorize("S001")
+    authorizing.endpoint.down = True
+    authorizing.now = T0 + LIFETIME_S * SECOND - 30 * MINUTE
+    for _ in range(3):  # S001 fails three times: its next wait is the longest
+        done = authorizing.bridge.renewer.round()
+        assert done is not None
+        assert done.failed == [f"{NAME}/S001"]
+        authorizing.now += 120 * SECOND
+    assert authorizing.channel("S001").failures == 3
+
+    authorizing.endpoint.down = False
+    authorizing.authorize("S002")
+    authorizing.endpoint.down = True
+    authorizing.now += LIFETIME_S * SECOND - 30 * MINUTE  # both due now
+    caplog.clear()
+    caplog.set_level(logging.WARNING, logger="waimai_bridge.pipeline.credentials")
+    done = authorizing.bridge.renewer.round()
+    assert done is not None
+    assert sorted(done.failed) == [f"{NAME}/S001", f"{NAME}/S002"]
+    lines = sorted(
+        record.getMessage()
+        for record in caplog.records
+        if "renewal of store" in record.getMessage()
+    )
+    site = r"TransientPlatformError at \S+\.py:\d+"
+    assert len(lines) == 2
+    assert re.fullmatch(rf"renewal of store S001 on {NAME} failed, tried again in 120 s: {site}",
+                        lines[0])  # fmt: skip
+    assert re.fullmatch(rf"renewal of store S002 on {NAME} failed, tried again in 30 s: {site}",
+                        lines[1])  # fmt: skip
+    assert (authorizing.channel("S001").failures, authorizing.channel("S002").failures) == (4, 1)
