@@ -35,7 +35,7 @@ from waimai_bridge.plugins import PluginRegistry
 from waimai_bridge.runtime import Bridge
 from waimai_bridge.store import board, changes
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.tables import OutboundAction
+from waimai_bridge.store.tables import Order, OutboundAction, PlatformOrder
 from waimai_bridge.web.app import BridgeApp, create_app
 from waimai_bridge.web.board_api import (
     CLOSED,
@@ -430,11 +430,19 @@ def test_a_viewer_sees_changes_live_and_a_reconnect_replays_what_it_missed(
     board_.push("E-1", "order.accepted", 1)
     board_.push("E-2", "order.created")
 
-    def missed() -> int:
+    def missed() -> dict[str, str | None]:
+        """The orders changed since ``seen``, with the state of their stored order."""
         with board_.bridge.database.transaction() as session:
-            return len(changes.since(session, seen))
+            ids = {row.platform_order_id for row in changes.since(session, seen)}
+            rows = session.execute(
+                select(PlatformOrder.platform_order_id, Order.state)
+                .outerjoin(Order, Order.id == PlatformOrder.order_id)
+                .where(PlatformOrder.platform_order_id.in_(ids))
+            )
+            return {order: state for order, state in rows}
 
-    wait_until(lambda: missed() >= 2, 10, "the changes missed")
+    # E-1's acceptance itself, not any two changes: its creation may note more than one
+    wait_until(lambda: missed() == {"E-1": "paid", "E-2": None}, 10, "the changes missed")
     with events(board_, cookie, **{"Last-Event-ID": str(seen)}) as stream:
         replayed = dict(stream.next_order() for _ in range(2))
     assert {order: card["state"] for order, (_, card) in replayed.items()} == {
