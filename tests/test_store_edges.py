@@ -21,6 +21,7 @@ from waimai_bridge.store import actions, channels, inbox
 from waimai_bridge.store import credentials as credential_store
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.holds import Release, release_due
+from waimai_bridge.store.leases import take_lease
 from waimai_bridge.store.order_log import lock_orders
 from waimai_bridge.store.pulls import pull_since, pulled
 from waimai_bridge.store.tables import PlatformOrder
@@ -170,3 +171,29 @@ def test_a_release_of_due_holds_passes_over_the_orders_another_worker_holds(
             session.execute(text("SET LOCAL lock_timeout = '5s'"))
             assert _release_due(session, limit=10) == [Release.STORED]
     assert _stored(database, "HELD-BY-WORKER", "FREE") == [False, True]
+
+
+# --------------------------------------------------------------------------- leases
+
+
+def test_a_lease_taken_while_another_worker_takes_it_waits_and_finds_it_held(
+    database: Database,
+) -> None:
+    t0 = refetch.T0
+    with database.transaction() as session:  # the lease exists, free
+        assert take_lease(session, "job", "A", now_ms=t0, ttl_ms=1)
+    found: list[bool] = []
+
+    def other_worker() -> None:
+        with database.transaction() as session:
+            found.append(take_lease(session, "job", "B", now_ms=t0 + 10, ttl_ms=60_000))
+
+    worker = threading.Thread(target=other_worker)
+    with order_log.lock_waits(database) as waits, database.transaction() as session:
+        assert take_lease(session, "job", "A", now_ms=t0 + 10, ttl_ms=60_000)
+        session.flush()
+        worker.start()
+        wait_until(waits, 30, "the other worker waiting for the lease")
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert found == [False]
