@@ -1,6 +1,7 @@
 """Store edges the suite left open, on SQLite and PostgreSQL: two pulls of a store at once,
-stuck orders of other platforms, a renewal failure of one channel, an unsupported database,
-an order opened from a push put back in line, and which due holds a release takes."""
+stuck orders of other platforms, a channel's renewals, consent and link states at their
+bounds, an unsupported database, an order opened from a push put back in line, which due
+holds a release takes, and a lease two workers take at once."""
 
 from __future__ import annotations
 
@@ -85,6 +86,47 @@ def test_a_failed_renewal_backs_off_that_channel_alone(database: Database) -> No
         )
     assert shown == {"testpay": (1, "outage", t0 + 1), "otherpay": (0, None, t0)}
     assert expiring == [("otherpay", "S1")]  # the other channel is not waiting out a backoff
+
+
+def test_a_channel_given_its_consent_back_is_renewed_without_waiting_out_an_old_backoff(
+    database: Database,
+) -> None:
+    t0, hour = credentials.T0, credentials.HOUR
+    credentials.saved(database, "testpay", "S1", credentials.TOKENS)
+    with database.transaction() as session:
+        credential_store.renewal_failed(
+            session, "testpay", "S1", "outage", now_ms=t0, retry_at_ms=t0 + 9 * hour
+        )
+        assert credential_store.mark_unauthorized(session, "testpay", "S1", "withdrawn", now_ms=t0)
+        assert credential_store.mark_authorized(session, "testpay", "S1", now_ms=t0 + 1)
+        due = credential_store.due(session, now_ms=t0 + 2, ahead_ms=48 * hour, limit=9)
+    assert due == [("testpay", "S1")]
+
+
+def test_credentials_without_a_refresh_token_read_back_without_one(database: Database) -> None:
+    no_refresh = credentials.TOKENS.model_copy(update={"refresh_token": None})
+    credentials.saved(database, "testpay", "S1", no_refresh)
+    found = credentials.read(database, "testpay", "S1")
+    assert found is not None
+    assert found.credentials == no_refresh
+
+
+def test_a_link_state_expires_on_the_millisecond_its_lifetime_ends(database: Database) -> None:
+    t0, age = credentials.T0, 15 * credentials.MINUTE
+    with database.transaction() as session:
+        late = credential_store.issue_state(session, "testpay", "S1", now_ms=t0)
+        in_time = credential_store.issue_state(session, "testpay", "S2", now_ms=t0)
+    with database.transaction() as session:
+        assert (
+            credential_store.use_state(session, "testpay", late, now_ms=t0 + age, max_age_ms=age)
+            is None
+        )
+        assert (
+            credential_store.use_state(
+                session, "testpay", in_time, now_ms=t0 + age - 1, max_age_ms=age
+            )
+            == "S2"
+        )
 
 
 # --------------------------------------------------------------------------- channels
