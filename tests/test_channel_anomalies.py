@@ -78,3 +78,22 @@ def test_a_channels_anomaly_resolves_for_that_channel_alone_and_may_open_again(
     assert (reopened["type"], reopened["detail"], reopened["openedAt"]) == (
         "anomaly.opened", "again", NOW + 7,
     )  # fmt: skip
+
+
+def test_resolving_counts_and_tells_only_the_open_anomalies_it_was_given(
+    database: Database,
+) -> None:
+    with database.transaction() as session:
+        for store in ("S001", "S002"):
+            assert anomalies.open_channel(session, "testpay", store, RULE, "refused", now_ms=NOW)
+        older, newer = sorted(a.anomaly_id for a in anomalies.listing(session))
+    subscribed(database)
+    with database.transaction() as session:
+        assert anomalies.resolve(session, [older], NOW + 5) == 1
+        assert anomalies.resolve(session, [older], NOW + 6) == 0, "resolved already"
+    with database.transaction() as session:
+        shown = {a.anomaly_id: a.resolved_at_ms for a in anomalies.listing(session)}
+    assert shown == {older: NOW + 5, newer: None}
+    assert [(update["anomalyId"], update["type"]) for update in told(database)] == [
+        (older, "anomaly.resolved")
+    ]
