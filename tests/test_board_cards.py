@@ -1,0 +1,58 @@
+"""The board's cards read from the store: what a card shows of a discarded, a held and a
+stored order (its state, rider, price and times), from rows written as the store keeps them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.test_anomaly_conditions import NOW, platform_order
+from waimai_bridge.action_rules import DEFAULT_ANSWERS
+from waimai_bridge.models import Action, OrderState, RiderState
+from waimai_bridge.store import board
+from waimai_bridge.store.database import Database
+from waimai_bridge.store.tables import PlatformOrder
+
+PRICE = {"user_paid": 2600, "merchant_income": 1800}
+
+
+def no_actions(platform: str) -> tuple[frozenset[Action], Any]:
+    return frozenset(), DEFAULT_ANSWERS
+
+
+def cards(database: Database, *rows: PlatformOrder) -> dict[str, board.Card]:
+    """The cards of ``rows``, once stored, by platform order id."""
+    with database.transaction() as session:
+        session.add_all(rows)
+    keys = [(row.platform, row.platform_order_id) for row in rows]
+    with database.transaction() as session:
+        found = board.cards_of(session, keys, no_actions)
+    return {order_id: card for (_, order_id), card in found.items()}
+
+
+def test_a_card_shows_the_state_rider_and_price_of_what_the_store_holds(
+    database: Database,
+) -> None:
+    stored = {
+        "state": OrderState.DELIVERING.value, "rider_state": RiderState.DELIVERING.value,
+        "price": {"user_paid": 2400, "merchant_income": 1700}, "updated_at_ms": NOW + 1_500,
+    }  # fmt: skip
+    found = cards(
+        database,
+        platform_order("DISCARDED", discarded=True, price=PRICE),
+        platform_order("HELD", price=PRICE, created_at_ms=NOW, updated_at_ms=NOW + 250),
+        platform_order("STORED", price=PRICE, order=stored, created_at_ms=NOW,
+                       updated_at_ms=NOW + 500),
+    )  # fmt: skip
+    shown = {
+        order: (card["state"], card["rider_state"], card["user_paid"], card["merchant_income"])
+        for order, card in found.items()
+    }
+    assert shown == {
+        "DISCARDED": ("discarded", None, 2600, 1800),
+        "HELD": ("new", None, 2600, 1800),
+        "STORED": ("delivering", "delivering", 2400, 1700),  # the stored order's own price
+    }
+    assert (found["HELD"]["created_at"], found["HELD"]["updated_at"]) == (
+        "2024-05-20T05:00:00.000+00:00", "2024-05-20T05:00:00.250+00:00",
+    )  # fmt: skip
+    assert found["STORED"]["updated_at"] == "2024-05-20T05:00:01.500+00:00"  # the later one
