@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.test_anomaly_conditions import NOW, platform_order
+from tests.test_settlement_edges import machine_in_shanghai as machine_in_shanghai  # the fixture
 from waimai_bridge.action_rules import DEFAULT_ANSWERS
 from waimai_bridge.models import Action, OrderState, RiderState
 from waimai_bridge.store import board
@@ -29,6 +32,7 @@ def cards(database: Database, *rows: PlatformOrder) -> dict[str, board.Card]:
     return {order_id: card for (_, order_id), card in found.items()}
 
 
+@pytest.mark.usefixtures("machine_in_shanghai")  # times in UTC whatever the machine's zone
 def test_a_card_shows_the_state_rider_and_price_of_what_the_store_holds(
     database: Database,
 ) -> None:
