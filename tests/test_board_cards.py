@@ -46,6 +46,7 @@ def test_a_card_shows_the_state_rider_and_price_of_what_the_store_holds(
         platform_order("HELD", price=PRICE, created_at_ms=NOW, updated_at_ms=NOW + 250),
         platform_order("STORED", price=PRICE, order=stored, created_at_ms=NOW,
                        updated_at_ms=NOW + 500),
+        platform_order("ODD", state_code=None, price={"user_paid": True, "merchant_income": "18"}),
     )  # fmt: skip
     shown = {
         order: (card["state"], card["rider_state"], card["user_paid"], card["merchant_income"])
@@ -55,7 +56,13 @@ def test_a_card_shows_the_state_rider_and_price_of_what_the_store_holds(
         "DISCARDED": ("discarded", None, 2600, 1800),
         "HELD": ("new", None, 2600, 1800),
         "STORED": ("delivering", "delivering", 2400, 1700),  # the stored order's own price
+        "ODD": ("new", None, None, None),  # figures that are not whole fen are not shown
     }
+    assert {order: card["needs_action"] for order, card in found.items()} == {
+        "DISCARDED": False, "HELD": True, "STORED": False, "ODD": True,
+    }  # fmt: skip
+    assert found["ODD"]["platform_state"] is None
+    assert found["HELD"]["platform_state"] == {"code": 10, "name": "created"}
     assert (found["HELD"]["created_at"], found["HELD"]["updated_at"]) == (
         "2024-05-20T05:00:00.000+00:00", "2024-05-20T05:00:00.250+00:00",
     )  # fmt: skip
