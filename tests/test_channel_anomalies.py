@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from tests.test_pipeline_mutants import counted
 from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.store import anomalies
 from waimai_bridge.store.anomalies import DETAIL_LENGTH
@@ -89,8 +89,7 @@ def test_resolving_counts_and_tells_only_the_open_anomalies_it_was_given(
             assert anomalies.open_channel(session, "testpay", store, RULE, "refused", now_ms=NOW)
         older, newer = sorted(a.anomaly_id for a in anomalies.listing(session))
     subscribed(database)
-    counted = {"rule": RULE.value, "change": "resolved"}
-    before = REGISTRY.get_sample_value("waimai_anomalies_total", counted) or 0.0
+    before = counted("waimai_anomalies_total", rule=RULE.value, change="resolved")
     with database.transaction() as session:
         assert anomalies.resolve(session, [older], NOW + 5) == 1
         assert anomalies.resolve(session, [older], NOW + 6) == 0, "resolved already"
@@ -100,4 +99,4 @@ def test_resolving_counts_and_tells_only_the_open_anomalies_it_was_given(
     assert [(update["anomalyId"], update["type"]) for update in told(database)] == [
         (older, "anomaly.resolved")
     ]
-    assert REGISTRY.get_sample_value("waimai_anomalies_total", counted) == before + 1
+    assert counted("waimai_anomalies_total", rule=RULE.value, change="resolved") == before + 1
