@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -298,12 +299,24 @@ def postgres_database(request: pytest.FixtureRequest) -> Database:
     return database
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head, which tests copy rather than migrate each their own."""
+    path = tmp_path_factory.mktemp("migrated") / "bridge.sqlite3"
+    database = Database(f"sqlite:///{path}")
+    database.migrate()
+    database.dispose()
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A migrated, empty database: a SQLite file, then the session's PostgreSQL database."""
+    """A migrated, empty database: a SQLite file of the test's own (a copy of one migrated
+    file), then the session's PostgreSQL database."""
     if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'bridge.sqlite3'}")
-        database.migrate()
+        path = tmp_path / "bridge.sqlite3"
+        shutil.copyfile(request.getfixturevalue("_migrated_sqlite"), path)
+        database = Database(f"sqlite:///{path}")
         yield database
         database.dispose()
     else:
