@@ -4,15 +4,20 @@ it, in order."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.sample_plugin import PRICE
+from tests.test_anomaly_conditions import platform_order
 from tests.test_hold import HOLD_MS, STORE, T0, Worker, working
-from waimai_bridge.store import changes
+from waimai_bridge.models import ActionOutcome, ActionResult
+from waimai_bridge.store import actions, changes, subscriptions
 from waimai_bridge.store.database import Database
+from waimai_bridge.store.tables import Delivery, OutboundAction
 
 MINUTE = 60_000
 
@@ -57,3 +62,47 @@ def test_a_duplicate_notes_nothing_and_stores_filter(worker: Worker) -> None:
     assert noted(worker) == before
     assert noted(worker, store_id="S002") == []
     assert [row.store_id for row in noted(worker, store_id=STORE)] == [STORE]
+
+
+def test_an_action_s_end_is_noted_with_its_order_and_told_when_it_ended(
+    database: Database,
+) -> None:
+    stored = platform_order("A-1", order={})
+    with database.transaction() as session:
+        subscriptions.subscribe(
+            session, url="https://pos.example.com/", secret="s" * 16, store_ids=None,
+            platforms=None, states=None, now_ms=T0,
+        )  # fmt: skip
+        session.add(stored)
+        session.flush()
+        assert stored.order is not None
+        action = OutboundAction(
+            idempotency_key="key-1", action="confirm", platform="testpay",
+            platform_order_id="A-1", store_id="S001", order_id=stored.order.id,
+            status=actions.ActionStatus.PENDING, attempts=1, attempt_limit=3,
+            next_attempt_at_ms=T0, in_flight_since_ms=T0, created_at_ms=T0, updated_at_ms=T0,
+        )  # fmt: skip
+        session.add(action)
+    with database.transaction() as session:
+        done = ActionResult(outcome=ActionOutcome.DONE)
+        assert actions.record(
+            session, action.id, done, started_ms=T0, now_ms=T0 + 5, retry_delay_ms=1000
+        )
+    with database.transaction() as session:
+        [noted] = changes.since(session, 0)
+        [told] = session.execute(select(Delivery)).scalars()
+    assert (noted.kind, noted.platform_order_id, noted.order_id, noted.created_at_ms) == (
+        changes.ACTION, "A-1", stored.order.id, T0 + 5,
+    )  # fmt: skip
+    assert (told.kind, told.order_id, told.created_at_ms) == (
+        "action.outcome", stored.order.id, T0 + 5,
+    )  # fmt: skip
+    assert json.loads(told.body)["timestamp"] == T0 + 5
+
+
+def test_the_changed_orders_come_in_the_order_of_their_last_change() -> None:
+    rows = [
+        changes.Noted(n, "testpay", order_id, STORE, None, changes.ORDER, T0)
+        for n, order_id in enumerate(["B", "A", "C", "B"], 1)
+    ]
+    assert changes.changed_orders(rows) == [("testpay", "A"), ("testpay", "C"), ("testpay", "B")]
