@@ -69,10 +69,15 @@ def test_an_action_s_end_is_noted_with_its_order_and_told_when_it_ended(
 ) -> None:
     stored = platform_order("A-1", order={})
     with database.transaction() as session:
-        subscriptions.subscribe(
-            session, url="https://pos.example.com/", secret="s" * 16, store_ids=None,
-            platforms=None, states=None, now_ms=T0,
-        )  # fmt: skip
+        wanted = [  # every order; another store's; another platform's; its own store's
+            subscriptions.subscribe(
+                session, url="https://pos.example.com/", secret="s" * 16, store_ids=stores,
+                platforms=platforms, states=None, now_ms=T0,
+            ).id
+            for stores, platforms in [
+                (None, None), (["S002"], None), (None, ["otherpay"]), (["S001"], ["testpay"])
+            ]
+        ]  # fmt: skip
         session.add(stored)
         session.flush()
         assert stored.order is not None
@@ -90,7 +95,8 @@ def test_an_action_s_end_is_noted_with_its_order_and_told_when_it_ended(
         )
     with database.transaction() as session:
         [noted] = changes.since(session, 0)
-        [told] = session.execute(select(Delivery)).scalars()
+        told, told_too = session.execute(select(Delivery).order_by(Delivery.id)).scalars()
+    assert [told.subscription_id, told_too.subscription_id] == [wanted[0], wanted[3]]
     assert (noted.kind, noted.platform_order_id, noted.order_id, noted.created_at_ms) == (
         changes.ACTION, "A-1", stored.order.id, T0 + 5,
     )  # fmt: skip
@@ -106,3 +112,13 @@ def test_the_changed_orders_come_in_the_order_of_their_last_change() -> None:
         for n, order_id in enumerate(["B", "A", "C", "B"], 1)
     ]
     assert changes.changed_orders(rows) == [("testpay", "A"), ("testpay", "C"), ("testpay", "B")]
+
+
+def test_the_changes_come_a_page_at_a_time(database: Database) -> None:
+    many = [changes.Changed("testpay", f"P-{n}", STORE, None, changes.ORDER) for n in range(501)]
+    with database.transaction() as session:
+        changes.note(session, many, T0)
+    with database.transaction() as session:
+        page = changes.since(session, 0)
+        assert [row.platform_order_id for row in page] == [f"P-{n}" for n in range(500)]
+        assert len(changes.since(session, page[-1].id)) == 1
