@@ -488,7 +488,15 @@ def test_a_refused_renewal_makes_the_channel_unauthorized_until_it_is_authorized
     calls = len(authorizing.platform.calls)
     performed = counted("waimai_action_attempts_total", platform=NAME, action="confirm",
                         outcome="rejected")  # fmt: skip
-    failed = authorizing.act("S001")
+    ended = counted("waimai_actions_finished_total", platform=NAME, action="confirm",
+                    status="failed")  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="waimai_bridge.pipeline.actions"):
+        failed = authorizing.act("S001")
+    assert [r.getMessage() for r in caplog.records if r.name.endswith(".actions")] == [
+        f"action {failed.id} failed without a platform call: store S001 is unauthorized on {NAME}"
+    ]
+    assert counted("waimai_actions_finished_total", platform=NAME, action="confirm",
+                   status="failed") == ended + 1  # fmt: skip
     assert (failed.status, failed.result_code, failed.attempts) == ("failed", "UNAUTHORIZED", 1)
     assert failed.result_message is not None
     assert "authorize it again" in failed.result_message
