@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,7 @@ from tests.test_authorization_worker import (
 )
 from tests.test_authorization_worker import authorizing as authorizing  # the fixture
 from waimai_bridge.pipeline.credentials import NotAuthorizing, StateRefused
+from waimai_bridge.store.database import Database
 
 
 def test_each_notice_is_counted_by_its_change_and_logged(
@@ -107,3 +109,30 @@ def test_each_channel_waits_after_its_own_failures(
     assert re.fullmatch(rf"renewal of store S002 on {NAME} failed, tried again in 30 s: {site}",
                         lines[1])  # fmt: skip
     assert (authorizing.channel("S001").failures, authorizing.channel("S002").failures) == (4, 1)
+
+
+def test_an_action_whose_stored_credentials_no_key_opens_fails_and_says_why(
+    authorizing: Authorizing, database: Database, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    authorizing.authorize("S001")
+    (tmp_path / "rekeyed").mkdir()
+    rekeyed = Authorizing(database, tmp_path / "rekeyed")  # configured with another key
+    try:
+        calls = len(rekeyed.platform.calls)
+        with caplog.at_level(logging.WARNING, logger="waimai_bridge.pipeline.actions"):
+            failed = rekeyed.act("S001")
+        assert (failed.status, failed.result_code, failed.attempts) == (
+            "failed", "NOT_CONFIGURED", 1,
+        )  # fmt: skip
+        assert failed.result_message is not None
+        assert failed.result_message.startswith("none of the configured keys opens the stored")
+        assert len(rekeyed.platform.calls) == calls
+        assert [(r.levelno, r.getMessage()) for r in caplog.records
+                if r.name.endswith(".actions")] == [(
+            logging.ERROR,
+            f"action {failed.id} failed: the config of store S001 on {NAME} cannot be read: "
+            "SealingUnavailable",
+        )]  # fmt: skip
+    finally:
+        rekeyed.close()
