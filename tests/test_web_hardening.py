@@ -11,11 +11,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from tests import testpay
@@ -26,8 +27,9 @@ from waimai_bridge.cli.processes import QUIET_LOGGERS, _configure_logging
 from waimai_bridge.config import load_config
 from waimai_bridge.errors import ConfigError
 from waimai_bridge.pipeline.broker import REDIS_TIMEOUT_S, TIME_LIMIT_MS, make_broker
+from waimai_bridge.pipeline.intake import _Connection
 from waimai_bridge.runtime import Bridge
-from waimai_bridge.store.database import STATEMENT_TIMEOUT_MS, Database
+from waimai_bridge.store.database import CONNECT_TIMEOUT_SECONDS, STATEMENT_TIMEOUT_MS, Database
 from waimai_bridge.web.app import create_app
 from waimai_bridge.web.health import TIMEOUT_S, HealthCheck
 from waimai_bridge.web.limits import MAX_BODY_BYTES
@@ -223,6 +225,40 @@ def test_postgresql_connections_have_a_statement_timeout(postgres_database: Data
             assert session.execute(text("SHOW statement_timeout")).scalar_one() == "1234ms"
     finally:
         database.dispose()
+
+
+Shown = tuple[str, str, str, str, str | None]
+"""A connection's user, database, statement timeout, application name and connect timeout."""
+
+
+def test_the_intake_s_own_connection_has_the_same_timeouts_and_takes_the_url_s_settings(
+    postgres_database: Database,
+) -> None:
+    async def settings(url: str) -> Shown:
+        connection = _Connection(url)
+
+        async def show(opened: Any) -> Shown:
+            shown = await (await opened.execute(
+                "SELECT current_user, current_database(), current_setting('statement_timeout'),"
+                " current_setting('application_name')"
+            )).fetchone()  # fmt: skip
+            return (*shown, opened.info.get_parameters().get("connect_timeout"))
+
+        try:
+            found: Shown = await connection.run(show)
+            return found
+        finally:
+            await connection.close()
+
+    url = make_url(postgres_database.url)
+    assert asyncio.run(settings(postgres_database.url)) == (
+        url.username, url.database, f"{STATEMENT_TIMEOUT_MS // 1000}s", "",
+        str(CONNECT_TIMEOUT_SECONDS),
+    )  # fmt: skip
+    given = postgres_database.url + (
+        "?options=-c%20statement_timeout%3D1234&application_name=intake&connect_timeout=7"
+    )
+    assert asyncio.run(settings(given))[2:] == ("1234ms", "intake", "7")  # the URL's own win
 
 
 def test_statement_parameters_stay_out_of_errors(postgres_database: Database) -> None:
