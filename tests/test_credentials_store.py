@@ -133,12 +133,37 @@ def test_the_listing_shows_static_channels_and_no_secret(database: Database) -> 
             bound=[("testpay", "S1"), ("testpay", "S2"), ("other", "S2")],
         )  # fmt: skip
         one = store.listing(session, now_ms=T0, ahead_ms=HOUR, bound=[], store_id="S1")
+        bound_one = store.listing(
+            session, now_ms=T0, ahead_ms=HOUR, bound=[("testpay", "S1"), ("testpay", "S3")],
+            store_id="S1",
+        )  # fmt: skip
+        expiring = store.listing(session, now_ms=T0, ahead_ms=24 * HOUR, store_id="S2")
     assert [(c.store_id, c.platform, c.status) for c in listed] == [
         ("S1", "testpay", CredentialStatus.STATIC),
         ("S2", "other", CredentialStatus.STATIC),
         ("S2", "testpay", CredentialStatus.ACTIVE),
     ]
+    assert listed[0] == store.ChannelAuthorization(
+        platform="testpay", store_id="S1", status=CredentialStatus.STATIC, expires_at_ms=None,
+        scope=None, authorized_at_ms=None, updated_at_ms=None, failures=0, problem=None,
+    )  # fmt: skip
+    assert listed[2] == store.ChannelAuthorization(
+        platform="testpay", store_id="S2", status=CredentialStatus.ACTIVE,
+        expires_at_ms=T0 + 24 * HOUR, scope="all", authorized_at_ms=T0, updated_at_ms=T0,
+        failures=0, problem=None,
+    )  # fmt: skip
     assert one == []
+    assert [(c.store_id, c.platform, c.status) for c in bound_one] == [
+        ("S1", "testpay", CredentialStatus.STATIC)
+    ]
+    assert [c.status for c in expiring] == [CredentialStatus.EXPIRING]
+    saved(database, "testpay", "S4", TOKENS)
+    with database.transaction() as session:
+        store.mark_unauthorized(session, "testpay", "S4", "consent withdrawn", now_ms=T0 + 1)
+        [refused] = store.listing(session, now_ms=T0, ahead_ms=HOUR, store_id="S4")
+    assert (refused.status, refused.problem, refused.updated_at_ms) == (
+        CredentialStatus.UNAUTHORIZED, "consent withdrawn", T0 + 1,
+    )  # fmt: skip
     assert TOKENS.access_token not in repr(listed)
 
 
