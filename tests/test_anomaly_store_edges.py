@@ -13,7 +13,7 @@ from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.store import anomalies as anomaly_store
 from waimai_bridge.store.anomaly_rules import MINUTE_MS, Window
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.tables import Order, PlatformOrder
+from waimai_bridge.store.tables import Anomaly, Order, PlatformOrder
 
 LATE = AnomalyRule.NOT_ACCEPTED
 """The rule most tests here drive: every order :func:`platform_order` makes holds it."""
@@ -140,3 +140,69 @@ def test_a_rule_opened_as_orders_are_stored_opens_nothing_when_evaluated_but_res
         session.execute(update(Order).values(state=OrderState.COMPLETED.value))
     assert evaluate(database, mismatch, limit=10) == (0, 1)
     assert flagged(database, mismatch) == {"ODD": False}
+
+
+def test_a_listing_is_narrowed_by_each_filter_given_newest_first_a_page_at_a_time(
+    database: Database,
+) -> None:
+    mine = platform_order("MINE", order={})
+    other = platform_order("OTHER", platform="otherpay", store_id="S002")
+    add(database, mine, other)
+    assert mine.order is not None
+    with database.transaction() as session:
+        session.add_all(
+            Anomaly(platform_order_pk=pk, platform=platform, store_id=store_id,
+                    order_id=order_id, kind=rule, detail=f"d{n}", created_at_ms=NOW + n,
+                    resolved_at_ms=NOW + 9 if n == 2 else None)
+            for n, (pk, platform, store_id, order_id, rule) in enumerate([
+                (mine.id, None, None, mine.order.id, AnomalyRule.UNMAPPED_SKU),
+                (other.id, None, None, None, LATE),
+                (mine.id, None, None, mine.order.id, LATE),
+                (None, "testpay", "S003", None, AnomalyRule.CHANNEL_UNAUTHORIZED),
+            ])
+        )  # fmt: skip
+
+    def listed(**filters: object) -> list[str]:
+        with database.transaction() as session:
+            found = anomaly_store.listing(session, **filters)  # type: ignore[arg-type]
+        return [anomaly.detail for anomaly in found]
+
+    assert listed() == ["d3", "d2", "d1", "d0"]
+    assert listed(is_open=True) == ["d3", "d1", "d0"]
+    assert listed(is_open=False) == ["d2"]
+    assert listed(store_id="S001") == ["d2", "d0"]
+    assert listed(store_id="S003") == ["d3"]
+    assert listed(platform="otherpay") == ["d1"]
+    assert listed(platform="testpay") == ["d3", "d2", "d0"]
+    assert listed(rule=LATE.value) == ["d2", "d1"]
+    assert listed(platform_order_pk=mine.id) == ["d2", "d0"]
+    with database.transaction() as session:
+        ids = [a.anomaly_id for a in anomaly_store.listing(session)]
+    assert listed(ids=ids[1:3]) == ["d2", "d1"]
+    assert listed(before_id=ids[1]) == ["d1", "d0"]
+    assert listed(limit=2) == ["d3", "d2"]
+    with database.transaction() as session:
+        channel, resolved = anomaly_store.listing(session, limit=2)
+        [of_order] = anomaly_store.listing(session, platform_order_pk=other.id)
+    assert (channel.platform, channel.store_id, channel.platform_order_id, channel.order_id) == (
+        "testpay", "S003", None, None,
+    )  # fmt: skip
+    assert (resolved.rule, resolved.order_id, resolved.opened_at_ms, resolved.resolved_at_ms) == (
+        LATE.value, mine.order.id, NOW + 2, NOW + 9,
+    )  # fmt: skip
+    assert (of_order.platform, of_order.platform_order_id, of_order.store_id) == (
+        "otherpay", "OTHER", "S002",
+    )  # fmt: skip
+
+
+def test_a_listing_without_a_limit_holds_a_hundred(database: Database) -> None:
+    order = platform_order("MANY")
+    add(database, order)
+    with database.transaction() as session:
+        session.add_all(
+            Anomaly(platform_order_pk=order.id, kind=LATE, detail=f"d{n}", created_at_ms=NOW,
+                    resolved_at_ms=None)
+            for n in range(101)
+        )  # fmt: skip
+    with database.transaction() as session:
+        assert len(anomaly_store.listing(session)) == 100
