@@ -1,7 +1,8 @@
 """Store edges the suite left open, on SQLite and PostgreSQL: two pulls of a store at once,
 stuck orders of other platforms, a channel's renewals, consent and link states at their
 bounds, an unsupported database, an order opened from a push put back in line, which due
-holds a release takes, and a lease two workers take at once."""
+holds a release takes, a lease two workers take at once, and an action two workers claim or
+answer at once."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import tests.test_pulls_refetch as refetch
 import tests.test_store as order_log
 import tests.test_store_mutants as store_mutants
 from tests.processes import wait_until
-from waimai_bridge.models import Event, OrderState
+from tests.test_board_reads import action as action_row
+from waimai_bridge.models import ActionOutcome, ActionResult, Event, OrderState
 from waimai_bridge.models import PlatformState as P
 from waimai_bridge.store import actions, channels, inbox
 from waimai_bridge.store import credentials as credential_store
@@ -239,3 +241,66 @@ def test_a_lease_taken_while_another_worker_takes_it_waits_and_finds_it_held(
     worker.join(timeout=30)
     assert not worker.is_alive()
     assert found == [False]
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def pending_action(database: Database, in_flight_since_ms: int | None = None) -> int:
+    row = action_row(1, "A-1")
+    row.status, row.attempts, row.attempt_limit = actions.ActionStatus.PENDING, 0, 3
+    row.in_flight_since_ms = in_flight_since_ms
+    with database.transaction() as session:
+        session.add(row)
+    return row.id
+
+
+def test_an_action_two_workers_claim_at_once_is_called_by_one(database: Database) -> None:
+    t0 = refetch.T0
+    action_id = pending_action(database)
+    found: list[actions.Step] = []
+
+    def other_worker() -> None:
+        with database.transaction() as session:
+            claim = actions.claim(session, action_id, now_ms=t0, in_flight_timeout_ms=60_000)
+            found.append(claim.step)
+
+    worker = threading.Thread(target=other_worker)
+    with order_log.lock_waits(database) as waits, database.transaction() as session:
+        claim = actions.claim(session, action_id, now_ms=t0, in_flight_timeout_ms=60_000)
+        assert claim.step is actions.Step.CALL
+        session.flush()
+        worker.start()
+        wait_until(waits, 30, "the other worker waiting for the action")
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert found == [actions.Step.NOTHING], "in flight: left alone"
+    with database.transaction() as session:
+        gone = actions.claim(session, action_id + 1, now_ms=t0, in_flight_timeout_ms=60_000)
+    assert gone.step is actions.Step.NOTHING
+
+
+def test_an_answer_two_workers_record_at_once_is_kept_once(database: Database) -> None:
+    t0 = refetch.T0
+    action_id = pending_action(database, in_flight_since_ms=t0)
+    done = ActionResult(outcome=ActionOutcome.DONE)
+    found: list[bool] = []
+
+    def record(session: Session) -> bool:
+        kept = actions.record(session, action_id, done, started_ms=t0, now_ms=t0 + 5,
+                              retry_delay_ms=1_000)  # fmt: skip
+        return kept is not None
+
+    def other_worker() -> None:
+        with database.transaction() as session:
+            found.append(record(session))
+
+    worker = threading.Thread(target=other_worker)
+    with order_log.lock_waits(database) as waits, database.transaction() as session:
+        assert record(session)
+        session.flush()
+        worker.start()
+        wait_until(waits, 30, "the other worker waiting for the action")
+    worker.join(timeout=30)
+    assert not worker.is_alive()
+    assert found == [False], "the attempt is no longer in flight"
