@@ -27,7 +27,7 @@ from waimai_bridge.store.holds import Release, release_due
 from waimai_bridge.store.leases import take_lease
 from waimai_bridge.store.order_log import lock_orders
 from waimai_bridge.store.pulls import pull_since, pulled
-from waimai_bridge.store.tables import PlatformOrder
+from waimai_bridge.store.tables import OutboundAction, PlatformOrder
 
 # --------------------------------------------------------------------------- pulls
 
@@ -304,3 +304,43 @@ def test_an_answer_two_workers_record_at_once_is_kept_once(database: Database) -
     worker.join(timeout=30)
     assert not worker.is_alive()
     assert found == [False], "the attempt is no longer in flight"
+
+
+def test_an_attempt_a_worker_left_in_flight_is_tried_again_after_the_timeout_or_fails_last(
+    database: Database,
+) -> None:
+    t0, timeout = refetch.T0, 60_000
+    action_id = pending_action(database, in_flight_since_ms=t0)
+    with database.transaction() as session:
+        row = session.get(OutboundAction, action_id)
+        assert row is not None
+        row.attempts = 1
+
+    def claim(now_ms: int) -> tuple[actions.Step, OutboundAction]:
+        with database.transaction() as session:
+            step = actions.claim(session, action_id, now_ms=now_ms, in_flight_timeout_ms=timeout)
+            session.flush()
+            row = session.get(OutboundAction, action_id)
+            assert row is not None
+            session.expunge(row)
+        return step.step, row
+
+    step, row = claim(t0 + timeout - 1)
+    assert (step, row.attempts, row.result_code) == (actions.Step.NOTHING, 1, None)
+    step, row = claim(t0 + timeout)
+    assert (step, row.attempts, row.in_flight_since_ms) == (actions.Step.CALL, 2, t0 + timeout)
+    assert (row.result_code, row.result_message) == (
+        actions.UNKNOWN_OUTCOME, "the worker stopped during the platform call; tried again",
+    )  # fmt: skip
+    with database.transaction() as session:
+        last = session.get(OutboundAction, action_id)
+        assert last is not None
+        last.attempt_limit = 2
+    step, row = claim(t0 + 2 * timeout)
+    assert (step, row.status, row.attempts, row.result_code) == (
+        actions.Step.NOTHING, actions.ActionStatus.FAILED, 2, actions.UNKNOWN_OUTCOME,
+    )  # fmt: skip
+    assert row.result_message == (
+        "the worker stopped during the last platform call, so whether the platform did it is "
+        "unknown; check on the platform, then retry by hand if it did not"
+    )
