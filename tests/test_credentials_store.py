@@ -272,3 +272,21 @@ def test_renewals_and_link_states_at_their_exact_bounds(database: Database) -> N
         store.issue_state(session, "testpay", "S1", now_ms=T0)
         assert store.forget_states(session, before_ms=T0) == 0, "issued at the bound: kept"
         assert store.forget_states(session, before_ms=T0 + 1) == 1
+
+
+def test_authorizing_again_dates_the_consent_anew_and_a_renewal_keeps_its_date(
+    database: Database,
+) -> None:
+    saved(database, "testpay", "S1", TOKENS)
+
+    def dates() -> tuple[int | None, int | None]:
+        with database.transaction() as session:
+            [channel] = store.listing(session, now_ms=T0, ahead_ms=HOUR, store_id="S1")
+        return channel.authorized_at_ms, channel.updated_at_ms
+
+    with database.transaction() as session:
+        store.save(session, SEALER, "testpay", "S1", TOKENS, now_ms=T0 + 1)
+    assert dates() == (T0 + 1, T0 + 1)
+    with database.transaction() as session:
+        store.save(session, SEALER, "testpay", "S1", TOKENS, now_ms=T0 + 2, renewed=True)
+    assert dates() == (T0 + 1, T0 + 2)
