@@ -90,9 +90,11 @@ def test_an_action_s_end_is_noted_with_its_order_and_told_when_it_ended(
         session.add(action)
     with database.transaction() as session:
         done = ActionResult(outcome=ActionOutcome.DONE)
-        assert actions.record(
+        ended = actions.record(
             session, action.id, done, started_ms=T0, now_ms=T0 + 5, retry_delay_ms=1000
         )
+        assert ended is not None
+        assert not ended.verified, "the platform's own answer, not read off the order"
     with database.transaction() as session:
         [noted] = changes.since(session, 0)
         told, told_too = session.execute(select(Delivery).order_by(Delivery.id)).scalars()
