@@ -9,11 +9,13 @@ from zoneinfo import ZoneInfo
 
 from tests.test_anomaly_conditions import NOW, platform_order
 from tests.test_board_cards import no_actions
+from tests.test_store_mutants import outbound_action
 from waimai_bridge.models import OrderState
 from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.store import board
+from waimai_bridge.store.actions import ActionStatus
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.tables import Anomaly, OrderItem, OutboundAction, PlatformOrder
+from waimai_bridge.store.tables import Anomaly, OrderItem, PlatformOrder
 
 HOUR_MS = 3_600_000
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
@@ -135,15 +137,6 @@ def test_a_card_lists_its_open_anomalies_in_the_order_they_opened(database: Data
     ]
 
 
-def action(n: int, order_id: str) -> OutboundAction:
-    return OutboundAction(
-        idempotency_key=f"key-{n}", action="confirm", platform="testpay",
-        platform_order_id=order_id, store_id="S001", status="failed", attempts=1,
-        attempt_limit=1, next_attempt_at_ms=NOW, result_message=f"no {n}", created_at_ms=NOW,
-        updated_at_ms=NOW,
-    )  # fmt: skip
-
-
 def test_a_card_lists_the_newest_actions_of_its_own_order_newest_first(
     database: Database,
 ) -> None:
@@ -152,7 +145,15 @@ def test_a_card_lists_the_newest_actions_of_its_own_order_newest_first(
         session.add_all(platform_order(order_id) for order_id in orders)
     for n, order_id in enumerate(["BUSY"] * 6 + ["QUIET"] * 3 + ["BUSY"]):
         with database.transaction() as session:
-            session.add(action(n, order_id))
+            session.add(
+                outbound_action(
+                    n,
+                    ActionStatus.FAILED,
+                    platform="testpay",
+                    platform_order_id=order_id,
+                    result_message=f"no {n}",
+                )
+            )
     with database.transaction() as session:
         found = board.cards_of(session, [("testpay", order_id) for order_id in orders], no_actions)
     recent = {key[1]: [shown["message"] for shown in card["recent_actions"]]

@@ -14,10 +14,11 @@ from sqlalchemy import select
 from tests.sample_plugin import PRICE
 from tests.test_anomaly_conditions import platform_order
 from tests.test_hold import HOLD_MS, STORE, T0, Worker, working
+from tests.test_store_mutants import outbound_action
 from waimai_bridge.models import ActionOutcome, ActionResult
 from waimai_bridge.store import actions, changes, subscriptions
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.tables import Delivery, OutboundAction
+from waimai_bridge.store.tables import Delivery
 
 MINUTE = 60_000
 
@@ -81,11 +82,9 @@ def test_an_action_s_end_is_noted_with_its_order_and_told_when_it_ended(
         session.add(stored)
         session.flush()
         assert stored.order is not None
-        action = OutboundAction(
-            idempotency_key="key-1", action="confirm", platform="testpay",
-            platform_order_id="A-1", store_id="S001", order_id=stored.order.id,
-            status=actions.ActionStatus.PENDING, attempts=1, attempt_limit=3,
-            next_attempt_at_ms=T0, in_flight_since_ms=T0, created_at_ms=T0, updated_at_ms=T0,
+        action = outbound_action(
+            1, actions.ActionStatus.PENDING, platform="testpay", platform_order_id="A-1",
+            order_id=stored.order.id, attempts=1, in_flight_since_ms=T0,
         )  # fmt: skip
         session.add(action)
     with database.transaction() as session:

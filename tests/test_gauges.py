@@ -8,14 +8,15 @@ from types import SimpleNamespace
 import pytest
 
 from tests.test_anomaly_conditions import NOW, platform_order
-from tests.test_board_reads import action
 from tests.test_dashboard import documented
-from tests.test_retention import add_delivery
+from tests.test_retention import add_delivery, add_inbox
+from tests.test_store_mutants import outbound_action
 from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.store import gauges as gauges_module
+from waimai_bridge.store.actions import ActionStatus
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.gauges import FRESH_S, DatabaseGauges
-from waimai_bridge.store.tables import Anomaly, ChannelCredentials, InboxEvent
+from waimai_bridge.store.tables import Anomaly, ChannelCredentials
 
 HOLD_MS = 60_000
 OVERDUE_MS = 30_000
@@ -48,27 +49,18 @@ def of(samples: Samples, name: str) -> dict[tuple[str, ...], float]:
     return {labels: value for (metric, labels), value in samples.items() if metric == name}
 
 
-def inbox_event(key: str, shard: int, status: str, received_at_ms: int) -> InboxEvent:
-    return InboxEvent(
-        platform="testpay", idempotency_key=key, store_id="S001", shard=shard,
-        platform_order_id=f"O-{key}", native_code="10", platform_time_ms=received_at_ms,
-        payload={}, received_at_ms=received_at_ms, status=status, attempts=0, error=None,
-        enqueued_at_ms=received_at_ms, done_at_ms=None,
-    )  # fmt: skip
-
-
 def test_the_inbox_gauges_count_each_configured_shard_s_waiting_events_and_the_oldest_age(
     database: Database,
 ) -> None:
-    with database.transaction() as session:
-        session.add_all([
-            inbox_event("a", 0, "pending", NOW - 30_500),
-            inbox_event("b", 0, "pending", NOW - 10_000),
-            inbox_event("c", 1, "pending", NOW + 5_000),  # stamped by a clock ahead of ours
-            inbox_event("d", 2, "done", NOW - 60_000),
-            inbox_event("e", 2, "failed", NOW - 60_000),
-            inbox_event("f", 7, "pending", NOW - 60_000),  # a shard no longer configured
-        ])  # fmt: skip
+    for key, shard, status, received_at_ms in [
+        ("a", 0, "pending", NOW - 30_500),
+        ("b", 0, "pending", NOW - 10_000),
+        ("c", 1, "pending", NOW + 5_000),  # stamped by a clock ahead of ours
+        ("d", 2, "done", NOW - 60_000),
+        ("e", 2, "failed", NOW - 60_000),
+        ("f", 7, "pending", NOW - 60_000),  # a shard no longer configured
+    ]:
+        add_inbox(database, key, status, None, shard=shard, received_at_ms=received_at_ms)
     samples = read(database)
     assert of(samples, "waimai_inbox_pending") == {("0",): 2, ("1",): 1, ("2",): 0}
     assert of(samples, "waimai_inbox_oldest_pending_age_seconds") == {
@@ -96,15 +88,13 @@ def test_the_hold_gauges_count_held_orders_and_those_overdue_past_the_resend_tim
 def test_dead_letters_are_counted_by_kind_and_pending_deliveries_apart(
     database: Database,
 ) -> None:
+    add_inbox(database, "parked", "failed", None)
+    add_inbox(database, "done", "done", NOW)
     with database.transaction() as session:
         session.add_all([
-            inbox_event("parked", 0, "failed", NOW), inbox_event("done", 0, "done", NOW),
-            action(1, "A-1"), action(2, "A-2"),
+            outbound_action(1, ActionStatus.FAILED), outbound_action(2, ActionStatus.FAILED),
+            outbound_action(3, ActionStatus.PENDING),
         ])  # fmt: skip
-    with database.transaction() as session:
-        pending = action(3, "A-3")
-        pending.status = "pending"
-        session.add(pending)
     for label, status in [("x", "dead"), ("y", "pending"), ("z", "pending"), ("w", "delivered")]:
         add_delivery(database, label, status, NOW if status == "delivered" else None)
     samples = read(database)
@@ -182,8 +172,7 @@ def test_one_reading_serves_the_scrapes_of_the_next_seconds(
     gauges = collector(database)
 
     def waiting() -> float:
-        with database.transaction() as session:
-            session.add(inbox_event(f"k{clock[0]}", 0, "pending", NOW))
+        add_inbox(database, f"k{clock[0]}", "pending", None)
         return of(read(database, gauges), "waimai_inbox_pending")[("0",)]
 
     assert waiting() == 1
@@ -194,8 +183,8 @@ def test_one_reading_serves_the_scrapes_of_the_next_seconds(
 
 
 def test_each_gauge_is_the_series_the_operations_guide_documents(database: Database) -> None:
+    add_inbox(database, "a", "pending", None)
     with database.transaction() as session:
-        session.add(inbox_event("a", 0, "pending", NOW))
         session.add(credentials("testpay", "S001", "active", None))
         session.add(Anomaly(platform_order_pk=None, platform="testpay", store_id="S001",
                             kind=AnomalyRule.CHANNEL_UNAUTHORIZED, detail="", created_at_ms=NOW,

@@ -238,9 +238,8 @@ def test_a_failed_action_given_more_tries_is_queued_on_its_stores_shard(tmp_path
     bridge, enqueued = _bridge(tmp_path, now)
     try:
         with bridge.database.transaction() as session:
-            failed = store_test_helpers._action(1, ActionStatus.FAILED)
-            failed.store_id = "S002"
-            done = store_test_helpers._action(2, ActionStatus.DONE)
+            failed = store_test_helpers.outbound_action(1, ActionStatus.FAILED, store_id="S002")
+            done = store_test_helpers.outbound_action(2, ActionStatus.DONE)
             session.add_all([failed, done])
             session.flush()
             failed_id, done_id = failed.id, done.id

@@ -76,11 +76,16 @@ def bridge(database: Database, tmp_path: Path) -> Iterator[Bridge]:
 # --------------------------------------------------------------------------- rows
 
 
-def add_inbox(database: Database, key: str, status: str, done_at_ms: int | None) -> None:
-    received = (done_at_ms or NOW) - 1000
+def add_inbox(
+    database: Database, key: str, status: str, done_at_ms: int | None, *, shard: int = 0,
+    received_at_ms: int | None = None,
+) -> None:  # fmt: skip
+    """An inbox event of shard ``shard``, received a second before it was done (or before
+    now) unless ``received_at_ms`` says when."""
+    received = (done_at_ms or NOW) - 1000 if received_at_ms is None else received_at_ms
     with database.transaction() as session:
         session.add(InboxEvent(
-            platform="sample", idempotency_key=key, store_id="S001", shard=0,
+            platform="sample", idempotency_key=key, store_id="S001", shard=shard,
             platform_order_id=f"O-{key}", native_code="10", platform_time_ms=received,
             payload={"key": key}, received_at_ms=received, status=status, attempts=1,
             error="boom" if status == "failed" else None, enqueued_at_ms=received,

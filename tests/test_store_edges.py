@@ -17,7 +17,6 @@ import tests.test_pulls_refetch as refetch
 import tests.test_store as order_log
 import tests.test_store_mutants as store_mutants
 from tests.processes import wait_until
-from tests.test_board_reads import action as action_row
 from waimai_bridge.models import ActionOutcome, ActionResult, Event, OrderState
 from waimai_bridge.models import PlatformState as P
 from waimai_bridge.store import actions, channels, inbox
@@ -246,10 +245,13 @@ def test_a_lease_taken_while_another_worker_takes_it_waits_and_finds_it_held(
 # --------------------------------------------------------------------------- actions
 
 
-def pending_action(database: Database, in_flight_since_ms: int | None = None) -> int:
-    row = action_row(1, "A-1")
-    row.status, row.attempts, row.attempt_limit = actions.ActionStatus.PENDING, 0, 3
-    row.in_flight_since_ms = in_flight_since_ms
+def pending_action(
+    database: Database, *, attempts: int = 0, in_flight_since_ms: int | None = None
+) -> int:
+    row = store_mutants.outbound_action(
+        1, actions.ActionStatus.PENDING, attempts=attempts, in_flight_since_ms=in_flight_since_ms,
+        result_code=None, result_message=None,
+    )  # fmt: skip
     with database.transaction() as session:
         session.add(row)
     return row.id
@@ -310,11 +312,7 @@ def test_an_attempt_a_worker_left_in_flight_is_tried_again_after_the_timeout_or_
     database: Database,
 ) -> None:
     t0, timeout = refetch.T0, 60_000
-    action_id = pending_action(database, in_flight_since_ms=t0)
-    with database.transaction() as session:
-        row = session.get(OutboundAction, action_id)
-        assert row is not None
-        row.attempts = 1
+    action_id = pending_action(database, attempts=1, in_flight_since_ms=t0)
 
     def claim(now_ms: int) -> tuple[actions.Step, OutboundAction]:
         with database.transaction() as session:

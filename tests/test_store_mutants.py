@@ -312,14 +312,17 @@ def test_a_refusal_of_many_bad_lines_shows_fifty_and_counts_the_rest() -> None:
     assert str(few.value) == "input: nothing imported, 1 bad line:\n  line 2: product_id is empty"
 
 
-def _action(n: int, status: ActionStatus) -> OutboundAction:
-    return OutboundAction(
-        idempotency_key=f"key-{n}", action="confirm", platform="sample",
-        platform_order_id=f"O{n}", store_id="S001", order_id=None, request_key=None,
-        reason=None, status=status, attempts=3, attempt_limit=3, next_attempt_at_ms=T0,
-        in_flight_since_ms=T0,
-        result_code="E", result_message="failed", created_at_ms=T0, updated_at_ms=T0,
-    )  # fmt: skip
+def outbound_action(n: int, status: ActionStatus, **row: Any) -> OutboundAction:
+    """Action ``n`` of order ``O<n>`` in ``status`` (its 3 tries made), with ``row``'s
+    columns instead where given."""
+    values: dict[str, Any] = {
+        "idempotency_key": f"key-{n}", "action": "confirm", "platform": "sample",
+        "platform_order_id": f"O{n}", "store_id": "S001", "order_id": None, "request_key": None,
+        "reason": None, "status": status, "attempts": 3, "attempt_limit": 3,
+        "next_attempt_at_ms": T0, "in_flight_since_ms": T0, "result_code": "E",
+        "result_message": "failed", "created_at_ms": T0, "updated_at_ms": T0,
+    }  # fmt: skip
+    return OutboundAction(**(values | row))
 
 
 def test_actions_are_listed_newest_first_and_a_failed_one_is_given_more_tries(
@@ -327,7 +330,7 @@ def test_actions_are_listed_newest_first_and_a_failed_one_is_given_more_tries(
 ) -> None:
     statuses = [ActionStatus.FAILED, ActionStatus.DONE, ActionStatus.FAILED, ActionStatus.PENDING]
     with database.transaction() as session:
-        session.add_all([_action(n, status) for n, status in enumerate(statuses)])
+        session.add_all([outbound_action(n, status) for n, status in enumerate(statuses)])
     with database.transaction() as session:
         everything = actions.listing(session)
         assert [row.idempotency_key for row in everything] == ["key-3", "key-2", "key-1", "key-0"]
@@ -514,7 +517,7 @@ def test_an_action_outcome_is_written_as_the_subscribers_page_shows_it(database:
             session, url="https://pos.example.com/", secret="s" * 16,
             store_ids=None, platforms=None, states=["completed"], now_ms=T0,
         )  # fmt: skip
-        action = _action(7, ActionStatus.DONE)  # as read back from its row
+        action = outbound_action(7, ActionStatus.DONE)  # as read back from its row
         action.id, action.action, action.order_id, action.attempts = 70, "agree_refund", 42, 2
         action.result_code, action.result_message = None, None
         outbox.action_outcome(session, action, T0 + 5)
