@@ -10,12 +10,13 @@ from zoneinfo import ZoneInfo
 from tests.test_anomaly_conditions import NOW, platform_order
 from tests.test_board_cards import no_actions
 from tests.test_store_mutants import outbound_action
-from waimai_bridge.models import OrderState
+from waimai_bridge.action_rules import DEFAULT_ANSWERS, declared_answers
+from waimai_bridge.models import Action, OrderState, PlatformState
 from waimai_bridge.settings import AnomalyRule
 from waimai_bridge.store import board
 from waimai_bridge.store.actions import ActionStatus
 from waimai_bridge.store.database import Database
-from waimai_bridge.store.tables import Anomaly, OrderItem, PlatformOrder
+from waimai_bridge.store.tables import Anomaly, OrderEvent, OrderItem, PlatformOrder
 
 HOUR_MS = 3_600_000
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
@@ -162,3 +163,30 @@ def test_a_card_lists_the_newest_actions_of_its_own_order_newest_first(
         "BUSY": ["no 9", "no 5", "no 4", "no 3", "no 2"],
         "QUIET": ["no 8", "no 7", "no 6"],
     }
+
+
+def test_a_card_offers_the_answers_its_platform_declares_to_a_pending_request(
+    database: Database,
+) -> None:
+    asked = platform_order("ASKED", order={})
+    with database.transaction() as session:
+        session.add(asked)
+        session.flush()
+        session.add_all(
+            OrderEvent(
+                platform_order_pk=asked.id, platform="testpay", idempotency_key=f"ASKED-{n}",
+                native_code="test", state_code=int(state), kitchen_step=None, partial=False,
+                refund_amount_fen=None, refunded_items=[], reason=None,
+                platform_time_ms=NOW - 60_000 + n, received_at_ms=NOW, payload={},
+            )
+            for n, state in enumerate([PlatformState.ACCEPTED, PlatformState.CANCEL_REQUESTED])
+        )  # fmt: skip
+    answering = frozenset({Action.AGREE_CANCEL, Action.AGREE_REFUND})
+    declared = declared_answers({Action.AGREE_REFUND: [PlatformState.CANCEL_REQUESTED]})
+    with database.transaction() as session:
+        by_default = board.card(session, "testpay", "ASKED", lambda _: (answering, DEFAULT_ANSWERS))
+        as_declared = board.card(session, "testpay", "ASKED", lambda _: (answering, declared))
+    assert by_default is not None
+    assert as_declared is not None
+    assert (by_default["request"], by_default["actions"]) == ("cancel", ["agree_cancel"])
+    assert as_declared["actions"] == ["agree_cancel", "agree_refund"]

@@ -20,7 +20,7 @@ from waimai_bridge.action_rules import REQUEST_NAMES, Answers, allowed_actions
 from waimai_bridge.config import DEFAULT_TIMEZONE
 from waimai_bridge.models import Action, OrderState, PlatformState
 from waimai_bridge.statemachine import OrderFold, fold
-from waimai_bridge.store.order_log import log_entry, read_logs, user_paid_of
+from waimai_bridge.store.order_log import log_entry, read_logs
 from waimai_bridge.store.tables import Anomaly, Order, OrderItem, OutboundAction, PlatformOrder
 
 BOARD_TIME_ZONE = ZoneInfo(DEFAULT_TIMEZONE)
@@ -128,9 +128,8 @@ def _cards(session: Session, rows: Sequence[OrderRow], rules: Rules) -> list[Car
         if row.platform not in known:
             known[row.platform] = rules(row.platform)
         supported, answers = known[row.platform]
-        folded = fold(
-            (log_entry(entry) for entry in logs[row.id]), user_paid_fen=user_paid_of(row.price)
-        )
+        # the user's payment only sets the refunded amount, which a card does not show
+        folded = fold(log_entry(entry) for entry in logs[row.id])
         built.append(
             _card(
                 row, folded, allowed_actions(folded, supported, answers),
