@@ -498,8 +498,10 @@ def test_a_refused_renewal_makes_the_channel_unauthorized_until_it_is_authorized
     assert counted("waimai_actions_finished_total", platform=NAME, action="confirm",
                    status="failed") == ended + 1  # fmt: skip
     assert (failed.status, failed.result_code, failed.attempts) == ("failed", "UNAUTHORIZED", 1)
-    assert failed.result_message is not None
-    assert "authorize it again" in failed.result_message
+    assert failed.result_message == (
+        f"store 'S001' has withdrawn or lost its authorization of the {NAME} app: authorize it"
+        f" again (waimai-bridge auth url --platform {NAME} --store S001)"
+    )
     assert len(authorizing.platform.calls) == calls
     assert counted("waimai_action_attempts_total", platform=NAME, action="confirm",
                    outcome="rejected") == performed, "no platform call counted"  # fmt: skip

@@ -115,8 +115,12 @@ sample = {{ shop_id = 1 }}
 
 
 @contextmanager
-def acting(database: Database, tmp_path: Path, broker: str = "") -> Iterator[Actions]:
-    """A worker's bridge with the sample platform, on ``broker``."""
+def acting(
+    database: Database, tmp_path: Path, broker: str = "", manifest: dict[str, Any] | None = None,
+    **answers: Callable[..., Any],
+) -> Iterator[Actions]:  # fmt: skip
+    """A worker's bridge with the sample platform (its ``manifest`` and hooks' ``answers``
+    when given), on ``broker``."""
     path = tmp_path / "bridge.toml"
     path.write_text(
         CONFIG.format(url=database.url, broker=broker, retry_s=RETRY_MS / 1000,
@@ -125,7 +129,7 @@ def acting(database: Database, tmp_path: Path, broker: str = "") -> Iterator[Act
     )  # fmt: skip
     platform = Platform()
     registry = PluginRegistry()
-    registry.add(NAME, SamplePlugin(outbound_action=platform.outbound_action))
+    registry.add(NAME, SamplePlugin(manifest, outbound_action=platform.outbound_action, **answers))
     holder: list[Actions] = []
     bridge = Bridge(load_config(path, registry), registry, clock=lambda: holder[0].now)
     performs = Performs()
