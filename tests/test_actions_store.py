@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from waimai_bridge_eleme import examples
 
+from tests.processes import wait_until
+from tests.test_store import lock_waits
 from waimai_bridge.config import load_config
 from waimai_bridge.models import Action, NativeEvent
 from waimai_bridge.pipeline.actions import ActionRefused
@@ -174,3 +176,53 @@ def test_actions_asked_before_the_order_was_stored_get_its_id(database: Database
     with database.transaction() as session:
         found = {row.id: row.order_id for row in session.scalars(select(OutboundAction))}
     assert found == {keys["S1"]: order_id, keys["S2"]: None}
+    with database.transaction() as session:  # the order stored: an action asked now has it
+        session.execute(
+            update(PlatformOrder).where(PlatformOrder.platform_order_id == "S1")
+            .values(order_id=order_id)
+        )  # fmt: skip
+        platform_order = lock_orders(session, [("eleme", "S1")])["eleme", "S1"]
+        cancel = actions.ask(
+            session, key="k-cancel", action=Action.CANCEL, platform_order=platform_order,
+            request_key=None, reason=None, attempt_limit=3, now_ms=3_000,
+        )  # fmt: skip
+        assert (cancel.created, cancel.action.order_id) == (True, order_id)
+
+
+def test_one_key_asked_at_once_for_two_orders_is_the_first_s_alone(
+    postgres_database: Database,
+) -> None:
+    database = postgres_database  # SQLite's writer lock lets no two asks overlap
+    with database.transaction() as session:
+        for order in ("K1", "K2"):
+            _platform_order(session, order)
+    refused: list[Exception] = []
+
+    def ask_of(session: Session, order: str) -> actions.Asked:
+        platform_order = lock_orders(session, [("eleme", order)])["eleme", order]
+        return actions.ask(
+            session, key="k", action=Action.CONFIRM, platform_order=platform_order,
+            request_key=None, reason=None, attempt_limit=3, now_ms=1_000,
+        )  # fmt: skip
+
+    def other_press() -> None:
+        try:
+            with database.transaction() as session:
+                ask_of(session, "K2")
+        except actions.KeyConflict as exc:
+            refused.append(exc)
+
+    other = threading.Thread(target=other_press)
+    with lock_waits(database) as waits, database.transaction() as session:
+        first = ask_of(session, "K1")
+        session.flush()
+        first_id = first.action.id
+        other.start()
+        wait_until(waits, 30, "the other ask waiting on the key")
+    other.join(timeout=30)
+    assert not other.is_alive()
+    assert [str(exc) for exc in refused] == [
+        f"idempotency key 'k' is already action {first_id} (confirm of eleme order K1)"
+    ]
+    with database.transaction() as session:
+        assert session.scalars(select(OutboundAction.platform_order_id)).all() == ["K1"]
