@@ -111,17 +111,17 @@ def test_an_order_neither_stored_nor_in_the_inbox_is_unknown(bridge: Bridge) -> 
         assert session.scalars(select(PlatformOrder)).all() == []
 
 
-def _platform_order(session: Session, order: str) -> Locked:
+def _platform_order(session: Session, order: str, platform: str = "eleme") -> Locked:
     """A new platform order, locked as the actions' ask locks it."""
     session.add(
         PlatformOrder(
-            platform="eleme", platform_order_id=order, store_id="S001", state_code=30,
+            platform=platform, platform_order_id=order, store_id="S001", state_code=30,
             order_state=None, price=None, order_id=None,
             hold_started_at_ms=None, discarded=False, created_at_ms=0, updated_at_ms=0,
         )
     )  # fmt: skip
     session.flush()
-    return lock_orders(session, [("eleme", order)])["eleme", order]
+    return lock_orders(session, [(platform, order)])[platform, order]
 
 
 def test_one_action_per_kind_and_request(database: Database) -> None:
@@ -147,6 +147,21 @@ def test_one_action_per_kind_and_request(database: Database) -> None:
         retried = agree("e", "request-2")
         assert retried.created
         assert retried.action.id != second.action.id
+        # the failed one retried by hand as well: the newest of the two is what an ask repeats
+        assert actions.retry(session, second.action.id, tries=1, now_ms=2_000) is not None
+        session.flush()
+        assert agree("f", "request-2").action.id == retried.action.id
+        rejected = actions.ask(
+            session, key="g", action=Action.REJECT_REFUND, platform_order=platform_order,
+            request_key="request-1", reason=None, attempt_limit=3, now_ms=1_000,
+        )  # fmt: skip
+        assert rejected.created, "another kind of action on the same request"
+        namesake = _platform_order(session, "R1", platform="otherpay")
+        elsewhere = actions.ask(
+            session, key="h", action=Action.AGREE_REFUND, platform_order=namesake,
+            request_key="request-1", reason=None, attempt_limit=3, now_ms=1_000,
+        )  # fmt: skip
+        assert elsewhere.created, "another platform's order of the same id"
         with pytest.raises(actions.KeyConflict):
             actions.ask(
                 session, key="a", action=Action.REJECT_REFUND, platform_order=platform_order,
