@@ -48,6 +48,7 @@ def test_every_change_of_an_order_is_noted_in_order(worker: Worker) -> None:
     later = noted(worker, created.id)
     assert [row.kind for row in later] == [changes.ORDER, changes.ANOMALY, changes.ORDER]
     assert later[-1].order_id is not None
+    assert later[1].order_id == later[-1].order_id, "the anomaly's change names its order"
     assert [row.id for row in later] == sorted(row.id for row in later)
     with worker.bridge.database.transaction() as session:
         assert changes.last_id(session) == later[-1].id

@@ -97,6 +97,23 @@ def test_an_order_update_is_written_for_the_subscriptions_whose_filters_it_passe
     assert _hearing(database, names) == {"everything", "meituan", "eleme or meituan", "refunds"}
 
 
+def test_an_anomaly_is_told_to_the_subscriptions_of_its_store_and_platform_whatever_their_states(
+    database: Database,
+) -> None:
+    names = _subscribe_all(database)
+    with database.transaction() as session:
+        outbox.anomaly_change(
+            session, anomaly_id=1, rule="not_accepted", detail="waiting", order_id=7,
+            platform="meituan", platform_order_id="M-1", store_id="S002", opened_at_ms=T0,
+            resolved_at_ms=None, now_ms=T0,
+        )  # fmt: skip
+    with database.transaction() as session:
+        assert set(session.execute(select(Delivery.order_id)).scalars()) == {7}
+    assert _hearing(database, names) == {
+        "everything", "meituan", "eleme or meituan", "refunds", "S002 meituan completed",
+    }  # fmt: skip
+
+
 def _failed(database: Database, *, now_ms: int, give_up_ms: int) -> tuple[int | None, Delivery]:
     """The pending delivery taken at ``now_ms`` and failed: when it is due again, and it."""
     with database.transaction() as session:
