@@ -79,7 +79,7 @@ soak: install
 # Mutation testing: [tool.mutmut] in pyproject.toml says what is mutated and with which
 # tests; docs/testing.md explains the run and the survivors. A run goes on from the
 # outcomes recorded in scripts/mutation-results.json (MUTATION_FRESH=1 starts afresh).
-# The tests of one Redis db cannot run two at once: MUTATION_JOBS=2 wants
+# The tests of one Redis db cannot run two at once: MUTATION_JOBS above 1 wants
 # MUTATION_REDIS_URL= (empty), so that each test run claims a db of its own.
 MUTATE             ?=
 MUTATION_JOBS      ?= 1
