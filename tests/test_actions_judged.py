@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from tests.sample_plugin import MANIFEST, NAME, manifest, native_event
-from tests.test_pipeline_mutants_actions import STORE, Actions, acting
+from tests.sample_plugin import MANIFEST, manifest
+from tests.test_pipeline_mutants_actions import Actions, acting
 from waimai_bridge.models import Action, NativeEvent, PlatformState, StateChange
 from waimai_bridge.pipeline.actions import ActionRefused
-from waimai_bridge.pipeline.intake import write_pushes
 from waimai_bridge.store.database import Database
 from waimai_bridge.store.inbox import InboxStatus
 from waimai_bridge.store.tables import InboxEvent
@@ -44,20 +43,6 @@ def map_state(event: NativeEvent) -> StateChange:
     return StateChange(state=STATES.get(event.native_code))
 
 
-def receive(actions: Actions, order: str, *codes: str, platform: str = NAME) -> None:
-    """Events of ``order`` written to the inbox, not applied, all at one platform time."""
-    events = [
-        native_event(platform=platform, platform_order_id=order, native_code=code,
-                     idempotency_key=f"{platform}:{order}:{code}", payload={"orderId": order})
-        for code in codes
-    ]  # fmt: skip
-    write_pushes(actions.bridge.pipeline, [(events, actions.now)])
-
-
-def apply(actions: Actions) -> None:
-    actions.bridge.applier.process_shard(actions.bridge.pipeline.shard_of(STORE))
-
-
 def refused(actions: Actions, order: str, action: Action) -> ActionRefused:
     with pytest.raises(ActionRefused) as raised:
         actions.ask(order, action)
@@ -74,15 +59,15 @@ def refunds(database: Database, tmp_path: Path) -> Iterator[Actions]:
 
 
 def test_a_refusal_names_the_order_s_state_and_the_actions_allowed_now(refunds: Actions) -> None:
-    receive(refunds, "O1", "new")
+    refunds.receive("O1", "new")
     early = refused(refunds, "O1", Action.MEAL_READY)
     assert early.status == 409
     assert str(early) == (
         "meal_ready needs an accepted order not yet ready; the order is not accepted"
         " (allowed now: confirm, cancel)"
     )
-    receive(refunds, "O1", "cancelled")
-    apply(refunds)
+    refunds.receive("O1", "cancelled")
+    refunds.apply()
     late = refused(refunds, "O1", Action.CONFIRM)
     assert str(late) == (
         "confirm needs an order not yet accepted; the order is refunded (allowed now: none)"
@@ -92,7 +77,7 @@ def test_a_refusal_names_the_order_s_state_and_the_actions_allowed_now(refunds: 
 
 def test_a_plugin_that_supports_no_action_says_so(database: Database, tmp_path: Path) -> None:
     with acting(database, tmp_path, manifest=manifest(actions=[])) as idle:
-        receive(idle, "O1", "new")
+        idle.receive("O1", "new")
         unsupported = refused(idle, "O1", Action.CONFIRM)
     assert unsupported.status == 422
     assert str(unsupported) == "the sample plugin does not support 'confirm' (it supports: none)"
@@ -104,9 +89,9 @@ def test_the_answers_a_plugin_declares_are_what_a_request_allows(
     one_endpoint = manifest(actions=["confirm", "agree_refund"], native_codes=CODES,
                             answers={"agree_refund": [20, 30]})  # fmt: skip
     with acting(database, tmp_path, manifest=one_endpoint, map_state=map_state) as both:
-        receive(both, "O1", "new", "accepted")
-        apply(both)
-        receive(both, "O1", "cancel_requested")
+        both.receive("O1", "new", "accepted")
+        both.apply()
+        both.receive("O1", "cancel_requested")
         confirming = refused(both, "O1", Action.CONFIRM)
         assert both.ask("O1", Action.AGREE_REFUND) > 0
     assert confirming.allowed == [Action.AGREE_REFUND]
@@ -114,11 +99,11 @@ def test_the_answers_a_plugin_declares_are_what_a_request_allows(
 
 
 def test_an_order_is_judged_on_its_own_unread_events_only(refunds: Actions) -> None:
-    receive(refunds, "O1", "new", "accepted")
-    receive(refunds, "O2", "new", "accepted")
-    apply(refunds)
-    receive(refunds, "O2", "refund")  # another order's request
-    receive(refunds, "O1", "refund", platform="otherpay")  # another platform's order
+    refunds.receive("O1", "new", "accepted")
+    refunds.receive("O2", "new", "accepted")
+    refunds.apply()
+    refunds.receive("O2", "refund")  # another order's request
+    refunds.receive("O1", "refund", platform="otherpay")  # another platform's order
     asking_o1 = refused(refunds, "O1", Action.AGREE_REFUND)
     assert asking_o1.status == 409
     assert asking_o1.message.startswith("agree_refund needs a pending refund request;")
@@ -126,17 +111,17 @@ def test_an_order_is_judged_on_its_own_unread_events_only(refunds: Actions) -> N
 
 
 def test_an_unread_event_the_plugin_cannot_read_is_passed_over(refunds: Actions) -> None:
-    receive(refunds, "O1", "new", "accepted")
-    apply(refunds)
-    receive(refunds, "O1", "garbled")
-    receive(refunds, "O1", "refund")
+    refunds.receive("O1", "new", "accepted")
+    refunds.apply()
+    refunds.receive("O1", "garbled")
+    refunds.receive("O1", "refund")
     assert refunds.ask("O1", Action.AGREE_REFUND) > 0
 
 
 def test_an_event_the_worker_parked_is_not_judged_on(refunds: Actions) -> None:
-    receive(refunds, "O1", "new", "accepted")
-    apply(refunds)
-    receive(refunds, "O1", "refund")
+    refunds.receive("O1", "new", "accepted")
+    refunds.apply()
+    refunds.receive("O1", "refund")
     with refunds.bridge.database.transaction() as session:
         session.execute(
             update(InboxEvent)

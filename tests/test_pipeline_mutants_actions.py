@@ -70,13 +70,19 @@ class Actions:
         self.performs = performs
         self.now = T0
 
-    def receive(self, order: str, code: str = "new") -> None:
-        """An event of ``order`` written to the inbox, not applied."""
-        event = native_event(
-            platform_order_id=order, native_code=code, idempotency_key=f"{order}:{code}",
-            payload={"orderId": order},
-        )  # fmt: skip
-        write_pushes(self.bridge.pipeline, [([event], self.now)])
+    def receive(self, order: str, *codes: str, platform: str = NAME) -> None:
+        """Events of ``order`` (one of each native code, ``new`` when none is given) written
+        to the inbox, not applied, all at one platform time."""
+        events = [
+            native_event(platform=platform, platform_order_id=order, native_code=code,
+                         idempotency_key=f"{order}:{code}", payload={"orderId": order})
+            for code in codes or ("new",)
+        ]  # fmt: skip
+        write_pushes(self.bridge.pipeline, [(events, self.now)])
+
+    def apply(self) -> None:
+        """Apply what the inbox holds, as the store's shard worker does."""
+        self.bridge.applier.process_shard(self.bridge.pipeline.shard_of(STORE))
 
     def ask(self, order: str, action: Action = Action.CONFIRM, key: str = "k-1") -> int:
         asked = self.bridge.actions.ask(
@@ -310,7 +316,7 @@ def test_an_action_asked_or_tried_while_the_broker_is_down_is_kept_for_the_sweep
 
 def test_an_action_on_an_order_already_applied_is_asked_of_it(actions: Actions) -> None:
     actions.receive("O1")
-    actions.bridge.applier.process_shard(actions.bridge.pipeline.shard_of(STORE))
+    actions.apply()
     action_id = actions.ask("O1")
     assert actions.queued() == [((action_id,), None)]
     assert actions.action(action_id).platform_order_id == "O1"
