@@ -54,7 +54,7 @@ test: install services
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(BIN)/mypy --num-workers auto
 	$(PYTHON) -m waimai_bridge.contracts --check
 	$(PYTHON) deploy/grafana/dashboard.py --check
 
